@@ -1,0 +1,1 @@
+"""Sources and sinks: the embedded broker, topic management, traffic, alert output."""

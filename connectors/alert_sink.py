@@ -1,0 +1,67 @@
+"""Reading the alert topic back: a live console view and a JSON-lines file."""
+from __future__ import annotations
+
+import sys
+from typing import IO, Any, Iterator
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from connectors.kafka_config import KafkaConnection
+
+SEVERITY_MARK = {"low": "  low ", "medium": " MED  ", "high": " HIGH ", "critical": " CRIT "}
+COLOURS = {"low": "\033[36m", "medium": "\033[33m", "high": "\033[31m", "critical": "\033[1;41;37m"}
+
+
+def format_alert(a: dict[str, Any], colour: bool = False) -> str:
+    """One line an operator reads at a glance: time, severity, detector, entity, reason."""
+    sev = a.get("severity", "?")
+    mark = SEVERITY_MARK.get(sev, f" {sev:5}")
+    if colour:
+        mark = f"{COLOURS.get(sev, '')}{mark}\033[0m"
+    status = " (closed)" if a.get("status") == "closed" else ""
+    when = a.get("event_time", "")[:16].replace("T", " ")
+    return f"{when} {mark} {a.get('detector', '?'):28} {a.get('reason', '')}{status}"
+
+
+class AlertTail:
+    """Reads every partition of the alert topic from the beginning, without a consumer group."""
+
+    def __init__(self, conn: KafkaConnection, topic: str) -> None:
+        self.consumer = KafkaConsumer(**conn.kafka_python(), enable_auto_commit=False, group_id=None)
+        parts = None
+        for _ in range(50):
+            parts = self.consumer.partitions_for_topic(topic)
+            if parts:
+                break
+            self.consumer.poll(timeout_ms=100)
+        if not parts:
+            raise RuntimeError(f"topic {topic} has no partitions")
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+
+    def poll(self, timeout_ms: int = 200) -> Iterator[tuple[Any, dict[str, Any]]]:
+        for records in self.consumer.poll(timeout_ms=timeout_ms, max_records=1000).values():
+            for rec in records:
+                yield rec, orjson.loads(rec.value)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class AlertPrinter:
+    """Prints alerts and, if asked, appends them to a JSON-lines file."""
+
+    def __init__(self, out: IO[str] = sys.stdout, jsonl: IO[bytes] | None = None) -> None:
+        self.out = out
+        self.colour = out.isatty()
+        self.jsonl = jsonl
+        self.count = 0
+
+    def __call__(self, alert: dict[str, Any]) -> None:
+        self.count += 1
+        print(format_alert(alert, self.colour), file=self.out, flush=True)
+        if self.jsonl is not None:
+            self.jsonl.write(orjson.dumps(alert) + b"\n")
+            self.jsonl.flush()

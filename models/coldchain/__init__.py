@@ -1,0 +1,1 @@
+"""Vaccine cold-chain detectors 疫苗冷链监测."""

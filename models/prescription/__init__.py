@@ -1,0 +1,1 @@
+"""Prescription detectors 处方监测 (超量, 超常)."""

@@ -1,0 +1,118 @@
+"""Storage overdue 超时贮存: medical waste kept longer than 48 h before handover.
+
+医疗废物管理条例 Art. 17 limits temporary storage to 2 days. The detector follows each
+manifest from ``generated`` to ``handed_over``. It alerts when the handover comes too late,
+or — the absence of an event being the event — as soon as the stream's event-time
+watermark (the newest event time seen) passes the limit with no handover at all. Both
+paths give the same alert id, so a manifest is reported once.
+
+>>> from models.alert import Source
+>>> d = StorageOverdueDetector()
+>>> def ev(kind, hours, offset, manifest="M1"):
+...     e = {"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "region": "310101",
+...          "category": "infectious", "weight_kg": 12.5, "container_count": 2,
+...          "_t": 1767225600.0 + 3600 * hours}
+...     return d.process(e, Source("zhijian.waste", 0, offset, f"{manifest}/{kind}"))
+>>> ev("generated", 0, 1)
+[]
+>>> ev("generated", 10, 2, manifest="M2")
+[]
+>>> [a] = ev("handed_over", 50, 3)
+>>> print(a.reason)
+institution H1 kept manifest M1 (infectious, 12.5 kg) 50.0 h before handover, limit 48 h
+>>> [a] = ev("generated", 60, 4, manifest="M3")   # the watermark passes M2's deadline
+>>> a.numbers["manifest_id"], a.numbers["handed_over"]
+('M2', False)
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from models.alert import Alert, Source, iso
+
+
+@dataclass(frozen=True)
+class StorageLimits:
+    """Configuration ``[waste.storage_overdue]``."""
+
+    max_storage_hours: float = 48.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    generated_t: float
+    institution_id: str
+    region: str
+    category: str
+    weight_kg: float
+    source: Source
+
+
+class StorageOverdueDetector:
+    name = "waste.storage_overdue"
+    version = "1"
+    stream = "waste"
+
+    def __init__(self, limits: StorageLimits | None = None) -> None:
+        self.limits = limits or StorageLimits()
+        self._pending: dict[str, _Pending] = {}
+        self._deadlines: list[tuple[float, str]] = []  # heap of (deadline, manifest id)
+        self._reported: set[str] = set()
+        self._watermark = float("-inf")
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, manifest = event["_t"], event["manifest_id"]
+        limit_s = self.limits.max_storage_hours * 3600
+        alerts: list[Alert] = []
+        kind = event["event_type"]
+        if kind == "generated":
+            if manifest not in self._pending and manifest not in self._reported:
+                self._pending[manifest] = _Pending(t, event["institution_id"], event.get("region", "unknown"),
+                                                   event["category"], event["weight_kg"], source)
+                heapq.heappush(self._deadlines, (t + limit_s, manifest))
+        else:
+            p = self._pending.pop(manifest, None)
+            if p is not None and kind == "handed_over" and t - p.generated_t > limit_s:
+                alerts.append(self._alert(manifest, p, t, source))
+        if t > self._watermark:
+            self._watermark = t
+            alerts.extend(self._sweep())
+        return alerts
+
+    def _sweep(self) -> list[Alert]:
+        alerts = []
+        while self._deadlines and self._deadlines[0][0] < self._watermark:
+            _, manifest = heapq.heappop(self._deadlines)
+            p = self._pending.get(manifest)
+            if p is not None:
+                alerts.append(self._alert(manifest, p, None, None))
+        return alerts
+
+    def _alert(self, manifest: str, p: _Pending, handed_t: float | None, source: Source | None) -> Alert:
+        self._reported.add(manifest)  # bounded by the number of overdue manifests
+        self._pending.pop(manifest, None)
+        limit_h = self.limits.max_storage_hours
+        if handed_t is None:
+            hours = (self._watermark - p.generated_t) / 3600
+            reason = (f"institution {p.institution_id}: manifest {manifest} ({p.category}, {p.weight_kg:g} kg) "
+                      f"generated {iso(p.generated_t)} not handed over after {hours:.1f} h, limit {limit_h:g} h")
+            evidence = [p.source]
+        else:
+            hours = (handed_t - p.generated_t) / 3600
+            reason = (f"institution {p.institution_id} kept manifest {manifest} ({p.category}, {p.weight_kg:g} kg) "
+                      f"{hours:.1f} h before handover, limit {limit_h:g} h")
+            evidence = [p.source, source] if source else [p.source]
+        return Alert.build(
+            detector=self.name, version=self.version, key=manifest,
+            stream=self.stream, severity="high" if hours > 2 * limit_h else "medium", tier="violation",
+            entity_kind="institution", entity_id=p.institution_id,
+            institution_id=p.institution_id, region=p.region,
+            event_t=handed_t if handed_t is not None else self._watermark,
+            score=hours / limit_h, reason=reason,
+            numbers={"manifest_id": manifest, "category": p.category, "weight_kg": p.weight_kg,
+                     "generated": iso(p.generated_t), "stored_hours": round(hours, 2),
+                     "limit_hours": limit_h, "handed_over": handed_t is not None},
+            evidence=evidence,
+        )

@@ -1,0 +1,1 @@
+"""The Faust worker, its ingestion pipeline and the `zhijian` command line."""

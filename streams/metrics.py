@@ -1,0 +1,34 @@
+"""Prometheus metrics of the worker, in base units with bounded labels.
+
+Labels are only stream names, refusal reasons, detector names and severities: never an
+institution, a prescriber or a patient.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+
+disable_created_metrics()  # the *_created series double the exposition for no use here
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("zhijian_events", "Valid events processed", ["stream"], registry=REGISTRY)
+RECORDS = Counter("zhijian_records", "Kafka records consumed (an envelope counts once)", ["stream"],
+                  registry=REGISTRY)
+INVALID = Counter("zhijian_invalid_records", "Records or events refused and sent to the dead-letter topic",
+                  ["stream", "reason"], registry=REGISTRY)
+ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted)",
+                 ["detector", "severity"], registry=REGISTRY)
+LATENCY = Histogram(
+    "zhijian_processing_latency_seconds",
+    "From the input record's Kafka timestamp to the end of its processing by the worker",
+    ["stream"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
+
+
+def serve(host: str, port: int) -> None:
+    """Serve /metrics on host:port in a background thread (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=host, registry=REGISTRY)

@@ -1,0 +1,138 @@
+"""Settings: defaults < TOML config file (--config or $ZHIJIAN_CONFIG) < environment < flags."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import ConfigError
+from connectors.kafka_config import KafkaConnection
+from connectors.topics import TopicSpec, topic_specs
+from models.claims.duplicate_charge import DuplicateChargeConfig
+from models.coldchain.excursion import ExcursionLimits
+from models.prescription.over_supply import SupplyLimits
+from models.waste.storage_overdue import StorageLimits
+
+#: Detector configuration sections → the dataclass holding their thresholds.
+DETECTOR_SECTIONS: dict[str, type] = {
+    "prescription.over_supply": SupplyLimits,
+    "claim.duplicate_charge": DuplicateChargeConfig,
+    "waste.storage_overdue": StorageLimits,
+    "coldchain.excursion": ExcursionLimits,
+}
+
+ENV = {
+    "ZHIJIAN_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),
+    "ZHIJIAN_SECURITY_PROTOCOL": ("kafka", "security_protocol"),
+    "ZHIJIAN_SASL_MECHANISM": ("kafka", "sasl_mechanism"),
+    "ZHIJIAN_SASL_USERNAME": ("kafka", "sasl_username"),
+    "ZHIJIAN_SASL_PASSWORD": ("kafka", "sasl_password"),
+    "ZHIJIAN_SSL_CAFILE": ("kafka", "ssl_cafile"),
+    "ZHIJIAN_TOPIC_PREFIX": ("topics", "prefix"),
+    "ZHIJIAN_METRICS_PORT": ("worker", "metrics_port"),
+    "ZHIJIAN_APP_ID": ("worker", "app_id"),
+}
+
+
+@dataclass
+class TopicSettings:
+    prefix: str = "zhijian."
+    input_partitions: int = 4
+    alert_partitions: int = 4
+    replication_factor: int = 1
+
+
+@dataclass
+class WorkerSettings:
+    app_id: str = "zhijian"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464  # 0 = no metrics endpoint
+    datadir: str = ".zhijian/worker-data"
+    log_level: str = "WARNING"
+
+
+@dataclass
+class Settings:
+    kafka: KafkaConnection = field(default_factory=lambda: KafkaConnection("127.0.0.1:9092"))
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    detectors: dict[str, Any] = field(default_factory=lambda: {k: v() for k, v in DETECTOR_SECTIONS.items()})
+
+    def topic_specs(self) -> list[TopicSpec]:
+        t = self.topics
+        return topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.topics.prefix}{suffix}"
+
+
+def _typed(cls: type, section: str, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting [{section}] {key}; known: {', '.join(sorted(fields))}")
+        want = type(getattr(defaults, key))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is int and isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if getattr(defaults, key) is not None and not isinstance(value, want):
+            raise ConfigError(f"setting [{section}] {key} = {value!r} should be a {want.__name__}")
+        out[key] = value
+    return dataclasses.replace(defaults, **out)
+
+
+def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from a config file, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = path or environ.get("ZHIJIAN_CONFIG")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist; pass an existing file to --config / ZHIJIAN_CONFIG")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p} is not valid TOML ({e}); fix the line it names") from None
+    # Dotted detector sections arrive nested: {"coldchain": {"excursion": {...}}}.
+    sections: dict[str, dict[str, Any]] = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"config key {name!r} must be a [section]")
+        if name in ("kafka", "topics", "worker"):
+            sections[name] = dict(body)
+            continue
+        for sub, values in body.items():
+            full = f"{name}.{sub}"
+            if full not in DETECTOR_SECTIONS or not isinstance(values, dict):
+                raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, "
+                                  + ", ".join(DETECTOR_SECTIONS))
+            sections[full] = dict(values)
+    for var, (section, key) in ENV.items():
+        if environ.get(var):
+            sections.setdefault(section, {})[key] = environ[var]
+    for section, values in (overrides or {}).items():
+        sections.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+
+    unknown = set(sections) - {"kafka", "topics", "worker", *DETECTOR_SECTIONS}
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}")
+    kafka = dict(sections.get("kafka", {}))
+    known_kafka = {f.name for f in dataclasses.fields(KafkaConnection)}
+    for key in kafka:
+        if key not in known_kafka:
+            raise ConfigError(f"unknown setting [kafka] {key}; known: {', '.join(sorted(known_kafka))}")
+    kafka.setdefault("bootstrap_servers", "127.0.0.1:9092")
+    return Settings(
+        kafka=KafkaConnection(**kafka),
+        topics=_typed(TopicSettings, "topics", sections.get("topics", {})),
+        worker=_typed(WorkerSettings, "worker", sections.get("worker", {})),
+        detectors={name: _typed(cls, name, sections.get(name, {})) for name, cls in DETECTOR_SECTIONS.items()},
+    )
