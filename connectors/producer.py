@@ -16,6 +16,22 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def build_envelopes(items: Iterable[tuple[str, str, dict[str, Any]]], topics: dict[str, str], partitions: int,
+                    max_batch: int) -> list[tuple[str, int, bytes, int]]:
+    """Encode events into (topic, partition, envelope bytes, event count), ready to send."""
+    buffers: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    out = []
+    for stream, key, event in items:
+        tp = (topics[stream], partition_for(key, partitions))
+        buf = buffers[tp]
+        buf.append(orjson.dumps(event))
+        if len(buf) >= max_batch:
+            out.append((*tp, b"[" + b",".join(buf) + b"]", len(buf)))
+            buf.clear()
+    out.extend((*tp, b"[" + b",".join(buf) + b"]", len(buf)) for tp, buf in buffers.items() if buf)
+    return out
+
+
 class EnvelopeProducer:
     """Groups events by (topic, partition of their key) and sends each group as one JSON array.
 
@@ -44,12 +60,15 @@ class EnvelopeProducer:
         for stream, key, event in items:
             self.add(stream, key, event)
 
+    def send_envelope(self, topic: str, partition: int, value: bytes, count: int) -> None:
+        self.producer.send(topic, value=value, partition=partition)
+        self.sent_events += count
+
     def _send(self, tp: tuple[str, int]) -> None:
         buf = self._buffers.pop(tp, None)
         if not buf:
             return
-        self.producer.send(tp[0], value=b"[" + b",".join(buf) + b"]", partition=tp[1])
-        self.sent_events += len(buf)
+        self.send_envelope(tp[0], tp[1], b"[" + b",".join(buf) + b"]", len(buf))
 
     def flush(self) -> None:
         for tp in list(self._buffers):

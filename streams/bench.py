@@ -1,0 +1,166 @@
+"""`zhijian bench`: throughput and event-to-alert latency of the worker on the embedded broker,
+beside a raw aiokafka ``getmany()`` + orjson consumer reading the same topics in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+STATE_DIR = Path(".zhijian")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sum of each zhijian_* sample family on the worker's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("zhijian_"):
+            name, value = line.rsplit(" ", 1)
+            out[name.split("{")[0]] = out.get(name.split("{")[0], 0.0) + float(value)
+    return out
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[bytes]) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}; see {STATE_DIR / 'bench-worker.log'}")
+        try:
+            m = scrape(port)
+            if m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0) >= n:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the worker did not process {n} events within {timeout:.0f} s")
+
+
+async def raw_reference(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:
+    """A bare aiokafka consumer: getmany() + orjson.loads, counting events (envelopes unpacked)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    count = 0
+    start = None
+    try:
+        while count < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=100_000)
+            if start is None and batches:
+                start = time.monotonic()
+            for records in batches.values():
+                for r in records:
+                    v = orjson.loads(r.value)
+                    count += len(v) if isinstance(v, list) else 1
+        elapsed = time.monotonic() - (start or time.monotonic())
+    finally:
+        await consumer.stop()
+    return {"events": count, "seconds": elapsed, "events_per_s": count / elapsed if elapsed else float("nan")}
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from connectors.alert_sink import AlertTail
+    from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+    from connectors.producer import EnvelopeProducer, build_envelopes
+    from connectors.traffic import Traffic, TrafficConfig
+    from streams.cli import start_worker_process, stop_process
+    from streams.settings import load_settings
+
+    STATE_DIR.mkdir(exist_ok=True)
+    n = args.events
+    print(f"generating {n} events …", flush=True)
+    traffic = Traffic(TrafficConfig(seed=11), datetime.now(timezone.utc) - timedelta(days=60))
+    events = []
+    horizon = traffic.t0
+    while len(events) < n:
+        horizon += 3600
+        events.extend(traffic.until(horizon))
+    events = events[:n]
+
+    with EmbeddedBroker(log_path=STATE_DIR / "bench-broker.log") as broker:
+        settings = load_settings(overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
+        ensure_topics(settings.kafka, settings.topic_specs())
+        topics = {s.stream: s.name for s in settings.topic_specs() if s.stream}
+        port = free_port()
+        worker = start_worker_process(broker.bootstrap_servers, port, STATE_DIR / "bench-worker.log")
+        try:
+            producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions, max_batch=args.batch)
+            warm = events[0]
+            producer.add(*warm)
+            producer.flush()
+            print("waiting for the worker to join its group …", flush=True)
+            wait_for_events(port, 1, 180, worker)
+            envelopes = build_envelopes(events, topics, settings.topics.input_partitions, args.batch)
+            print(f"producing {n} events in {len(envelopes)} records …", flush=True)
+            t0 = time.monotonic()
+            for envelope in envelopes:
+                producer.send_envelope(*envelope)
+            producer.flush()
+            produced_s = time.monotonic() - t0
+            t1 = wait_for_events(port, n + 1, 900, worker)
+            worker_s = t1 - t0
+            rss = peak_rss_mib(worker.pid)
+            metrics = scrape(port)
+            tail = AlertTail(settings.kafka, settings.topic("alerts"))
+            latencies = []
+            idle = time.monotonic()
+            while time.monotonic() - idle < 3:
+                for rec, alert in tail.poll(500):
+                    idle = time.monotonic()
+                    src = alert["evidence"][-1].get("record_time")
+                    if src:
+                        latencies.append(rec.timestamp / 1000 - src)
+            tail.close()
+            producer.close()
+        finally:
+            stop_process(worker)
+        ref = asyncio.run(raw_reference(broker.bootstrap_servers, list(topics.values()), n + 1))
+
+    lat = sorted(latencies)
+    q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan"))
+    result = {
+        "events": n,
+        "envelope_size": args.batch,
+        "worker": {
+            "events_per_s": round(n / worker_s, 1),
+            "seconds": round(worker_s, 3),
+            "produce_seconds": round(produced_s, 3),
+            "alerts": int(metrics.get("zhijian_alerts_total", 0)),
+            "alert_latency_p50_s": round(q(0.50), 4),
+            "alert_latency_p99_s": round(q(0.99), 4),
+            "alert_latency_mean_s": round(statistics.fmean(lat), 4) if lat else None,
+            "peak_rss_mib": round(rss, 1),
+        },
+        "raw_aiokafka_reference": {"events_per_s": round(ref["events_per_s"], 1), "seconds": round(ref["seconds"], 3)},
+    }
+    result["ratio_worker_to_reference"] = round(result["worker"]["events_per_s"] / ref["events_per_s"], 4)
+    w, r = result["worker"], result["raw_aiokafka_reference"]
+    print(f"\n{'':28}{'events/s':>12}{'p50 alert':>12}{'p99 alert':>12}{'peak RSS':>11}")
+    print(f"{'zhijian worker (Faust)':28}{w['events_per_s']:>12,.0f}{w['alert_latency_p50_s']:>11.3f}s"
+          f"{w['alert_latency_p99_s']:>11.3f}s{w['peak_rss_mib']:>8.0f} MiB")
+    print(f"{'raw aiokafka getmany+orjson':28}{r['events_per_s']:>12,.0f}{'-':>12}{'-':>12}{'-':>11}")
+    print(f"ratio worker / reference: {result['ratio_worker_to_reference']:.3f}   "
+          f"({n} events, envelopes of {args.batch}, {w['alerts']} alerts)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0

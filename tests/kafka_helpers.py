@@ -1,0 +1,84 @@
+"""Real Kafka clients for the integration tests: produce with kafka-python, read back by assignment."""
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from typing import Any, Callable
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.cli import start_worker_process
+
+
+class Worker:
+    """A `zhijian worker` subprocess with its own metrics port."""
+
+    def __init__(self, bootstrap: str, port: int, log_path, env: dict[str, str] | None = None) -> None:
+        self.bootstrap, self.port, self.log_path, self.env = bootstrap, port, log_path, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Worker":
+        self.proc = start_worker_process(self.bootstrap, self.port, self.log_path, extra_env=self.env)
+        return self
+
+    def metrics(self) -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2).read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            if line.startswith(name + ("{" + want + "}" if want else "")) and not line.startswith("#"):
+                if want or line.split(" ")[0] == name:
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def wait_metric(self, name: str, at_least: float, timeout: float = 120, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        value = 0.0
+        while time.monotonic() < deadline:
+            assert self.proc and self.proc.poll() is None, f"worker died, see {self.log_path}"
+            try:
+                value = self.metric(name, **labels)
+                if value >= at_least:
+                    return value
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{name}{labels} stayed at {value} < {at_least} for {timeout} s; see {self.log_path}")
+
+
+def produce(bootstrap: str, topic: str, values: list[Any], key: str | None = None) -> list[Any]:
+    """Send each value (dict/list → JSON, bytes as is); return the record metadata."""
+    p = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks=1)
+    futures = [p.send(topic, value=v if isinstance(v, bytes) else orjson.dumps(v),
+                      key=key.encode() if key else None) for v in values]
+    p.flush()
+    meta = [f.get(10) for f in futures]
+    p.close()
+    return meta
+
+
+def read_topic(bootstrap: str, topic: str, until: Callable[[list[Any]], bool], timeout: float = 60) -> list[Any]:
+    """Read every record of a topic from the start until `until(records)` holds."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    parts = c.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for batch in c.poll(timeout_ms=300).values():
+                records.extend(batch)
+            if until(records):
+                return records
+    finally:
+        c.close()
+    raise AssertionError(f"condition not met on {topic} after {timeout} s with {len(records)} records")
+
+
+def alerts_of(records: list[Any]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records]

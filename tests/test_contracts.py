@@ -1,0 +1,100 @@
+"""Validation: every refusal reason is reachable and named; the examples are valid."""
+import copy
+
+import orjson
+import pytest
+
+from models.contracts import REASONS, InvalidRecord, decode, load_schema, validate
+
+STREAMS = ["prescription", "claim", "waste", "telemetry"]
+
+
+def example(stream):
+    return copy.deepcopy(load_schema(stream)["examples"][0])
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_schema_examples_are_valid(stream):
+    e = validate(stream, example(stream))
+    assert e["_t"] > 1.7e9
+
+
+def refusal(stream, event):
+    with pytest.raises(InvalidRecord) as info:
+        validate(stream, event)
+    assert info.value.reason in REASONS
+    return info.value
+
+
+def test_not_json_and_not_object():
+    with pytest.raises(InvalidRecord) as e:
+        decode(b"{not json")
+    assert e.value.reason == "not_json"
+    with pytest.raises(InvalidRecord) as e:
+        decode(b"42")
+    assert e.value.reason == "not_an_object"
+    with pytest.raises(InvalidRecord) as e:
+        decode(b"[]")
+    assert e.value.reason == "empty_batch"
+    assert decode(b'[{"a":1},{"b":2}]') == [{"a": 1}, {"b": 2}]
+
+
+def test_missing_field_names_it():
+    e = example("telemetry")
+    del e["temperature_c"]
+    err = refusal("telemetry", e)
+    assert err.reason == "missing_field" and "temperature_c" in err.detail
+
+
+def test_wrong_type():
+    e = example("telemetry")
+    e["temperature_c"] = "warm"
+    assert refusal("telemetry", e).reason == "wrong_type"
+
+
+@pytest.mark.parametrize("stream,path,value", [
+    ("telemetry", ("temperature_c",), 500),
+    ("prescription", ("items", 0, "days_supply"), 99999),
+    ("waste", ("weight_kg",), -3),
+    ("claim", ("items", 0, "quantity"), 0),
+])
+def test_absurd_values(stream, path, value):
+    e = example(stream)
+    target = e
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    assert refusal(stream, e).reason == "absurd_value"
+
+
+def test_unknown_schema_version_and_enum():
+    e = example("claim")
+    e["schema_version"] = 2
+    assert refusal("claim", e).reason == "unknown_schema_version"
+    e = example("waste")
+    e["category"] = "radioactive"
+    assert refusal("waste", e).reason == "invalid_value"
+
+
+def test_event_time_plausibility():
+    e = example("telemetry")
+    e["event_time"] = "1970-01-01T00:00:00+00:00"
+    assert refusal("telemetry", e).reason == "absurd_value"
+    e["event_time"] = "yesterday"
+    assert refusal("telemetry", e).reason == "invalid_value"
+
+
+def test_cross_field_checks_on_claims():
+    e = example("claim")
+    e.update(claim_type="inpatient", admission_date="2026-11-20", discharge_date="2026-11-10")
+    err = refusal("claim", e)
+    assert err.reason == "absurd_value" and "discharge_date" in err.detail
+    e = example("claim")
+    e["fund_paid"] = e["total_amount"] + 100
+    assert refusal("claim", e).reason == "absurd_value"
+
+
+def test_examples_roundtrip_through_orjson():
+    for s in STREAMS:
+        [e] = decode(orjson.dumps(example(s)))
+        validate(s, e)

@@ -1,0 +1,64 @@
+"""Ingestion without a broker: envelopes, dead letters, pseudonymization, detector failures."""
+import copy
+
+import orjson
+
+from models.contracts import load_schema
+from models.pseudonym import Pseudonymizer
+from streams.detectors import build_detectors
+from streams.ingest import Ingest
+from streams.settings import load_settings
+
+PSEUDO = Pseudonymizer(b"test-key-0123456789abcdef")
+
+
+def ingest(stream):
+    return Ingest(stream, build_detectors(load_settings(environ={}))[stream], PSEUDO)
+
+
+def example(stream, **changes):
+    e = copy.deepcopy(load_schema(stream)["examples"][0])
+    e.update(changes)
+    return e
+
+
+def test_bad_record_is_dead_lettered_unchanged_with_coordinates():
+    out = ingest("telemetry").handle(b"\xff not json", "zhijian.telemetry", 3, 17)
+    [d] = out.dead
+    assert d.value == b"\xff not json" and d.reason == "not_json" and d.index is None
+    h = dict(d.headers("zhijian.telemetry", 3, 17))
+    assert h["zhijian.error.partition"] == b"3" and h["zhijian.error.offset"] == b"17"
+    assert h["zhijian.error.reason"] == b"not_json"
+
+
+def test_envelope_keeps_good_events_and_refuses_bad_ones():
+    good = example("telemetry")
+    bad = example("telemetry", temperature_c="hot")
+    raw = orjson.dumps([good, bad, example("telemetry", event_time="2026-11-24T03:10:00+08:00")])
+    out = ingest("telemetry").handle(raw, "zhijian.telemetry", 0, 5)
+    assert out.events == 2
+    [d] = out.dead
+    assert d.index == 1 and d.reason == "wrong_type" and orjson.loads(d.value) == bad
+    assert [a.detector for a in out.alerts] == ["coldchain.excursion"]
+
+
+def test_patient_id_is_pseudonymized_before_detectors():
+    raw_id = "110101199001011234"
+    ing = ingest("claim")
+    ing.handle(orjson.dumps(example("claim", patient_id=raw_id)), "c", 0, 1)
+    out = ing.handle(orjson.dumps(example("claim", patient_id=raw_id, claim_id="CL-2")), "c", 0, 2)
+    [a] = out.alerts
+    assert a.numbers["patient"] == PSEUDO(raw_id)
+    assert raw_id.encode() not in a.to_json()
+
+
+def test_a_failing_detector_dead_letters_instead_of_raising():
+    class Broken:
+        name, version, stream = "broken", "1", "waste"
+
+        def process(self, event, source):
+            raise KeyError("boom")
+
+    out = Ingest("waste", [Broken()], PSEUDO).handle(orjson.dumps(example("waste")), "w", 0, 9)
+    [d] = out.dead
+    assert d.reason == "detector_error" and "broken" in d.detail

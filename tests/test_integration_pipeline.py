@@ -1,0 +1,97 @@
+"""End to end on the embedded Tansu broker with real Kafka clients (kafka-python, kcat)."""
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import orjson
+import pytest
+
+from connectors.kcat import kcat_command
+from models.alert import alert_id
+from models.contracts import load_schema
+from tests.kafka_helpers import alerts_of, produce, read_topic
+
+
+def reading(device, minute, temp):
+    e = copy.deepcopy(load_schema("telemetry")["examples"][0])
+    e.update(device_id=device, temperature_c=temp, event_time=f"2026-11-20T10:{minute:02d}:00+08:00")
+    return e
+
+
+def alerts_for(bootstrap, entity, n, timeout=60):
+    recs = read_topic(bootstrap, "zhijian.alerts",
+                      lambda rs: sum(orjson.loads(r.value)["entity"]["id"] == entity for r in rs) >= n, timeout)
+    return [a for a in alerts_of(recs) if a["entity"]["id"] == entity]
+
+
+def test_excursion_alert_has_id_entity_numbers_and_evidence(broker, worker):
+    bs = broker.bootstrap_servers
+    meta = produce(bs, "zhijian.telemetry", [reading("IT-F1", 0, 5.0), reading("IT-F1", 5, 10.5),
+                                             reading("IT-F1", 10, 11.2), reading("IT-F1", 15, 4.5)], key="IT-F1")
+    opened, closed = alerts_for(bs, "IT-F1", 2)
+    assert opened["status"] == "open" and closed["status"] == "closed"
+    assert opened["detector"] == "coldchain.excursion" and opened["entity"] == {"kind": "device", "id": "IT-F1"}
+    start_t = 1795140300.0  # 2026-11-20T10:05:00+08:00 = 02:05Z
+    assert opened["alert_id"] == closed["alert_id"] == alert_id(
+        "coldchain.excursion", "1", "device", "IT-F1", f"heat@{start_t}")
+    assert closed["numbers"]["peak_c"] == 11.2 and closed["numbers"]["duration_minutes"] == 10.0
+    ev = opened["evidence"][0]
+    assert (ev["topic"], ev["partition"], ev["offset"]) == ("zhijian.telemetry", meta[1].partition, meta[1].offset)
+    assert ev["event_id"] == "IT-F1@2026-11-20T10:05:00+08:00"
+
+
+@pytest.mark.parametrize("value,reason", [
+    (b"{oops", "not_json"),
+    (orjson.dumps({"schema_version": 1, "device_id": "IT-BAD"}), "missing_field"),
+    (orjson.dumps({**reading("IT-BAD", 0, 5.0), "schema_version": 9}), "unknown_schema_version"),
+    (orjson.dumps({**reading("IT-BAD", 0, 5.0), "temperature_c": 4000}), "absurd_value"),
+])
+def test_bad_record_lands_in_dead_letter_with_reason(broker, worker, value, reason):
+    bs = broker.bootstrap_servers
+    before = worker.metric("zhijian_invalid_records_total", stream="telemetry", reason=reason)
+    [meta] = produce(bs, "zhijian.telemetry", [value], key="IT-BAD")
+
+    def found(records):
+        return any(r.value == value for r in records)
+
+    dead = [r for r in read_topic(bs, "zhijian.deadletter", found) if r.value == value][0]
+    h = dict(dead.headers)
+    assert h["zhijian.error.reason"] == reason.encode()
+    assert h["zhijian.error.topic"] == b"zhijian.telemetry"
+    assert (int(h["zhijian.error.partition"]), int(h["zhijian.error.offset"])) == (meta.partition, meta.offset)
+    assert dead.key == b"IT-BAD"
+    worker.wait_metric("zhijian_invalid_records_total", before + 1, stream="telemetry", reason=reason)
+    # and the agent is still alive: a good record after the bad one is processed
+    produce(bs, "zhijian.telemetry", [reading("IT-AFTER-" + reason, 0, 12.0)], key="IT-AFTER-" + reason)
+    assert alerts_for(bs, "IT-AFTER-" + reason, 1)
+
+
+def test_envelope_of_prescriptions_yields_over_supply_alert(broker, worker):
+    bs = broker.bootstrap_servers
+    base = load_schema("prescription")["examples"][0]
+    ok = {**base, "prescription_id": "IT-RX-OK", "prescriber_id": "IT-DOC"}
+    over = copy.deepcopy({**base, "prescription_id": "IT-RX-OVER", "prescriber_id": "IT-DOC"})
+    over["items"][0]["days_supply"] = 30
+    ok["items"] = [{**base["items"][0], "days_supply": 5}]
+    produce(bs, "zhijian.prescriptions", [[ok, over]], key=base["patient_id"])
+    [a] = alerts_for(bs, "IT-DOC", 1)
+    assert a["alert_id"] == alert_id("prescription.over_supply", "1", "prescriber", "IT-DOC", "IT-RX-OVER")
+    assert a["numbers"]["max_days_supply"] == 30 and a["numbers"]["limit_days"] == 7
+    assert base["patient_id"].encode() not in orjson.dumps(a)
+
+
+def test_kcat_producer_gets_alert_and_dead_letter(broker, worker):
+    bs = broker.bootstrap_servers
+    exe, env = kcat_command()
+    good = orjson.dumps(reading("IT-KCAT", 30, 13.4))
+    subprocess.run(exe + ["-P", "-b", bs, "-t", "zhijian.telemetry", "-k", "IT-KCAT"], input=good,
+                   env=env, check=True, timeout=30)
+    subprocess.run(exe + ["-P", "-b", bs, "-t", "zhijian.telemetry", "-k", "IT-KCAT"], input=b"temperature=13.4",
+                   env=env, check=True, timeout=30)
+    [a] = alerts_for(bs, "IT-KCAT", 1)
+    assert a["numbers"]["peak_c"] == 13.4 and "above 8" in a["reason"]
+    out = subprocess.run(exe + ["-C", "-b", bs, "-t", "zhijian.deadletter", "-e", "-q", "-f", "%s|%h\n"],
+                         env=env, capture_output=True, timeout=60, check=True).stdout.decode()
+    line = next(x for x in out.splitlines() if x.startswith("temperature=13.4|"))
+    assert "zhijian.error.reason=not_json" in line

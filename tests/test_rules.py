@@ -1,0 +1,141 @@
+"""The four first rules: the right alert, entity, numbers and evidence — and no false ones."""
+from models.alert import Source, alert_id
+from models.claims.duplicate_charge import DuplicateChargeConfig, DuplicateChargeDetector
+from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
+from models.prescription.over_supply import OverSupplyDetector, SupplyLimits
+from models.waste.storage_overdue import StorageOverdueDetector
+
+T0 = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+def src(offset, event_id="e", topic="t"):
+    return Source(topic, 0, offset, event_id)
+
+
+# --- prescription.over_supply -----------------------------------------------------------
+def rx(visit, days, reason=None, rid="RX1"):
+    e = {"prescription_id": rid, "institution_id": "H1", "department": "IM", "prescriber_id": "D1",
+         "visit_type": visit, "_t": T0, "items": [{"drug_code": "A", "name": "drug A", "days_supply": days}]}
+    if reason:
+        e["long_term_reason"] = reason
+    return e
+
+
+def test_over_supply_limits_per_visit_type():
+    d = OverSupplyDetector()
+    assert d.process(rx("outpatient", 7), src(1)) == []
+    assert d.process(rx("emergency", 3), src(2)) == []
+    assert d.process(rx("inpatient", 30), src(3)) == []
+    assert d.process(rx("long_term", 84, reason="stable hypertension"), src(4)) == []
+    [a] = d.process(rx("emergency", 4), src(5, "RX1"))
+    assert (a.detector, a.entity_kind, a.entity_id, a.numbers["limit_days"]) == ("prescription.over_supply", "prescriber", "D1", 3)
+    assert a.alert_id == alert_id("prescription.over_supply", "1", "prescriber", "D1", "RX1")
+    assert a.evidence == [src(5, "RX1")]
+    [a] = d.process(rx("long_term", 35), src(6))
+    assert a.numbers["limit_days"] == 28 and "without a long-term reason" in a.reason
+    [a] = d.process(rx("long_term", 90, reason="x"), src(7))
+    assert a.numbers["limit_days"] == 84 and a.score == 90 / 84
+
+
+def test_over_supply_thresholds_are_configuration():
+    d = OverSupplyDetector(SupplyLimits(outpatient_days=3))
+    [a] = d.process(rx("outpatient", 5), src(1))
+    assert a.numbers["limit_days"] == 3
+
+
+# --- claim.duplicate_charge --------------------------------------------------------------
+def claim(cid, day="2026-01-05", inst="H1", patient="Pa", code="CBC", amount=25.0, service_date=None):
+    item = {"item_code": code, "quantity": 1, "unit_price": amount, "amount": amount}
+    if service_date:
+        item["service_date"] = service_date
+    return {"claim_id": cid, "institution_id": inst, "patient": patient, "doctor_id": "D1",
+            "event_time": f"{day}T10:00:00+08:00", "_t": T0, "items": [item]}
+
+
+def test_duplicate_charge_alert_names_both_claims():
+    d = DuplicateChargeDetector()
+    assert d.process(claim("C1"), src(1, "C1")) == []
+    assert d.process(claim("C2", day="2026-01-06"), src(2)) == []  # another day
+    assert d.process(claim("C3", inst="H2"), src(3)) == []  # another institution
+    assert d.process(claim("C4", code="ECG"), src(4)) == []  # another item
+    [a] = d.process(claim("C5"), src(5, "C5"))
+    assert a.entity_id == "H1" and a.tier == "violation"
+    assert a.numbers["first_claim_id"] == "C1" and a.numbers["duplicate_claim_id"] == "C5"
+    assert [e.event_id for e in a.evidence] == ["C1", "C5"]
+    # The same duplicate redelivered gives the same id (idempotent downstream).
+    [b] = d.process(claim("C5"), src(5, "C5"))
+    assert b.alert_id == a.alert_id
+
+
+def test_duplicate_charge_uses_service_date_and_expires_state():
+    d = DuplicateChargeDetector(DuplicateChargeConfig(retention_days=2))
+    assert d.process(claim("C1", service_date="2026-01-01"), src(1)) == []
+    assert len(d.process(claim("C2", day="2026-01-02", service_date="2026-01-01"), src(2))) == 1
+    d.process(claim("C3", day="2026-01-10", code="ECG"), src(3))  # moves the horizon on
+    assert d.process(claim("C4", day="2026-01-10", service_date="2026-01-01"), src(4)) == []
+    assert len(d._seen) == 2
+
+
+# --- waste.storage_overdue ---------------------------------------------------------------
+def waste(kind, hours, manifest="M1", offset=0):
+    return ({"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "category": "sharps",
+             "weight_kg": 3.0, "container_count": 1, "_t": T0 + hours * 3600}, src(offset, f"{manifest}/{kind}"))
+
+
+def test_storage_in_time_raises_nothing():
+    d = StorageOverdueDetector()
+    assert d.process(*waste("generated", 0)) == []
+    assert d.process(*waste("handed_over", 47.9)) == []
+    assert d.process(*waste("generated", 200, manifest="M2")) == []
+
+
+def test_storage_overdue_is_reported_once_by_the_watermark():
+    d = StorageOverdueDetector()
+    d.process(*waste("generated", 0))
+    [a] = d.process(*waste("generated", 49, manifest="M2"))
+    assert a.numbers["manifest_id"] == "M1" and not a.numbers["handed_over"]
+    assert a.numbers["stored_hours"] == 49.0
+    assert a.alert_id == alert_id("waste.storage_overdue", "1", "institution", "H1", "M1")
+    assert d.process(*waste("handed_over", 55)) == []  # already reported
+    [late] = d.process(*waste("handed_over", 98, manifest="M2"))
+    assert late.numbers["stored_hours"] == 49.0 and late.numbers["handed_over"] and late.severity == "medium"
+
+
+# --- coldchain.excursion / breach --------------------------------------------------------
+def reading(d, minute, temp, device="F1"):
+    e = {"device_id": device, "device_kind": "fridge", "facility_id": "CDC", "temperature_c": temp,
+         "_t": T0 + 60 * minute}
+    return d.process(e, src(minute, f"{device}@{minute}"))
+
+
+def test_one_excursion_not_one_alert_per_reading():
+    d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=600))
+    alerts = [a for m in range(0, 120, 5) for a in reading(d, m, 9.0 if 10 <= m < 60 else 5.0)]
+    assert [(a.detector, a.status) for a in alerts] == [("coldchain.excursion", "open"), ("coldchain.excursion", "closed")]
+    opened, closed = alerts
+    assert opened.alert_id == closed.alert_id
+    assert closed.numbers["duration_minutes"] == 50.0 and closed.numbers["peak_c"] == 9.0
+    assert not closed.numbers["breached"]
+
+
+def test_freeze_breach_after_60_minutes_is_critical():
+    d = ExcursionDetector()
+    out = [a for m in range(0, 70, 10) for a in reading(d, m, -1.0)]
+    assert [a.detector for a in out] == ["coldchain.excursion", "coldchain.breach"]
+    breach = out[1]
+    assert breach.severity == "critical" and breach.numbers["duration_minutes"] == 60.0
+    assert [e.offset for e in breach.evidence] == [0, 60]
+
+
+def test_redelivered_readings_do_not_reopen():
+    d = ExcursionDetector()
+    first = reading(d, 0, 9.0)
+    assert reading(d, 0, 9.0) == []  # at-least-once redelivery
+    assert len(first) == 1
+
+
+def test_alert_ids_are_deterministic_across_runs():
+    def run():
+        d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))
+        return [a.alert_id for m in range(0, 90, 5) for a in reading(d, m, 10.0 if m < 60 else 4.0)]
+    assert run() == run() and len(run()) == 3

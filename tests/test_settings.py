@@ -1,0 +1,37 @@
+"""Configuration: file, environment, and clear errors."""
+import pytest
+
+from connectors.errors import ConfigError
+from streams.settings import load_settings
+
+
+def test_thresholds_from_file_and_env(tmp_path):
+    cfg = tmp_path / "z.toml"
+    cfg.write_text('[kafka]\nbootstrap_servers = "k1:9092,k2:9092"\n'
+                   '[coldchain.excursion]\nheat_breach_minutes = 30\n'
+                   '[prescription.over_supply]\noutpatient_days = 5\n')
+    s = load_settings(cfg, environ={"ZHIJIAN_TOPIC_PREFIX": "prod.", "ZHIJIAN_METRICS_PORT": "9000"})
+    assert s.kafka.servers == ["k1:9092", "k2:9092"]
+    assert s.detectors["coldchain.excursion"].heat_breach_minutes == 30.0
+    assert s.detectors["prescription.over_supply"].outpatient_days == 5
+    assert s.topic("alerts") == "prod.alerts" and s.worker.metrics_port == 9000
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[coldchain.excursion]\nheat_limit = 3\n", "unknown setting [coldchain.excursion] heat_limit"),
+    ("[coldchain.excurshun]\nx = 1\n", "unknown config section [coldchain.excurshun]"),
+    ("[coldchain.excursion]\nheat_above_c = 'warm'\n", "should be a float"),
+    ("[kafka\n", "not valid TOML"),
+    ('[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "PLAIN"\n', "SASL needs sasl_username"),
+])
+def test_bad_config_is_one_clear_error(tmp_path, text, needle):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg, environ={})
+    assert needle in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
