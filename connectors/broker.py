@@ -65,7 +65,7 @@ def wait_until_answers(conn: KafkaConnection, timeout: float = 30.0) -> None:
             last = e
             time.sleep(0.2)
     raise BrokerError(
-        f"Kafka at {conn.bootstrap_servers} is unreachable ({type(last).__name__}: {last}); start the broker "
+        f"Kafka at {conn.bootstrap_servers} is unreachable ({last}); start the broker "
         "or set ZHIJIAN_BOOTSTRAP_SERVERS / --bootstrap-servers to a reachable one"
     )
 

@@ -1,0 +1,39 @@
+"""Errors a user can hit: one clear line naming cause and fix, non-zero exit, no traceback."""
+import subprocess
+import sys
+
+
+def zhijian(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_unreachable_broker():
+    r = zhijian("worker", "--bootstrap-servers", "127.0.0.1:1", "--connect-timeout", "2", "--metrics-port", "0")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("zhijian: error: Kafka at 127.0.0.1:1 is unreachable")
+    assert "ZHIJIAN_BOOTSTRAP_SERVERS" in r.stderr
+
+
+def test_bad_config_file(tmp_path):
+    cfg = tmp_path / "z.toml"
+    cfg.write_text("[coldchain.excursion]\nheat_limit = 3\n")
+    r = zhijian("worker", "--config", str(cfg))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown setting [coldchain.excursion] heat_limit" in r.stderr
+    r = zhijian("worker", "--config", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_bad_bootstrap_syntax():
+    r = zhijian("worker", "--bootstrap-servers", "kafka-without-port")
+    assert r.returncode == 2 and "host:port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_tansu_binary(monkeypatch):
+    import os
+    env = {**os.environ, "ZHIJIAN_TANSU_BIN": "/nonexistent/tansu"}
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--duration", "1"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "ZHIJIAN_TANSU_BIN=/nonexistent/tansu" in r.stderr and "Traceback" not in r.stderr
