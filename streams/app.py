@@ -9,6 +9,7 @@ deterministic alert ids to make the repeats harmless.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import faust
 
 from connectors.topics import KEY_FIELD
-from models.pseudonym import Pseudonymizer
+from models.pseudonym import KEY_ENV, Pseudonymizer
 from streams import metrics
 from streams.detectors import build_detectors
 from streams.ingest import Ingest
@@ -96,6 +97,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any)
 def run_worker(settings: Settings) -> int:
     """Run the worker until SIGINT/SIGTERM; returns the exit code."""
     Path(settings.worker.datadir).mkdir(parents=True, exist_ok=True)
+    if not os.environ.get(KEY_ENV):
+        log.warning("using the development pseudonymization key: set %s (16+ bytes) before real data", KEY_ENV)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True, redirect_stdouts=False)

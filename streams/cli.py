@@ -95,13 +95,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     metrics_port = args.metrics_port or free_port()
     jsonl = open(args.alerts_out, "wb") if args.alerts_out else None
     print("zhijian demo: starting the embedded broker …", flush=True)
-    broker = EmbeddedBroker(log_path=STATE_DIR / "broker.log").start()
+    broker = EmbeddedBroker(log_path=STATE_DIR / "broker.log")
     worker = None
     producer = tail = None
     printer = AlertPrinter(jsonl=jsonl)
     produced: Counter[str] = Counter()
     by_detector: Counter[str] = Counter()
     try:
+        broker.start()
         settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
         worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", args.config)

@@ -33,6 +33,10 @@ ENV = {
     "ZHIJIAN_SSL_CAFILE": ("kafka", "ssl_cafile"),
     "ZHIJIAN_TOPIC_PREFIX": ("topics", "prefix"),
     "ZHIJIAN_METRICS_PORT": ("worker", "metrics_port"),
+    "ZHIJIAN_METRICS_HOST": ("worker", "metrics_host"),
+    "ZHIJIAN_INPUT_PARTITIONS": ("topics", "input_partitions"),
+    "ZHIJIAN_REPLICATION_FACTOR": ("topics", "replication_factor"),
+    "ZHIJIAN_LOG_LEVEL": ("worker", "log_level"),
     "ZHIJIAN_APP_ID": ("worker", "app_id"),
 }
 
