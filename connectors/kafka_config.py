@@ -64,8 +64,8 @@ class KafkaConnection:
             kw["ssl_context"] = ctx
         return kw
 
-    def faust_url(self) -> list[str]:
-        return [f"kafka://{s}" for s in self.servers]
+    def faust_url(self, scheme: str = "kafka") -> list[str]:
+        return [f"{scheme}://{s}" for s in self.servers]
 
     def faust_credentials(self) -> Any:
         import faust

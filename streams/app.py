@@ -18,7 +18,7 @@ import faust
 
 from connectors.topics import KEY_FIELD
 from models.pseudonym import KEY_ENV, Pseudonymizer
-from streams import metrics
+from streams import faust_transport, metrics
 from streams.detectors import build_detectors
 from streams.ingest import Ingest
 from streams.settings import Settings
@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> faust.App:
     conn = settings.kafka
+    faust_transport.FETCH_MAX_WAIT_MS = settings.worker.fetch_max_wait_ms
     app = faust.App(
         settings.worker.app_id,
-        broker=conn.faust_url(),
+        broker=conn.faust_url(faust_transport.SCHEME),
         broker_credentials=conn.faust_credentials(),
         autodiscover=False,
         web_enabled=False,

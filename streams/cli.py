@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="throughput and latency of the worker beside a raw aiokafka consumer")
     be.add_argument("--events", type=int, default=200_000)
     be.add_argument("--batch", type=int, default=500, help="events per envelope (1 = one event per record)")
+    be.add_argument("--latency-rate", type=float, default=2000, help="events/s of the paced latency phase")
+    be.add_argument("--latency-seconds", type=float, default=10)
+    be.add_argument("--latency-batch", type=int, default=20, help="events per envelope in the latency phase")
     be.add_argument("--json", help="write the figures to this file")
     be.set_defaults(func=cmd_bench)
 
