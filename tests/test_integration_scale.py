@@ -1,0 +1,42 @@
+"""Workers of one group share the partitions: every event is processed exactly once between them."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.producer import EnvelopeProducer
+from connectors.traffic import Traffic, TrafficConfig
+from streams.settings import load_settings
+from tests.kafka_helpers import Worker
+
+
+def events(worker: Worker) -> float:
+    return sum(worker.metric("zhijian_events_total", stream=s) for s in ("prescription", "claim", "waste", "telemetry"))
+
+
+def test_two_workers_split_the_partitions(tmp_path):
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
+        s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}}, environ={})
+        ensure_topics(s.kafka, s.topic_specs())
+        workers = [Worker(b.bootstrap_servers, free_port(), tmp_path / f"w{i}.log").start() for i in range(2)]
+        try:
+            traffic = Traffic(TrafficConfig(seed=3), datetime.now(timezone.utc) - timedelta(days=30))
+            producer = EnvelopeProducer(s.kafka, {x.stream: x.name for x in s.topic_specs() if x.stream},
+                                        s.topics.input_partitions, max_batch=50)
+            n = 0
+            for stream, key, event in traffic.until(traffic.t0 + 12 * 3600):
+                producer.add(stream, key, event)
+                n += 1
+            producer.close()
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and sum(map(events, workers)) < n:
+                time.sleep(1)
+            time.sleep(2)  # nothing more may arrive: a duplicate would push the sum past n
+            counts = [events(w) for w in workers]
+            assert sum(counts) == n
+            assert min(counts) > 0, counts
+        finally:
+            for w in workers:
+                w.proc.terminate()
+                w.proc.wait(30)
