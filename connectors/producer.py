@@ -50,6 +50,11 @@ class EnvelopeProducer:
         self.sent_events = 0
 
     def add(self, stream: str, key: str, event: dict[str, Any]) -> None:
+        if self.max_batch == 1:  # one event per record, keyed like any outside producer's
+            self.producer.send(self.topics[stream], key=key.encode(), value=orjson.dumps(event),
+                               partition=partition_for(key, self.partitions))
+            self.sent_events += 1
+            return
         tp = (self.topics[stream], partition_for(key, self.partitions))
         buf = self._buffers[tp]
         buf.append(orjson.dumps(event))

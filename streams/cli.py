@@ -158,6 +158,30 @@ def cmd_kcat(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from connectors.broker import wait_until_answers
+    from connectors.mapping import Mapping
+    from connectors.producer import EnvelopeProducer
+    from connectors.replay import Progress, load_sources, replay
+
+    settings = _settings(args)
+    mappings = {}
+    for spec in args.map or []:
+        stream, sep, path = spec.partition("=")
+        loaded_stream, mapping = Mapping.load(path if sep else spec)
+        mappings[stream if sep else loaded_stream] = mapping
+    records = load_sources(args.sources, mappings)
+    wait_until_answers(settings.kafka, timeout=15)
+    topics = {s.stream: s.name for s in settings.topic_specs() if s.stream}
+    producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions, max_batch=args.batch)
+    try:
+        sent = replay(records, producer, args.rate, Progress(len(records), force=args.progress))
+    finally:
+        producer.close()
+    print(f"replayed {sent} events to {', '.join(sorted({topics[s] for _, s, _ in records}))}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import run_bench
 
@@ -199,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--latency-batch", type=int, default=20, help="events per envelope in the latency phase")
     be.add_argument("--json", help="write the figures to this file")
     be.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("replay", help="produce JSON-lines or CSV files to the input topics, in event-time order")
+    _common_kafka(r)
+    r.add_argument("sources", nargs="+", metavar="STREAM=PATH",
+                   help="e.g. telemetry=readings.jsonl claim=medical_claim.csv (STREAM: prescription, claim, waste, telemetry)")
+    r.add_argument("--map", action="append", metavar="STREAM=MAPPING.toml", help="column mapping for CSV files")
+    r.add_argument("--rate", type=float, help="at most this many events per second (default: as fast as possible)")
+    r.add_argument("--batch", type=int, default=1, help="events per Kafka record (envelopes); 1 = one event each")
+    r.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    r.set_defaults(func=cmd_replay)
 
     k = sub.add_parser("kcat", help="run kcat with a librdkafka that talks to Tansu (args after --)")
     k.add_argument("kcat_args", nargs=argparse.REMAINDER)

@@ -1,0 +1,113 @@
+"""Replaying files onto the input topics: JSON lines or CSV (through a mapping), merged in event time.
+
+Every record of every file is read, ordered by event time across files (stable, so equal
+times keep file order; a record whose time does not parse goes last and the worker will
+refuse it), and produced keyed by its entity — one event per Kafka record, or envelopes with
+``batch`` > 1 — at most ``rate`` events a second.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import orjson
+
+from connectors.errors import ZhijianError
+from connectors.mapping import Mapping
+from connectors.producer import EnvelopeProducer
+from connectors.topics import KEY_FIELD
+from models.contracts import STREAMS, parse_time
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise ZhijianError(f"{path} line {n} is not JSON ({e}); fix or remove that line") from None
+
+
+def read_csv(path: Path, mapping: Mapping) -> Iterator[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames:
+            raise ZhijianError(f"{path} has no header row; a CSV replay needs column names in its first line")
+        for row in reader:
+            yield mapping.apply(row)
+
+
+def _event_t(event: Any) -> float:
+    try:
+        t = event["event_time"]
+        return parse_time(t).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return float("inf")
+
+
+def load_sources(specs: list[str], mappings: dict[str, Mapping]) -> list[tuple[float, str, dict[str, Any]]]:
+    """`stream=path` specs → (event time, stream, event), merged in event-time order."""
+    records: list[tuple[float, str, dict[str, Any]]] = []
+    for spec in specs:
+        stream, sep, path_text = spec.partition("=")
+        if not sep or stream not in STREAMS:
+            raise ZhijianError(f"replay source {spec!r} must be STREAM=PATH with STREAM one of {', '.join(STREAMS)}")
+        path = Path(path_text)
+        if not path.is_file():
+            raise ZhijianError(f"replay file {path} does not exist")
+        if path.suffix.lower() == ".csv":
+            if stream not in mappings:
+                raise ZhijianError(f"{path} is CSV: give its column mapping with --map {stream}=MAPPING.toml "
+                                   "(see connectors/mappings/)")
+            events: Iterator[dict[str, Any]] = read_csv(path, mappings[stream])
+        else:
+            events = read_jsonl(path)
+        records.extend((_event_t(e), stream, e) for e in events)
+    records.sort(key=lambda r: r[0])
+    return records
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when it is a terminal, or when forced)."""
+
+    def __init__(self, total: int, out: IO[str] = sys.stderr, force: bool = False) -> None:
+        self.total, self.out, self.enabled = total, out, force or out.isatty()
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self.last < 0.25):
+            return
+        self.last = now
+        share = done / self.total if self.total else 1.0
+        bar = "#" * int(30 * share)
+        rate = done / max(now - self.start, 1e-9)
+        print(f"\rreplay [{bar:<30}] {done}/{self.total} {share:4.0%} {rate:,.0f} events/s", end="",
+              file=self.out, flush=True)
+        if final:
+            print(file=self.out)
+
+
+def replay(records: list[tuple[float, str, dict[str, Any]]], producer: EnvelopeProducer,
+           rate: float | None = None, progress: Progress | None = None) -> int:
+    """Produce the records in order, at most `rate` events/s; returns how many were sent."""
+    start = time.monotonic()
+    for i, (_, stream, event) in enumerate(records, 1):
+        key = event.get(KEY_FIELD[stream]) if isinstance(event, dict) else None
+        producer.add(stream, str(key) if key is not None else "", event)
+        if rate:
+            ahead = i / rate - (time.monotonic() - start)
+            if ahead > 0:
+                producer.flush()
+                time.sleep(ahead)
+        if progress:
+            progress.update(i)
+    producer.flush()
+    if progress:
+        progress.update(len(records), final=True)
+    return len(records)
