@@ -140,6 +140,10 @@ class EmbeddedBroker:
         log.info("embedded broker ready on %s", self.bootstrap_servers)
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

@@ -44,6 +44,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from connectors.broker import EmbeddedBroker, ensure_topics
     from streams.settings import load_settings
@@ -54,9 +58,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
         ensure_topics(broker.connection, settings.topic_specs())
         print(f"embedded Tansu broker on {broker.bootstrap_servers} with topics "
               f"{', '.join(s.name for s in settings.topic_specs())}; Ctrl-C stops it", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-            while broker._proc and broker._proc.poll() is None:
+            while broker.running:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass

@@ -9,8 +9,9 @@ from tests.kafka_helpers import Worker, produce
 
 
 def pytest_collection_modifyitems(items):
+    """Integration = needs a broker: uses the shared one, or lives in a test_integration_* file."""
     for item in items:
-        if "integration" in item.nodeid.split("::")[0]:
+        if "broker" in getattr(item, "fixturenames", ()) or "integration" in item.nodeid.split("::")[0]:
             item.add_marker(pytest.mark.integration)
 
 

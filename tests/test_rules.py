@@ -139,3 +139,12 @@ def test_alert_ids_are_deterministic_across_runs():
         d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))
         return [a.alert_id for m in range(0, 90, 5) for a in reading(d, m, 10.0 if m < 60 else 4.0)]
     assert run() == run() and len(run()) == 3
+
+
+def test_storage_state_is_forgotten_once_disposed():
+    d = StorageOverdueDetector()
+    d.process(*waste("generated", 0))
+    assert len(d.process(*waste("handed_over", 50))) == 1
+    d.process(*waste("received", 52))
+    d.process(*waste("disposed", 60))
+    assert not d._pending and not d._reported

@@ -73,6 +73,8 @@ class StorageOverdueDetector:
                                                    event["category"], event["weight_kg"], source)
                 heapq.heappush(self._deadlines, (t + limit_s, manifest))
         else:
+            if kind == "disposed":
+                self._reported.discard(manifest)  # the manifest's life is over: forget it
             p = self._pending.pop(manifest, None)
             if p is not None and kind == "handed_over" and t - p.generated_t > limit_s:
                 alerts.append(self._alert(manifest, p, t, source))
@@ -91,7 +93,7 @@ class StorageOverdueDetector:
         return alerts
 
     def _alert(self, manifest: str, p: _Pending, handed_t: float | None, source: Source | None) -> Alert:
-        self._reported.add(manifest)  # bounded by the number of overdue manifests
+        self._reported.add(manifest)  # until the manifest is disposed of
         self._pending.pop(manifest, None)
         limit_h = self.limits.max_storage_hours
         if handed_t is None:
