@@ -1,0 +1,44 @@
+"""Detection-quality arithmetic on a hand-made case, where every number can be checked by hand."""
+from models.evaluation import Incident, markdown, score
+
+H = 3600.0
+
+
+def alert(detector, kind, entity, t):
+    return {"detector": detector, "entity": {"kind": kind, "id": entity}, "t": t}
+
+
+def test_recall_precision_delay_and_false_alarms_by_hand():
+    truth = [
+        Incident("carrier_weight_loss", "carrier", "C1", 10 * H, 12 * H, ("waste.weight_discrepancy",)),
+        Incident("storage_overdue", "institution", "H1", 0, 50 * H, ("waste.storage_overdue",)),
+        Incident("storage_overdue", "institution", "H2", 0, 50 * H, ("waste.storage_overdue",)),
+        Incident("storage_overdue", "institution", "H3", 0, 50 * H, ("waste.storage_overdue",)),
+    ]
+    alerts = [
+        alert("waste.storage_overdue", "institution", "H1", 49 * H),   # delay 49 h
+        alert("waste.storage_overdue", "institution", "H1", 55 * H),   # a second hit on H1: not a new detection
+        alert("waste.storage_overdue", "institution", "H2", 48.5 * H),  # delay 48.5 h
+        alert("waste.storage_overdue", "institution", "H9", 20 * H),   # no incident: false alarm
+        alert("waste.storage_overdue", "institution", "H3", 200 * H),  # past window + 1-day grace: false alarm
+        alert("prescription.over_supply", "prescriber", "D1", 1 * H),  # a detector no scenario expects
+    ]
+    r = score(truth, alerts, events=40_000)
+    by = {s.scenario: s for s in r.scenarios}
+    assert (by["storage_overdue"].incidents, by["storage_overdue"].detected) == (3, 2)
+    assert by["storage_overdue"].recall == 2 / 3
+    assert by["storage_overdue"].median_delay_s == 48.75 * H
+    assert by["carrier_weight_loss"].recall == 0.0 and by["carrier_weight_loss"].median_delay_s is None
+    d = r.detectors["waste.storage_overdue"]
+    assert (d.alerts, d.true_alerts, d.precision) == (5, 3, 0.6)
+    assert r.detectors["prescription.over_supply"].precision == 0.0
+    assert r.false_alarms == 3 and r.false_alarms_per_10k == 0.75
+    table = markdown(r)
+    assert "| storage_overdue | 3 | 2 | 0.67 | 2925 min |" in table
+    assert "| carrier_weight_loss | 1 | 0 | 0.00 | – |" in table
+
+
+def test_wrong_detector_on_the_right_entity_does_not_count():
+    truth = [Incident("fridge_freeze", "device", "F1", 0, H, ("coldchain.breach",))]
+    r = score(truth, [alert("coldchain.excursion", "device", "F1", 10)], events=100)
+    assert r.scenarios[0].detected == 0 and r.false_alarms == 1
