@@ -16,6 +16,11 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def envelope(encoded_events: list[bytes]) -> bytes:
+    """Already-encoded events → one JSON array, the value of one Kafka record."""
+    return b"[" + b",".join(encoded_events) + b"]"
+
+
 def build_envelopes(items: Iterable[tuple[str, str, dict[str, Any]]], topics: dict[str, str], partitions: int,
                     max_batch: int) -> list[tuple[str, int, bytes, int]]:
     """Encode events into (topic, partition, envelope bytes, event count), ready to send."""
@@ -26,9 +31,9 @@ def build_envelopes(items: Iterable[tuple[str, str, dict[str, Any]]], topics: di
         buf = buffers[tp]
         buf.append(orjson.dumps(event))
         if len(buf) >= max_batch:
-            out.append((*tp, b"[" + b",".join(buf) + b"]", len(buf)))
+            out.append((*tp, envelope(buf), len(buf)))
             buf.clear()
-    out.extend((*tp, b"[" + b",".join(buf) + b"]", len(buf)) for tp, buf in buffers.items() if buf)
+    out.extend((*tp, envelope(buf), len(buf)) for tp, buf in buffers.items() if buf)
     return out
 
 
@@ -73,7 +78,7 @@ class EnvelopeProducer:
         buf = self._buffers.pop(tp, None)
         if not buf:
             return
-        self.send_envelope(tp[0], tp[1], b"[" + b",".join(buf) + b"]", len(buf))
+        self.send_envelope(tp[0], tp[1], envelope(buf), len(buf))
 
     def flush(self) -> None:
         for tp in list(self._buffers):

@@ -38,14 +38,18 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _count(port: int) -> float:
+    m = scrape(port)
+    return m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0)
+
+
 def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[bytes]) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}; see {STATE_DIR / 'bench-worker.log'}")
         try:
-            m = scrape(port)
-            if m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0) >= n:
+            if _count(port) >= n:
                 return time.monotonic()
         except OSError:
             pass
@@ -78,11 +82,6 @@ async def raw_reference(bootstrap: str, topics: list[str], n: int) -> dict[str, 
     return {"events": count, "seconds": elapsed, "events_per_s": count / elapsed if elapsed else float("nan")}
 
 
-def _count(port: int) -> float:
-    m = scrape(port)
-    return m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0)
-
-
 def run_bench(args: argparse.Namespace) -> int:
     """Preload N events, then time the worker draining them; then measure latency at a steady rate."""
     from connectors.alert_sink import AlertTail
@@ -106,7 +105,7 @@ def run_bench(args: argparse.Namespace) -> int:
     with EmbeddedBroker(log_path=STATE_DIR / "bench-broker.log") as broker:
         settings = load_settings(overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
-        topics = {s.stream: s.name for s in settings.topic_specs() if s.stream}
+        topics = settings.input_topics()
         parts = settings.topics.input_partitions
         producer = EnvelopeProducer(settings.kafka, topics, parts, max_batch=args.batch)
         envelopes = build_envelopes(preload, topics, parts, args.batch)

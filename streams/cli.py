@@ -118,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "  the worker joins its consumer group in about 30 s; alerts follow. Ctrl-C stops.\n", flush=True)
         cfg = TrafficConfig(seed=args.seed, speed=args.speed)
         traffic = Traffic(cfg, datetime.now(timezone.utc) - timedelta(days=30))
-        topics = {s.stream: s.name for s in settings.topic_specs() if s.stream}
+        topics = settings.input_topics()
         producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
         tail = AlertTail(settings.kafka, settings.topic("alerts"))
         started = last = time.monotonic()
@@ -176,7 +176,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         mappings[stream if sep else loaded_stream] = mapping
     records = load_sources(args.sources, mappings)
     wait_until_answers(settings.kafka, timeout=15)
-    topics = {s.stream: s.name for s in settings.topic_specs() if s.stream}
+    topics = settings.input_topics()
     producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions, max_batch=args.batch)
     try:
         sent = replay(records, producer, args.rate, Progress(len(records), force=args.progress))

@@ -70,6 +70,10 @@ class Settings:
         t = self.topics
         return topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
 
+    def input_topics(self) -> dict[str, str]:
+        """Stream name → the input topic carrying it."""
+        return {s.stream: s.name for s in self.topic_specs() if s.stream}
+
     def topic(self, suffix: str) -> str:
         return f"{self.topics.prefix}{suffix}"
 

@@ -22,8 +22,7 @@ def test_two_workers_split_the_partitions(tmp_path):
         workers = [Worker(b.bootstrap_servers, free_port(), tmp_path / f"w{i}.log").start() for i in range(2)]
         try:
             traffic = Traffic(TrafficConfig(seed=3), datetime.now(timezone.utc) - timedelta(days=30))
-            producer = EnvelopeProducer(s.kafka, {x.stream: x.name for x in s.topic_specs() if x.stream},
-                                        s.topics.input_partitions, max_batch=50)
+            producer = EnvelopeProducer(s.kafka, s.input_topics(), s.topics.input_partitions, max_batch=50)
             n = 0
             for stream, key, event in traffic.until(traffic.t0 + 12 * 3600):
                 producer.add(stream, key, event)
