@@ -2,9 +2,13 @@
 
 医疗废物管理条例 Art. 17 limits temporary storage to 2 days. The detector follows each
 manifest from ``generated`` to ``handed_over``. It alerts when the handover comes too late,
-or — the absence of an event being the event — as soon as the stream's event-time
-watermark (the newest event time seen) passes the limit with no handover at all. Both
-paths give the same alert id, so a manifest is reported once.
+or — the absence of an event being the event — as soon as the event-time watermark (the
+newest event time seen) passes the limit with no handover at all. Both paths give the same
+alert id, so a manifest is reported once.
+
+The watermark is kept per input partition: every event of a manifest shares its partition
+(the manifest id is the key), while partitions are consumed at uneven speeds — one read
+ahead must not declare the manifests of a lagging one overdue.
 
 >>> from models.alert import Source
 >>> d = StorageOverdueDetector()
@@ -23,6 +27,10 @@ institution H1 kept manifest M1 (infectious, 12.5 kg) 50.0 h before handover, li
 >>> [a] = ev("generated", 60, 4, manifest="M3")   # the watermark passes M2's deadline
 >>> a.numbers["manifest_id"], a.numbers["handed_over"]
 ('M2', False)
+>>> d.process({"manifest_id": "M4", "event_type": "generated", "institution_id": "H1", "category": "sharps",
+...            "weight_kg": 1.0, "container_count": 1, "_t": 1767225600.0 + 3600 * 200},
+...           Source("zhijian.waste", 1, 9, "M4/generated"))  # partition 1 far ahead: M3 is not overdue
+[]
 """
 from __future__ import annotations
 
@@ -58,9 +66,9 @@ class StorageOverdueDetector:
     def __init__(self, limits: StorageLimits | None = None) -> None:
         self.limits = limits or StorageLimits()
         self._pending: dict[str, _Pending] = {}
-        self._deadlines: list[tuple[float, str]] = []  # heap of (deadline, manifest id)
+        self._deadlines: dict[int, list[tuple[float, str]]] = {}  # partition → heap of (deadline, manifest id)
         self._reported: set[str] = set()
-        self._watermark = float("-inf")
+        self._watermarks: dict[int, float] = {}  # partition → newest event time
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         t, manifest = event["_t"], event["manifest_id"]
@@ -71,33 +79,35 @@ class StorageOverdueDetector:
             if manifest not in self._pending and manifest not in self._reported:
                 self._pending[manifest] = _Pending(t, event["institution_id"], event.get("region", "unknown"),
                                                    event["category"], event["weight_kg"], source)
-                heapq.heappush(self._deadlines, (t + limit_s, manifest))
+                heapq.heappush(self._deadlines.setdefault(source.partition, []), (t + limit_s, manifest))
         else:
             if kind == "disposed":
                 self._reported.discard(manifest)  # the manifest's life is over: forget it
             p = self._pending.pop(manifest, None)
             if p is not None and kind == "handed_over" and t - p.generated_t > limit_s:
                 alerts.append(self._alert(manifest, p, t, source))
-        if t > self._watermark:
-            self._watermark = t
-            alerts.extend(self._sweep())
+        if t > self._watermarks.get(source.partition, float("-inf")):
+            self._watermarks[source.partition] = t
+            alerts.extend(self._sweep(source.partition, t))
         return alerts
 
-    def _sweep(self) -> list[Alert]:
+    def _sweep(self, partition: int, watermark: float) -> list[Alert]:
         alerts = []
-        while self._deadlines and self._deadlines[0][0] < self._watermark:
-            _, manifest = heapq.heappop(self._deadlines)
+        deadlines = self._deadlines.get(partition, [])
+        while deadlines and deadlines[0][0] < watermark:
+            _, manifest = heapq.heappop(deadlines)
             p = self._pending.get(manifest)
             if p is not None:
-                alerts.append(self._alert(manifest, p, None, None))
+                alerts.append(self._alert(manifest, p, None, None, watermark))
         return alerts
 
-    def _alert(self, manifest: str, p: _Pending, handed_t: float | None, source: Source | None) -> Alert:
+    def _alert(self, manifest: str, p: _Pending, handed_t: float | None, source: Source | None,
+               watermark: float = 0.0) -> Alert:
         self._reported.add(manifest)  # until the manifest is disposed of
         self._pending.pop(manifest, None)
         limit_h = self.limits.max_storage_hours
         if handed_t is None:
-            hours = (self._watermark - p.generated_t) / 3600
+            hours = (watermark - p.generated_t) / 3600
             reason = (f"institution {p.institution_id}: manifest {manifest} ({p.category}, {p.weight_kg:g} kg) "
                       f"generated {iso(p.generated_t)} not handed over after {hours:.1f} h, limit {limit_h:g} h")
             evidence = [p.source]
@@ -111,7 +121,7 @@ class StorageOverdueDetector:
             stream=self.stream, severity="high" if hours > 2 * limit_h else "medium", tier="violation",
             entity_kind="institution", entity_id=p.institution_id,
             institution_id=p.institution_id, region=p.region,
-            event_t=handed_t if handed_t is not None else self._watermark,
+            event_t=handed_t if handed_t is not None else watermark,
             score=hours / limit_h, reason=reason,
             numbers={"manifest_id": manifest, "category": p.category, "weight_kg": p.weight_kg,
                      "generated": iso(p.generated_t), "stored_hours": round(hours, 2),
