@@ -65,3 +65,12 @@ class AlertPrinter:
         if self.jsonl is not None:
             self.jsonl.write(orjson.dumps(alert) + b"\n")
             self.jsonl.flush()
+
+    def scenario(self, incident: dict[str, Any]) -> None:
+        """A simulator's scenario starting, so a demo viewer sees the risk before its alerts.
+
+        A patient is never named: the console is a log, and patient identifiers stay out of logs."""
+        kind, ident = incident["entity"]["kind"], incident["entity"]["id"]
+        who = "a patient" if kind == "patient" else f"{kind} {ident}"
+        line = f"  ▸ {incident['start'][:16].replace('T', ' ')} scenario {incident['scenario']} on {who}"
+        print(f"\033[2m{line}\033[0m" if self.colour else line, file=self.out, flush=True)

@@ -7,7 +7,8 @@ extended by a grace period (a breach is only known some time after its start).
 
 * recall of a scenario = incidents with at least one matching alert / incidents;
 * precision of a detector = its alerts that match some incident / its alerts (an alert
-  matching nothing is a false alarm);
+  matching nothing is a false alarm); precision of a scenario = the same over the alerts of
+  the detectors expected to catch it (none yet: no precision, shown as –);
 * delay = event time of the first matching alert − incident start (median over detected incidents);
 * false alarms per 10,000 events = unmatched alerts / events × 10,000.
 
@@ -19,13 +20,14 @@ Every scenario is reported, including those nothing detects (recall 0).
 >>> alerts = [{"detector": "coldchain.excursion", "entity": {"kind": "device", "id": "F1"}, "t": 600.0},
 ...           {"detector": "coldchain.excursion", "entity": {"kind": "device", "id": "F9"}, "t": 900.0}]
 >>> report = score(truth, alerts, events=20_000)
->>> [(s.scenario, s.incidents, s.detected, s.recall, s.median_delay_s) for s in report.scenarios]
-[('fridge_power_loss', 2, 1, 0.5, 600.0), ('phantom_bed', 1, 0, 0.0, None)]
+>>> [(s.scenario, s.incidents, s.detected, s.recall, s.precision, s.median_delay_s) for s in report.scenarios]
+[('fridge_power_loss', 2, 1, 0.5, 0.5, 600.0), ('phantom_bed', 1, 0, 0.0, None, None)]
 >>> report.detectors["coldchain.excursion"].precision, report.false_alarms_per_10k
 (0.5, 0.5)
 """
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ class ScenarioScore:
     detected: int
     recall: float
     median_delay_s: float | None
+    precision: float | None = None
+    detectors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,19 +104,35 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
     for name in sorted(scenarios):
         ids = scenarios[name]
         delays = [first_hit[i] - incidents[i].start_t for i in ids if i in first_hit]
+        expected = tuple(sorted({d for i in ids for d in incidents[i].detectors}))
+        n_alerts = sum(per_detector[d][0] for d in expected if d in per_detector)
+        n_true = sum(per_detector[d][1] for d in expected if d in per_detector)
         scenario_scores.append(ScenarioScore(name, len(ids), len(delays), len(delays) / len(ids),
-                                             statistics.median(delays) if delays else None))
+                                             statistics.median(delays) if delays else None,
+                                             n_true / n_alerts if n_alerts else None, expected))
     detectors = {d: DetectorScore(d, n, ok, ok / n if n else None) for d, (n, ok) in sorted(per_detector.items())}
     return Report(scenario_scores, detectors, events, len(unmatched),
                   len(unmatched) * 10_000 / events if events else 0.0, unmatched[:20])
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def markdown(report: Report) -> str:
     """The per-scenario table, as the README and `zhijian evaluate` show it."""
-    lines = ["| scenario | incidents | detected | recall | median delay |", "|---|---|---|---|---|"]
+    lines = ["| scenario | incidents | detected | recall | precision | median delay | expected detectors |",
+             "|---|---|---|---|---|---|---|"]
     for s in report.scenarios:
-        delay = "–" if s.median_delay_s is None else f"{s.median_delay_s / 60:.0f} min"
-        lines.append(f"| {s.scenario} | {s.incidents} | {s.detected} | {s.recall:.2f} | {delay} |")
+        p = "–" if s.precision is None else f"{s.precision:.2f}"
+        lines.append(f"| {s.scenario} | {s.incidents} | {s.detected} | {s.recall:.2f} | {p} | "
+                     f"{_duration(s.median_delay_s)} | {', '.join(s.detectors)} |")
     lines += ["", "| detector | alerts | matching an incident | precision |", "|---|---|---|---|"]
     for d in report.detectors.values():
         p = "–" if d.precision is None else f"{d.precision:.2f}"
@@ -120,3 +140,14 @@ def markdown(report: Report) -> str:
     lines.append(f"\nfalse alarms: {report.false_alarms} over {report.events} events "
                  f"= {report.false_alarms_per_10k:.2f} per 10,000")
     return "\n".join(lines)
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The report as plain JSON-ready data."""
+    return {
+        "scenarios": [dataclasses.asdict(s) for s in report.scenarios],
+        "detectors": {k: dataclasses.asdict(v) for k, v in report.detectors.items()},
+        "false_alarms": report.false_alarms,
+        "false_alarms_per_10k": round(report.false_alarms_per_10k, 4),
+        "unmatched_examples": report.unmatched_examples,
+    }

@@ -6,12 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
-import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +84,19 @@ def run_bench(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertTail
     from connectors.broker import EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer, build_envelopes
-    from connectors.traffic import Traffic, TrafficConfig
+    from connectors.simulator import RegionSimulator, SimulationConfig
     from streams.cli import start_worker_process, stop_process
     from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
     n, rate, paced_s = args.events, args.latency_rate, args.latency_seconds
     print(f"generating {n} + {int(rate * paced_s)} events …", flush=True)
-    traffic = Traffic(TrafficConfig(seed=11), datetime.now(timezone.utc) - timedelta(days=60))
+    sim = RegionSimulator(SimulationConfig(seed=11, days=60))
     events: list[Any] = []
-    horizon = traffic.t0
+    horizon = sim.t0
     while len(events) < n + rate * paced_s:
         horizon += 3600
-        events.extend(traffic.until(horizon))
+        events.extend(sim.until(horizon))
     preload, paced = events[:n], events[n:n + int(rate * paced_s)]
 
     with EmbeddedBroker(log_path=STATE_DIR / "bench-broker.log") as broker:

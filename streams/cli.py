@@ -1,4 +1,4 @@
-"""The `zhijian` command line: demo, worker, broker, bench, kcat."""
+"""The `zhijian` command line: demo, worker, broker, evaluate, simulate, replay, bench, kcat."""
 from __future__ import annotations
 
 import argparse
@@ -92,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
     from connectors.broker import EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
-    from connectors.traffic import Traffic, TrafficConfig
+    from connectors.simulator import RegionSimulator, SimulationConfig
     from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
@@ -109,28 +109,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         broker.start()
         settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
+        # a living region: a month ago to now at `speed`, scenarios every week (4× the evaluation's rate)
+        start = (datetime.now(timezone.utc) - timedelta(days=30)).replace(microsecond=0)
+        sim = RegionSimulator(SimulationConfig(seed=args.seed, days=7, scale=args.scale, start=start,
+                                               scenario_rate=4.0, warmup_days=0.1, repeat=True))
         worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", args.config)
         print(f"  broker   {broker.bootstrap_servers} (Tansu, in memory)\n"
               f"  worker   pid {worker.pid}, log {STATE_DIR / 'worker.log'}\n"
               f"  metrics  http://127.0.0.1:{metrics_port}/metrics\n"
-              f"  traffic  {settings.topics.prefix}{{prescriptions,claims,waste,telemetry}}, simulated clock "
-              f"×{args.speed:g}\n"
+              f"  traffic  {settings.topics.prefix}{{prescriptions,claims,waste,telemetry}}: a simulated region of "
+              f"{len(sim.region.institutions)} institutions and {len(sim.region.devices)} cold-chain devices from "
+              f"30 days ago, clock ×{args.speed:g}, risk scenarios (▸) mixed in\n"
               "  the worker joins its consumer group in about 30 s; alerts follow. Ctrl-C stops.\n", flush=True)
-        cfg = TrafficConfig(seed=args.seed, speed=args.speed)
-        traffic = Traffic(cfg, datetime.now(timezone.utc) - timedelta(days=30))
         topics = settings.input_topics()
         producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
         tail = AlertTail(settings.kafka, settings.topic("alerts"))
         started = last = time.monotonic()
-        sim = traffic.t0
+        clock = sim.t0
+        shown = 0
         while args.duration is None or time.monotonic() - started < args.duration:
             now = time.monotonic()
-            sim = min(sim + (now - last) * args.speed, time.time())
+            clock = min(clock + (now - last) * args.speed, time.time())
             last = now
-            for stream, key, event in traffic.until(sim):
+            for stream, key, event in sim.until(clock):
                 producer.add(stream, key, event)
                 produced[stream] += 1
             producer.flush()
+            for incident in sim.truth[shown:]:
+                printer.scenario(incident)
+            shown = len(sim.truth)
             for _, alert in tail.poll(timeout_ms=250):
                 printer(alert)
                 if alert.get("status") == "open":
@@ -186,6 +193,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from streams.evaluate import run_evaluate
+
+    return run_evaluate(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from connectors.simulator import RegionSimulator, SimulationConfig
+    from connectors.simulator.files import write_simulation
+
+    try:
+        sim = RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
+                                               scenarios=None if args.scenarios is None else tuple(args.scenarios)))
+    except ValueError as e:
+        raise ZhijianError(str(e)) from None
+    counts = write_simulation(sim, Path(args.out), args.days)
+    print(f"wrote {sum(counts.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}) "
+          f"and {len(sim.truth)} ground-truth incidents to {args.out}/; replay with: zhijian replay "
+          + " ".join(f"{s}={args.out}/{s}.jsonl" for s in sorted(counts)))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import run_bench
 
@@ -203,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--metrics-port", type=int, default=9464, help="worker /metrics port (0 = pick a free one)")
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
+    d.add_argument("--scale", type=float, default=1.0, help="× the default region (24 institutions)")
     d.set_defaults(func=cmd_demo)
 
     w = sub.add_parser("worker", help="run the Faust worker against a Kafka cluster")
@@ -237,6 +267,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch", type=int, default=1, help="events per Kafka record (envelopes); 1 = one event each")
     r.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
     r.set_defaults(func=cmd_replay)
+
+    def scenario_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seed", type=int, default=7)
+        sp.add_argument("--days", type=float, default=30.0, help="simulated days")
+        sp.add_argument("--scale", type=float, default=1.0, help="× the default region (24 institutions)")
+        sp.add_argument("--scenario", dest="scenarios", action="append", metavar="NAME",
+                        help="only this scenario (repeatable); --no-scenarios for clean traffic")
+        sp.add_argument("--no-scenarios", dest="scenarios", action="store_const", const=[],
+                        help="clean traffic only")
+
+    ev = sub.add_parser("evaluate", help="simulate a region with labelled scenarios through the real worker and "
+                                         "score detection per scenario")
+    ev.add_argument("--config")
+    scenario_args(ev)
+    ev.add_argument("--json", help="write the full report to this file")
+    ev.add_argument("--truth", help="write the ground truth (JSON lines) to this file")
+    ev.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the worker to drain")
+    ev.set_defaults(func=cmd_evaluate)
+
+    si = sub.add_parser("simulate", help="write the simulated region's events (one JSON-lines file per stream) "
+                                         "and its ground truth to a directory")
+    scenario_args(si)
+    si.add_argument("--out", required=True, help="directory to write into")
+    si.set_defaults(func=cmd_simulate)
 
     k = sub.add_parser("kcat", help="run kcat with a librdkafka that talks to Tansu (args after --)")
     k.add_argument("kcat_args", nargs=argparse.REMAINDER)

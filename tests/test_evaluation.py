@@ -33,9 +33,11 @@ def test_recall_precision_delay_and_false_alarms_by_hand():
     assert (d.alerts, d.true_alerts, d.precision) == (5, 3, 0.6)
     assert r.detectors["prescription.over_supply"].precision == 0.0
     assert r.false_alarms == 3 and r.false_alarms_per_10k == 0.75
+    assert by["storage_overdue"].precision == 0.6  # its detector's 3 matching alerts of 5
+    assert by["carrier_weight_loss"].precision is None  # its detector raised nothing
     table = markdown(r)
-    assert "| storage_overdue | 3 | 2 | 0.67 | 2925 min |" in table
-    assert "| carrier_weight_loss | 1 | 0 | 0.00 | – |" in table
+    assert "| storage_overdue | 3 | 2 | 0.67 | 0.60 | 48.8 h | waste.storage_overdue |" in table
+    assert "| carrier_weight_loss | 1 | 0 | 0.00 | – | – | waste.weight_discrepancy |" in table
 
 
 def test_wrong_detector_on_the_right_entity_does_not_count():

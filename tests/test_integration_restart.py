@@ -5,7 +5,6 @@ import copy
 import signal
 from collections import Counter
 
-import orjson
 
 from connectors.broker import free_port
 from models.contracts import load_schema

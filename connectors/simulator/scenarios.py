@@ -42,10 +42,19 @@ class Scenario:
 
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
+    """A time between ``lo`` and ``hi`` o'clock, on the day of ``t`` or the next: never before ``t``."""
     from connectors.simulator.simulator import TZ
 
-    d = datetime.fromtimestamp(t, TZ).replace(hour=0, minute=0, second=0)
-    return d.timestamp() + (lo + (hi - lo) * (rng.random() if rng else 0.5)) * HOUR
+    d = datetime.fromtimestamp(t, TZ).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    at = d + (lo + (hi - lo) * (rng.random() if rng else 0.5)) * HOUR
+    return at if at >= t else at + DAY
+
+
+def _days_left(sim: "RegionSimulator", t: float) -> float:
+    """Days from ``t`` to the end of the horizon (of the current cycle, when scenarios repeat)."""
+    horizon = sim.cfg.days * DAY
+    cycle_end = sim.t0 + horizon * (1 + (t - sim.t0) // horizon)
+    return (cycle_end - t) / DAY
 
 
 def _clinic(sim: "RegionSimulator", *kinds: str):
@@ -108,7 +117,8 @@ def controlled_over_limit(sim, t, sc):
 def doctor_shopping(sim, t, sc):
     r = sim.rng_scenario
     patient = _patient(sim)
-    sites = r.sample(sim.region.of_kind("tertiary", "secondary", "community"), 4)
+    hospitals = sim.region.of_kind("tertiary", "secondary", "community")
+    sites = r.sample(hospitals, min(4, len(hospitals)))
     start = _work_hours(t, rng=r)
     at = start
     ids = []
@@ -117,8 +127,8 @@ def doctor_shopping(sim, t, sc):
                               [sim.item(cat.DRUG_BY_CODE["D-MORCR30"], 7)], ["M54.5"])
         ids.append(rx["prescription_id"])
         at = _work_hours(at + r.uniform(1, 3) * DAY, rng=r)
-    sim.record(sc.name, "patient", patient.id, start, at, sc.detectors, prescriptions=ids, prescribers=4,
-               institutions=4)
+    sim.record(sc.name, "patient", patient.id, start, at, sc.detectors, prescriptions=ids,
+               prescribers=len(sites), institutions=len(sites))
 
 
 def same_action_duplication(sim, t, sc):
@@ -133,10 +143,9 @@ def same_action_duplication(sim, t, sc):
 
 
 def antimicrobial_ramp(sim, t, sc):
-    r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary")
     doc = _prescriber(sim, inst)
-    span = min(sc.span_days, max(4.0, (sim.t0 + sim.cfg.days * DAY - t) / DAY)) * DAY
+    span = min(sc.span_days, max(4.0, _days_left(sim, t))) * DAY
     ramp = span * 2 / 3
     sim.antimicrobial_boost[doc] = lambda now, s=t, e=t + span: (
         1.0 if not s <= now < e else 1.0 + 2.0 * min(1.0, (now - s) / ramp))
@@ -242,7 +251,7 @@ def impossible_day(sim, t, sc):
 
 def upcoding_profile(sim, t, sc):
     inst = _clinic(sim, "private_clinic", "community")
-    span = min(sc.span_days, max(3.0, (sim.t0 + sim.cfg.days * DAY - t) / DAY)) * DAY
+    span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
     sim.upcoding[inst.id] = lambda now, s=t, e=t + span: 0.7 if s <= now < e else 0.0
     sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, share_of_visits_upcoded=0.7,
                added=["S-CT-HEAD", "S-US-ABD", "S-LIVER"])
@@ -264,7 +273,7 @@ def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
                     **(fields or {}), **{k: (now + v if v is not None else None) for k, v in times.items()}}
         return None
 
-    sim.manifest_hooks.append(hook)
+    sim.manifest_hooks.insert(0, hook)  # first: other scenarios' hooks then see this manifest as it is
     sim.manifest(t, inst, category, weight)
     sim.manifest_hooks.remove(hook)
     return mid, weight
@@ -307,7 +316,7 @@ def weight_loss_in_transit(sim, t, sc):
     loss = r.uniform(0.13, 0.17)
 
     def lose(m, now):
-        if m["carrier"] == carrier and t <= m["handed"] < end and m.get("received") is not None:
+        if m["carrier"] == carrier and t <= now < end and m.get("received") is not None:
             return {**m, "received_weight": round(m["weight"] * (1 - loss), 1)}
         return None
 
@@ -317,7 +326,7 @@ def weight_loss_in_transit(sim, t, sc):
 
 def generation_drop(sim, t, sc):
     inst = _clinic(sim, "tertiary", "secondary")
-    span = min(sc.span_days, max(3.0, (sim.t0 + sim.cfg.days * DAY - t) / DAY)) * DAY
+    span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
     sim.waste_factor[inst.id] = lambda now, s=t, e=t + span: 0.4 if s <= now < e else 1.0
     sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, factor=0.4)
 
@@ -360,7 +369,7 @@ def warming_drift(sim, t, sc):
     r = sim.rng_scenario
     d = _device(sim, ("fridge",))
     unit = sim.units[d.id]
-    span = min(sc.span_days, max(2.0, (sim.t0 + sim.cfg.days * DAY - t) / DAY - 1)) * DAY
+    span = min(sc.span_days, max(2.0, _days_left(sim, t) - 1)) * DAY
     rate = 1.5 / (span / DAY)  # +1.5 °C by the time the compressor gives out
     unit.fault = Fault("drift", t, t + span, drift_c_per_day=rate)
     repair = r.uniform(4, 8) * HOUR
@@ -413,7 +422,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
              "infectious and sharps"),
     Scenario("weight_loss_in_transit", "waste", "转运重量差异", "carrier", ("waste.weight_discrepancy",), 2, 3,
-             weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for three days"),
+             weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for the manifests "
+             "of three days"),
     Scenario("generation_drop", "waste", "医废产生量异常", "institution", ("waste.generation_anomaly",), 1, 10,
              generation_drop, "a hospital's waste falls to 40 % of normal (leaking out of the system)"),
     Scenario("power_loss", "telemetry", "断电", "device",
@@ -429,20 +439,24 @@ SCENARIOS: tuple[Scenario, ...] = (
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-def schedule(sim: "RegionSimulator") -> None:
-    """Place each enabled scenario's instances over the horizon, stratified in time."""
+def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
+    """Place each enabled scenario's instances over the horizon, stratified in time; with
+    ``repeat``, place them again over each following horizon (the demo runs until stopped)."""
     cfg = sim.cfg
     names = [s.name for s in SCENARIOS] if cfg.scenarios is None else list(cfg.scenarios)
     unknown = sorted(set(names) - set(BY_NAME))
     if unknown:
         raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
     r = sim.rng_scenario
+    start = sim.t0 if cycle_start is None else cycle_start
     horizon = cfg.days * DAY
     for name in names:
         sc = BY_NAME[name]
         n = max(1, round(sc.per_30_days * cfg.days / 30 * cfg.scenario_rate))
-        first = min(DAY, horizon / 4)
+        first = min(cfg.warmup_days * DAY, horizon / 4)
         room = max(horizon / 4, horizon - first - min(sc.span_days * DAY, horizon / 2))
         for k in range(n):
-            at = sim.t0 + first + room * (k + r.random()) / n
+            at = start + first + room * (k + r.random()) / n
             sim._call(at, sim.run_scenario, sc)
+    if cfg.repeat and names:
+        sim._call(start + horizon, lambda t: schedule(sim, t))

@@ -27,7 +27,7 @@ import math
 import random
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
@@ -56,6 +56,8 @@ class SimulationConfig:
     start: datetime = DEFAULT_START
     scenarios: tuple[str, ...] | None = None  # None = every scenario; () = clean traffic
     scenario_rate: float = 1.0  # × each scenario's instances per 30 days
+    warmup_days: float = 1.0  # no scenario starts before this (detectors that learn need some history)
+    repeat: bool = False  # place the scenarios again over every following horizon
 
 
 @dataclass
@@ -113,8 +115,9 @@ class RegionSimulator:
         self.units = {d.id: Unit(d) for d in r.devices}
         self.silent: dict[str, tuple[float, float]] = {}  # device → window without readings
         self.stays: dict[str, Stay] = {}  # patient id → current inpatient stay
-        self.seen_today: set[tuple[str, str]] = set()
-        self.today = ""
+        #: day → (patient, institution) pairs with a visit that day: one visit per site and day, or the
+        #: second would bill the same consultation (a duplicate charge the scenario did not inject)
+        self.visited: dict[str, set[tuple[str, str]]] = {}
         self.carrier_of = {i.id: r.carriers[n % len(r.carriers)] for n, i in enumerate(r.institutions)}
         self.antimicrobial_rate = {p: self.rng_visit.uniform(0.06, 0.2) for i in r.institutions for p in i.prescribers}
         #: scenario hooks: prescriber → f(t) multiplying antimicrobial use; institution → f(t) × waste;
@@ -179,9 +182,8 @@ class RegionSimulator:
     def _hour(self, t: float) -> None:
         self._call(t + 3600, self._hour)
         local = datetime.fromtimestamp(t, TZ)
-        day = local.date().isoformat()
-        if day != self.today:
-            self.today, self.seen_today = day, set()
+        for old in [d for d in self.visited if d < day_of(t - 2 * 86400)]:
+            del self.visited[old]
         weekend = local.weekday() >= 5
         share = HOURLY[local.hour]
         r = self.rng_visit
@@ -192,20 +194,21 @@ class RegionSimulator:
             for _ in range(poisson(r, lam)):
                 self.visit(t + r.random() * 3600, inst)
 
-    def pick_patient(self, inst: Institution, chronic: bool = False) -> Patient | None:
+    def pick_patient(self, inst: Institution, t: float, chronic: bool = False) -> Patient | None:
         r = self.rng_visit
         pool = self.chronic if chronic and self.chronic else self.patients
+        seen = self.visited.setdefault(day_of(t), set())
         for _ in range(6):
             p = r.choice(pool)
-            if (p.id, inst.id) not in self.seen_today and p.id not in self.stays:
-                self.seen_today.add((p.id, inst.id))
+            if (p.id, inst.id) not in seen and p.id not in self.stays:
+                seen.add((p.id, inst.id))
                 return p
         return None
 
     def visit(self, t: float, inst: Institution) -> None:
         r = self.rng_visit
         if inst.kind == "pharmacy":
-            patient = self.pick_patient(inst, chronic=r.random() < 0.7)
+            patient = self.pick_patient(inst, t, chronic=r.random() < 0.7)
             if patient is not None:
                 self.pharmacy_claim(t, inst, patient, r.choice(inst.prescribers))
             return
@@ -213,7 +216,7 @@ class RegionSimulator:
         dept = inst.prescriber_dept[prescriber]
         visit_type = "emergency" if dept == "ER" else "outpatient"
         chronic_visit = dept in ("IM", "GP", "CARD") and r.random() < (0.55 if inst.kind == "community" else 0.3)
-        patient = self.pick_patient(inst, chronic=chronic_visit)
+        patient = self.pick_patient(inst, t, chronic=chronic_visit)
         if patient is None:
             return
         items, diagnoses = [], []
@@ -358,8 +361,8 @@ class RegionSimulator:
         inst = stay.institution
         days = max(1, round((stay.discharge_t - stay.admitted_t) / 86400))
         admitted = day_of(stay.admitted_t)
-        if day_of(t) == self.today:  # no outpatient visit there later today: it would bill the same items
-            self.seen_today.add((stay.patient.id, inst.id))
+        # no outpatient visit there later the same day: it would bill the same tests
+        self.visited.setdefault(day_of(t), set()).add((stay.patient.id, inst.id))
         lines = [self.service_line("S-BED", days), self.service_line("S-NURSE1", days),
                  self.service_line("S-CBC", 1, admitted), self.service_line("S-LIVER", 1, admitted)]
         if stay.department == "SURG":
@@ -383,26 +386,28 @@ class RegionSimulator:
 
     # --- medical waste ---------------------------------------------------------------------
     def waste_day(self, t: float) -> None:
-        local = datetime.fromtimestamp(t, TZ)
-        weekend = local.weekday() >= 5
+        """Each site weighs the day's waste in the evening (decided then, so scenarios can act on it)."""
         r = self.rng_waste
         for inst in self.visitors:
-            if inst.kind == "pharmacy":
-                continue
-            visits = inst.weekday_visits * (WEEKEND[inst.kind] if weekend else 1.0)
-            kg = inst.beds * 0.85 * cat.WASTE_KG_PER_BED_DAY + visits * cat.WASTE_KG_PER_VISIT
-            factor = self.waste_factor.get(inst.id)
-            weighed = t + r.uniform(19, 21) * 3600
-            if factor is not None:
-                kg *= factor(weighed)
-            for category, share in cat.WASTE_MIX.items():
-                w = round(kg * share * r.uniform(0.85, 1.15), 1)
-                if w < 0.3:
-                    continue
-                daily_pickup = inst.kind in ("tertiary", "secondary")
-                if not daily_pickup and local.toordinal() % 2:  # small sites: collected every other day
-                    continue
-                self.manifest(weighed, inst, category, w)
+            if inst.kind != "pharmacy":
+                self._call(t + r.uniform(19, 21) * 3600, self._weigh, inst)
+
+    def _weigh(self, t: float, inst: Institution) -> None:
+        local = datetime.fromtimestamp(t, TZ)
+        daily_pickup = inst.kind in ("tertiary", "secondary")
+        if not daily_pickup and local.toordinal() % 2:  # small sites: collected every other day
+            return
+        r = self.rng_waste
+        visits = inst.weekday_visits * (WEEKEND[inst.kind] if local.weekday() >= 5 else 1.0)
+        kg = inst.beds * 0.85 * cat.WASTE_KG_PER_BED_DAY + visits * cat.WASTE_KG_PER_VISIT
+        kg *= 1 if daily_pickup else 2  # two days' waste at each collection
+        factor = self.waste_factor.get(inst.id)
+        if factor is not None:
+            kg *= factor(t)
+        for category, share in cat.WASTE_MIX.items():
+            w = round(kg * share * r.uniform(0.85, 1.15), 1)
+            if w >= 0.3:
+                self.manifest(t, inst, category, w)
 
     def manifest(self, t: float, inst: Institution, category: str, weight: float) -> None:
         r = self.rng_waste

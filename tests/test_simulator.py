@@ -1,0 +1,181 @@
+"""The region simulator: deterministic under a seed, realistic enough to be clean, and every
+scenario labelled where its events are. No broker: the detectors run in-process."""
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+
+from connectors.simulator import RegionSimulator, SimulationConfig
+from connectors.simulator.simulator import DEFAULT_START
+from connectors.simulator.scenarios import BY_NAME, SCENARIOS
+from models.pseudonym import Pseudonymizer
+from streams.detectors import build_detectors
+from streams.ingest import Ingest
+from streams.settings import load_settings
+
+DAY = 86400
+
+
+def run(days: float, **cfg) -> tuple[RegionSimulator, list[tuple[str, str, dict]]]:
+    sim = RegionSimulator(SimulationConfig(days=days, **cfg))
+    return sim, list(sim.until(sim.t0 + days * DAY))
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    return run(6, seed=11, scale=0.3)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """A clean week, starting mid-afternoon as the demo does (a Monday: days 5 and 6 are the weekend)."""
+    return run(7, seed=5, scale=0.2, scenarios=(), start=DEFAULT_START + timedelta(hours=13, minutes=37, seconds=12))
+
+
+def test_same_seed_same_events_and_truth_other_seed_differs():
+    a_sim, a = run(1.5, seed=3, scale=0.2)
+    b_sim, b = run(1.5, seed=3, scale=0.2)
+    assert a == b and a_sim.truth == b_sim.truth and len(a) > 5000
+    c_sim, c = run(1.5, seed=4, scale=0.2)
+    assert c != a and c_sim.truth != a_sim.truth
+
+
+def test_events_are_in_time_order_and_keyed_by_the_topic_key(labelled):
+    _, events = labelled
+    times = [datetime.fromisoformat(e["event_time"]).timestamp() for _, _, e in events]
+    assert times == sorted(times)
+    key_field = {"prescription": "patient_id", "claim": "patient_id", "waste": "manifest_id", "telemetry": "device_id"}
+    assert all(key == e[key_field[s]] for s, key, e in events)
+
+
+def test_every_event_passes_its_contract(labelled):
+    _, events = labelled
+    ingest = {s: Ingest(s, [], Pseudonymizer.from_env()) for s in ("prescription", "claim", "waste", "telemetry")}
+    dead = [d for s, _, e in events for d in ingest[s].handle(orjson.dumps(e), "t", 0, 0).dead]
+    assert dead == []
+
+
+def test_every_scenario_is_in_the_ground_truth_and_never_in_the_events(labelled):
+    sim, events = labelled
+    found = Counter(x["scenario"] for x in sim.truth)
+    assert set(found) == set(BY_NAME) and len(SCENARIOS) >= 20
+    for x in sim.truth:
+        spec = BY_NAME[x["scenario"]]
+        assert x["entity"]["kind"] == spec.entity_kind and tuple(x["detectors"]) == spec.detectors
+        assert sim.t0 < x["start_t"] <= x["end_t"]
+    assert not any(b"scenario" in orjson.dumps(e) for _, _, e in events)
+
+
+def test_clean_traffic_raises_no_alert_from_the_rules_that_exist(clean):
+    """Normal traffic obeys the rules: an alert on it would be a false alarm of the simulator's making."""
+    _, events = clean
+    detectors = build_detectors(load_settings(environ={}))
+    ingest = {s: Ingest(s, d, Pseudonymizer.from_env()) for s, d in detectors.items()}
+    alerts = [a.reason for s, _, e in events for a in ingest[s].handle(orjson.dumps(e), "t", 0, 0).alerts]
+    assert len(events) > 40_000 and alerts == []
+
+
+def test_rhythms_weekends_mornings_and_waste_by_bed_days(clean):
+    sim, events = clean
+    visits = Counter()
+    hours = Counter()
+    waste = defaultdict(float)
+    for s, _, e in events:
+        local = datetime.fromisoformat(e["event_time"])
+        if s == "prescription" and e["visit_type"] != "inpatient":
+            visits[local.date()] += 1
+            hours[local.hour] += 1
+        if s == "waste" and e["event_type"] == "generated":
+            waste[e["institution_id"]] += e["weight_kg"]
+    days = sorted(visits)  # Monday afternoon to the next Monday afternoon
+    assert visits[days[5]] < 0.8 * visits[days[1]] and visits[days[6]] < 0.8 * visits[days[2]]
+    assert hours[9] > 10 * hours[3]
+    beds = {i.id: i.beds for i in sim.region.institutions}
+    big = max(beds, key=beds.get)
+    small = min((i for i in beds if beds[i] > 0), key=beds.get)
+    assert waste[big] > 5 * waste[small] > 0
+    assert {e["category"] for s, _, e in events if s == "waste"} == {
+        "infectious", "sharps", "pathological", "pharmaceutical", "chemical"}
+
+
+def test_fridges_cycle_inside_the_storage_range(clean):
+    _, events = clean
+    by_device = defaultdict(list)
+    for s, _, e in events:
+        if s == "telemetry":
+            by_device[e["device_id"]].append(e["temperature_c"])
+    fridges = [v for k, v in by_device.items() if k.startswith("FR-")]
+    assert fridges and all(2.0 < min(v) and max(v) < 8.0 for v in fridges)
+    assert all(statistics.pstdev(v) > 0.4 for v in fridges)  # the compressor cycles
+
+
+def test_scenarios_leave_the_marks_their_truth_describes(labelled):
+    sim, events = labelled
+    truth = defaultdict(list)
+    for x in sim.truth:
+        truth[x["scenario"]].append(x)
+    rx = {e["prescription_id"]: e for s, _, e in events if s == "prescription"}
+    for x in truth["over_supply"]:
+        assert rx[x["detail"]["prescription_id"]]["items"][0]["days_supply"] > 7
+    waste = defaultdict(dict)
+    for s, _, e in events:
+        if s == "waste":
+            waste[e["manifest_id"]][e["event_type"]] = e
+    for x in truth["storage_overdue"]:
+        m = waste[x["detail"]["manifest_id"]]
+        held = (datetime.fromisoformat(m["handed_over"]["event_time"])
+                - datetime.fromisoformat(m["generated"]["event_time"])).total_seconds()
+        assert held > 48 * 3600
+    for x in truth["manifest_not_closed"]:
+        assert set(waste[x["detail"]["manifest_id"]]) == {"generated", "handed_over"}
+    for x in truth["weight_loss_in_transit"]:
+        lost = [m for m in waste.values() if "received" in m and m["received"]["carrier_id"] == x["entity"]["id"]
+                and x["start_t"] <= datetime.fromisoformat(m["generated"]["event_time"]).timestamp() < x["end_t"] - DAY]
+        assert lost and all(m["received"]["weight_kg"] < 0.9 * m["handed_over"]["weight_kg"] for m in lost)
+    readings = defaultdict(list)
+    for s, _, e in events:
+        if s == "telemetry":
+            readings[e["device_id"]].append((datetime.fromisoformat(e["event_time"]).timestamp(), e))
+    for x in truth["sensor_silent"]:
+        assert not [t for t, _ in readings[x["entity"]["id"]] if x["start_t"] <= t < x["end_t"]]
+    for x in truth["power_loss"]:
+        window = [e for t, e in readings[x["entity"]["id"]] if x["start_t"] <= t < x["end_t"]]
+        assert any(e["power"] == "off" for e in window) and max(e["temperature_c"] for e in window) > 8
+    for x in truth["thermostat_freeze"]:
+        window = [e for t, e in readings[x["entity"]["id"]] if x["start_t"] <= t < x["end_t"]]
+        assert min(e["temperature_c"] for e in window) < -0.5
+    for x in truth["card_skimming"]:
+        burst = [e for s, _, e in events if s == "claim" and e["institution_id"] == x["entity"]["id"]
+                 and x["start_t"] <= datetime.fromisoformat(e["event_time"]).timestamp() <= x["end_t"]]
+        assert len({e["patient_id"] for e in burst}) >= 15
+
+
+def test_unknown_scenario_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown scenario.*nope.*known: over_supply"):
+        RegionSimulator(SimulationConfig(days=1, scale=0.2, scenarios=("nope",)))
+
+
+def test_simulate_writes_replayable_files_and_truth_beside_them(tmp_path, capsys):
+    from connectors.replay import load_sources
+    from streams.cli import main
+
+    assert main(["simulate", "--days", "1", "--scale", "0.2", "--out", str(tmp_path)]) == 0
+    assert "zhijian replay" in capsys.readouterr().out
+    truth = [orjson.loads(line) for line in (tmp_path / "truth.jsonl").read_bytes().splitlines()]
+    assert {x["scenario"] for x in truth} == set(BY_NAME)
+    sources = [f"{s}={tmp_path / s}.jsonl" for s in ("prescription", "claim", "waste", "telemetry")]
+    records = load_sources(sources, {})
+    assert len(records) > 5000 and {s for _, s, _ in records} >= {"prescription", "claim", "telemetry"}
+    assert [t for t, _, _ in records] == sorted(t for t, _, _ in records)
+
+
+def test_simulate_refuses_an_unknown_scenario_in_one_line(tmp_path, capsys):
+    from streams.cli import main
+
+    assert main(["simulate", "--days", "1", "--scenario", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zhijian: error: unknown scenario(s) nope") and "Traceback" not in err
