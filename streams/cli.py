@@ -19,7 +19,8 @@ STATE_DIR = Path(".zhijian")
 
 
 def _common_kafka(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML config file (default: $ZHIJIAN_CONFIG)")
+    p.add_argument("--config", action="append", help="TOML config file, repeatable: later files override earlier "
+                                                     "ones (default: $ZHIJIAN_CONFIG)")
     p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers host:port[,...] (default 127.0.0.1:9092)")
 
 
@@ -67,12 +68,12 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: str | None = None,
+def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: list[str] | None = None,
                          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
            "--metrics-port", str(metrics_port), "--no-create-topics"]
-    if config:
-        cmd += ["--config", config]
+    for path in config or []:
+        cmd += ["--config", path]
     env = {**os.environ, **(extra_env or {})}
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -86,6 +87,13 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def simulated_region_configs(user: list[str] | None) -> list[str]:
+    """The simulated region's dictionaries (prices, packages, licences), then the user's files."""
+    from connectors.simulator import REGION_CONFIG
+
+    return [str(REGION_CONFIG), *(user or [])]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -107,13 +115,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     by_detector: Counter[str] = Counter()
     try:
         broker.start()
-        settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
+        configs = simulated_region_configs(args.config)
+        settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
         # a living region: a month ago to now at `speed`, scenarios every week (4× the evaluation's rate)
         start = (datetime.now(timezone.utc) - timedelta(days=30)).replace(microsecond=0)
         sim = RegionSimulator(SimulationConfig(seed=args.seed, days=7, scale=args.scale, start=start,
                                                scenario_rate=4.0, warmup_days=0.1, repeat=True))
-        worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", args.config)
+        worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", configs)
         print(f"  broker   {broker.bootstrap_servers} (Tansu, in memory)\n"
               f"  worker   pid {worker.pid}, log {STATE_DIR / 'worker.log'}\n"
               f"  metrics  http://127.0.0.1:{metrics_port}/metrics\n"
@@ -226,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="embedded broker + worker + simulated traffic, alerts printed live")
-    d.add_argument("--config")
+    d.add_argument("--config", action="append", help="TOML config file, repeatable")
     d.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     d.add_argument("--alerts-out", help="also write every alert record as JSON lines to this file")
     d.add_argument("--metrics-port", type=int, default=9464, help="worker /metrics port (0 = pick a free one)")
@@ -245,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_worker)
 
     b = sub.add_parser("broker", help="run the embedded Tansu broker in the foreground with the topics created")
-    b.add_argument("--config")
+    b.add_argument("--config", action="append", help="TOML config file, repeatable")
     b.add_argument("--port", type=int, default=9092)
     b.set_defaults(func=cmd_broker)
 
@@ -279,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="simulate a region with labelled scenarios through the real worker and "
                                          "score detection per scenario")
-    ev.add_argument("--config")
+    ev.add_argument("--config", action="append", help="TOML config file, repeatable (after the simulated "
+                                                      "region's dictionaries)")
     scenario_args(ev)
     ev.add_argument("--json", help="write the full report to this file")
     ev.add_argument("--truth", help="write the ground truth (JSON lines) to this file")

@@ -54,7 +54,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
     from streams.bench import peak_rss_mib, scrape
-    from streams.cli import start_worker_process, stop_process
+    from streams.cli import simulated_region_configs, start_worker_process, stop_process
     from streams.settings import load_settings
 
     if args.days <= 0 or args.scale <= 0:
@@ -72,11 +72,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _progress(f"evaluate: seed {args.seed}, {args.days:g} simulated days, scale {args.scale:g} "
               f"({len(sim.region.institutions)} institutions, {len(sim.region.devices)} cold-chain devices)")
     with EmbeddedBroker(log_path=STATE_DIR / "evaluate-broker.log") as broker:
-        settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
+        configs = simulated_region_configs(args.config)
+        settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
         port = free_port()
         log = STATE_DIR / "evaluate-worker.log"
-        worker = start_worker_process(broker.bootstrap_servers, port, log, args.config)
+        worker = start_worker_process(broker.bootstrap_servers, port, log, configs)
         try:
             producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions)
             end = sim.t0 + args.days * DAY

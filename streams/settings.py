@@ -11,17 +11,51 @@ from typing import Any
 from connectors.errors import ConfigError
 from connectors.kafka_config import KafkaConnection
 from connectors.topics import TopicSpec, topic_specs
+from models.claims.card_burst import CardBurstLimits
 from models.claims.duplicate_charge import DuplicateChargeConfig
+from models.claims.entity_anomaly import ProfileLimits
+from models.claims.impossible_day import DayLimit
+from models.claims.over_standard import PriceCatalogue
+from models.claims.phantom_bed import PhantomBedRules
+from models.claims.split_admission import ReadmissionRules
+from models.claims.unbundling import PackageDictionary
 from models.coldchain.excursion import ExcursionLimits
+from models.coldchain.sensor_silent import SilenceLimits
+from models.prescription.controlled_drugs import ControlledLimits
+from models.prescription.doctor_shopping import ShoppingLimits
+from models.prescription.excess_usage import ExcessUsageConfig
 from models.prescription.over_supply import SupplyLimits
+from models.prescription.same_action import SameActionConfig
+from models.prescription.too_many_drugs import DrugCountLimit
+from models.waste.category_mismatch import LicenceTable
+from models.waste.generation_anomaly import GenerationLimits
+from models.waste.manifest_open import ManifestWindows
 from models.waste.storage_overdue import StorageLimits
+from models.waste.weight_discrepancy import WeightLimits
 
 #: Detector configuration sections → the dataclass holding their thresholds.
 DETECTOR_SECTIONS: dict[str, type] = {
     "prescription.over_supply": SupplyLimits,
+    "prescription.too_many_drugs": DrugCountLimit,
+    "prescription.controlled_drugs": ControlledLimits,
+    "prescription.same_action": SameActionConfig,
+    "prescription.duplicate_overlap": ShoppingLimits,
+    "prescription.excess_usage": ExcessUsageConfig,
     "claim.duplicate_charge": DuplicateChargeConfig,
+    "claim.unbundling": PackageDictionary,
+    "claim.over_standard": PriceCatalogue,
+    "claim.split_admission": ReadmissionRules,
+    "claim.phantom_bed": PhantomBedRules,
+    "claim.card_misuse": CardBurstLimits,
+    "claim.impossible_day": DayLimit,
+    "claim.entity_anomaly": ProfileLimits,
     "waste.storage_overdue": StorageLimits,
+    "waste.manifest_not_closed": ManifestWindows,
+    "waste.weight_discrepancy": WeightLimits,
+    "waste.category_mismatch": LicenceTable,
+    "waste.generation_anomaly": GenerationLimits,
     "coldchain.excursion": ExcursionLimits,
+    "coldchain.sensor_silent": SilenceLimits,
 }
 
 ENV = {
@@ -96,34 +130,40 @@ def _typed(cls: type, section: str, values: dict[str, Any]) -> Any:
     return dataclasses.replace(defaults, **out)
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+def _read_config(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; pass an existing file to --config / ZHIJIAN_CONFIG")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} is not valid TOML ({e}); fix the line it names") from None
+
+
+def load_settings(path: str | Path | list[str | Path] | None = None,
+                  overrides: dict[str, dict[str, Any]] | None = None,
                   environ: dict[str, str] | None = None) -> Settings:
-    """Build Settings from a config file, the environment and explicit overrides."""
+    """Build Settings from config files (later files override earlier ones key by key; several in
+    ``ZHIJIAN_CONFIG`` are separated by ``:``), the environment and explicit overrides."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
-    path = path or environ.get("ZHIJIAN_CONFIG")
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist; pass an existing file to --config / ZHIJIAN_CONFIG")
-        try:
-            raw = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {p} is not valid TOML ({e}); fix the line it names") from None
+    if path is None or path == []:
+        path = [p for p in environ.get("ZHIJIAN_CONFIG", "").split(os.pathsep) if p]
+    paths = path if isinstance(path, list) else [path]
     # Dotted detector sections arrive nested: {"coldchain": {"excursion": {...}}}.
     sections: dict[str, dict[str, Any]] = {}
-    for name, body in raw.items():
-        if not isinstance(body, dict):
-            raise ConfigError(f"config key {name!r} must be a [section]")
-        if name in ("kafka", "topics", "worker"):
-            sections[name] = dict(body)
-            continue
-        for sub, values in body.items():
-            full = f"{name}.{sub}"
-            if full not in DETECTOR_SECTIONS or not isinstance(values, dict):
-                raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, "
-                                  + ", ".join(DETECTOR_SECTIONS))
-            sections[full] = dict(values)
+    for p in paths:
+        for name, body in _read_config(p).items():
+            if not isinstance(body, dict):
+                raise ConfigError(f"config key {name!r} must be a [section]")
+            if name in ("kafka", "topics", "worker"):
+                sections.setdefault(name, {}).update(body)
+                continue
+            for sub, values in body.items():
+                full = f"{name}.{sub}"
+                if full not in DETECTOR_SECTIONS or not isinstance(values, dict):
+                    raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, "
+                                      + ", ".join(DETECTOR_SECTIONS))
+                sections.setdefault(full, {}).update(values)
     for var, (section, key) in ENV.items():
         if environ.get(var):
             sections.setdefault(section, {})[key] = environ[var]

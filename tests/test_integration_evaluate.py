@@ -8,9 +8,6 @@ import sys
 
 from connectors.simulator.scenarios import BY_NAME
 
-#: scenarios whose detectors exist: each of their incidents must be caught
-IMPLEMENTED = {"over_supply", "duplicate_charge", "storage_overdue", "power_loss", "thermostat_freeze"}
-
 
 def test_evaluate_thirty_days_reports_every_scenario_through_the_worker(tmp_path):
     report, truth = tmp_path / "report.json", tmp_path / "truth.jsonl"
@@ -23,13 +20,19 @@ def test_evaluate_thirty_days_reports_every_scenario_through_the_worker(tmp_path
     assert sum(r["events"].values()) > 800_000 and set(r["events"]) == {"prescription", "claim", "waste", "telemetry"}
     by = {s["scenario"]: s for s in r["scenarios"]}
     assert set(by) == set(BY_NAME)  # every scenario listed, detected or not
-    for name in IMPLEMENTED:
-        assert by[name]["recall"] == 1.0 and by[name]["precision"] == 1.0, by[name]
-        assert by[name]["median_delay_s"] is not None
+    # on this seed every scenario is caught; the online models judge days whose completeness depends on how
+    # the worker interleaves partitions, so they get a little room
+    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile"}
+    for name in set(BY_NAME) - models:
+        assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
+    for name in models:
+        assert by[name]["recall"] >= 0.5 and (by[name]["precision"] or 0) >= 0.5, by[name]
+    assert by["over_supply"]["median_delay_s"] == 0  # flagged on arrival
     assert by["storage_overdue"]["median_delay_s"] >= 48 * 3600  # cannot be known before the 48 h limit
+    assert 24 * 3600 <= by["manifest_not_closed"]["median_delay_s"] < 26 * 3600  # the 24 h transport window
+    assert by["sensor_silent"]["median_delay_s"] <= 35 * 60  # the 30 min limit, as the watermark passes it
     assert by["power_loss"]["median_delay_s"] < 3 * 3600
-    for name in ("too_many_drugs", "split_admission", "sensor_silent", "weight_loss_in_transit"):
-        assert by[name]["recall"] == 0.0 and by[name]["precision"] is None  # honest zeros until they exist
-    assert r["false_alarms_per_10k"] < 0.5
+    assert 3 * 86400 < by["antimicrobial_ramp"]["median_delay_s"] < 14 * 86400  # evidence builds over days
+    assert r["false_alarms"] <= 3, r["unmatched_examples"]
     lines = truth.read_text().splitlines()
     assert len(lines) == sum(s["incidents"] for s in r["scenarios"])

@@ -35,3 +35,35 @@ def test_bad_config_is_one_clear_error(tmp_path, text, needle):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_later_config_files_override_earlier_ones_key_by_key(tmp_path):
+    base, site = tmp_path / "region.toml", tmp_path / "site.toml"
+    base.write_text('[claim.over_standard]\nprices = { "CT" = 300.0 }\ntolerance_pct = 1.0\n'
+                    '[waste.category_mismatch]\nlicences = { "FAC-1" = ["infectious"] }\n')
+    site.write_text('[claim.over_standard]\ntolerance_pct = 2.5\n[worker]\napp_id = "site"\n')
+    for s in (load_settings([base, site], environ={}),
+              load_settings(environ={"ZHIJIAN_CONFIG": f"{base}:{site}"})):
+        assert s.detectors["claim.over_standard"].prices == {"CT": 300.0}
+        assert s.detectors["claim.over_standard"].tolerance_pct == 2.5
+        assert s.detectors["waste.category_mismatch"].licences == {"FAC-1": ["infectious"]}
+        assert s.worker.app_id == "site"
+
+
+def test_a_dictionary_setting_must_be_a_table(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[claim.unbundling]\npackages = ["S-LIVER"]\n')
+    with pytest.raises(ConfigError, match=r"\[claim.unbundling\] packages = \['S-LIVER'\] should be a dict"):
+        load_settings(cfg, environ={})
+
+
+def test_the_readme_configuration_example_loads(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("```toml", readme.index("## Configuration")) + len("```toml")
+    cfg = tmp_path / "readme.toml"
+    cfg.write_text(readme[start:readme.index("```", start)].replace('sasl_password = "…"', 'sasl_password = "x"'))
+    s = load_settings(cfg, environ={})
+    assert s.detectors["claim.split_admission"].max_gap_days == 15
+    assert s.detectors["waste.category_mismatch"].licences["FAC-1"][0] == "infectious"

@@ -39,6 +39,7 @@ class Scenario:
     span_days: float  # how long an instance runs (placement keeps it inside the horizon)
     inject: Callable[["RegionSimulator", float, "Scenario"], None]
     description: str
+    earliest_day: float = 0.0  # models judge an entity against its own history: give them some first
 
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
@@ -243,9 +244,10 @@ def impossible_day(sim, t, sc):
     doc = r.choice(inst.prescribers)
     start = _work_hours(t, 8, 8, r)
     n = r.randint(28, 36)
-    for k in range(n):
+    patients = r.sample([p for p in sim.scenario_patients if p.id not in sim.stays], n)
+    for k, patient in enumerate(patients):
         at = start + k * (10 * HOUR / n)
-        sim.claim(at, inst, doc, _patient(sim), "outpatient", ["M54.5"], [sim.service_line("S-PHYSIO", 2)])
+        sim.claim(at, inst, doc, patient, "outpatient", ["M54.5"], [sim.service_line("S-PHYSIO", 2)])
     sim.record(sc.name, "doctor", doc, start, start + 10 * HOUR, sc.detectors, billed_hours=n, limit_hours=24)
 
 
@@ -258,10 +260,22 @@ def upcoding_profile(sim, t, sc):
 
 
 # --- medical waste 医疗废物 ---------------------------------------------------------------------
-def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
-    """One more manifest of ``inst`` at ``t``, its later steps ``times`` after it (None: never)."""
+def _collection_evening(inst, t: float) -> float:
+    """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
     from connectors.simulator.simulator import TZ
 
+    at = _work_hours(t, 20, 20)
+    while inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, TZ).toordinal() % 2:
+        at += DAY
+    return at
+
+
+def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
+    """One more manifest of ``inst``, weighed with its others on the first collection evening from
+    ``t``, its later steps ``times`` after that (None: never). Returns (manifest id, weight, time)."""
+    from connectors.simulator.simulator import TZ
+
+    t = _collection_evening(inst, t)
     r = sim.rng_scenario
     weight = round(r.uniform(3, 25), 1)
     n = sum(1 for x in sim.truth if x["scenario"] == sc.name)
@@ -276,15 +290,15 @@ def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
     sim.manifest_hooks.insert(0, hook)  # first: other scenarios' hooks then see this manifest as it is
     sim.manifest(t, inst, category, weight)
     sim.manifest_hooks.remove(hook)
-    return mid, weight
+    return mid, weight, t
 
 
 def storage_overdue(sim, t, sc):
     r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary", "community", "private_clinic")
     held = r.uniform(55, 80) * HOUR
-    mid, w = _extra_manifest(sim, t, sc, inst, "infectious", handed=held, received=held + 2 * HOUR,
-                             disposed=held + 8 * HOUR)
+    mid, w, t = _extra_manifest(sim, t, sc, inst, "infectious", handed=held, received=held + 2 * HOUR,
+                                disposed=held + 8 * HOUR)
     sim.record(sc.name, "institution", inst.id, t, t + held, sc.detectors, manifest_id=mid,
                stored_hours=round(held / HOUR, 1), limit_hours=48)
 
@@ -293,7 +307,7 @@ def manifest_not_closed(sim, t, sc):
     r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary", "community")
     handed = r.uniform(11, 15) * HOUR
-    mid, w = _extra_manifest(sim, t, sc, inst, "sharps", handed=handed, received=None, disposed=None)
+    mid, w, t = _extra_manifest(sim, t, sc, inst, "sharps", handed=handed, received=None, disposed=None)
     sim.record(sc.name, "carrier", sim.carrier_of[inst.id], t + handed, t + handed + 48 * HOUR, sc.detectors,
                manifest_id=mid, institution=inst.id, transport_window_hours=24)
 
@@ -303,8 +317,8 @@ def category_mismatch(sim, t, sc):
     inst = _clinic(sim, "tertiary", "secondary")
     handed = r.uniform(11, 15) * HOUR
     category = r.choice(("pathological", "chemical"))
-    mid, w = _extra_manifest(sim, t, sc, inst, category, {"facility": "FAC-2"}, handed=handed,
-                             received=handed + 2 * HOUR, disposed=handed + 8 * HOUR)
+    mid, w, t = _extra_manifest(sim, t, sc, inst, category, {"facility": "FAC-2"}, handed=handed,
+                                received=handed + 2 * HOUR, disposed=handed + 8 * HOUR)
     sim.record(sc.name, "facility", "FAC-2", t + handed, t + handed + 2 * HOUR, sc.detectors, manifest_id=mid,
                category=category, licensed=list(sim.region.facilities["FAC-2"]))
 
@@ -397,14 +411,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("same_action_duplication", "prescription", "同类药物重复", "prescriber", ("prescription.same_action",),
              6, 0, same_action_duplication, "amlodipine and nifedipine (ATC C08CA) on one prescription"),
     Scenario("antimicrobial_ramp", "prescription", "抗菌药物超常", "prescriber", ("prescription.excess_usage",), 2,
-             21, antimicrobial_ramp, "a prescriber's antimicrobial use ramps to 3× over two weeks, then holds"),
+             21, antimicrobial_ramp, "a prescriber's antimicrobial use ramps to 3× over two weeks, then holds", earliest_day=7),
     Scenario("duplicate_charge", "claim", "重复收费", "institution", ("claim.duplicate_charge",), 12, 0,
              duplicate_charge, "the same test billed again to the same patient the same day"),
     Scenario("unbundling", "claim", "分解项目收费", "institution", ("claim.unbundling",), 10, 0, unbundling,
              "liver panel billed as its four components"),
     Scenario("over_standard_price", "claim", "超标准收费", "institution", ("claim.over_standard",), 8, 0,
              over_standard_price, "an imaging item billed at 1.3–2× the catalogue price"),
-    Scenario("split_admission", "claim", "分解住院", "institution", ("claim.split_admission",), 6, 15,
+    Scenario("split_admission", "claim", "分解住院", "institution", ("claim.split_admission",), 6, 20,
              split_admission, "pneumonia patient readmitted 2–8 days after discharge, not a planned cycle"),
     Scenario("phantom_bed", "claim", "挂床住院", "institution", ("claim.phantom_bed",), 4, 9, phantom_bed,
              "an inpatient settles at a pharmacy twice during the stay"),
@@ -413,7 +427,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("impossible_day", "claim", "超时计费", "doctor", ("claim.impossible_day",), 3, 0, impossible_day,
              "a doctor bills 28–36 hours of physiotherapy in one day"),
     Scenario("upcoding_profile", "claim", "机构画像异常", "institution", ("claim.entity_anomaly",), 1, 14,
-             upcoding_profile, "a clinic adds CT, ultrasound and a liver panel to 70 % of visits for two weeks"),
+             upcoding_profile, "a clinic adds CT, ultrasound and a liver panel to 70 % of visits for two weeks", earliest_day=7),
     Scenario("storage_overdue", "waste", "超时贮存", "institution", ("waste.storage_overdue",), 8, 4,
              storage_overdue, "a manifest handed over 55–80 h after generation (limit 48)"),
     Scenario("manifest_not_closed", "waste", "联单未闭环", "carrier", ("waste.manifest_not_closed",), 6, 3,
@@ -425,7 +439,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for the manifests "
              "of three days"),
     Scenario("generation_drop", "waste", "医废产生量异常", "institution", ("waste.generation_anomaly",), 1, 10,
-             generation_drop, "a hospital's waste falls to 40 % of normal (leaking out of the system)"),
+             generation_drop, "a hospital's waste falls to 40 % of normal (leaking out of the system)", earliest_day=7),
     Scenario("power_loss", "telemetry", "断电", "device",
              ("coldchain.excursion", "coldchain.breach", "coldchain.device_status"), 4, 1, power_loss,
              "a fridge or cold room without power for 3–14 h"),
@@ -434,7 +448,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sensor_silent", "telemetry", "传感器离线", "device", ("coldchain.sensor_silent",), 4, 1,
              sensor_silent, "a logger sends nothing for 1–8 h"),
     Scenario("warming_drift", "telemetry", "缓慢升温", "device", ("coldchain.abnormal_dynamics", "coldchain.excursion"), 1, 7,
-             warming_drift, "a fridge warms by 1.5 °C over about a week, then its compressor fails"),
+             warming_drift, "a fridge warms by 1.5 °C over about a week, then its compressor fails", earliest_day=7),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -453,8 +467,9 @@ def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
     for name in names:
         sc = BY_NAME[name]
         n = max(1, round(sc.per_30_days * cfg.days / 30 * cfg.scenario_rate))
-        first = min(cfg.warmup_days * DAY, horizon / 4)
-        room = max(horizon / 4, horizon - first - min(sc.span_days * DAY, horizon / 2))
+        first = min(max(cfg.warmup_days, sc.earliest_day) * DAY, horizon / 4 if not sc.earliest_day else horizon / 2)
+        tail = max(DAY, min(sc.span_days * DAY, horizon * 2 / 3))  # and a day: it may move to the next working day
+        room = max(horizon / 4, horizon - first - tail)
         for k in range(n):
             at = start + first + room * (k + r.random()) / n
             sim._call(at, sim.run_scenario, sc)

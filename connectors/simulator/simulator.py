@@ -115,6 +115,7 @@ class RegionSimulator:
         self.units = {d.id: Unit(d) for d in r.devices}
         self.silent: dict[str, tuple[float, float]] = {}  # device → window without readings
         self.stays: dict[str, Stay] = {}  # patient id → current inpatient stay
+        self.discharged: dict[str, float] = {}  # patient id → last discharge
         #: day → (patient, institution) pairs with a visit that day: one visit per site and day, or the
         #: second would bill the same consultation (a duplicate charge the scenario did not inject)
         self.visited: dict[str, set[tuple[str, str]]] = {}
@@ -329,10 +330,10 @@ class RegionSimulator:
     def admit(self, t: float, inst: Institution, los: int, patient: Patient | None = None,
               diagnosis: str | None = None, department: str | None = None, planned: bool = False) -> Stay | None:
         r = self.rng_stay
-        if patient is None:
+        if patient is None:  # not someone discharged lately: a readmission is a scenario's to plant
             for _ in range(6):
                 p = r.choice(self.patients)
-                if p.id not in self.stays:
+                if p.id not in self.stays and self.discharged.get(p.id, -1e18) < t - 30 * 86400:
                     patient = p
                     break
             else:
@@ -357,6 +358,7 @@ class RegionSimulator:
     def _discharge(self, t: float, stay: Stay) -> None:
         if self.stays.get(stay.patient.id) is stay:
             del self.stays[stay.patient.id]
+        self.discharged[stay.patient.id] = t
         r = self.rng_stay
         inst = stay.institution
         days = max(1, round((stay.discharge_t - stay.admitted_t) / 86400))

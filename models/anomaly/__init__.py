@@ -1,0 +1,1 @@
+"""Online scorers that learn an entity's normal from its own history (river's detector protocol)."""

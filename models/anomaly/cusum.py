@@ -1,0 +1,138 @@
+"""CUSUM charts (累积和控制图) with a baseline learned online, in river's detector protocol.
+
+A cumulative-sum chart adds up the evidence that a series has moved away from its normal
+and forgets it when the series comes back; it catches a slow ramp that no single day's
+value would betray, and its statistic explains itself ("the evidence accumulated over five
+days"). The normal is learned online from the entity's own history, only while the chart is
+in control, so a drift does not teach the baseline to accept it.
+
+``score_one(x)`` is the statistic the chart *would* have after ``x``; ``learn_one(x)``
+moves it there and updates the baseline. Higher is more anomalous, as in river.
+
+Counts (a prescriber's antimicrobial prescriptions among all, per day):
+
+>>> import random
+>>> rng = random.Random(1)
+>>> chart = BinomialCUSUM(ratio=2.0, min_trials=100)
+>>> for day in range(20):
+...     n = 60
+...     chart.learn_one({"n": n, "k": sum(rng.random() < 0.12 for _ in range(n))})
+>>> round(chart.p0, 3), chart.statistic
+(0.118, 0.0)
+>>> scores = []
+>>> for day in range(8):                         # the share doubles
+...     x = {"n": 60, "k": sum(rng.random() < 0.24 for _ in range(60))}
+...     scores.append(round(chart.score_one(x), 1))
+...     chart.learn_one(x)
+>>> scores
+[2.3, 4.9, 6.7, 8.6, 10.4, 18.1, 17.4, 19.2]
+
+Amounts (an institution's waste per day, watching for a drop):
+
+>>> chart = GaussianCUSUM(direction="down")
+>>> for day in range(15):
+...     chart.learn_one({"y": 500 + rng.gauss(0, 25)})
+>>> round(chart.score_one({"y": 490.0}), 2), round(chart.score_one({"y": 200.0}), 1)
+(0.06, 11.6)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import stats
+from river.base import AnomalyDetector
+
+
+class GaussianCUSUM(AnomalyDetector):
+    """One-sided CUSUM of a value standardized by its exponentially weighted mean and variance.
+
+    ``direction`` "up" or "down"; ``k`` the slack in standard deviations; ``warmup`` values are
+    learned before any score; ``min_rel_sd`` floors the deviation at a share of the mean (a
+    series too regular must not make every wobble an alarm); values more than ``learn_z``
+    deviations away, or while the statistic is at ``learn_below`` or more, are not learned.
+    """
+
+    def __init__(self, direction: str = "up", k: float = 0.5, fading_factor: float = 0.1, warmup: int = 5,
+                 min_rel_sd: float = 0.05, learn_z: float = 3.0, learn_below: float = 2.5) -> None:
+        if direction not in ("up", "down"):
+            raise ValueError("direction is 'up' or 'down'")
+        self.direction = direction
+        self.k = k
+        self.fading_factor = fading_factor
+        self.warmup = warmup
+        self.min_rel_sd = min_rel_sd
+        self.learn_z = learn_z
+        self.learn_below = learn_below
+        self._mean = stats.EWMean(fading_factor)
+        self._var = stats.EWVar(fading_factor)
+        self.n = 0
+        self.statistic = 0.0
+
+    @property
+    def mean(self) -> float:
+        return self._mean.get()
+
+    @property
+    def sd(self) -> float:
+        return max(math.sqrt(max(self._var.get(), 0.0)), self.min_rel_sd * abs(self.mean), 1e-9)
+
+    def z(self, y: float) -> float:
+        """Standardized value, signed so that positive points in the watched direction."""
+        z = (y - self.mean) / self.sd
+        return z if self.direction == "up" else -z
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        if self.n < self.warmup:
+            return 0.0
+        return max(0.0, self.statistic + self.z(x["y"]) - self.k)
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        y = x["y"]
+        warm = self.n >= self.warmup
+        self.statistic = self.score_one(x)
+        if not warm or (self.statistic < self.learn_below and abs(self.z(y)) < self.learn_z):
+            self._mean.update(y)
+            self._var.update(y)
+        self.n += 1
+
+
+class BinomialCUSUM(AnomalyDetector):
+    """CUSUM of the log-likelihood ratio that a share has risen from ``p0`` to ``ratio`` × ``p0``.
+
+    ``x = {"n": trials, "k": successes}``. The baseline share is learned from counts faded by
+    ``fading_factor`` per observation (0.97 ≈ a month of days) while the statistic stays below
+    ``learn_below`` (learning only at zero would keep the busier days out and bias the share
+    low), and nothing is scored before the baseline holds ``min_trials`` trials.
+    """
+
+    def __init__(self, ratio: float = 2.0, fading_factor: float = 0.97, min_trials: int = 100,
+                 learn_below: float = 4.0) -> None:
+        self.ratio = ratio
+        self.fading_factor = fading_factor
+        self.min_trials = min_trials
+        self.learn_below = learn_below
+        self._trials = 0.0
+        self._successes = 0.0
+        self.statistic = 0.0
+
+    @property
+    def p0(self) -> float:
+        return self._successes / self._trials if self._trials else 0.0
+
+    def increment(self, n: int, k: int) -> float:
+        p0 = min(max(self.p0, 1e-4), 0.98)
+        p1 = min(self.ratio * p0, 0.999)
+        return k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0))
+
+    def score_one(self, x: dict[str, Any]) -> float:
+        if self._trials < self.min_trials or self._successes <= 0:
+            return 0.0
+        return max(0.0, self.statistic + self.increment(x["n"], x["k"]))
+
+    def learn_one(self, x: dict[str, Any]) -> None:
+        self.statistic = self.score_one(x)
+        if self.statistic < self.learn_below:
+            f = self.fading_factor
+            self._trials = f * self._trials + x["n"]
+            self._successes = f * self._successes + x["k"]

@@ -1,0 +1,64 @@
+"""Same-action duplication 同类药物重复使用: two drugs of one pharmacological subgroup on one prescription.
+
+处方点评规范: two or more drugs with the same mechanism (same ATC level 4, e.g. C08CA, the
+dihydropyridine calcium-channel blockers) on one prescription is an irrational combination.
+The entity is the prescriber.
+
+>>> from models.alert import Source
+>>> d = SameActionDetector()
+>>> rx = {"prescription_id": "RX1", "institution_id": "C1", "department": "GP", "prescriber_id": "D3",
+...       "visit_type": "long_term", "_t": 1767225600.0,
+...       "items": [{"drug_code": "A", "name": "amlodipine 5 mg", "atc_code": "C08CA01"},
+...                 {"drug_code": "N", "name": "nifedipine CR 30 mg", "atc_code": "C08CA05"},
+...                 {"drug_code": "L", "name": "losartan 50 mg", "atc_code": "C09CA01"}]}
+>>> [a] = d.process(rx, Source("zhijian.prescriptions", 2, 5, "RX1"))
+>>> a.numbers["groups"]
+{'C08CA': ['amlodipine 5 mg', 'nifedipine CR 30 mg']}
+>>> print(a.reason)
+prescriber D3 (C1/GP): prescription RX1 combines amlodipine 5 mg + nifedipine CR 30 mg (same ATC group C08CA)
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.alert import Alert, Source
+
+
+@dataclass(frozen=True)
+class SameActionConfig:
+    """Configuration ``[prescription.same_action]``: ATC level-4 groups allowed together."""
+
+    allowed_groups: list[str] = field(default_factory=list)
+
+
+class SameActionDetector:
+    name = "prescription.same_action"
+    version = "1"
+    stream = "prescription"
+
+    def __init__(self, config: SameActionConfig | None = None) -> None:
+        self.config = config or SameActionConfig()
+        self._allowed = set(self.config.allowed_groups)
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        groups: dict[str, dict[str, str]] = defaultdict(dict)
+        for it in event["items"]:
+            atc = it.get("atc_code", "")
+            if len(atc) >= 5 and atc[:5] not in self._allowed:
+                groups[atc[:5]][it["drug_code"]] = it["name"]
+        clashes = {g: sorted(d.values()) for g, d in sorted(groups.items()) if len(d) > 1}
+        if not clashes:
+            return []
+        what = "; ".join(f"{' + '.join(names)} (same ATC group {g})" for g, names in clashes.items())
+        reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
+                  f"prescription {event['prescription_id']} combines {what}")
+        return [Alert.build(
+            detector=self.name, version=self.version, key=event["prescription_id"],
+            stream=self.stream, severity="medium", tier="violation",
+            entity_kind="prescriber", entity_id=event["prescriber_id"],
+            institution_id=event["institution_id"], region=event.get("region", "unknown"),
+            event_t=event["_t"], score=float(max(len(v) for v in clashes.values())), reason=reason,
+            numbers={"groups": clashes}, evidence=[source],
+        )]

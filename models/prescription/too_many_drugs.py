@@ -1,0 +1,61 @@
+"""Too many drugs 大处方: more drugs on one prescription than the limit.
+
+处方管理办法: a Western or Chinese-patent-medicine prescription holds at most 5 drugs.
+Inpatient orders are not prescriptions in this sense and are not checked. The entity is
+the prescriber.
+
+>>> from models.alert import Source
+>>> d = TooManyDrugsDetector()
+>>> rx = {"prescription_id": "RX1", "institution_id": "H1", "department": "GP", "prescriber_id": "D7",
+...       "visit_type": "outpatient", "_t": 1767225600.0,
+...       "items": [{"drug_code": c, "name": c} for c in "ABCDEFG"]}
+>>> [a] = d.process(rx, Source("zhijian.prescriptions", 0, 3, "RX1"))
+>>> a.entity_id, a.numbers["drugs"], a.numbers["limit"]
+('D7', 7, 5)
+>>> print(a.reason)
+prescriber D7 (H1/GP): outpatient prescription RX1 holds 7 drugs, limit 5
+>>> d.process({**rx, "items": rx["items"][:5]}, Source("zhijian.prescriptions", 0, 4, "RX1"))
+[]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.alert import Alert, Source
+
+
+@dataclass(frozen=True)
+class DrugCountLimit:
+    """Configuration ``[prescription.too_many_drugs]``."""
+
+    max_drugs: int = 5
+
+
+class TooManyDrugsDetector:
+    name = "prescription.too_many_drugs"
+    version = "1"
+    stream = "prescription"
+
+    def __init__(self, limit: DrugCountLimit | None = None) -> None:
+        self.limit = limit or DrugCountLimit()
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        if event["visit_type"] == "inpatient":
+            return []
+        drugs = len({it["drug_code"] for it in event["items"]})
+        limit = self.limit.max_drugs
+        if drugs <= limit:
+            return []
+        visit = event["visit_type"].replace("_", "-")
+        reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
+                  f"{visit} prescription {event['prescription_id']} holds {drugs} drugs, limit {limit}")
+        return [Alert.build(
+            detector=self.name, version=self.version, key=event["prescription_id"],
+            stream=self.stream, severity="low", tier="violation",
+            entity_kind="prescriber", entity_id=event["prescriber_id"],
+            institution_id=event["institution_id"], region=event.get("region", "unknown"),
+            event_t=event["_t"], score=drugs / limit, reason=reason,
+            numbers={"drugs": drugs, "limit": limit, "drug_codes": sorted({it["drug_code"] for it in event["items"]})},
+            evidence=[source],
+        )]

@@ -1,0 +1,205 @@
+"""Edges of the catalogue rules beyond their doctests: what must not fire, and what fires once."""
+from __future__ import annotations
+
+from models.alert import Source
+from models.claims.card_burst import CardBurstDetector, CardBurstLimits
+from models.claims.over_standard import OverStandardDetector, PriceCatalogue
+from models.claims.phantom_bed import PhantomBedDetector
+from models.claims.split_admission import SplitAdmissionDetector
+from models.claims.unbundling import PackageDictionary, UnbundlingDetector
+from models.coldchain.sensor_silent import SensorSilentDetector
+from models.prescription.controlled_drugs import ControlledDrugDetector
+from models.waste.manifest_open import ManifestOpenDetector
+from models.waste.weight_discrepancy import WeightDiscrepancyDetector
+
+T0 = 1791939600.0  # 2026-10-14T09:00:00+08:00
+
+
+def src(offset: int, partition: int = 0) -> Source:
+    return Source("t", partition, offset, f"e{offset}")
+
+
+def rx(items, visit="outpatient"):
+    return {"prescription_id": "RX1", "institution_id": "H1", "department": "ONC", "prescriber_id": "D1",
+            "visit_type": visit, "_t": T0, "items": items}
+
+
+def controlled(days, form, cls="narcotic"):
+    return {"drug_code": "M", "name": "morphine", "days_supply": days, "quantity": 10, "dosage_form": form,
+            "controlled_class": cls}
+
+
+def test_controlled_drug_limits_follow_form_and_visit():
+    d = ControlledDrugDetector()
+    assert d.process(rx([controlled(7, "controlled_release")]), src(1)) == []
+    assert len(d.process(rx([controlled(8, "controlled_release")]), src(2))) == 1
+    assert len(d.process(rx([controlled(2, "injection")]), src(3))) == 1
+    assert len(d.process(rx([controlled(2, "oral")], visit="inpatient"), src(4))) == 1
+    assert d.process(rx([controlled(3, "oral", "psychotropic_2")]), src(5)) == []  # class II: other rules
+    assert d.process(rx([controlled(3, "oral", "psychotropic_1")]), src(6)) == []
+
+
+def waste(manifest, kind, hours, weight=10.0, containers=2, partition=0, offset=0):
+    return ({"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "category": "infectious",
+             "weight_kg": weight, "container_count": containers, "carrier_id": "CR-1", "facility_id": "FAC-1",
+             "_t": T0 + hours * 3600}, src(offset, partition))
+
+
+def test_weight_within_ten_percent_passes_a_missing_container_does_not():
+    d = WeightDiscrepancyDetector()
+    assert d.process(*waste("M1", "handed_over", 0, 10.0)) == []
+    assert d.process(*waste("M1", "received", 2, 9.1)) == []
+    assert d.process(*waste("M2", "handed_over", 0, 10.0, containers=3)) == []
+    [a] = d.process(*waste("M2", "received", 2, 10.0, containers=2))
+    assert a.numbers["received_containers"] == 2 and "3 containers handed over, 2 received" in a.reason
+    assert d.process(*waste("M2", "received", 2, 10.0, containers=2)) == []  # redelivered: reported once
+
+
+def test_disposal_closes_a_manifest_and_partitions_keep_their_own_clock():
+    d = ManifestOpenDetector()
+    assert d.process(*waste("M1", "handed_over", 0, partition=0)) == []
+    assert d.process(*waste("M1", "disposed", 5, partition=0)) == []  # receipt missing, but the life is over
+    assert d.process(*waste("M2", "handed_over", 6, partition=1)) == []
+    assert d.process(*waste("M3", "generated", 100, partition=0)) == []  # partition 0 ahead: M2 is not its business
+    [a] = d.process(*waste("M4", "generated", 31, partition=1))
+    assert (a.numbers["manifest_id"], a.entity_kind) == ("M2", "carrier")
+
+
+def test_a_received_manifest_not_disposed_is_the_facilitys():
+    d = ManifestOpenDetector()
+    d.process(*waste("M1", "handed_over", 0))
+    d.process(*waste("M1", "received", 2))
+    [a] = d.process(*waste("M9", "generated", 51))
+    assert (a.entity_kind, a.entity_id, a.numbers["stage"]) == ("facility", "FAC-1", "disposed")
+
+
+def reading(device, minute, kind="fridge", partition=0):
+    return ({"device_id": device, "device_kind": kind, "facility_id": "CDC-1", "temperature_c": 5.0,
+             "_t": T0 + 60 * minute}, src(minute, partition))
+
+
+def test_vehicles_are_not_watched_by_default_and_an_old_reading_does_not_close():
+    d = SensorSilentDetector()
+    d.process(*reading("VH-1", 0, "vehicle"))
+    d.process(*reading("F1", 0))
+    [a] = d.process(*reading("F2", 40))
+    assert a.entity_id == "F1"  # the parked vehicle, silent as long, is not reported
+    assert d.process(*reading("F1", 0)) == []  # a redelivered old reading
+    [b] = d.process(*reading("F1", 41))
+    assert b.status == "closed" and b.alert_id == a.alert_id
+
+
+def inpatient(n, site, admitted, discharged, diagnosis="J18.9"):
+    return ({"claim_id": f"CL{n}", "claim_type": "inpatient", "institution_id": site, "patient": "P1",
+             "event_time": f"{discharged}T10:00:00+08:00", "admission_date": admitted, "discharge_date": discharged,
+             "diagnoses": [diagnosis], "items": [{"item_code": "BED"}], "total_amount": 900.0, "_t": T0 + n},
+            src(n))
+
+
+def test_readmission_elsewhere_later_or_for_another_condition_is_not_split():
+    d = SplitAdmissionDetector()
+    assert d.process(*inpatient(1, "H1", "2026-10-01", "2026-10-05")) == []
+    assert d.process(*inpatient(2, "H2", "2026-10-08", "2026-10-10")) == []  # another hospital
+    assert d.process(*inpatient(3, "H2", "2026-10-28", "2026-10-30")) == []  # 18 days later
+    assert d.process(*inpatient(4, "H2", "2026-11-02", "2026-11-04", "K35.8")) == []  # another condition
+    assert len(d.process(*inpatient(5, "H2", "2026-11-06", "2026-11-08", "K35.2"))) == 1  # K35 again, 2 d
+
+
+def settle(n, site, day, kind="pharmacy"):
+    return ({"claim_id": f"CL{n}", "claim_type": kind, "institution_id": site, "patient": "P1",
+             "event_time": f"{day}T10:00:00+08:00", "items": [], "total_amount": 20.0, "_t": T0 + n}, src(n))
+
+
+def test_settlements_at_the_same_site_or_on_admission_and_discharge_days_are_not_phantom():
+    d = PhantomBedDetector()
+    d.process(*settle(1, "P01", "2026-10-01"))  # admission day
+    d.process(*settle(2, "H1", "2026-10-04", "outpatient"))  # the hospital itself
+    d.process(*settle(3, "P01", "2026-10-09"))  # discharge day
+    assert d.process(*inpatient(4, "H1", "2026-10-01", "2026-10-09")) == []
+
+
+def test_card_bursts_rearm_after_a_quiet_window_and_ignore_outpatient_claims():
+    d = CardBurstDetector(CardBurstLimits(window_minutes=10, min_cards=4))
+
+    def claim(n, minute, kind="pharmacy"):
+        return d.process({"claim_id": f"CL{n}", "claim_type": kind, "institution_id": "P1", "patient": f"P{n}",
+                          "total_amount": 5.0, "_t": T0 + 60 * minute}, src(n))
+    assert [a for n in range(4) for a in claim(n, n, "outpatient")] == []
+    first = [a for n in range(4, 8) for a in claim(n, n)]
+    again = [a for n in range(8, 12) for a in claim(n, 60 + n)]  # an hour later: a new burst
+    assert len(first) == 1 and len(again) == 1 and first[0].alert_id != again[0].alert_id
+
+
+def line(code, price, qty=1):
+    return {"item_code": code, "unit_price": price, "quantity": qty, "amount": price * qty}
+
+
+def test_unbundling_needs_two_components_and_no_package_on_the_claim():
+    d = UnbundlingDetector(PackageDictionary({"LIVER": ["ALT", "AST", "ALB"]}))
+    claim = {"claim_id": "CL1", "institution_id": "H1", "patient": "P1", "_t": T0}
+    assert d.process({**claim, "items": [line("ALT", 30.0)]}, src(1)) == []
+    assert d.process({**claim, "items": [line("LIVER", 80.0), line("ALT", 30.0), line("AST", 30.0)]}, src(2)) == []
+    assert UnbundlingDetector().process({**claim, "items": [line("ALT", 30.0), line("AST", 30.0)]}, src(3)) == []
+
+
+def test_over_standard_tolerates_rounding_and_leaves_inpatient_units_to_the_stay():
+    d = OverStandardDetector(PriceCatalogue(prices={"CT": 300.0}, max_units_per_day={"MON": 24}))
+    claim = {"claim_id": "CL1", "institution_id": "H1", "patient": "P1", "_t": T0}
+    assert d.process({**claim, "claim_type": "outpatient", "items": [line("CT", 301.0)]}, src(1)) == []
+    assert d.process({**claim, "claim_type": "inpatient", "items": [line("MON", 12.0, 72)]}, src(2)) == []
+    [a] = d.process({**claim, "claim_type": "outpatient", "items": [line("MON", 12.0, 30)]}, src(3))
+    assert a.numbers["overcharge"] == 72.0
+
+
+def test_card_bursts_are_found_in_event_time_whatever_order_the_partitions_arrive_in():
+    """Claims are keyed by patient: a pharmacy's settlements come from every partition, an hour apart."""
+    import random
+    import zlib
+
+    rng = random.Random(3)
+    d = CardBurstDetector()
+    normal = [(T0 + rng.uniform(0, 3 * 3600), f"N{i}") for i in range(72)]  # 24 an hour: busy, not a burst
+    burst = [(T0 + 5000 + 40 * i, f"B{i}") for i in range(20)]  # 20 cards in 13 minutes
+    by_partition: dict[int, list] = {p: [] for p in range(4)}
+    for t, who in sorted(normal + burst):
+        by_partition[zlib.crc32(who.encode()) % 4].append((t, who))
+    alerts = []
+    for block in range(6):  # fetches of half an hour of each partition's records, the partitions in turn
+        lo, hi = T0 + 1800 * block, T0 + 1800 * (block + 1)
+        for p in (2, 0, 3, 1):
+            for n, (t, who) in enumerate(by_partition[p]):
+                if lo <= t < hi:
+                    e = {"claim_id": f"CL-{who}", "claim_type": "pharmacy", "institution_id": "P1", "patient": who,
+                         "total_amount": 5.0, "_t": t}
+                    alerts += d.process(e, src(n, p))
+    assert len(alerts) == 1  # raised when the threshold is crossed; later cards extend the same burst silently
+    a = alerts[0]
+    assert a.numbers["cards"] >= 15 and a.numbers["minutes"] <= 15
+    assert sum(c.startswith("CL-B") for c in a.numbers["claim_ids"]) >= 8
+
+
+def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_in():
+    from datetime import datetime, timedelta
+
+    from models.prescription.excess_usage import ExcessUsageDetector
+
+    def rx(i, when, antimicrobial):
+        atc = "J01CA04" if antimicrobial else "M01AE01"
+        return {"prescription_id": f"RX{i}", "institution_id": "H1", "department": "IM", "prescriber_id": "D1",
+                "visit_type": "outpatient", "event_time": when.isoformat(), "_t": when.timestamp(),
+                "items": [{"drug_code": atc, "atc_code": atc}]}
+
+    start = datetime.fromisoformat("2026-10-01T08:00:00+08:00")
+    events = [rx(i, start + timedelta(days=i // 40, minutes=15 * (i % 40)), i % 40 < 4) for i in range(40 * 20)]
+    in_order = ExcessUsageDetector()
+    for i, e in enumerate(events):
+        in_order.process(dict(e), src(i))
+    interleaved = ExcessUsageDetector()  # the same events, two partitions read in alternate blocks of half a day
+    blocks = [events[i:i + 20] for i in range(0, len(events), 20)]
+    for k in range(0, len(blocks), 2):
+        for e in blocks[k + 1] if k + 1 < len(blocks) else []:
+            interleaved.process(dict(e), src(0, 1))
+        for e in blocks[k]:
+            interleaved.process(dict(e), src(0, 0))
+    a, b = in_order._prescribers["D1"].chart, interleaved._prescribers["D1"].chart
+    assert round(a.p0, 4) == round(b.p0, 4) == 0.1
