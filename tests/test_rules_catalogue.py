@@ -201,5 +201,5 @@ def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_
             interleaved.process(dict(e), src(0, 1))
         for e in blocks[k]:
             interleaved.process(dict(e), src(0, 0))
-    a, b = in_order._prescribers["D1"].chart, interleaved._prescribers["D1"].chart
+    a, b = in_order._prescribers["D1"].episode.chart, interleaved._prescribers["D1"].episode.chart
     assert round(a.p0, 4) == round(b.p0, 4) == 0.1

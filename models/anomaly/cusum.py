@@ -136,3 +136,33 @@ class BinomialCUSUM(AnomalyDetector):
             f = self.fading_factor
             self._trials = f * self._trials + x["n"]
             self._successes = f * self._successes + x["k"]
+
+
+class Episode:
+    """An entity's chart with its alerting state: alert once per excursion of the statistic above
+    ``threshold``, re-armed when the statistic is back at zero.
+
+    >>> e = Episode(GaussianCUSUM(warmup=0, min_rel_sd=0.1), threshold=2.0, region="310101")
+    >>> e.chart._mean.update(10.0)
+    >>> [e.observe({"y": y}) for y in (10.0, 14.0, 14.0, 10.0, 6.0, 6.0, 14.0, 14.0)]
+    [False, True, False, False, False, False, True, False]
+    """
+
+    __slots__ = ("chart", "threshold", "region", "armed")
+
+    def __init__(self, chart: AnomalyDetector, threshold: float, region: str = "unknown") -> None:
+        self.chart = chart
+        self.threshold = threshold
+        self.region = region
+        self.armed = True
+
+    def observe(self, x: dict[str, Any]) -> bool:
+        """Learn ``x``; True when this observation opens a new episode (the moment to alert)."""
+        self.chart.learn_one(x)
+        s = self.chart.statistic
+        if s == 0:
+            self.armed = True
+        if self.armed and s >= self.threshold:
+            self.armed = False
+            return True
+        return False

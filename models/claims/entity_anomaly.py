@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
-from models.anomaly.cusum import GaussianCUSUM
+from models.anomaly.cusum import Episode, GaussianCUSUM
 from models.anomaly.daily import DailyTotals, Day
 
 
@@ -46,13 +46,6 @@ class ProfileLimits:
     claim_types: list[str] = field(default_factory=lambda: ["outpatient", "emergency"])
 
 
-@dataclass(slots=True)
-class _Site:
-    chart: GaussianCUSUM
-    region: str
-    armed: bool = True
-
-
 class EntityAnomalyDetector:
     name = "claim.entity_anomaly"
     version = "1"
@@ -61,7 +54,7 @@ class EntityAnomalyDetector:
     def __init__(self, limits: ProfileLimits | None = None) -> None:
         self.limits = limits or ProfileLimits()
         self._days: DailyTotals[Source] = DailyTotals()
-        self._sites: dict[str, _Site] = {}
+        self._sites: dict[str, Episode] = {}
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] not in self.limits.claim_types:
@@ -69,24 +62,20 @@ class EntityAnomalyDetector:
         inst = event["institution_id"]
         if inst not in self._sites:
             lim = self.limits
-            self._sites[inst] = _Site(GaussianCUSUM("up", k=lim.slack_sd, warmup=lim.warmup_days),
-                                      event.get("region", "unknown"))
+            self._sites[inst] = Episode(GaussianCUSUM("up", k=lim.slack_sd, warmup=lim.warmup_days),
+                                        lim.threshold, event.get("region", "unknown"))
         closed_days = self._days.add(inst, event["event_time"], event["_t"], {"n": 1, "amount": event["total_amount"]},
                                      source.partition, source)
         return [a for who, closed in closed_days for a in self._judge(who, self._sites[who], closed, event["_t"])]
 
-    def _judge(self, inst: str, site: _Site, closed: Day[Source], now: float) -> list[Alert]:
+    def _judge(self, inst: str, site: Episode, closed: Day[Source], now: float) -> list[Alert]:
         if closed.totals["n"] < self.limits.min_claims:
             return []
         n, mean_amount = int(closed.totals["n"]), closed.totals["amount"] / closed.totals["n"]
         normal, sd = site.chart.mean, site.chart.sd
-        site.chart.learn_one({"y": mean_amount})
-        evidence = site.chart.statistic
-        if evidence == 0:
-            site.armed = True
-        if not site.armed or evidence < self.limits.threshold:
+        if not site.observe({"y": mean_amount}):
             return []
-        site.armed = False
+        evidence = site.chart.statistic
         reason = (f"institution {inst}: mean outpatient claim {mean_amount:.2f} on {closed.day} ({n} claims), normal "
                   f"{normal:.2f} ± {sd:.2f}; evidence of a rise {evidence:.1f} (threshold {self.limits.threshold:g})")
         return [Alert.build(

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
-from models.anomaly.cusum import BinomialCUSUM
+from models.anomaly.cusum import BinomialCUSUM, Episode
 from models.anomaly.daily import DailyTotals, Day
 
 
@@ -54,11 +54,9 @@ class ExcessUsageConfig:
 
 @dataclass(slots=True)
 class _Prescriber:
-    chart: BinomialCUSUM
+    episode: Episode
     institution: str
     department: str
-    region: str
-    armed: bool = True
     episode_days: int = 0
 
 
@@ -80,24 +78,22 @@ class ExcessUsageDetector:
         hit = any(it.get("atc_code", "").startswith(self._prefixes) for it in event["items"])
         if doc not in self._prescribers:
             c = self.config
-            self._prescribers[doc] = _Prescriber(BinomialCUSUM(c.ratio, min_trials=c.min_prescriptions),
-                                                 event["institution_id"], event["department"],
-                                                 event.get("region", "unknown"))
+            chart = BinomialCUSUM(c.ratio, min_trials=c.min_prescriptions)
+            self._prescribers[doc] = _Prescriber(Episode(chart, c.threshold, event.get("region", "unknown")),
+                                                 event["institution_id"], event["department"])
         closed_days = self._days.add(doc, event["event_time"], event["_t"], {"n": 1, "k": int(hit)},
                                      source.partition, source)
         return [a for who, closed in closed_days for a in self._judge(who, self._prescribers[who], closed, event["_t"])]
 
     def _judge(self, doc: str, p: _Prescriber, closed: Day[Source], now: float) -> list[Alert]:
         x = {"n": int(closed.totals["n"]), "k": int(closed.totals["k"])}
-        baseline = p.chart.p0
-        p.chart.learn_one(x)
-        evidence = p.chart.statistic
+        chart = p.episode.chart
+        baseline = chart.p0
+        opened = p.episode.observe(x)
+        evidence = chart.statistic
         p.episode_days = p.episode_days + 1 if evidence > 0 else 0
-        if evidence == 0:
-            p.armed = True
-        if not p.armed or evidence < self.config.threshold:
+        if not opened:
             return []
-        p.armed = False
         share = x["k"] / x["n"]
         reason = (f"prescriber {doc} ({p.institution}/{p.department}): antimicrobial share {100 * share:.0f} % "
                   f"({x['k']} of {x['n']}) on {closed.day}, baseline {100 * baseline:.0f} %; evidence of a "
@@ -106,7 +102,7 @@ class ExcessUsageDetector:
         return [Alert.build(
             detector=self.name, version=self.version, key=f"{doc}@{closed.day}",
             stream=self.stream, severity="medium", tier="excess_usage", entity_kind="prescriber", entity_id=doc,
-            institution_id=p.institution, region=p.region, event_t=now, score=evidence / self.config.threshold,
+            institution_id=p.institution, region=p.episode.region, event_t=now, score=evidence / self.config.threshold,
             reason=reason,
             numbers={"day": closed.day, "prescriptions": x["n"], "antimicrobial": x["k"], "share": round(share, 4),
                      "baseline_share": round(baseline, 3), "evidence": round(evidence, 2),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source
-from models.anomaly.cusum import GaussianCUSUM
+from models.anomaly.cusum import Episode, GaussianCUSUM
 from models.anomaly.daily import DailyTotals, Day
 
 
@@ -46,13 +46,6 @@ class GenerationLimits:
     min_rel_sd: float = 0.15  # a small site's weight wobbles by more than its short history shows
 
 
-@dataclass(slots=True)
-class _Site:
-    chart: GaussianCUSUM
-    region: str
-    armed: bool = True
-
-
 class GenerationAnomalyDetector:
     name = "waste.generation_anomaly"
     version = "1"
@@ -61,7 +54,7 @@ class GenerationAnomalyDetector:
     def __init__(self, limits: GenerationLimits | None = None) -> None:
         self.limits = limits or GenerationLimits()
         self._days: DailyTotals[Source] = DailyTotals()
-        self._sites: dict[str, _Site] = {}
+        self._sites: dict[str, Episode] = {}
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["event_type"] != "generated":
@@ -69,22 +62,18 @@ class GenerationAnomalyDetector:
         inst = event["institution_id"]
         if inst not in self._sites:
             lim = self.limits
-            self._sites[inst] = _Site(GaussianCUSUM("down", k=lim.slack_sd, warmup=lim.warmup_days,
-                                                    min_rel_sd=lim.min_rel_sd), event.get("region", "unknown"))
+            chart = GaussianCUSUM("down", k=lim.slack_sd, warmup=lim.warmup_days, min_rel_sd=lim.min_rel_sd)
+            self._sites[inst] = Episode(chart, lim.threshold, event.get("region", "unknown"))
         closed_days = self._days.add(inst, event["event_time"], event["_t"], {"kg": event["weight_kg"]},
                                      source.partition, source)
         return [a for who, closed in closed_days for a in self._judge(who, self._sites[who], closed, event["_t"])]
 
-    def _judge(self, inst: str, site: _Site, closed: Day[Source], now: float) -> list[Alert]:
+    def _judge(self, inst: str, site: Episode, closed: Day[Source], now: float) -> list[Alert]:
         kg = closed.totals["kg"]
         mean, sd = site.chart.mean, site.chart.sd
-        site.chart.learn_one({"y": kg})
-        evidence = site.chart.statistic
-        if evidence == 0:
-            site.armed = True
-        if not site.armed or evidence < self.limits.threshold:
+        if not site.observe({"y": kg}):
             return []
-        site.armed = False
+        evidence = site.chart.statistic
         reason = (f"institution {inst} generated {kg:.0f} kg of medical waste on {closed.day}, normal {mean:.0f} ± "
                   f"{sd:.0f} kg; evidence of a drop {evidence:.1f} (threshold {self.limits.threshold:g})")
         return [Alert.build(
