@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,26 @@ def run_bench(args: argparse.Namespace) -> int:
     from connectors.broker import EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer, build_envelopes
     from connectors.simulator import RegionSimulator, SimulationConfig
-    from streams.cli import start_worker_process, stop_process
+    from streams.cli import simulated_region_configs, start_worker_process, stop_process
     from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
     n, rate, paced_s = args.events, args.latency_rate, args.latency_seconds
     print(f"generating {n} + {int(rate * paced_s)} events …", flush=True)
-    sim = RegionSimulator(SimulationConfig(seed=11, days=60))
-    events: list[Any] = []
-    horizon = sim.t0
-    while len(events) < n + rate * paced_s:
-        horizon += 3600
-        events.extend(sim.until(horizon))
-    preload, paced = events[:n], events[n:n + int(rate * paced_s)]
+    def generate(sim: Any, count: int) -> list[Any]:
+        out: list[Any] = []
+        horizon = sim.t0
+        while len(out) < count:
+            horizon += 3600
+            out.extend(sim.until(horizon))
+        return out[:count]
+
+    # the preload is a region as the evaluation simulates it; the paced phase follows it in time with
+    # risks planted 100× as often, so that enough alerts come out to measure their latency
+    preload = generate(RegionSimulator(SimulationConfig(seed=11, days=60)), n)
+    after = datetime.fromisoformat(preload[-1][2]["event_time"]) + timedelta(hours=1)
+    paced = generate(RegionSimulator(SimulationConfig(seed=12, days=2, start=after, scenario_rate=100,
+                                                      warmup_days=0)), int(rate * paced_s))
 
     with EmbeddedBroker(log_path=STATE_DIR / "bench-broker.log") as broker:
         settings = load_settings(overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
@@ -114,7 +122,8 @@ def run_bench(args: argparse.Namespace) -> int:
         produce_s = time.monotonic() - t0
 
         port = free_port()
-        worker = start_worker_process(broker.bootstrap_servers, port, STATE_DIR / "bench-worker.log")
+        worker = start_worker_process(broker.bootstrap_servers, port, STATE_DIR / "bench-worker.log",
+                                      simulated_region_configs(None))
         try:
             print("starting the worker (it joins its group in ~30 s) …", flush=True)
             deadline = time.monotonic() + 300
