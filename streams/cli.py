@@ -224,6 +224,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nab(args: argparse.Namespace) -> int:
+    from streams.nab import run_nab
+
+    return run_nab(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import run_bench
 
@@ -301,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_args(si)
     si.add_argument("--out", required=True, help="directory to write into")
     si.set_defaults(func=cmd_simulate)
+
+    n = sub.add_parser("nab", help="NAB-style scores of the temperature-dynamics detector on NAB's real series")
+    n.add_argument("--data", help="the NAB folder with data/ and labels/ (default: ../shared/data/nab)")
+    n.add_argument("--json", help="write the scores to this file")
+    n.set_defaults(func=cmd_nab)
 
     k = sub.add_parser("kcat", help="run kcat with a librdkafka that talks to Tansu (args after --)")
     k.add_argument("kcat_args", nargs=argparse.REMAINDER)

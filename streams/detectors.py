@@ -10,6 +10,7 @@ from models.claims.over_standard import OverStandardDetector
 from models.claims.phantom_bed import PhantomBedDetector
 from models.claims.split_admission import SplitAdmissionDetector
 from models.claims.unbundling import UnbundlingDetector
+from models.coldchain.dynamics import DynamicsDetector
 from models.coldchain.excursion import ExcursionDetector
 from models.coldchain.sensor_silent import SensorSilentDetector
 from models.prescription.controlled_drugs import ControlledDrugDetector
@@ -57,5 +58,6 @@ def build_detectors(settings: Settings) -> dict[str, list[Detector]]:
         "telemetry": [
             ExcursionDetector(d["coldchain.excursion"]),
             SensorSilentDetector(d["coldchain.sensor_silent"]),
+            DynamicsDetector(d["coldchain.abnormal_dynamics"]),
         ],
     }

@@ -19,6 +19,7 @@ from models.claims.over_standard import PriceCatalogue
 from models.claims.phantom_bed import PhantomBedRules
 from models.claims.split_admission import ReadmissionRules
 from models.claims.unbundling import PackageDictionary
+from models.coldchain.dynamics import DynamicsLimits
 from models.coldchain.excursion import ExcursionLimits
 from models.coldchain.sensor_silent import SilenceLimits
 from models.prescription.controlled_drugs import ControlledLimits
@@ -56,6 +57,7 @@ DETECTOR_SECTIONS: dict[str, type] = {
     "waste.generation_anomaly": GenerationLimits,
     "coldchain.excursion": ExcursionLimits,
     "coldchain.sensor_silent": SilenceLimits,
+    "coldchain.abnormal_dynamics": DynamicsLimits,
 }
 
 ENV = {

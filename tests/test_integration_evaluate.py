@@ -22,7 +22,7 @@ def test_evaluate_thirty_days_reports_every_scenario_through_the_worker(tmp_path
     assert set(by) == set(BY_NAME)  # every scenario listed, detected or not
     # on this seed every scenario is caught; the online models judge days whose completeness depends on how
     # the worker interleaves partitions, so they get a little room
-    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile"}
+    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift"}
     for name in set(BY_NAME) - models:
         assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
     for name in models:
@@ -33,6 +33,7 @@ def test_evaluate_thirty_days_reports_every_scenario_through_the_worker(tmp_path
     assert by["sensor_silent"]["median_delay_s"] <= 35 * 60  # the 30 min limit, as the watermark passes it
     assert by["power_loss"]["median_delay_s"] < 3 * 3600
     assert 3 * 86400 < by["antimicrobial_ramp"]["median_delay_s"] < 14 * 86400  # evidence builds over days
+    assert by["warming_drift"]["median_delay_s"] < 5 * 86400  # the dynamics model, before the compressor fails
     assert r["false_alarms"] <= 3, r["unmatched_examples"]
     lines = truth.read_text().splitlines()
     assert len(lines) == sum(s["incidents"] for s in r["scenarios"])

@@ -33,14 +33,13 @@ Amounts (an institution's waste per day, watching for a drop):
 >>> for day in range(15):
 ...     chart.learn_one({"y": 500 + rng.gauss(0, 25)})
 >>> round(chart.score_one({"y": 490.0}), 2), round(chart.score_one({"y": 200.0}), 1)
-(0.06, 11.6)
+(0.21, 11.6)
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from river import stats
 from river.base import AnomalyDetector
 
 
@@ -49,12 +48,13 @@ class GaussianCUSUM(AnomalyDetector):
 
     ``direction`` "up" or "down"; ``k`` the slack in standard deviations; ``warmup`` values are
     learned before any score; ``min_rel_sd`` floors the deviation at a share of the mean (a
-    series too regular must not make every wobble an alarm); values more than ``learn_z``
+    series too regular must not make every wobble an alarm), ``min_sd`` at an absolute value; values
+    more than ``learn_z``
     deviations away, or while the statistic is at ``learn_below`` or more, are not learned.
     """
 
     def __init__(self, direction: str = "up", k: float = 0.5, fading_factor: float = 0.1, warmup: int = 5,
-                 min_rel_sd: float = 0.05, learn_z: float = 3.0, learn_below: float = 2.5) -> None:
+                 min_rel_sd: float = 0.05, learn_z: float = 3.0, learn_below: float = 2.5, min_sd: float = 1e-9) -> None:
         if direction not in ("up", "down"):
             raise ValueError("direction is 'up' or 'down'")
         self.direction = direction
@@ -64,18 +64,29 @@ class GaussianCUSUM(AnomalyDetector):
         self.min_rel_sd = min_rel_sd
         self.learn_z = learn_z
         self.learn_below = learn_below
-        self._mean = stats.EWMean(fading_factor)
-        self._var = stats.EWVar(fading_factor)
+        self.min_sd = min_sd
+        self._m = 0.0
+        self._v = 0.0
+        self._learned = 0
         self.n = 0
         self.statistic = 0.0
 
     @property
     def mean(self) -> float:
-        return self._mean.get()
+        return self._m
 
     @property
     def sd(self) -> float:
-        return max(math.sqrt(max(self._var.get(), 0.0)), self.min_rel_sd * abs(self.mean), 1e-9)
+        return max(math.sqrt(max(self._v, 0.0)), self.min_rel_sd * abs(self._m), self.min_sd)
+
+    def _learn(self, y: float) -> None:
+        """Exponentially weighted mean and variance whose weight starts at 1/n: the first values are
+        averaged plainly, so the normal does not remember whichever value happened to come first."""
+        self._learned += 1
+        a = max(self.fading_factor, 1.0 / self._learned)
+        d = y - self._m
+        self._m += a * d
+        self._v = (1 - a) * (self._v + a * d * d)
 
     def z(self, y: float) -> float:
         """Standardized value, signed so that positive points in the watched direction."""
@@ -92,8 +103,7 @@ class GaussianCUSUM(AnomalyDetector):
         warm = self.n >= self.warmup
         self.statistic = self.score_one(x)
         if not warm or (self.statistic < self.learn_below and abs(self.z(y)) < self.learn_z):
-            self._mean.update(y)
-            self._var.update(y)
+            self._learn(y)
         self.n += 1
 
 
@@ -143,7 +153,7 @@ class Episode:
     ``threshold``, re-armed when the statistic is back at zero.
 
     >>> e = Episode(GaussianCUSUM(warmup=0, min_rel_sd=0.1), threshold=2.0, region="310101")
-    >>> e.chart._mean.update(10.0)
+    >>> e.chart._learn(10.0)
     >>> [e.observe({"y": y}) for y in (10.0, 14.0, 14.0, 10.0, 6.0, 6.0, 14.0, 14.0)]
     [False, True, False, False, False, False, True, False]
     """

@@ -23,7 +23,7 @@ the evidence crosses ``threshold`` — once per episode. The entity is the insti
 >>> [a for i in range(1, 16) for a in day(i, 60)]
 []
 >>> day(16, 380), [a.reason for a in day(17, 390)]
-([], ['institution K02: mean outpatient claim 375.19 on 2026-10-16 (40 claims), normal 59.97 ± 3.02; evidence of a rise 103.2 (threshold 5)'])
+([], ['institution K02: mean outpatient claim 375.19 on 2026-10-16 (40 claims), normal 60.06 ± 3.52; evidence of a rise 88.4 (threshold 5)'])
 """
 from __future__ import annotations
 

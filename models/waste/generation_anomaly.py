@@ -24,7 +24,7 @@ sites collected every other day) are not days of the series.
 ([], [])
 >>> [a] = day(18, 245.0)
 >>> print(a.reason)
-institution H3 generated 240 kg of medical waste on 2026-10-17, normal 606 ± 91 kg; evidence of a drop 5.9 (threshold 5)
+institution H3 generated 240 kg of medical waste on 2026-10-17, normal 593 ± 89 kg; evidence of a drop 5.8 (threshold 5)
 """
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""Abnormal temperature dynamics 温度异常趋势: a fridge drifting away from its own normal before it fails.
+
+A compressor that is wearing out, a door seal that leaks or a thermostat that creeps shows as
+the unit's mean temperature moving away from what it has been for days — while every reading
+is still inside 2–8 °C, so no excursion rule can see it. Each device's readings are averaged
+per period (a day by default: door openings in working hours make hours unlike each other,
+days much less); two CUSUM charts (:mod:`models.anomaly.cusum`), one for a rise and one for a
+fall, compare each period with the mean and spread learned from the device's own past periods
+(``memory_periods``, learned only while in control). An alert opens when either chart's
+evidence crosses ``threshold`` — once per episode. The entity is the device.
+
+>>> import math, random
+>>> from models.alert import Source
+>>> rng = random.Random(3)
+>>> d = DynamicsDetector()
+>>> def readings(days, drift_per_day=0.0, start_day=0):
+...     out = []
+...     for i in range(days * 288):                   # a reading every 5 min, a 40-min compressor cycle
+...         minute = start_day * 1440 + 5 * i
+...         temp = 5.0 + math.sin(minute / 40 * 2 * math.pi) + rng.gauss(0, 0.1) + drift_per_day * i / 288
+...         e = {"device_id": "FR-1", "device_kind": "fridge", "facility_id": "CDC-1", "temperature_c": temp,
+...              "_t": 1791000000.0 + 60 * minute}
+...         out += d.process(e, Source("zhijian.telemetry", 0, minute, f"FR-1@{minute}"))
+...     return out
+>>> readings(10)                                  # ten normal days
+[]
+>>> [a] = readings(6, drift_per_day=0.25, start_day=10)
+>>> a.numbers["direction"], a.numbers["periods"]
+('rise', 3)
+>>> print(a.reason)   # doctest: +ELLIPSIS
+fridge FR-1 at CDC-1: mean ... °C over 24 h against a normal of 5.0... ± 0.10 °C; evidence of a rise ... over 3 periods (threshold 5)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.alert import Alert, Source
+from models.anomaly.cusum import Episode, GaussianCUSUM
+
+
+@dataclass(frozen=True)
+class DynamicsLimits:
+    """Configuration ``[coldchain.abnormal_dynamics]``."""
+
+    threshold: float = 5.0
+    slack_sd: float = 0.5
+    period_hours: float = 24.0
+    memory_periods: float = 7.0  # how far back the normal reaches
+    warmup_periods: int = 3
+    min_sd_c: float = 0.1  # a mean steadier than this is still not a tenth of a degree away
+
+
+@dataclass(slots=True)
+class _Unit:
+    up: Episode
+    down: Episode
+    period: int
+    total: float
+    count: int
+    facility: str
+    kind: str
+    region: str
+    first_source: Source
+    periods_up: int = 0  # periods the rise chart's evidence has been above zero
+    periods_down: int = 0
+
+
+class DynamicsDetector:
+    name = "coldchain.abnormal_dynamics"
+    version = "1"
+    stream = "telemetry"
+
+    def __init__(self, limits: DynamicsLimits | None = None) -> None:
+        self.limits = limits or DynamicsLimits()
+        self._units: dict[str, _Unit] = {}
+
+    def _chart(self, direction: str) -> Episode:
+        lim = self.limits
+        chart = GaussianCUSUM(direction, k=lim.slack_sd, fading_factor=1 / lim.memory_periods,
+                              warmup=lim.warmup_periods, min_rel_sd=0.0, learn_below=lim.threshold / 2,
+                              min_sd=lim.min_sd_c)
+        return Episode(chart, lim.threshold)
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        device, t, temp = event["device_id"], event["_t"], event["temperature_c"]
+        period = int(t // (self.limits.period_hours * 3600))
+        u = self._units.get(device)
+        if u is None:
+            self._units[device] = _Unit(self._chart("up"), self._chart("down"), period, temp, 1,
+                                        event["facility_id"], event.get("device_kind", "device"),
+                                        event.get("region", "unknown"), source)
+            return []
+        if period < u.period:
+            return []  # a late or redelivered reading of a period already judged
+        if period == u.period:
+            u.total += temp
+            u.count += 1
+            return []
+        mean = u.total / u.count
+        alerts = self._judge(device, u, mean, t)
+        u.period, u.total, u.count, u.first_source = period, temp, 1, source
+        return alerts
+
+    def _judge(self, device: str, u: _Unit, mean: float, now: float) -> list[Alert]:
+        normal, sd = u.up.chart.mean, u.up.chart.sd
+        x = {"y": mean}
+        rose, fell = u.up.observe(x), u.down.observe(x)
+        u.periods_up = u.periods_up + 1 if u.up.chart.statistic > 0 else 0
+        u.periods_down = u.periods_down + 1 if u.down.chart.statistic > 0 else 0
+        if not (rose or fell):
+            return []
+        direction = "rise" if rose else "fall"
+        evidence = (u.up if rose else u.down).chart.statistic
+        periods = u.periods_up if rose else u.periods_down
+        reason = (f"{u.kind} {device} at {u.facility}: mean {mean:.2f} °C over {self.limits.period_hours:g} h against "
+                  f"a normal of {normal:.2f} ± {sd:.2f} °C; evidence of a {direction} {evidence:.1f} over {periods} "
+                  f"periods (threshold {self.limits.threshold:g})")
+        return [Alert.build(
+            detector=self.name, version=self.version, key=f"{device}@{u.period}",
+            stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=device,
+            institution_id=u.facility, region=u.region, event_t=now, score=evidence / self.limits.threshold,
+            reason=reason,
+            numbers={"direction": direction, "mean_c": round(mean, 3), "normal_c": round(normal, 3),
+                     "sd_c": round(sd, 3), "evidence": round(evidence, 2), "periods": periods,
+                     "period_hours": self.limits.period_hours},
+            evidence=[u.first_source],
+        )]
