@@ -8,7 +8,8 @@ speeds, so a day is complete only when the *watermark* — the oldest of the par
 event times — has passed the day's end by ``grace_s``; :meth:`add` then hands back every day
 it completes, of any entity. An event for a day already handed back is ignored. Days without
 events are not days of the series. A partition that stops receiving events holds the
-watermark back; the days wait for it.
+watermark back; the days wait for it. ``grace_s`` (6 h) also covers a worker's start, when the
+first fetches bring hours of one partition before the others have been seen at all.
 
 >>> from datetime import datetime
 >>> days = DailyTotals(grace_s=600)
@@ -45,7 +46,7 @@ class Day(Generic[S]):
 
 
 class DailyTotals(Generic[S]):
-    def __init__(self, grace_s: float = 600.0, max_evidence: int = 20) -> None:
+    def __init__(self, grace_s: float = 6 * 3600.0, max_evidence: int = 20) -> None:
         self.grace_s = grace_s
         self.max_evidence = max_evidence
         self._open: dict[tuple[str, str], Day[S]] = {}  # (entity, day) → totals

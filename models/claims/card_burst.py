@@ -66,9 +66,9 @@ class CardBurstDetector:
             return []  # redelivered
         if t > self._partitions.get(source.partition, float("-inf")):
             self._partitions[source.partition] = t
-        # every partition has moved past the watermark, so no settlement still to come is older:
-        # a window that could still grow starts after watermark − window
-        keep_from = min(self._partitions.values()) - self.limits.window_minutes * 60
+        # every partition has moved past the watermark, so no settlement still to come is older: a window
+        # that could still grow starts after watermark − window (less 6 h for partitions not yet seen)
+        keep_from = min(self._partitions.values()) - self.limits.window_minutes * 60 - 6 * 3600
         if t < keep_from:
             return []  # a replay of settlements long judged
         bisect.insort(site.settlements, (t, event["claim_id"], event["patient"], event["total_amount"], source))
