@@ -73,7 +73,7 @@ def test_duplicate_charge_uses_service_date_and_expires_state():
     assert len(d.process(claim("C2", day="2026-01-02", service_date="2026-01-01"), src(2))) == 1
     d.process(claim("C3", day="2026-01-10", code="ECG"), src(3))  # moves the horizon on
     assert d.process(claim("C4", day="2026-01-10", service_date="2026-01-01"), src(4)) == []
-    assert len(d._seen) == 2
+    assert list(d._seen) == [("Pa", "H1", "ECG", "2026-01-10")]  # a line older than the retention is not kept
 
 
 # --- waste.storage_overdue ---------------------------------------------------------------

@@ -203,3 +203,24 @@ def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_
             interleaved.process(dict(e), src(0, 0))
     a, b = in_order._prescribers["D1"].episode.chart, interleaved._prescribers["D1"].episode.chart
     assert round(a.p0, 4) == round(b.p0, 4) == 0.1
+
+
+def test_a_partition_read_days_ahead_does_not_wipe_what_a_lagging_one_still_needs():
+    from models.claims.duplicate_charge import DuplicateChargeDetector
+    from models.claims.impossible_day import ImpossibleDayDetector
+
+    def claim(cid, day, patient, minutes=0):
+        item = {"item_code": "PHYSIO", "quantity": 1, "unit_price": 60.0, "amount": 60.0, "service_date": day}
+        if minutes:
+            item["billed_minutes"] = minutes
+        return {"claim_id": cid, "claim_type": "outpatient", "institution_id": "H1", "patient": patient,
+                "doctor_id": "D1", "event_time": f"{day}T10:00:00+08:00", "_t": T0, "items": [item]}
+
+    dup, day_limit = DuplicateChargeDetector(), ImpossibleDayDetector()
+    for d in (dup, day_limit):
+        assert d.process(claim("A1", "2026-10-01", "Pa", 600), src(1, 0)) == []
+        assert d.process(claim("B1", "2026-10-09", "Pb", 60), src(1, 1)) == []  # partition 1 is 8 days ahead
+    assert len(dup.process(claim("A2", "2026-10-01", "Pa", 600), src(2, 0))) == 1  # still a duplicate
+    day_limit.process(claim("A2", "2026-10-01", "Pa", 600), src(2, 0))
+    [a] = day_limit.process(claim("A3", "2026-10-01", "Pc", 300), src(3, 0))  # 10 + 10 + 5 h > 24 h
+    assert a.numbers["billed_hours"] == 25.0

@@ -53,9 +53,13 @@ class DuplicateChargeDetector:
         self._seen: dict[tuple[str, str, str, str], _Line] = {}
         self._by_day: dict[str, list[tuple[str, str, str, str]]] = {}
         self._days: deque[str] = deque()
+        self._partition_days: dict[int, str] = {}  # partition → newest service day seen
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         settled_day = event["event_time"][:10]
+        newest = max((it.get("service_date") or settled_day for it in event["items"]), default=settled_day)
+        if newest > self._partition_days.get(source.partition, ""):
+            self._partition_days[source.partition] = newest
         alerts: list[Alert] = []
         for i, item in enumerate(event["items"]):
             day = item.get("service_date") or settled_day
@@ -69,23 +73,28 @@ class DuplicateChargeDetector:
             alerts.append(self._alert(event, item, day, first, i, source))
         return alerts
 
+    def _horizon(self) -> str:
+        """The oldest service day kept: the retention before the slowest partition's newest service day (a
+        patient's claims share a partition, but partitions run at their own pace, and one read ahead
+        must not wipe the state a lagging one still needs)."""
+        newest = date.fromisoformat(min(self._partition_days.values()))
+        return (newest - timedelta(days=self.config.retention_days)).isoformat()
+
     def _remember(self, key: tuple[str, str, str, str], line: _Line, day: str) -> None:
-        self._seen[key] = line
+        horizon = self._horizon()
+        if day < horizon:
+            return  # older than the retention: not kept
         keys = self._by_day.get(day)
         if keys is None:
+            while self._days and self._days[0] < horizon:
+                for k in self._by_day.pop(self._days.popleft()):
+                    self._seen.pop(k, None)
             keys = self._by_day[day] = []
             self._days.append(day)
             if len(self._days) > 1 and day < self._days[-2]:
                 self._days = deque(sorted(self._days))
-            self._expire()
+        self._seen[key] = line
         keys.append(key)
-
-    def _expire(self) -> None:
-        newest = date.fromisoformat(self._days[-1])
-        horizon = (newest - timedelta(days=self.config.retention_days)).isoformat()
-        while self._days and self._days[0] < horizon:
-            for k in self._by_day.pop(self._days.popleft()):
-                self._seen.pop(k, None)
 
     def _alert(self, event: dict[str, Any], item: dict[str, Any], day: str, first: _Line, line: int,
                source: Source) -> Alert:

@@ -56,11 +56,14 @@ class ImpossibleDayDetector:
         self.limit = limit or DayLimit()
         self._days: dict[tuple[str, str], _Day] = {}
         self._order: deque[tuple[str, tuple[str, str]]] = deque()  # (day, key) in arrival order
+        self._partition_days: dict[int, str] = {}  # partition → newest settlement day seen
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] not in self.limit.claim_types:
             return []
         settled = event["event_time"][:10]
+        if settled > self._partition_days.get(source.partition, ""):
+            self._partition_days[source.partition] = settled
         per_day: dict[str, float] = {}
         for it in event["items"]:
             if it.get("billed_minutes"):
@@ -73,7 +76,7 @@ class ImpossibleDayDetector:
             if state is None:
                 state = self._days[key] = _Day()
                 self._order.append((day, key))
-                self._expire(day)
+                self._expire(min(self._partition_days.values()))
             if event["claim_id"] in state.claims:
                 continue  # redelivered
             state.claims.add(event["claim_id"])
@@ -86,6 +89,8 @@ class ImpossibleDayDetector:
         return alerts
 
     def _expire(self, newest: str) -> None:
+        """Forget the days older than the retention before the slowest partition's newest day: a doctor's
+        claims come from every partition, and one read ahead must not wipe another's running total."""
         from datetime import date, timedelta
 
         horizon = (date.fromisoformat(newest) - timedelta(days=self.limit.retention_days)).isoformat()
