@@ -29,6 +29,7 @@ from streams.settings import Settings
 
 def build_detectors(settings: Settings) -> dict[str, list[Detector]]:
     d = settings.detectors
+    parts = settings.topics.input_partitions  # the daily charts wait until every partition is heard from
     return {
         "prescription": [
             OverSupplyDetector(d["prescription.over_supply"]),
@@ -36,7 +37,7 @@ def build_detectors(settings: Settings) -> dict[str, list[Detector]]:
             ControlledDrugDetector(d["prescription.controlled_drugs"]),
             SameActionDetector(d["prescription.same_action"]),
             DoctorShoppingDetector(d["prescription.duplicate_overlap"]),
-            ExcessUsageDetector(d["prescription.excess_usage"]),
+            ExcessUsageDetector(d["prescription.excess_usage"], parts),
         ],
         "claim": [
             DuplicateChargeDetector(d["claim.duplicate_charge"]),
@@ -44,16 +45,16 @@ def build_detectors(settings: Settings) -> dict[str, list[Detector]]:
             OverStandardDetector(d["claim.over_standard"]),
             SplitAdmissionDetector(d["claim.split_admission"]),
             PhantomBedDetector(d["claim.phantom_bed"]),
-            CardBurstDetector(d["claim.card_misuse"]),
+            CardBurstDetector(d["claim.card_misuse"], parts),
             ImpossibleDayDetector(d["claim.impossible_day"]),
-            EntityAnomalyDetector(d["claim.entity_anomaly"]),
+            EntityAnomalyDetector(d["claim.entity_anomaly"], parts),
         ],
         "waste": [
             StorageOverdueDetector(d["waste.storage_overdue"]),
             ManifestOpenDetector(d["waste.manifest_not_closed"]),
             WeightDiscrepancyDetector(d["waste.weight_discrepancy"]),
             CategoryMismatchDetector(d["waste.category_mismatch"]),
-            GenerationAnomalyDetector(d["waste.generation_anomaly"]),
+            GenerationAnomalyDetector(d["waste.generation_anomaly"], parts),
         ],
         "telemetry": [
             ExcursionDetector(d["coldchain.excursion"]),

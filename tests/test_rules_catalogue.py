@@ -224,3 +224,20 @@ def test_a_partition_read_days_ahead_does_not_wipe_what_a_lagging_one_still_need
     day_limit.process(claim("A2", "2026-10-01", "Pa", 600), src(2, 0))
     [a] = day_limit.process(claim("A3", "2026-10-01", "Pc", 300), src(3, 0))  # 10 + 10 + 5 h > 24 h
     assert a.numbers["billed_hours"] == 25.0
+
+
+def test_told_the_partition_count_a_burst_is_found_even_when_partitions_arrive_one_after_another():
+    import zlib
+
+    d = CardBurstDetector(partitions=4)
+    burst = [(T0 + 5000 + 40 * i, f"B{i}") for i in range(20)]
+    by_partition: dict[int, list] = {p: [] for p in range(4)}
+    for t, who in burst:
+        by_partition[zlib.crc32(who.encode()) % 4].append((t, who))
+    alerts = []
+    for p in (2, 0, 3, 1):  # a whole partition at a time, as a worker's first fetches can bring them
+        for n, (t, who) in enumerate(by_partition[p]):
+            e = {"claim_id": f"CL-{who}", "claim_type": "pharmacy", "institution_id": "P1", "patient": who,
+                 "total_amount": 5.0, "_t": t}
+            alerts += d.process(e, src(n, p))
+    assert len(alerts) == 1 and alerts[0].numbers["cards"] >= 15

@@ -8,8 +8,10 @@ speeds, so a day is complete only when the *watermark* — the oldest of the par
 event times — has passed the day's end by ``grace_s``; :meth:`add` then hands back every day
 it completes, of any entity. An event for a day already handed back is ignored. Days without
 events are not days of the series. A partition that stops receiving events holds the
-watermark back; the days wait for it. ``grace_s`` (6 h) also covers a worker's start, when the
-first fetches bring hours of one partition before the others have been seen at all.
+watermark back; the days wait for it. At a worker's start the first fetches can bring a day of
+one partition before the others have been seen at all: given ``partitions`` (how many the
+stream has), nothing closes until all have been seen — or, for a worker that owns only some,
+until ``startup_wait_s`` of event time has passed since its first event.
 
 >>> from datetime import datetime
 >>> days = DailyTotals(grace_s=600)
@@ -26,6 +28,16 @@ first fetches bring hours of one partition before the others have been seen at a
 [('D1', '2026-10-14', {'n': 2, 'k': 1}), ('D2', '2026-10-14', {'n': 1, 'k': 1})]
 >>> add("D1", "2026-10-14T23:59:00+08:00", 1, 0)    # a closed day does not reopen
 []
+
+Told there are three partitions, it waits for the third (here: for two days of event time):
+
+>>> days = DailyTotals(grace_s=600, partitions=3)
+>>> add("D1", "2026-10-14T10:00:00+08:00", 1, 0), add("D1", "2026-10-15T09:00:00+08:00", 0, 1)
+([], [])
+>>> add("D1", "2026-10-15T10:00:00+08:00", 0, 0)    # partition 2 has not been heard from
+[]
+>>> [(e, d) for e, d, _ in add("D1", "2026-10-15T09:30:00+08:00", 0, 2)]
+[('D1', '2026-10-14')]
 """
 from __future__ import annotations
 
@@ -46,9 +58,13 @@ class Day(Generic[S]):
 
 
 class DailyTotals(Generic[S]):
-    def __init__(self, grace_s: float = 6 * 3600.0, max_evidence: int = 20) -> None:
+    def __init__(self, grace_s: float = 6 * 3600.0, max_evidence: int = 20, partitions: int | None = None,
+                 startup_wait_s: float = 2 * 86400.0) -> None:
         self.grace_s = grace_s
         self.max_evidence = max_evidence
+        self.partitions = partitions
+        self.startup_wait_s = startup_wait_s
+        self._first_t: float | None = None
         self._open: dict[tuple[str, str], Day[S]] = {}  # (entity, day) → totals
         self._closing: list[tuple[float, str, str]] = []  # heap of (end_t, day, entity)
         self._closed_through: dict[str, str] = {}
@@ -57,7 +73,12 @@ class DailyTotals(Generic[S]):
 
     @property
     def watermark(self) -> float:
-        return min(self._partitions.values()) if self._partitions else float("-inf")
+        if not self._partitions:
+            return float("-inf")
+        if self.partitions and len(self._partitions) < self.partitions and self._first_t is not None:
+            if max(self._partitions.values()) - self._first_t < self.startup_wait_s:
+                return float("-inf")  # some partition has not been heard from yet: wait for it
+        return min(self._partitions.values())
 
     def _day(self, event_time: str) -> tuple[str, float]:
         key = event_time[:10] + event_time[19:]
@@ -73,6 +94,8 @@ class DailyTotals(Generic[S]):
     def add(self, entity: str, event_time: str, t: float, values: dict[str, float], partition: int,
             source: S) -> list[tuple[str, Day[S]]]:
         """Add one event's values; return the (entity, day) pairs the watermark has now completed."""
+        if self._first_t is None:
+            self._first_t = t
         if t > self._partitions.get(partition, float("-inf")):
             self._partitions[partition] = t
         day, end_t = self._day(event_time)

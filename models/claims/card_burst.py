@@ -52,10 +52,12 @@ class CardBurstDetector:
     version = "1"
     stream = "claim"
 
-    def __init__(self, limits: CardBurstLimits | None = None) -> None:
+    def __init__(self, limits: CardBurstLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or CardBurstLimits()
         self._sites: dict[str, _Site] = {}
         self._partitions: dict[int, float] = {}  # partition → newest settlement time
+        self.partitions = partitions  # the stream's partition count: until all are heard from, keep everything
+        self._first_t: float | None = None
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] not in self.limits.claim_types:
@@ -64,11 +66,16 @@ class CardBurstDetector:
         site = self._sites.setdefault(site_id, _Site())
         if event["claim_id"] in site.claims:
             return []  # redelivered
+        if self._first_t is None:
+            self._first_t = t
         if t > self._partitions.get(source.partition, float("-inf")):
             self._partitions[source.partition] = t
         # every partition has moved past the watermark, so no settlement still to come is older: a window
-        # that could still grow starts after watermark − window (less 6 h for partitions not yet seen)
-        keep_from = min(self._partitions.values()) - self.limits.window_minutes * 60 - 6 * 3600
+        # that could still grow starts after watermark − window (less 6 h of slack)
+        waiting = (self.partitions and len(self._partitions) < self.partitions
+                   and max(self._partitions.values()) - self._first_t < 2 * 86400)
+        keep_from = (float("-inf") if waiting
+                     else min(self._partitions.values()) - self.limits.window_minutes * 60 - 6 * 3600)
         if t < keep_from:
             return []  # a replay of settlements long judged
         bisect.insort(site.settlements, (t, event["claim_id"], event["patient"], event["total_amount"], source))

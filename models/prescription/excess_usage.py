@@ -65,9 +65,9 @@ class ExcessUsageDetector:
     version = "1"
     stream = "prescription"
 
-    def __init__(self, config: ExcessUsageConfig | None = None) -> None:
+    def __init__(self, config: ExcessUsageConfig | None = None, partitions: int | None = None) -> None:
         self.config = config or ExcessUsageConfig()
-        self._days: DailyTotals[Source] = DailyTotals()
+        self._days: DailyTotals[Source] = DailyTotals(partitions=partitions)  # the stream's partition count
         self._prescribers: dict[str, _Prescriber] = {}
         self._prefixes = tuple(self.config.atc_prefixes)
 

@@ -51,9 +51,9 @@ class GenerationAnomalyDetector:
     version = "1"
     stream = "waste"
 
-    def __init__(self, limits: GenerationLimits | None = None) -> None:
+    def __init__(self, limits: GenerationLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or GenerationLimits()
-        self._days: DailyTotals[Source] = DailyTotals()
+        self._days: DailyTotals[Source] = DailyTotals(partitions=partitions)  # the stream's partition count
         self._sites: dict[str, Episode] = {}
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
