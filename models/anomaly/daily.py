@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from models.anomaly.watermark import PartitionWatermark
+
 S = TypeVar("S")
 
 
@@ -62,23 +64,15 @@ class DailyTotals(Generic[S]):
                  startup_wait_s: float = 2 * 86400.0) -> None:
         self.grace_s = grace_s
         self.max_evidence = max_evidence
-        self.partitions = partitions
-        self.startup_wait_s = startup_wait_s
-        self._first_t: float | None = None
+        self._watermark = PartitionWatermark(partitions, startup_wait_s)
         self._open: dict[tuple[str, str], Day[S]] = {}  # (entity, day) → totals
         self._closing: list[tuple[float, str, str]] = []  # heap of (end_t, day, entity)
         self._closed_through: dict[str, str] = {}
-        self._partitions: dict[int, float] = {}
         self._ends: dict[str, tuple[str, float]] = {}
 
     @property
     def watermark(self) -> float:
-        if not self._partitions:
-            return float("-inf")
-        if self.partitions and len(self._partitions) < self.partitions and self._first_t is not None:
-            if max(self._partitions.values()) - self._first_t < self.startup_wait_s:
-                return float("-inf")  # some partition has not been heard from yet: wait for it
-        return min(self._partitions.values())
+        return self._watermark.value
 
     def _day(self, event_time: str) -> tuple[str, float]:
         key = event_time[:10] + event_time[19:]
@@ -94,10 +88,7 @@ class DailyTotals(Generic[S]):
     def add(self, entity: str, event_time: str, t: float, values: dict[str, float], partition: int,
             source: S) -> list[tuple[str, Day[S]]]:
         """Add one event's values; return the (entity, day) pairs the watermark has now completed."""
-        if self._first_t is None:
-            self._first_t = t
-        if t > self._partitions.get(partition, float("-inf")):
-            self._partitions[partition] = t
+        watermark = self._watermark.observe(partition, t)
         day, end_t = self._day(event_time)
         if day > self._closed_through.get(entity, ""):
             current = self._open.get((entity, day))
@@ -109,7 +100,7 @@ class DailyTotals(Generic[S]):
             if len(current.evidence) < self.max_evidence:
                 current.evidence.append(source)
         done: list[tuple[str, Day[S]]] = []
-        limit = self.watermark - self.grace_s
+        limit = watermark - self.grace_s
         while self._closing and self._closing[0][0] <= limit:
             _, d, who = heapq.heappop(self._closing)
             closed = self._open.pop((who, d), None)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source, iso
+from models.anomaly.watermark import PartitionWatermark
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,7 @@ class CardBurstDetector:
     def __init__(self, limits: CardBurstLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or CardBurstLimits()
         self._sites: dict[str, _Site] = {}
-        self._partitions: dict[int, float] = {}  # partition → newest settlement time
-        self.partitions = partitions  # the stream's partition count: until all are heard from, keep everything
-        self._first_t: float | None = None
+        self._watermark = PartitionWatermark(partitions)  # until every partition is heard from, keep everything
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] not in self.limits.claim_types:
@@ -66,16 +65,9 @@ class CardBurstDetector:
         site = self._sites.setdefault(site_id, _Site())
         if event["claim_id"] in site.claims:
             return []  # redelivered
-        if self._first_t is None:
-            self._first_t = t
-        if t > self._partitions.get(source.partition, float("-inf")):
-            self._partitions[source.partition] = t
         # every partition has moved past the watermark, so no settlement still to come is older: a window
         # that could still grow starts after watermark − window (less 6 h of slack)
-        waiting = (self.partitions and len(self._partitions) < self.partitions
-                   and max(self._partitions.values()) - self._first_t < 2 * 86400)
-        keep_from = (float("-inf") if waiting
-                     else min(self._partitions.values()) - self.limits.window_minutes * 60 - 6 * 3600)
+        keep_from = self._watermark.observe(source.partition, t) - self.limits.window_minutes * 60 - 6 * 3600
         if t < keep_from:
             return []  # a replay of settlements long judged
         bisect.insort(site.settlements, (t, event["claim_id"], event["patient"], event["total_amount"], source))
