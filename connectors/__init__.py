@@ -1,1 +1,1 @@
-"""Sources and sinks: the embedded broker, topic management, traffic, alert output."""
+"""Sources and sinks: the embedded broker, topic management, the region simulator, file replay, alert output."""
