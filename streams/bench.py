@@ -41,18 +41,24 @@ def _count(port: int) -> float:
     return m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0)
 
 
-def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[bytes]) -> float:
+def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[bytes],
+                    log: Path = STATE_DIR / "bench-worker.log", hint: str = "") -> float:
+    """Wait until the worker on ``port`` has counted ``n`` events (valid or refused); the time it did."""
+    from connectors.errors import ZhijianError
+
     deadline = time.monotonic() + timeout
+    done = 0.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}; see {STATE_DIR / 'bench-worker.log'}")
+            raise ZhijianError(f"the worker exited with code {proc.returncode}; see {log}")
         try:
-            if _count(port) >= n:
+            done = _count(port)
+            if done >= n:
                 return time.monotonic()
         except OSError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"the worker did not process {n} events within {timeout:.0f} s")
+    raise ZhijianError(f"the worker processed {done:.0f} of {n} events in {timeout:g} s; see {log}{hint}")
 
 
 async def raw_reference(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:

@@ -208,15 +208,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def simulator_from_args(args: argparse.Namespace):
+    """The region simulator that --seed, --days, --scale, --scenario and --no-scenarios describe."""
     from connectors.simulator import RegionSimulator, SimulationConfig
-    from connectors.simulator.files import write_simulation
 
     try:
-        sim = RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
-                                               scenarios=None if args.scenarios is None else tuple(args.scenarios)))
+        return RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
+                                                scenarios=None if args.scenarios is None else tuple(args.scenarios)))
     except ValueError as e:
         raise ZhijianError(str(e)) from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from connectors.simulator.files import write_simulation
+
+    sim = simulator_from_args(args)
     counts = write_simulation(sim, Path(args.out), args.days)
     print(f"wrote {sum(counts.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}) "
           f"and {len(sim.truth)} ground-truth incidents to {args.out}/; replay with: zhijian replay "

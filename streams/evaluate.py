@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from connectors.errors import ZhijianError
 
 STATE_DIR = Path(".zhijian")
@@ -49,23 +47,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertTail
     from connectors.broker import EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
-    from connectors.simulator import RegionSimulator, SimulationConfig
+    from connectors.simulator.files import write_truth
     from connectors.simulator.scenarios import BY_NAME
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
-    from streams.bench import peak_rss_mib, scrape
-    from streams.cli import simulated_region_configs, start_worker_process, stop_process
+    from streams.bench import peak_rss_mib, scrape, wait_for_events
+    from streams.cli import simulated_region_configs, simulator_from_args, start_worker_process, stop_process
     from streams.settings import load_settings
 
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")
     STATE_DIR.mkdir(exist_ok=True)
-    cfg = SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
-                           scenarios=None if args.scenarios is None else tuple(args.scenarios))
-    try:
-        sim = RegionSimulator(cfg)
-    except ValueError as e:
-        raise ZhijianError(str(e)) from None
+    sim = simulator_from_args(args)
     started = time.monotonic()
     produced: Counter[str] = Counter()
     alerts: dict[str, dict[str, Any]] = {}
@@ -94,21 +87,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             producer.close()
             total = sum(produced.values())
             _progress(f"  {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for the worker …")
-            deadline = time.monotonic() + args.timeout
-            while True:
-                if worker.poll() is not None:
-                    raise ZhijianError(f"the worker exited with code {worker.returncode}; see {log}")
-                try:
-                    m = scrape(port)
-                except OSError:
-                    m = {}
-                done = m.get("zhijian_events_total", 0) + m.get("zhijian_invalid_records_total", 0)
-                if done >= total:
-                    break
-                if time.monotonic() > deadline:
-                    raise ZhijianError(f"the worker processed {done:.0f} of {total} events in {args.timeout:g} s; "
-                                       f"see {log} (raise --timeout on a slow machine)")
-                time.sleep(0.25)
+            wait_for_events(port, total, args.timeout, worker, log, " (raise --timeout on a slow machine)")
+            m = scrape(port)
             expected = int(m.get("zhijian_alerts_total", 0))
             _progress(f"  worker done after {time.monotonic() - started:.0f} s; reading {expected} alerts …")
             tail = AlertTail(settings.kafka, settings.topic("alerts"))
@@ -126,7 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     pseudonymize = Pseudonymizer.from_env()
     truth = incidents_from_truth(sim.truth, pseudonymize)
     report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()))
-    enabled = [s.name for s in BY_NAME.values()] if cfg.scenarios is None else list(cfg.scenarios)
+    enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
         "seed": args.seed, "days": args.days, "scale": args.scale,
         "events": dict(produced), "alerts": len(alerts), "wall_seconds": round(time.monotonic() - started, 1),
@@ -142,7 +122,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
     if args.truth:
-        with open(args.truth, "wb") as f:
-            for x in sim.truth:
-                f.write(orjson.dumps(x) + b"\n")
+        write_truth(Path(args.truth), sim.truth)
     return 0
