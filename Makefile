@@ -6,21 +6,39 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: setup demo test unit bench system clean
+.PHONY: setup demo test unit bench system clean broker
 
-setup: $(STAMP) system
+# The embedded broker: Apache Kafka's jars from Maven Central, pinned by deploy/kafka/pom.xml.
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
+KAFKA_LIBS ?= $(or $(ZHIJIAN_KAFKA_LIBS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/zhijian/kafka-$(KAFKA_VERSION)/lib)
+KAFKA_STAMP := $(KAFKA_LIBS)/.complete
+
+setup: $(STAMP) system $(KAFKA_STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "zhijian needs Python 3.11; set PY=/path/to/python3.11")'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,kcat]'
+	$(BIN)/python -m pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# System packages the tests use: kcat (an independent Kafka client).
+# System packages: a JDK 17+ and Maven (the embedded Kafka broker), kcat (an independent Kafka client).
 system:
-	@command -v kcat >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat >/dev/null; }
+	@missing=""; \
+	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(KAFKA_STAMP): deploy/kafka/pom.xml | system
+	@echo "fetching Apache Kafka $(KAFKA_VERSION) with Maven into $(KAFKA_LIBS)"
+	@rm -rf $(KAFKA_LIBS) && mkdir -p $(KAFKA_LIBS)
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_LIBS)
+	@touch $@
 
 demo: setup
 	$(BIN)/zhijian demo $(ARGS)
@@ -31,8 +49,11 @@ test: setup
 unit: setup
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
 
+broker: setup
+	$(BIN)/zhijian broker $(ARGS)
+
 bench: setup
 	$(BIN)/zhijian bench --events 200000 --json bench.json $(ARGS)
 
 clean:
-	rm -rf $(VENV) .zhijian .pytest_cache
+	rm -rf $(VENV) .zhijian .pytest_cache  # the Kafka jars stay in $(KAFKA_LIBS)

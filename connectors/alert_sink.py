@@ -25,9 +25,10 @@ def format_alert(a: dict[str, Any], colour: bool = False) -> str:
 
 
 class AlertTail:
-    """Reads every partition of the alert topic from the beginning, without a consumer group."""
+    """Reads every partition of the alert topic, without a consumer group: from the beginning, or
+    (``from_end``) only what arrives after it was created — the demo's broker keeps earlier runs' alerts."""
 
-    def __init__(self, conn: KafkaConnection, topic: str) -> None:
+    def __init__(self, conn: KafkaConnection, topic: str, from_end: bool = False) -> None:
         self.consumer = KafkaConsumer(**conn.kafka_python(), enable_auto_commit=False, group_id=None)
         parts = None
         for _ in range(50):
@@ -39,7 +40,11 @@ class AlertTail:
             raise RuntimeError(f"topic {topic} has no partitions")
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         self.consumer.assign(tps)
-        self.consumer.seek_to_beginning(*tps)
+        if from_end:
+            for tp, end in self.consumer.end_offsets(tps).items():
+                self.consumer.seek(tp, end)
+        else:
+            self.consumer.seek_to_beginning(*tps)
 
     def poll(self, timeout_ms: int = 200) -> Iterator[tuple[Any, dict[str, Any]]]:
         for records in self.consumer.poll(timeout_ms=timeout_ms, max_records=1000).values():

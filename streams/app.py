@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def mark_up() -> None:
         metrics.UP.set(1)
+
+    inputs = [s.name for s in settings.topic_specs() if s.stream]
+
+    @app.on_partitions_assigned.connect
+    async def count_assignment(sender: Any, assigned: Any, **_: Any) -> None:
+        """Faust's eager rebalancing hands over the whole new assignment each time."""
+        owned = Counter(tp.topic for tp in assigned)
+        for topic in inputs:
+            metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
+        metrics.REBALANCES.inc()
 
     return app
 

@@ -1,4 +1,4 @@
-"""The `zhijian` command line: demo, worker, broker, evaluate, simulate, replay, bench, kcat."""
+"""The `zhijian` command line: demo, worker, broker, evaluate, simulate, replay, bench, nab."""
 from __future__ import annotations
 
 import argparse
@@ -50,15 +50,30 @@ def _interrupt(*_: object) -> None:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from connectors.broker import EmbeddedBroker, ensure_topics
+    from connectors.broker import KAFKA_VERSION, ROLES, BrokerSecurity, EmbeddedBroker, apply_acls, ensure_topics, role_acls
     from streams.settings import load_settings
 
-    STATE_DIR.mkdir(exist_ok=True)
-    with EmbeddedBroker(port=args.port, log_path=STATE_DIR / "broker.log") as broker:
+    security = None if args.security == "none" else BrokerSecurity(tls=args.security == "scram-tls")
+    data_dir = None if args.ephemeral else Path(args.data_dir or STATE_DIR / (
+        "kafka" if security is None else f"kafka-{args.security}"))
+    with EmbeddedBroker(port=args.port, data_dir=data_dir, security=security) as broker:
         settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(broker.connection, settings.topic_specs())
-        print(f"embedded Tansu broker on {broker.bootstrap_servers} with topics "
-              f"{', '.join(s.name for s in settings.topic_specs())}; Ctrl-C stops it", flush=True)
+        where = "a temporary folder, removed at stop" if data_dir is None else f"{data_dir} (kept across restarts)"
+        print(f"Apache Kafka {KAFKA_VERSION} (KRaft) on {broker.bootstrap_servers}, data in {where}\n"
+              f"topics: {', '.join(s.name for s in settings.topic_specs())}", flush=True)
+        if security is not None:
+            apply_acls(broker.connection, role_acls(settings.topics.prefix, settings.worker.app_id,
+                                                    list(settings.input_topics().values())))
+            clients = broker.data_dir / "clients"
+            clients.mkdir(mode=0o700, exist_ok=True)
+            print(f"{security.protocol} with {security.mechanism}, ACLs on; a --config file per principal:", flush=True)
+            for role, purpose in ROLES.items():
+                path = clients / f"{role}.toml"
+                path.touch(mode=0o600)
+                path.write_text(client_config(broker.connection_for(role)))
+                print(f"  {path}  {purpose}", flush=True)
+        print("Ctrl-C stops it", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             while broker.running:
@@ -66,6 +81,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def client_config(conn: Any) -> str:
+    """A ``--config`` TOML file with one principal's connection settings."""
+    fields = {"bootstrap_servers": conn.bootstrap_servers, "security_protocol": conn.security_protocol,
+              "sasl_mechanism": conn.sasl_mechanism, "sasl_username": conn.sasl_username,
+              "sasl_password": conn.sasl_password, "ssl_cafile": conn.ssl_cafile}
+    return "[kafka]\n" + "".join(f'{k} = "{v}"\n' for k, v in fields.items() if v)
 
 
 def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: list[str] | None = None,
@@ -98,7 +121,7 @@ def simulated_region_configs(user: list[str] | None) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
-    from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+    from connectors.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
     from connectors.simulator import RegionSimulator, SimulationConfig
     from streams.settings import load_settings
@@ -107,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     metrics_port = args.metrics_port or free_port()
     jsonl = open(args.alerts_out, "wb") if args.alerts_out else None
     print("zhijian demo: starting the embedded broker …", flush=True)
-    broker = EmbeddedBroker(log_path=STATE_DIR / "broker.log")
+    broker = EmbeddedBroker(data_dir=STATE_DIR / "kafka")
     worker = None
     producer = tail = None
     printer = AlertPrinter(jsonl=jsonl)
@@ -122,17 +145,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         start = (datetime.now(timezone.utc) - timedelta(days=30)).replace(microsecond=0)
         sim = RegionSimulator(SimulationConfig(seed=args.seed, days=7, scale=args.scale, start=start,
                                                scenario_rate=4.0, warmup_days=0.1, repeat=True))
+        tail = AlertTail(settings.kafka, settings.topic("alerts"), from_end=True)  # before the worker can write
         worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", configs)
-        print(f"  broker   {broker.bootstrap_servers} (Tansu, in memory)\n"
+        print(f"  broker   {broker.bootstrap_servers} (Apache Kafka {KAFKA_VERSION}, KRaft; data in "
+              f"{broker.data_dir}, kept across runs)\n"
               f"  worker   pid {worker.pid}, log {STATE_DIR / 'worker.log'}\n"
               f"  metrics  http://127.0.0.1:{metrics_port}/metrics\n"
               f"  traffic  {settings.topics.prefix}{{prescriptions,claims,waste,telemetry}}: a simulated region of "
               f"{len(sim.region.institutions)} institutions and {len(sim.region.devices)} cold-chain devices from "
               f"30 days ago, clock ×{args.speed:g}, risk scenarios (▸) mixed in\n"
-              "  the worker joins its consumer group in about 30 s; alerts follow. Ctrl-C stops.\n", flush=True)
+              "  the worker joins its consumer group in a few seconds; alerts follow. Ctrl-C stops.\n", flush=True)
         topics = settings.input_topics()
         producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
-        tail = AlertTail(settings.kafka, settings.topic("alerts"))
         started = last = time.monotonic()
         clock = sim.t0
         shown = 0
@@ -168,14 +192,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nproduced {sum(produced.values())} events ({dict(produced)}); "
           f"{printer.count} alert records, new alerts by detector: {dict(by_detector)}")
     return 0
-
-
-def cmd_kcat(args: argparse.Namespace) -> int:
-    from connectors.kcat import kcat_command
-
-    exe, env = kcat_command()
-    os.execve(exe[0], exe + args.kcat_args, env)
-    return 0  # not reached
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -265,9 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
     w.set_defaults(func=cmd_worker)
 
-    b = sub.add_parser("broker", help="run the embedded Tansu broker in the foreground with the topics created")
+    b = sub.add_parser("broker", help="run the embedded Apache Kafka broker (KRaft) in the foreground with the "
+                                      "topics created")
     b.add_argument("--config", action="append", help="TOML config file, repeatable")
     b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--data-dir", help="log directory, formatted on first start and kept (default .zhijian/kafka, "
+                                      ".zhijian/kafka-scram or .zhijian/kafka-scram-tls)")
+    b.add_argument("--ephemeral", action="store_true", help="keep the log in a temporary folder removed at stop")
+    b.add_argument("--security", choices=("none", "scram", "scram-tls"), default="none",
+                   help="SASL/SCRAM (and TLS with a generated self-signed certificate) with ACLs per principal")
     b.set_defaults(func=cmd_broker)
 
     be = sub.add_parser("bench", help="throughput and latency of the worker beside a raw aiokafka consumer")
@@ -319,9 +341,6 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--json", help="write the scores to this file")
     n.set_defaults(func=cmd_nab)
 
-    k = sub.add_parser("kcat", help="run kcat with a librdkafka that talks to Tansu (args after --)")
-    k.add_argument("kcat_args", nargs=argparse.REMAINDER)
-    k.set_defaults(func=cmd_kcat)
     return p
 
 

@@ -25,6 +25,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
 )
+ASSIGNED = Gauge("zhijian_assigned_partitions", "Partitions of each input topic this worker owns since the last "
+                 "rebalance", ["topic"], registry=REGISTRY)
+REBALANCES = Counter("zhijian_rebalances", "Partition assignments this worker received (one per rebalance)",
+                     registry=REGISTRY)
 UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
 
 

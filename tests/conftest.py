@@ -17,7 +17,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
     with EmbeddedBroker(log_path=log) as b:
         settings = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}}, environ={})
         ensure_topics(b.connection, settings.topic_specs())

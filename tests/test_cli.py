@@ -29,11 +29,3 @@ def test_bad_config_file(tmp_path):
 def test_bad_bootstrap_syntax():
     r = zhijian("worker", "--bootstrap-servers", "kafka-without-port")
     assert r.returncode == 2 and "host:port" in r.stderr and "Traceback" not in r.stderr
-
-
-def test_missing_tansu_binary(monkeypatch):
-    import os
-    env = {**os.environ, "ZHIJIAN_TANSU_BIN": "/nonexistent/tansu"}
-    r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--duration", "1"], capture_output=True,
-                       text=True, timeout=60, env=env)
-    assert r.returncode == 2 and "ZHIJIAN_TANSU_BIN=/nonexistent/tansu" in r.stderr and "Traceback" not in r.stderr

@@ -17,12 +17,25 @@ def events(worker: Worker) -> float:
         return 0.0
 
 
+def owned(workers: list[Worker]) -> list[float]:
+    try:
+        return [w.metric("zhijian_assigned_partitions", topic="zhijian.telemetry") for w in workers]
+    except OSError:
+        return []
+
+
 def test_two_workers_split_the_partitions(tmp_path):
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
         s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}}, environ={})
         ensure_topics(s.kafka, s.topic_specs())
         workers = [Worker(b.bootstrap_servers, free_port(), tmp_path / f"w{i}.log").start() for i in range(2)]
         try:
+            # on Apache Kafka the first worker owns every partition at once: wait until the second has joined
+            # and the four partitions of a topic are split between them
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and owned(workers) != [2, 2]:
+                time.sleep(0.2)
+            assert owned(workers) == [2, 2]
             sim = RegionSimulator(SimulationConfig(seed=3, days=1, scale=0.3))
             producer = EnvelopeProducer(s.kafka, s.input_topics(), s.topics.input_partitions, max_batch=50)
             n = 0
