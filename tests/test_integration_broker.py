@@ -7,6 +7,7 @@ import time
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 from kafka.structs import OffsetAndMetadata
 
 from connectors.broker import EmbeddedBroker
@@ -37,6 +38,18 @@ def _read_all(bs: str, topic: str = TOPIC, **kw) -> list[bytes]:
     return out
 
 
+def _committed(admin: KafkaAdminClient, group: str) -> dict:
+    """The group's committed offsets, once its coordinator has loaded them (a retriable wait after a start)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return admin.list_group_offsets(group)[group]
+        except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restart_keeps_topics_records_and_committed_offsets(tmp_path, how):
     data = tmp_path / "kafka"
@@ -63,7 +76,7 @@ def test_restart_keeps_topics_records_and_committed_offsets(tmp_path, how):
         bs = again.bootstrap_servers
         admin = KafkaAdminClient(bootstrap_servers=bs)
         assert TOPIC in admin.list_topics()
-        committed = admin.list_group_offsets("restart-group")["restart-group"]
+        committed = _committed(admin, "restart-group")
         admin.close()
         assert committed[TopicPartition(TOPIC, 0)].offset == 6
         assert _read_all(bs) == values
