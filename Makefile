@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
 
-.PHONY: setup demo test unit bench system clean broker
+.PHONY: setup demo test unit bench system clean broker dashboards
 
 # The embedded broker: Apache Kafka's jars from Maven Central, pinned by deploy/kafka/pom.xml.
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
@@ -23,15 +23,20 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# System packages: a JDK 17+ and Maven (the embedded Kafka broker), kcat (an independent Kafka client).
+# System packages: a JDK 17+ and Maven (the embedded Kafka broker), kcat (an independent Kafka client),
+# prometheus with promtool (rules and dashboards checked against a real Prometheus) and docker-compose
+# (to validate the compose file; no Docker engine is needed).
 system:
 	@missing=""; \
 	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 $(KAFKA_STAMP): deploy/kafka/pom.xml | system
@@ -51,6 +56,9 @@ unit: setup
 
 broker: setup
 	$(BIN)/zhijian broker $(ARGS)
+
+dashboards: setup
+	$(BIN)/python deploy/grafana/generate.py
 
 bench: setup
 	$(BIN)/zhijian bench --events 200000 --json bench.json $(ARGS)

@@ -22,6 +22,7 @@ from models.pseudonym import KEY_ENV, Pseudonymizer
 from streams import faust_transport, metrics
 from streams.detectors import build_detectors
 from streams.ingest import Ingest
+from streams.observe import KIND_FIELD, Observer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,21 @@ def create_app(settings: Settings) -> faust.App:
     dead_topic = app.topic(settings.topic("deadletter"), **raw)
     detectors = build_detectors(settings)
     pseudonymize = Pseudonymizer.from_env()
+    observer = Observer()
+    processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
+    reported: set[tuple[str, int]] = set()  # partitions with a lag series
 
     for spec in settings.topic_specs():
         if spec.stream is None:
             continue
-        ingest = Ingest(spec.stream, detectors[spec.stream], pseudonymize)
-        agent_fn = _make_agent(spec.stream, ingest, alerts_topic, dead_topic)
+        ingest = Ingest(spec.stream, detectors[spec.stream], pseudonymize, KIND_FIELD[spec.stream])
+        agent_fn = _make_agent(spec.stream, ingest, alerts_topic, dead_topic, observer, processed)
         app.agent(app.topic(spec.name, **raw), name=f"zhijian.{spec.stream}")(agent_fn)
 
     @app.task
     async def mark_up() -> None:
         metrics.UP.set(1)
+        observer.refresh()
 
     inputs = [s.name for s in settings.topic_specs() if s.stream]
 
@@ -74,11 +79,45 @@ def create_app(settings: Settings) -> faust.App:
         for topic in inputs:
             metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
         metrics.REBALANCES.inc()
+        now_owned = {(tp.topic, tp.partition) for tp in assigned}
+        for key in set(processed) - now_owned:
+            processed.pop(key, None)
+        for key in reported - now_owned:
+            reported.discard(key)
+            _forget_lag(*key)
+
+    @app.timer(interval=5.0)
+    async def report_lag() -> None:
+        """Consumer lag per owned input partition: high watermark − next offset to process."""
+        observer.refresh()
+        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        if not owned:
+            return
+        try:
+            highwaters = await app.consumer.highwaters(*owned)
+        except Exception as e:  # the broker may be away for a moment; report on the next tick
+            log.info("could not read high watermarks: %s", e)
+            return
+        for tp, high in highwaters.items():
+            position = processed.get((tp.topic, tp.partition))
+            if position is None:
+                position = await app.consumer.position(tp)
+            if position is not None and high is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+                reported.add((tp.topic, tp.partition))
 
     return app
 
 
-def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any) -> Any:
+def _forget_lag(topic: str, partition: int) -> None:
+    try:
+        metrics.LAG.remove(topic, str(partition))
+    except KeyError:
+        pass
+
+
+def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any, observer: Observer,
+                processed: dict[tuple[str, int], int]) -> Any:
     records = metrics.RECORDS.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
@@ -87,10 +126,11 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any)
         async for ev in records_stream.events():
             msg = ev.message
             out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
+            if out.newest_t is not None:
+                observer.event_time(stream, out.newest_t)
             for alert in out.alerts:
                 await alerts_topic.send(key=alert.key, value=alert.to_json())
-                if alert.status == "open":
-                    metrics.ALERTS.labels(alert.detector, alert.severity).inc()
+                observer.alert(alert)
             for dead in out.dead:
                 headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
                 await dead_topic.send(key=msg.key, value=dead.value, headers=headers)
@@ -98,6 +138,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any)
                 log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
             records.inc()
             events.inc(out.events)
+            observer.events(stream, out.kinds)
+            processed[(msg.topic, msg.partition)] = msg.offset + 1
             if msg.timestamp:
                 latency.observe(max(0.0, time.time() - msg.timestamp))
 

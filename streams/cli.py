@@ -45,6 +45,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    from connectors.broker import ensure_topics, wait_until_answers
+
+    settings = _settings(args)
+    wait_until_answers(settings.kafka, timeout=args.connect_timeout)
+    created = ensure_topics(settings.kafka, settings.topic_specs(), settings.topics.replication_factor)
+    print(f"created {', '.join(created)}" if created else "every topic exists already")
+    return 0
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -280,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--connect-timeout", type=float, default=15.0)
     w.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
     w.set_defaults(func=cmd_worker)
+
+    t = sub.add_parser("topics", help="create the topics that do not exist yet (partitions and replication from the "
+                                      "settings), then exit")
+    _common_kafka(t)
+    t.add_argument("--connect-timeout", type=float, default=60.0)
+    t.set_defaults(func=cmd_topics)
 
     b = sub.add_parser("broker", help="run the embedded Apache Kafka broker (KRaft) in the foreground with the "
                                       "topics created")

@@ -7,6 +7,7 @@ letters), in the style of bytewax. Nothing a record contains can make it raise.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,13 +57,17 @@ class Outcome:
     events: int = 0
     alerts: list[Alert] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)  # (kind, region) → valid events, for the metrics
+    newest_t: float | None = None  # the latest event time among the valid events
 
 
 class Ingest:
     """Turns the records of one stream's topic into alerts and dead letters."""
 
-    def __init__(self, stream: str, detectors: list[Detector], pseudonymize: Callable[[str], str]) -> None:
+    def __init__(self, stream: str, detectors: list[Detector], pseudonymize: Callable[[str], str],
+                 kind_field: str | None = None) -> None:
         self.stream = stream
+        self.kind_field = kind_field
         self.detectors = detectors
         self.pseudonymize = pseudonymize
         self._has_patient = stream in ("prescription", "claim")
@@ -86,6 +91,10 @@ class Ingest:
             if self._has_patient:
                 event["patient"] = self.pseudonymize(event.pop("patient_id"))
             out.events += 1
+            out.kinds[(event.get(self.kind_field) if self.kind_field else None, event.get("region"))] += 1
+            t = event.get("_t")
+            if t is not None and (out.newest_t is None or t > out.newest_t):
+                out.newest_t = t
             source = Source(topic, partition, offset, _event_id(self.stream, event), record_time)
             for detector in self.detectors:
                 try:

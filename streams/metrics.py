@@ -17,7 +17,21 @@ RECORDS = Counter("zhijian_records", "Kafka records consumed (an envelope counts
 INVALID = Counter("zhijian_invalid_records", "Records or events refused and sent to the dead-letter topic",
                   ["stream", "reason"], registry=REGISTRY)
 ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted)",
-                 ["detector", "severity"], registry=REGISTRY)
+                 ["stream", "detector", "severity", "tier"], registry=REGISTRY)
+AMOUNT = Counter("zhijian_alert_amount_yuan", "Money at stake named by the alerts raised (duplicate amount, "
+                 "overcharge, or the claims' total), in yuan", ["stream", "detector"], registry=REGISTRY)
+OPEN_ALERTS = Gauge("zhijian_open_alerts", "Alerts with a lifecycle (excursions, silent devices) open now",
+                    ["detector"], registry=REGISTRY)
+OLDEST_OPEN = Gauge("zhijian_oldest_open_alert_age_seconds", "Event-time age of the oldest open alert with a "
+                    "lifecycle, against the newest event time of its stream (0 when none is open)", ["detector"],
+                    registry=REGISTRY)
+KINDS = Counter("zhijian_events_by_kind", "Valid events by kind: visit type, claim type, manifest event type, "
+                "device kind (values of the contracts' enumerations)", ["stream", "kind"], registry=REGISTRY)
+REGIONS = Counter("zhijian_region_events", "Valid events by administrative region (county/district code); "
+                  "past the first 2,000 codes a worker has seen, counted as 'other'", ["stream", "region"],
+                  registry=REGISTRY)
+LAG = Gauge("zhijian_consumer_lag_records", "Records of an owned input partition not yet processed: the high "
+            "watermark minus the next offset this worker will process", ["topic", "partition"], registry=REGISTRY)
 LATENCY = Histogram(
     "zhijian_processing_latency_seconds",
     "From the input record's Kafka timestamp to the end of its processing by the worker",

@@ -27,12 +27,12 @@ class Worker:
         return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2).read().decode()
 
     def metric(self, name: str, **labels: str) -> float:
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in self.metrics().splitlines():
-            if line.startswith(name + ("{" + want + "}" if want else "")) and not line.startswith("#"):
-                if want or line.split(" ")[0] == name:
-                    return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        """The sum of the samples called ``name`` whose labels include ``labels`` (all of them if none)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(sample.value for family in text_string_to_metric_families(self.metrics())
+                   for sample in family.samples
+                   if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
     def wait_metric(self, name: str, at_least: float, timeout: float = 120, **labels: str) -> float:
         deadline = time.monotonic() + timeout
@@ -47,6 +47,20 @@ class Worker:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{name}{labels} stayed at {value} < {at_least} for {timeout} s; see {self.log_path}")
+
+
+def produce_simulation(settings: Any, sim: Any, until: float, max_batch: int) -> int:
+    """Send the simulator's events up to event time ``until`` in envelopes; return how many."""
+    from connectors.producer import EnvelopeProducer
+
+    producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions,
+                                max_batch=max_batch)
+    n = 0
+    for stream, key, event in sim.until(until):
+        producer.add(stream, key, event)
+        n += 1
+    producer.close()
+    return n
 
 
 def produce(bootstrap: str, topic: str, values: list[Any], key: str | None = None) -> list[Any]:

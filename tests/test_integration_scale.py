@@ -4,10 +4,9 @@ from __future__ import annotations
 import time
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
-from connectors.producer import EnvelopeProducer
 from connectors.simulator import RegionSimulator, SimulationConfig
 from streams.settings import load_settings
-from tests.kafka_helpers import Worker
+from tests.kafka_helpers import Worker, produce_simulation
 
 
 def events(worker: Worker) -> float:
@@ -37,12 +36,7 @@ def test_two_workers_split_the_partitions(tmp_path):
                 time.sleep(0.2)
             assert owned(workers) == [2, 2]
             sim = RegionSimulator(SimulationConfig(seed=3, days=1, scale=0.3))
-            producer = EnvelopeProducer(s.kafka, s.input_topics(), s.topics.input_partitions, max_batch=50)
-            n = 0
-            for stream, key, event in sim.until(sim.t0 + 12 * 3600):
-                producer.add(stream, key, event)
-                n += 1
-            producer.close()
+            n = produce_simulation(s, sim, sim.t0 + 12 * 3600, max_batch=50)
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and sum(map(events, workers)) < n:
                 time.sleep(1)
