@@ -1,64 +1,26 @@
-"""Which detectors run on which stream, built from the settings."""
+"""Which detectors run on which stream, built from the settings (the registry finds them).
+
+Detectors written to the keyed contract (:mod:`models.detector`) run inside one
+:class:`~models.runtime.PartitionedRuntime` per stream, which keeps their state per key and
+partition and fires their timers; the others still keep their own state.
+"""
 from __future__ import annotations
 
-from models.base import Detector
-from models.claims.card_burst import CardBurstDetector
-from models.claims.duplicate_charge import DuplicateChargeDetector
-from models.claims.entity_anomaly import EntityAnomalyDetector
-from models.claims.impossible_day import ImpossibleDayDetector
-from models.claims.over_standard import OverStandardDetector
-from models.claims.phantom_bed import PhantomBedDetector
-from models.claims.split_admission import SplitAdmissionDetector
-from models.claims.unbundling import UnbundlingDetector
-from models.coldchain.dynamics import DynamicsDetector
-from models.coldchain.excursion import ExcursionDetector
-from models.coldchain.sensor_silent import SensorSilentDetector
-from models.prescription.controlled_drugs import ControlledDrugDetector
-from models.prescription.doctor_shopping import DoctorShoppingDetector
-from models.prescription.excess_usage import ExcessUsageDetector
-from models.prescription.over_supply import OverSupplyDetector
-from models.prescription.same_action import SameActionDetector
-from models.prescription.too_many_drugs import TooManyDrugsDetector
-from models.waste.category_mismatch import CategoryMismatchDetector
-from models.waste.generation_anomaly import GenerationAnomalyDetector
-from models.waste.manifest_open import ManifestOpenDetector
-from models.waste.storage_overdue import StorageOverdueDetector
-from models.waste.weight_discrepancy import WeightDiscrepancyDetector
+from typing import Any
+
+from models import registry
+from models.detector import KeyedDetector
+from models.runtime import PartitionedRuntime
 from streams.settings import Settings
 
 
-def build_detectors(settings: Settings) -> dict[str, list[Detector]]:
-    d = settings.detectors
-    parts = settings.topics.input_partitions  # the daily charts wait until every partition is heard from
-    return {
-        "prescription": [
-            OverSupplyDetector(d["prescription.over_supply"]),
-            TooManyDrugsDetector(d["prescription.too_many_drugs"]),
-            ControlledDrugDetector(d["prescription.controlled_drugs"]),
-            SameActionDetector(d["prescription.same_action"]),
-            DoctorShoppingDetector(d["prescription.duplicate_overlap"]),
-            ExcessUsageDetector(d["prescription.excess_usage"], parts),
-        ],
-        "claim": [
-            DuplicateChargeDetector(d["claim.duplicate_charge"]),
-            UnbundlingDetector(d["claim.unbundling"]),
-            OverStandardDetector(d["claim.over_standard"]),
-            SplitAdmissionDetector(d["claim.split_admission"]),
-            PhantomBedDetector(d["claim.phantom_bed"]),
-            CardBurstDetector(d["claim.card_misuse"], parts),
-            ImpossibleDayDetector(d["claim.impossible_day"]),
-            EntityAnomalyDetector(d["claim.entity_anomaly"], parts),
-        ],
-        "waste": [
-            StorageOverdueDetector(d["waste.storage_overdue"]),
-            ManifestOpenDetector(d["waste.manifest_not_closed"]),
-            WeightDiscrepancyDetector(d["waste.weight_discrepancy"]),
-            CategoryMismatchDetector(d["waste.category_mismatch"]),
-            GenerationAnomalyDetector(d["waste.generation_anomaly"], parts),
-        ],
-        "telemetry": [
-            ExcursionDetector(d["coldchain.excursion"]),
-            SensorSilentDetector(d["coldchain.sensor_silent"]),
-            DynamicsDetector(d["coldchain.abnormal_dynamics"]),
-        ],
-    }
+def build_detectors(settings: Settings) -> dict[str, list[Any]]:
+    # the daily charts wait until every partition is heard from, so they are told the partition count
+    built = registry.build(settings.detectors, settings.topics.input_partitions)
+    out: dict[str, list[Any]] = {}
+    for stream, detectors in built.items():
+        keyed = [d for d in detectors if isinstance(d, KeyedDetector)]
+        out[stream] = [d for d in detectors if not isinstance(d, KeyedDetector)]
+        if keyed:
+            out[stream].append(PartitionedRuntime(keyed))
+    return out

@@ -103,4 +103,10 @@ class Ingest:
                     log.exception("detector %s failed on %s offset %d", detector.name, topic, offset)
                     out.dead.append(DeadLetter(raw if whole else orjson.dumps(event), "detector_error",
                                                f"{detector.name}: {type(e).__name__}", None if whole else i))
+                failures = getattr(detector, "failures", None)  # a runtime of keyed detectors carries on
+                while failures:
+                    f = failures.pop(0)
+                    log.error("detector %s failed on %s offset %d: %s", f.detector, topic, offset, f)
+                    out.dead.append(DeadLetter(raw if whole else orjson.dumps(event), "detector_error",
+                                               f"{f.detector}: {type(f.error).__name__}", None if whole else i))
         return out

@@ -11,54 +11,10 @@ from typing import Any
 from connectors.errors import ConfigError
 from connectors.kafka_config import KafkaConnection
 from connectors.topics import TopicSpec, topic_specs
-from models.claims.card_burst import CardBurstLimits
-from models.claims.duplicate_charge import DuplicateChargeConfig
-from models.claims.entity_anomaly import ProfileLimits
-from models.claims.impossible_day import DayLimit
-from models.claims.over_standard import PriceCatalogue
-from models.claims.phantom_bed import PhantomBedRules
-from models.claims.split_admission import ReadmissionRules
-from models.claims.unbundling import PackageDictionary
-from models.coldchain.dynamics import DynamicsLimits
-from models.coldchain.excursion import ExcursionLimits
-from models.coldchain.sensor_silent import SilenceLimits
-from models.prescription.controlled_drugs import ControlledLimits
-from models.prescription.doctor_shopping import ShoppingLimits
-from models.prescription.excess_usage import ExcessUsageConfig
-from models.prescription.over_supply import SupplyLimits
-from models.prescription.same_action import SameActionConfig
-from models.prescription.too_many_drugs import DrugCountLimit
-from models.waste.category_mismatch import LicenceTable
-from models.waste.generation_anomaly import GenerationLimits
-from models.waste.manifest_open import ManifestWindows
-from models.waste.storage_overdue import StorageLimits
-from models.waste.weight_discrepancy import WeightLimits
+from models import registry
 
-#: Detector configuration sections → the dataclass holding their thresholds.
-DETECTOR_SECTIONS: dict[str, type] = {
-    "prescription.over_supply": SupplyLimits,
-    "prescription.too_many_drugs": DrugCountLimit,
-    "prescription.controlled_drugs": ControlledLimits,
-    "prescription.same_action": SameActionConfig,
-    "prescription.duplicate_overlap": ShoppingLimits,
-    "prescription.excess_usage": ExcessUsageConfig,
-    "claim.duplicate_charge": DuplicateChargeConfig,
-    "claim.unbundling": PackageDictionary,
-    "claim.over_standard": PriceCatalogue,
-    "claim.split_admission": ReadmissionRules,
-    "claim.phantom_bed": PhantomBedRules,
-    "claim.card_misuse": CardBurstLimits,
-    "claim.impossible_day": DayLimit,
-    "claim.entity_anomaly": ProfileLimits,
-    "waste.storage_overdue": StorageLimits,
-    "waste.manifest_not_closed": ManifestWindows,
-    "waste.weight_discrepancy": WeightLimits,
-    "waste.category_mismatch": LicenceTable,
-    "waste.generation_anomaly": GenerationLimits,
-    "coldchain.excursion": ExcursionLimits,
-    "coldchain.sensor_silent": SilenceLimits,
-    "coldchain.abnormal_dynamics": DynamicsLimits,
-}
+#: Detector configuration sections → the dataclass holding their thresholds (from the detectors themselves).
+DETECTOR_SECTIONS: dict[str, type] = registry.sections()
 
 ENV = {
     "ZHIJIAN_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers"),

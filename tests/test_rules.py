@@ -1,5 +1,6 @@
 """The four first rules: the right alert, entity, numbers and evidence — and no false ones."""
 from models.alert import Source, alert_id
+from models.runtime import PartitionedRuntime
 from models.claims.duplicate_charge import DuplicateChargeConfig, DuplicateChargeDetector
 from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
 from models.prescription.over_supply import OverSupplyDetector, SupplyLimits
@@ -15,14 +16,14 @@ def src(offset, event_id="e", topic="t"):
 # --- prescription.over_supply -----------------------------------------------------------
 def rx(visit, days, reason=None, rid="RX1"):
     e = {"prescription_id": rid, "institution_id": "H1", "department": "IM", "prescriber_id": "D1",
-         "visit_type": visit, "_t": T0, "items": [{"drug_code": "A", "name": "drug A", "days_supply": days}]}
+         "patient": "Pa", "visit_type": visit, "_t": T0, "items": [{"drug_code": "A", "name": "drug A", "days_supply": days}]}
     if reason:
         e["long_term_reason"] = reason
     return e
 
 
 def test_over_supply_limits_per_visit_type():
-    d = OverSupplyDetector()
+    d = PartitionedRuntime([OverSupplyDetector()])
     assert d.process(rx("outpatient", 7), src(1)) == []
     assert d.process(rx("emergency", 3), src(2)) == []
     assert d.process(rx("inpatient", 30), src(3)) == []
@@ -38,7 +39,7 @@ def test_over_supply_limits_per_visit_type():
 
 
 def test_over_supply_thresholds_are_configuration():
-    d = OverSupplyDetector(SupplyLimits(outpatient_days=3))
+    d = PartitionedRuntime([OverSupplyDetector(SupplyLimits(outpatient_days=3))])
     [a] = d.process(rx("outpatient", 5), src(1))
     assert a.numbers["limit_days"] == 3
 
@@ -83,14 +84,14 @@ def waste(kind, hours, manifest="M1", offset=0):
 
 
 def test_storage_in_time_raises_nothing():
-    d = StorageOverdueDetector()
+    d = PartitionedRuntime([StorageOverdueDetector()])
     assert d.process(*waste("generated", 0)) == []
     assert d.process(*waste("handed_over", 47.9)) == []
     assert d.process(*waste("generated", 200, manifest="M2")) == []
 
 
 def test_storage_overdue_is_reported_once_by_the_watermark():
-    d = StorageOverdueDetector()
+    d = PartitionedRuntime([StorageOverdueDetector()])
     d.process(*waste("generated", 0))
     [a] = d.process(*waste("generated", 49, manifest="M2"))
     assert a.numbers["manifest_id"] == "M1" and not a.numbers["handed_over"]
@@ -109,7 +110,7 @@ def reading(d, minute, temp, device="F1"):
 
 
 def test_one_excursion_not_one_alert_per_reading():
-    d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=600))
+    d = PartitionedRuntime([ExcursionDetector(ExcursionLimits(heat_breach_minutes=600))])
     alerts = [a for m in range(0, 120, 5) for a in reading(d, m, 9.0 if 10 <= m < 60 else 5.0)]
     assert [(a.detector, a.status) for a in alerts] == [("coldchain.excursion", "open"), ("coldchain.excursion", "closed")]
     opened, closed = alerts
@@ -119,7 +120,7 @@ def test_one_excursion_not_one_alert_per_reading():
 
 
 def test_freeze_breach_after_60_minutes_is_critical():
-    d = ExcursionDetector()
+    d = PartitionedRuntime([ExcursionDetector()])
     out = [a for m in range(0, 70, 10) for a in reading(d, m, -1.0)]
     assert [a.detector for a in out] == ["coldchain.excursion", "coldchain.breach"]
     breach = out[1]
@@ -128,7 +129,7 @@ def test_freeze_breach_after_60_minutes_is_critical():
 
 
 def test_redelivered_readings_do_not_reopen():
-    d = ExcursionDetector()
+    d = PartitionedRuntime([ExcursionDetector()])
     first = reading(d, 0, 9.0)
     assert reading(d, 0, 9.0) == []  # at-least-once redelivery
     assert len(first) == 1
@@ -136,15 +137,16 @@ def test_redelivered_readings_do_not_reopen():
 
 def test_alert_ids_are_deterministic_across_runs():
     def run():
-        d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))
+        d = PartitionedRuntime([ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))])
         return [a.alert_id for m in range(0, 90, 5) for a in reading(d, m, 10.0 if m < 60 else 4.0)]
     assert run() == run() and len(run()) == 3
 
 
 def test_storage_state_is_forgotten_once_disposed():
-    d = StorageOverdueDetector()
+    d = PartitionedRuntime([StorageOverdueDetector()])
     d.process(*waste("generated", 0))
     assert len(d.process(*waste("handed_over", 50))) == 1
     d.process(*waste("received", 52))
+    assert len(d.task(0)) == 1  # reported, remembered until disposed of
     d.process(*waste("disposed", 60))
-    assert not d._pending and not d._reported
+    assert len(d.task(0)) == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from models.alert import Source
+from models.runtime import Runtime
 from models.claims.card_burst import CardBurstDetector, CardBurstLimits
 from models.claims.over_standard import OverStandardDetector, PriceCatalogue
 from models.claims.phantom_bed import PhantomBedDetector
@@ -30,7 +31,7 @@ def controlled(days, form, cls="narcotic"):
 
 
 def test_controlled_drug_limits_follow_form_and_visit():
-    d = ControlledDrugDetector()
+    d = Runtime([ControlledDrugDetector()])
     assert d.process(rx([controlled(7, "controlled_release")]), src(1)) == []
     assert len(d.process(rx([controlled(8, "controlled_release")]), src(2))) == 1
     assert len(d.process(rx([controlled(2, "injection")]), src(3))) == 1
@@ -79,7 +80,7 @@ def reading(device, minute, kind="fridge", partition=0):
 
 
 def test_vehicles_are_not_watched_by_default_and_an_old_reading_does_not_close():
-    d = SensorSilentDetector()
+    d = Runtime([SensorSilentDetector()])
     d.process(*reading("VH-1", 0, "vehicle"))
     d.process(*reading("F1", 0))
     [a] = d.process(*reading("F2", 40))
@@ -135,15 +136,15 @@ def line(code, price, qty=1):
 
 
 def test_unbundling_needs_two_components_and_no_package_on_the_claim():
-    d = UnbundlingDetector(PackageDictionary({"LIVER": ["ALT", "AST", "ALB"]}))
+    d = Runtime([UnbundlingDetector(PackageDictionary({"LIVER": ["ALT", "AST", "ALB"]}))])
     claim = {"claim_id": "CL1", "institution_id": "H1", "patient": "P1", "_t": T0}
     assert d.process({**claim, "items": [line("ALT", 30.0)]}, src(1)) == []
     assert d.process({**claim, "items": [line("LIVER", 80.0), line("ALT", 30.0), line("AST", 30.0)]}, src(2)) == []
-    assert UnbundlingDetector().process({**claim, "items": [line("ALT", 30.0), line("AST", 30.0)]}, src(3)) == []
+    assert Runtime([UnbundlingDetector()]).process({**claim, "items": [line("ALT", 30.0), line("AST", 30.0)]}, src(3)) == []
 
 
 def test_over_standard_tolerates_rounding_and_leaves_inpatient_units_to_the_stay():
-    d = OverStandardDetector(PriceCatalogue(prices={"CT": 300.0}, max_units_per_day={"MON": 24}))
+    d = Runtime([OverStandardDetector(PriceCatalogue(prices={"CT": 300.0}, max_units_per_day={"MON": 24}))])
     claim = {"claim_id": "CL1", "institution_id": "H1", "patient": "P1", "_t": T0}
     assert d.process({**claim, "claim_type": "outpatient", "items": [line("CT", 301.0)]}, src(1)) == []
     assert d.process({**claim, "claim_type": "inpatient", "items": [line("MON", 12.0, 72)]}, src(2)) == []

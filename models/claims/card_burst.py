@@ -52,6 +52,8 @@ class CardBurstDetector:
     name = "claim.card_misuse"
     version = "1"
     stream = "claim"
+    Limits = CardBurstLimits  # its configuration section [claim.card_misuse]
+    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
 
     def __init__(self, limits: CardBurstLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or CardBurstLimits()

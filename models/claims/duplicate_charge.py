@@ -47,6 +47,7 @@ class DuplicateChargeDetector:
     name = "claim.duplicate_charge"
     version = "1"
     stream = "claim"
+    Limits = DuplicateChargeConfig  # its configuration section [claim.duplicate_charge]
 
     def __init__(self, config: DuplicateChargeConfig | None = None) -> None:
         self.config = config or DuplicateChargeConfig()

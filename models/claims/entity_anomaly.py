@@ -50,6 +50,8 @@ class EntityAnomalyDetector:
     name = "claim.entity_anomaly"
     version = "1"
     stream = "claim"
+    Limits = ProfileLimits  # its configuration section [claim.entity_anomaly]
+    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
 
     def __init__(self, limits: ProfileLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or ProfileLimits()

@@ -51,6 +51,7 @@ class ImpossibleDayDetector:
     name = "claim.impossible_day"
     version = "1"
     stream = "claim"
+    Limits = DayLimit  # its configuration section [claim.impossible_day]
 
     def __init__(self, limit: DayLimit | None = None) -> None:
         self.limit = limit or DayLimit()

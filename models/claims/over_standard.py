@@ -7,7 +7,8 @@ are configuration (empty: the rule is off). One alert per claim, listing every o
 line; the entity is the institution.
 
 >>> from models.alert import Source
->>> d = OverStandardDetector(PriceCatalogue(prices={"CT-HEAD": 300.0}, max_units_per_day={"CT-HEAD": 1}))
+>>> from models.runtime import Runtime
+>>> d = Runtime([OverStandardDetector(PriceCatalogue(prices={"CT-HEAD": 300.0}, max_units_per_day={"CT-HEAD": 1}))])
 >>> claim = {"claim_id": "CL9", "institution_id": "K01", "patient": "Pabc", "event_time": "2026-10-14T10:00:00+08:00",
 ...          "items": [{"item_code": "CT-HEAD", "quantity": 2, "unit_price": 450.0, "amount": 900.0}],
 ...          "_t": 1791943200.0}
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,17 @@ class PriceCatalogue:
     tolerance_pct: float = 0.5  # rounding in hospital systems
 
 
-class OverStandardDetector:
+class OverStandardDetector(KeyedDetector):
     name = "claim.over_standard"
     version = "1"
     stream = "claim"
+    Limits = PriceCatalogue  # its configuration section [claim.over_standard]
+    key = None  # judges each event alone
 
     def __init__(self, catalogue: PriceCatalogue | None = None) -> None:
         self.catalogue = catalogue or PriceCatalogue()
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         c = self.catalogue
         if not c.prices and not c.max_units_per_day:
             return []

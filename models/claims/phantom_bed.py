@@ -45,6 +45,7 @@ class PhantomBedDetector:
     name = "claim.phantom_bed"
     version = "1"
     stream = "claim"
+    Limits = PhantomBedRules  # its configuration section [claim.phantom_bed]
 
     def __init__(self, rules: PhantomBedRules | None = None) -> None:
         self.rules = rules or PhantomBedRules()

@@ -59,6 +59,7 @@ class SplitAdmissionDetector:
     name = "claim.split_admission"
     version = "1"
     stream = "claim"
+    Limits = ReadmissionRules  # its configuration section [claim.split_admission]
 
     def __init__(self, rules: ReadmissionRules | None = None) -> None:
         self.rules = rules or ReadmissionRules()

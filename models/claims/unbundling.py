@@ -7,7 +7,8 @@ catch. The package dictionary is configuration (with none the rule is off). The 
 the institution.
 
 >>> from models.alert import Source
->>> d = UnbundlingDetector(PackageDictionary({"LIVER": ["ALT", "AST", "TBIL", "ALB"]}, {"LIVER": 80.0}))
+>>> from models.runtime import Runtime
+>>> d = Runtime([UnbundlingDetector(PackageDictionary({"LIVER": ["ALT", "AST", "TBIL", "ALB"]}, {"LIVER": 80.0}))])
 >>> claim = {"claim_id": "CL1", "institution_id": "H2", "patient": "Pabc", "event_time": "2026-10-14T10:00:00+08:00",
 ...          "items": [{"item_code": c, "amount": 30.0} for c in ("CONSULT", "ALT", "AST", "TBIL")], "_t": 1791943200.0}
 >>> [a] = d.process(claim, Source("zhijian.claims", 3, 11, "CL1"))
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,12 @@ class PackageDictionary:
     min_components: int = 2
 
 
-class UnbundlingDetector:
+class UnbundlingDetector(KeyedDetector):
     name = "claim.unbundling"
     version = "1"
     stream = "claim"
+    Limits = PackageDictionary  # its configuration section [claim.unbundling]
+    key = None  # judges each event alone
 
     def __init__(self, dictionary: PackageDictionary | None = None) -> None:
         self.dictionary = dictionary or PackageDictionary()
@@ -45,7 +49,7 @@ class UnbundlingDetector:
             for c in components:
                 self._component_of.setdefault(c, []).append(package)
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if not self._component_of:
             return []
         codes = {it["item_code"]: it for it in event["items"]}

@@ -70,6 +70,7 @@ class DynamicsDetector:
     name = "coldchain.abnormal_dynamics"
     version = "1"
     stream = "telemetry"
+    Limits = DynamicsLimits  # its configuration section [coldchain.abnormal_dynamics]
 
     def __init__(self, limits: DynamicsLimits | None = None) -> None:
         self.limits = limits or DynamicsLimits()

@@ -12,7 +12,8 @@ start, an end, a peak and a duration — not one alert per reading. The detector
 Excursions and breaches are kept apart, as mSupply's users asked.
 
 >>> from models.alert import Source
->>> d = ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))
+>>> from models.runtime import Runtime
+>>> d = Runtime([ExcursionDetector(ExcursionLimits(heat_breach_minutes=30))])
 >>> def reading(minute, temp):
 ...     e = {"device_id": "F1", "device_kind": "fridge", "facility_id": "CDC-1", "region": "310101",
 ...          "temperature_c": temp, "_t": 1767225600.0 + 60 * minute}
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source, iso
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -45,31 +47,29 @@ class ExcursionLimits:
     freeze_breach_minutes: float = 60.0
 
 
-@dataclass(slots=True)
 class _Excursion:
-    kind: str  # "heat" | "freeze"
-    start_t: float
-    start_source: Source
-    peak: float
-    last_t: float
-    readings: int = 1
-    breached: bool = False
+    """A view of the excursion kept in the device's state (a dict of JSON values)."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.d = d
+
+    kind = property(lambda self: self.d["kind"])
+    start_t = property(lambda self: self.d["start_t"])
+    start_source = property(lambda self: Source(*self.d["start_source"]))
+    peak = property(lambda self: self.d["peak"])
+    readings = property(lambda self: self.d["readings"])
+    breached = property(lambda self: self.d["breached"])
 
 
-@dataclass(slots=True)
-class _Device:
-    last_t: float
-    excursion: _Excursion | None = None
-
-
-class ExcursionDetector:
+class ExcursionDetector(KeyedDetector):
     name = "coldchain.excursion"
     version = "1"
     stream = "telemetry"
-
-    def __init__(self, limits: ExcursionLimits | None = None) -> None:
-        self.limits = limits or ExcursionLimits()
-        self._devices: dict[str, _Device] = {}
+    Limits = ExcursionLimits  # its configuration section [coldchain.excursion]
+    key, key_field = "device", "device_id"
+    retention_s = 30 * 86400.0  # a device silent for 30 days is forgotten, open excursion included
 
     def _kind(self, temp: float) -> str | None:
         if temp > self.limits.heat_above_c:
@@ -78,34 +78,32 @@ class ExcursionDetector:
             return "freeze"
         return None
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        device_id, t, temp = event["device_id"], event["_t"], event["temperature_c"]
-        dev = self._devices.get(device_id)
-        if dev is None:
-            dev = self._devices[device_id] = _Device(last_t=t - 1)
-        if t <= dev.last_t:  # a redelivered or late reading: already accounted for
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, temp, st = event["_t"], event["temperature_c"], ctx.state
+        if t <= st.get("last_t", t - 1):  # a redelivered or late reading: already accounted for
             return []
-        dev.last_t = t
+        st["last_t"] = t
         kind = self._kind(temp)
-        exc = dev.excursion
+        exc = st.get("excursion")
         alerts: list[Alert] = []
-        if exc is not None and exc.kind != kind:
-            alerts.append(self._alert(event, exc, end_t=t, end_source=source))
-            dev.excursion = exc = None
+        if exc is not None and exc["kind"] != kind:
+            alerts.append(self._alert(event, _Excursion(exc), end_t=t, end_source=source))
+            st["excursion"] = exc = None
         if kind is None:
             return alerts
         if exc is None:
-            dev.excursion = exc = _Excursion(kind, t, source, temp, t)
-            alerts.append(self._alert(event, exc))
+            exc = st["excursion"] = {"kind": kind, "start_t": t, "start_source": list(source), "peak": temp,
+                                     "last_t": t, "readings": 1, "breached": False}
+            alerts.append(self._alert(event, _Excursion(exc)))
             return alerts
-        exc.last_t = t
-        exc.readings += 1
-        exc.peak = max(exc.peak, temp) if kind == "heat" else min(exc.peak, temp)
+        exc["last_t"] = t
+        exc["readings"] += 1
+        exc["peak"] = max(exc["peak"], temp) if kind == "heat" else min(exc["peak"], temp)
         limit = self.limits.heat_breach_minutes if kind == "heat" else self.limits.freeze_breach_minutes
-        minutes = (t - exc.start_t) / 60.0
-        if not exc.breached and minutes >= limit:
-            exc.breached = True
-            alerts.append(self._breach(event, exc, minutes, limit, source))
+        minutes = (t - exc["start_t"]) / 60.0
+        if not exc["breached"] and minutes >= limit:
+            exc["breached"] = True
+            alerts.append(self._breach(event, _Excursion(exc), minutes, limit, source))
         return alerts
 
     def _describe(self, event: dict[str, Any], exc: _Excursion) -> tuple[str, float, str]:

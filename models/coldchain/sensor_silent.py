@@ -11,7 +11,8 @@ Which kinds are watched is configuration: vehicle loggers go quiet when a vehicl
 so they are watched only where the feed says when trips run (off by default).
 
 >>> from models.alert import Source
->>> d = SensorSilentDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([SensorSilentDetector()])
 >>> def reading(device, minute, offset):
 ...     e = {"device_id": device, "device_kind": "fridge", "facility_id": "CDC-1", "region": "310101",
 ...          "temperature_c": 5.0, "_t": 1767225600.0 + 60 * minute}
@@ -29,11 +30,11 @@ fridge F1 at CDC-1: no reading for 95 min (limit 30 min), from 2026-01-01T00:00:
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source, iso
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -43,62 +44,52 @@ class SilenceLimits:
     limits_minutes: dict[str, float] = field(default_factory=lambda: {"fridge": 30.0, "cold_room": 30.0})
 
 
-@dataclass(slots=True)
-class _Last:
-    t: float
-    event: dict[str, Any]
-    source: Source
-    alerted: bool = False
-
-
-class SensorSilentDetector:
+class SensorSilentDetector(KeyedDetector):
     name = "coldchain.sensor_silent"
     version = "1"
     stream = "telemetry"
+    Limits = SilenceLimits  # its configuration section [coldchain.sensor_silent]
+    key, key_field = "device", "device_id"
+    retention_s = 30 * 86400.0  # a logger silent for 30 days (retired, moved) is forgotten
 
-    def __init__(self, limits: SilenceLimits | None = None) -> None:
-        self.limits = limits or SilenceLimits()
-        self._last: dict[str, _Last] = {}
-        self._deadlines: dict[int, list[tuple[float, str, float]]] = {}  # partition → heap (deadline, device, last t)
-        self._watermarks: dict[int, float] = {}
-
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        device, t = event["device_id"], event["_t"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, last = event["_t"], ctx.state
         limit = self.limits.limits_minutes.get(event.get("device_kind", ""))
-        alerts: list[Alert] = []
-        last = self._last.get(device)
-        if limit is not None and (last is None or t > last.t):
-            if last is not None and (last.alerted or t - last.t > limit * 60):
-                alerts.append(self._alert(last, t, limit, closed_by=source))
-            self._last[device] = _Last(t, event, source)
-            heapq.heappush(self._deadlines.setdefault(source.partition, []), (t + limit * 60, device, t))
-        if t > self._watermarks.get(source.partition, float("-inf")):
-            self._watermarks[source.partition] = t
-            heap = self._deadlines.get(source.partition, [])
-            while heap and heap[0][0] < t:
-                _, dev, last_t = heapq.heappop(heap)
-                entry = self._last.get(dev)
-                if entry is not None and entry.t == last_t and not entry.alerted:
-                    entry.alerted = True
-                    alerts.append(self._alert(entry, t, self.limits.limits_minutes[entry.event["device_kind"]]))
+        if limit is None or (last and t <= last["t"]):
+            return []
+        alerts = []
+        if last and (last["alerted"] or t - last["t"] > limit * 60):
+            alerts.append(self._alert(ctx.key, last, t, limit, closed_by=source))
+        # only what the alert texts need: never the whole reading
+        last.update(t=t, device_kind=event.get("device_kind", "device"), facility_id=event["facility_id"],
+                    region=event.get("region", "unknown"), temperature_c=event["temperature_c"],
+                    source=list(source), alerted=False, limit=limit)
+        ctx.set_timer(t + limit * 60)
         return alerts
 
-    def _alert(self, last: _Last, now: float, limit: float, closed_by: Source | None = None) -> Alert:
-        e = last.event
-        minutes = (now - last.t) / 60
-        name = f"{e.get('device_kind', 'device')} {e['device_id']} at {e['facility_id']}"
+    def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
+        last = ctx.state
+        if not last or last["alerted"]:
+            return []
+        last["alerted"] = True
+        return [self._alert(ctx.key, last, ctx.watermark, last["limit"])]
+
+    def _alert(self, device: str, last: dict[str, Any], now: float, limit: float,
+               closed_by: Source | None = None) -> Alert:
+        minutes = (now - last["t"]) / 60
+        name = f"{last['device_kind']} {device} at {last['facility_id']}"
         if closed_by is None:
-            reason = f"{name}: no reading since {iso(last.t)}, {minutes:.0f} min (limit {limit:g} min)"
+            reason = f"{name}: no reading since {iso(last['t'])}, {minutes:.0f} min (limit {limit:g} min)"
         else:
             reason = (f"{name}: no reading for {minutes:.0f} min (limit {limit:g} min), "
-                      f"from {iso(last.t)} to {iso(now)}")
+                      f"from {iso(last['t'])} to {iso(now)}")
         return Alert.build(
-            detector=self.name, version=self.version, key=f"{e['device_id']}@{last.t}",
-            stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=e["device_id"],
-            institution_id=e["facility_id"], region=e.get("region", "unknown"),
-            event_t=last.t + limit * 60, score=minutes / limit, reason=reason,
-            numbers={"last_reading": iso(last.t), "silent_minutes": round(minutes, 1), "limit_minutes": limit,
-                     "last_temperature_c": e["temperature_c"]},
-            evidence=[last.source] + ([closed_by] if closed_by else []),
+            detector=self.name, version=self.version, key=f"{device}@{last['t']}",
+            stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=device,
+            institution_id=last["facility_id"], region=last["region"],
+            event_t=last["t"] + limit * 60, score=minutes / limit, reason=reason,
+            numbers={"last_reading": iso(last["t"]), "silent_minutes": round(minutes, 1), "limit_minutes": limit,
+                     "last_temperature_c": last["temperature_c"]},
+            evidence=[Source(*last["source"])] + ([closed_by] if closed_by else []),
             status="open" if closed_by is None else "closed",
         )

@@ -5,7 +5,8 @@ dose, a controlled-release form to 7 days' supply, any other form to 3 days'; an
 prescription to one day. The entity is the prescriber.
 
 >>> from models.alert import Source
->>> d = ControlledDrugDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([ControlledDrugDetector()])
 >>> rx = {"prescription_id": "RX1", "institution_id": "H1", "department": "ONC", "prescriber_id": "D2",
 ...       "visit_type": "outpatient", "_t": 1767225600.0,
 ...       "items": [{"drug_code": "M10", "name": "morphine 10 mg", "days_supply": 5, "quantity": 20,
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 CONTROLLED = ("narcotic", "psychotropic_1")
 
@@ -47,15 +49,17 @@ class ControlledLimits:
         return self.other_days
 
 
-class ControlledDrugDetector:
+class ControlledDrugDetector(KeyedDetector):
     name = "prescription.controlled_drugs"
     version = "1"
     stream = "prescription"
+    Limits = ControlledLimits  # its configuration section [prescription.controlled_drugs]
+    key = None  # judges each event alone
 
     def __init__(self, limits: ControlledLimits | None = None) -> None:
         self.limits = limits or ControlledLimits()
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         visit = event["visit_type"]
         offending = []
         for it in event["items"]:

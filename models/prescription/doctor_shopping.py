@@ -61,6 +61,7 @@ class DoctorShoppingDetector:
     name = "prescription.duplicate_overlap"
     version = "1"
     stream = "prescription"
+    Limits = ShoppingLimits  # its configuration section [prescription.duplicate_overlap]
 
     def __init__(self, limits: ShoppingLimits | None = None) -> None:
         self.limits = limits or ShoppingLimits()

@@ -64,6 +64,8 @@ class ExcessUsageDetector:
     name = "prescription.excess_usage"
     version = "1"
     stream = "prescription"
+    Limits = ExcessUsageConfig  # its configuration section [prescription.excess_usage]
+    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
 
     def __init__(self, config: ExcessUsageConfig | None = None, partitions: int | None = None) -> None:
         self.config = config or ExcessUsageConfig()

@@ -6,9 +6,10 @@ emergency ≤ 3 days, long-term prescriptions ≤ 12 weeks, and a long-term pres
 One alert per prescription, naming every offending item; the entity is the prescriber.
 
 >>> from models.alert import Source
->>> d = OverSupplyDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([OverSupplyDetector()])
 >>> rx = {"prescription_id": "RX1", "institution_id": "H1", "department": "IM", "prescriber_id": "D7",
-...       "visit_type": "outpatient", "_t": 1767225600.0,
+...       "patient": "P1", "visit_type": "outpatient", "_t": 1767225600.0,
 ...       "items": [{"drug_code": "A", "name": "amoxicillin", "days_supply": 14},
 ...                 {"drug_code": "B", "name": "ibuprofen", "days_supply": 3}]}
 >>> [a] = d.process(rx, Source("zhijian.prescriptions", 1, 9, "RX1"))
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,14 @@ class SupplyLimits:
         return None
 
 
-class OverSupplyDetector:
+class OverSupplyDetector(KeyedDetector):
     name = "prescription.over_supply"
     version = "1"
     stream = "prescription"
+    Limits = SupplyLimits  # its configuration section [prescription.over_supply]
+    key = None  # judges each prescription alone
 
-    def __init__(self, limits: SupplyLimits | None = None) -> None:
-        self.limits = limits or SupplyLimits()
-
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         visit = event["visit_type"]
         limit = self.limits.limit(visit, bool(event.get("long_term_reason")))
         if limit is None:

@@ -5,7 +5,8 @@ dihydropyridine calcium-channel blockers) on one prescription is an irrational c
 The entity is the prescriber.
 
 >>> from models.alert import Source
->>> d = SameActionDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([SameActionDetector()])
 >>> rx = {"prescription_id": "RX1", "institution_id": "C1", "department": "GP", "prescriber_id": "D3",
 ...       "visit_type": "long_term", "_t": 1767225600.0,
 ...       "items": [{"drug_code": "A", "name": "amlodipine 5 mg", "atc_code": "C08CA01"},
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -33,16 +35,18 @@ class SameActionConfig:
     allowed_groups: list[str] = field(default_factory=list)
 
 
-class SameActionDetector:
+class SameActionDetector(KeyedDetector):
     name = "prescription.same_action"
     version = "1"
     stream = "prescription"
+    Limits = SameActionConfig  # its configuration section [prescription.same_action]
+    key = None  # judges each event alone
 
     def __init__(self, config: SameActionConfig | None = None) -> None:
         self.config = config or SameActionConfig()
         self._allowed = set(self.config.allowed_groups)
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         groups: dict[str, dict[str, str]] = defaultdict(dict)
         for it in event["items"]:
             atc = it.get("atc_code", "")

@@ -5,7 +5,8 @@ Inpatient orders are not prescriptions in this sense and are not checked. The en
 the prescriber.
 
 >>> from models.alert import Source
->>> d = TooManyDrugsDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([TooManyDrugsDetector()])
 >>> rx = {"prescription_id": "RX1", "institution_id": "H1", "department": "GP", "prescriber_id": "D7",
 ...       "visit_type": "outpatient", "_t": 1767225600.0,
 ...       "items": [{"drug_code": c, "name": c} for c in "ABCDEFG"]}
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,17 @@ class DrugCountLimit:
     max_drugs: int = 5
 
 
-class TooManyDrugsDetector:
+class TooManyDrugsDetector(KeyedDetector):
     name = "prescription.too_many_drugs"
     version = "1"
     stream = "prescription"
+    Limits = DrugCountLimit  # its configuration section [prescription.too_many_drugs]
+    key = None  # judges each event alone
 
     def __init__(self, limit: DrugCountLimit | None = None) -> None:
         self.limit = limit or DrugCountLimit()
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["visit_type"] == "inpatient":
             return []
         drugs = len({it["drug_code"] for it in event["items"]})

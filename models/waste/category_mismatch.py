@@ -7,7 +7,8 @@ not on the licence table at all, is reported at handover. The licence table is c
 with an empty table the rule is off. The entity is the facility.
 
 >>> from models.alert import Source
->>> d = CategoryMismatchDetector(LicenceTable({"FAC-1": ["infectious", "pathological"], "FAC-2": ["infectious"]}))
+>>> from models.runtime import Runtime
+>>> d = Runtime([CategoryMismatchDetector(LicenceTable({"FAC-1": ["infectious", "pathological"], "FAC-2": ["infectious"]}))])
 >>> e = {"manifest_id": "M1", "event_type": "handed_over", "institution_id": "H1", "category": "pathological",
 ...      "weight_kg": 3.5, "container_count": 1, "carrier_id": "CR-1", "facility_id": "FAC-2", "_t": 1767225600.0}
 >>> [a] = d.process(e, Source("zhijian.waste", 1, 4, "M1/handed_over"))
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,17 @@ class LicenceTable:
     licences: dict[str, list[str]] = field(default_factory=dict)
 
 
-class CategoryMismatchDetector:
+class CategoryMismatchDetector(KeyedDetector):
     name = "waste.category_mismatch"
     version = "1"
     stream = "waste"
+    Limits = LicenceTable  # its configuration section [waste.category_mismatch]
+    key = None  # judges each event alone
 
     def __init__(self, table: LicenceTable | None = None) -> None:
         self.table = table or LicenceTable()
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["event_type"] != "handed_over" or not self.table.licences:
             return []
         facility = event.get("facility_id")

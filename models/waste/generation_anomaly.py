@@ -50,6 +50,8 @@ class GenerationAnomalyDetector:
     name = "waste.generation_anomaly"
     version = "1"
     stream = "waste"
+    Limits = GenerationLimits  # its configuration section [waste.generation_anomaly]
+    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
 
     def __init__(self, limits: GenerationLimits | None = None, partitions: int | None = None) -> None:
         self.limits = limits or GenerationLimits()

@@ -52,6 +52,7 @@ class ManifestOpenDetector:
     name = "waste.manifest_not_closed"
     version = "1"
     stream = "waste"
+    Limits = ManifestWindows  # its configuration section [waste.manifest_not_closed]
 
     def __init__(self, windows: ManifestWindows | None = None) -> None:
         self.windows = windows or ManifestWindows()

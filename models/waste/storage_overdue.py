@@ -6,12 +6,14 @@ or — the absence of an event being the event — as soon as the event-time wat
 newest event time seen) passes the limit with no handover at all. Both paths give the same
 alert id, so a manifest is reported once.
 
-The watermark is kept per input partition: every event of a manifest shares its partition
-(the manifest id is the key), while partitions are consumed at uneven speeds — one read
-ahead must not declare the manifests of a lagging one overdue.
+State lives under the manifest; the deadline is a runtime timer. The runtime keeps one
+watermark per input partition: every event of a manifest shares its partition (the manifest id
+is the key), while partitions are consumed at uneven speeds — one read ahead must not declare
+the manifests of a lagging one overdue.
 
 >>> from models.alert import Source
->>> d = StorageOverdueDetector()
+>>> from models.runtime import PartitionedRuntime
+>>> d = PartitionedRuntime([StorageOverdueDetector()])
 >>> def ev(kind, hours, offset, manifest="M1"):
 ...     e = {"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "region": "310101",
 ...          "category": "infectious", "weight_kg": 12.5, "container_count": 2,
@@ -34,18 +36,11 @@ institution H1 kept manifest M1 (infectious, 12.5 kg) 50.0 h before handover, li
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source, iso
-
-
-@dataclass(frozen=True)
-class StorageLimits:
-    """Configuration ``[waste.storage_overdue]``."""
-
-    max_storage_hours: float = 48.0
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(slots=True)
@@ -58,53 +53,59 @@ class _Pending:
     source: Source
 
 
-class StorageOverdueDetector:
+@dataclass(frozen=True)
+class StorageLimits:
+    """Configuration ``[waste.storage_overdue]``."""
+
+    max_storage_hours: float = 48.0
+
+
+class StorageOverdueDetector(KeyedDetector):
     name = "waste.storage_overdue"
     version = "1"
     stream = "waste"
+    Limits = StorageLimits  # its configuration section [waste.storage_overdue]
+    key, key_field = "manifest", "manifest_id"
+    retention_s = 30 * 86400.0  # a manifest generated, reported and never disposed of is forgotten after 30 d
 
-    def __init__(self, limits: StorageLimits | None = None) -> None:
-        self.limits = limits or StorageLimits()
-        self._pending: dict[str, _Pending] = {}
-        self._deadlines: dict[int, list[tuple[float, str]]] = {}  # partition → heap of (deadline, manifest id)
-        self._reported: set[str] = set()
-        self._watermarks: dict[int, float] = {}  # partition → newest event time
-
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        t, manifest = event["_t"], event["manifest_id"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, st = event["_t"], ctx.state
         limit_s = self.limits.max_storage_hours * 3600
-        alerts: list[Alert] = []
         kind = event["event_type"]
         if kind == "generated":
-            if manifest not in self._pending and manifest not in self._reported:
-                self._pending[manifest] = _Pending(t, event["institution_id"], event.get("region", "unknown"),
-                                                   event["category"], event["weight_kg"], source)
-                heapq.heappush(self._deadlines.setdefault(source.partition, []), (t + limit_s, manifest))
-        else:
-            if kind == "disposed":
-                self._reported.discard(manifest)  # the manifest's life is over: forget it
-            p = self._pending.pop(manifest, None)
-            if p is not None and kind == "handed_over" and t - p.generated_t > limit_s:
-                alerts.append(self._alert(manifest, p, t, source))
-        if t > self._watermarks.get(source.partition, float("-inf")):
-            self._watermarks[source.partition] = t
-            alerts.extend(self._sweep(source.partition, t))
-        return alerts
+            if "generated_t" not in st and not st.get("reported"):
+                st.update(generated_t=t, institution_id=event["institution_id"],
+                          region=event.get("region", "unknown"), category=event["category"],
+                          weight_kg=event["weight_kg"], source=list(source))
+                ctx.set_timer(t + limit_s)
+            return []
+        if kind == "disposed":
+            st.clear()  # the manifest's life is over: forget it
+            ctx.cancel_timer()
+            return []
+        if "generated_t" not in st:
+            return []
+        ctx.cancel_timer()
+        pending = {k: st.pop(k) for k in ("generated_t", "institution_id", "region", "category", "weight_kg",
+                                          "source")}
+        if kind == "handed_over" and t - pending["generated_t"] > limit_s:
+            st["reported"] = True  # until the manifest is disposed of
+            return [self._alert(ctx.key, pending, t, source)]
+        return []
 
-    def _sweep(self, partition: int, watermark: float) -> list[Alert]:
-        alerts = []
-        deadlines = self._deadlines.get(partition, [])
-        while deadlines and deadlines[0][0] < watermark:
-            _, manifest = heapq.heappop(deadlines)
-            p = self._pending.get(manifest)
-            if p is not None:
-                alerts.append(self._alert(manifest, p, None, None, watermark))
-        return alerts
+    def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
+        st = ctx.state
+        if "generated_t" not in st:
+            return []
+        pending = {k: st.pop(k) for k in ("generated_t", "institution_id", "region", "category", "weight_kg",
+                                          "source")}
+        st["reported"] = True
+        return [self._alert(ctx.key, pending, None, None, ctx.watermark)]
 
-    def _alert(self, manifest: str, p: _Pending, handed_t: float | None, source: Source | None,
+    def _alert(self, manifest: str, pending: dict[str, Any], handed_t: float | None, source: Source | None,
                watermark: float = 0.0) -> Alert:
-        self._reported.add(manifest)  # until the manifest is disposed of
-        self._pending.pop(manifest, None)
+        p = _Pending(pending["generated_t"], pending["institution_id"], pending["region"], pending["category"],
+                     pending["weight_kg"], Source(*pending["source"]))
         limit_h = self.limits.max_storage_hours
         if handed_t is None:
             hours = (watermark - p.generated_t) / 3600

@@ -48,6 +48,7 @@ class WeightDiscrepancyDetector:
     name = "waste.weight_discrepancy"
     version = "1"
     stream = "waste"
+    Limits = WeightLimits  # its configuration section [waste.weight_discrepancy]
 
     def __init__(self, limits: WeightLimits | None = None) -> None:
         self.limits = limits or WeightLimits()

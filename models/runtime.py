@@ -1,0 +1,224 @@
+"""The runtime of keyed detectors for one task (one Kafka partition): the state store, the
+event-time watermark, the timers, expiry, snapshots and the changes since the last checkpoint.
+
+Keys, timers and time belong here, not to each detector (:mod:`models.detector`). The watermark
+of a task is the newest event time it has seen; a timer fires once the watermark is past it,
+after the event that moved the watermark. A key's state is dropped when it becomes empty with no
+timer pending, or when it has not been touched for the detector's ``retention_s`` of event time.
+
+>>> from models.alert import Source
+>>> from models.detector import KeyedDetector
+>>> class Silence(KeyedDetector):                     # alert when a device says nothing for an hour
+...     name, version, stream, key, key_field, Limits = "demo.silence", "1", "telemetry", "device", "device_id", dict
+...     def process(self, ctx, event, source):
+...         ctx.state["last"] = event["_t"]
+...         ctx.set_timer(event["_t"] + 3600)
+...         return []
+...     def on_timer(self, ctx, tag, t):
+...         ctx.state.clear()
+...         return [f"{ctx.key} silent since {t - 3600:.0f}"]
+>>> rt = Runtime([Silence()])
+>>> def reading(device, t, offset):
+...     return rt.process({"device_id": device, "_t": t}, Source("zhijian.telemetry", 0, offset, f"{device}@{t}"))
+>>> reading("F1", 0.0, 0), reading("F2", 1800.0, 1)
+([], [])
+>>> reading("F2", 4000.0, 2)                          # the watermark passes F1's timer
+['F1 silent since 0']
+>>> snap = rt.snapshot(); again = Runtime([Silence()]); again.restore(snap)
+>>> again.advance(9000.0) == rt.advance(9000.0) == ['F2 silent since 4000']
+True
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from typing import Any, Iterable
+
+from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
+
+log = logging.getLogger(__name__)
+
+#: How often (event time) idle keys are looked for.
+SWEEP_EVERY_S = 3600.0
+
+
+def _json_t(t: float) -> float | None:
+    """JSON has no infinity: "before any event" travels as null."""
+    return None if t == float("-inf") else t
+
+
+def _t(value: float | None) -> float:
+    return float("-inf") if value is None else value
+
+
+class DetectorFailure(Exception):
+    """A detector raised on an event: the runtime carries on with the others and reports it."""
+
+    def __init__(self, detector: str, error: BaseException) -> None:
+        super().__init__(f"{detector}: {type(error).__name__}: {error}")
+        self.detector = detector
+        self.error = error
+
+
+class _Entry:
+    __slots__ = ("state", "timers", "seen")
+
+    def __init__(self, state: dict[str, Any] | None = None, timers: dict[str, float] | None = None,
+                 seen: float = float("-inf")) -> None:
+        self.state = state if state is not None else {}
+        self.timers = timers if timers is not None else {}
+        self.seen = seen
+
+
+class Runtime:
+    """Runs keyed detectors over the events of one task."""
+
+    def __init__(self, detectors: Iterable[KeyedDetector]) -> None:
+        self.detectors = list(detectors)
+        self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
+        self.watermark = float("-inf")
+        self.failures: list[DetectorFailure] = []  # of the last call; the caller reads and clears
+        self._store: dict[tuple[int, str], _Entry] = {}
+        self._heap: list[tuple[float, int, int, str, str]] = []
+        self._seq = itertools.count()
+        self._dirty: set[tuple[int, str]] = set()
+        self._next_sweep = float("-inf")
+
+    # -- processing
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        """Hand one event to every detector that has a key for it, then fire what its time made due."""
+        alerts: list[Alert] = []
+        t = event["_t"]
+        for i, detector in enumerate(self.detectors):
+            try:
+                if detector.key is None:  # it keeps no state: judges the event alone
+                    alerts += detector.process(Context("", {}, self.watermark, {}), event, source) or []
+                    continue
+                key = detector.key_of(event)
+                if key is None:
+                    continue
+                entry = self._store.get((i, key))
+                if entry is None:
+                    entry = self._store[(i, key)] = _Entry()
+                entry.seen = max(entry.seen, t)
+                alerts += self._call(i, key, entry, lambda ctx: detector.process(ctx, event, source))
+            except Exception as e:  # a detector bug must not stop the others, nor the stream
+                self.failures.append(DetectorFailure(detector.name, e))
+        alerts += self.advance(t)
+        return alerts
+
+    def advance(self, t: float) -> list[Alert]:
+        """Move the watermark to ``t`` (never back) and fire the timers it passes, in time order."""
+        alerts: list[Alert] = []
+        if t <= self.watermark:
+            return alerts
+        self.watermark = t
+        while self._heap and self._heap[0][0] < t:
+            due, _, i, key, tag = heapq.heappop(self._heap)
+            entry = self._store.get((i, key))
+            if entry is None or entry.timers.get(tag) != due:
+                continue  # cancelled, moved, or its key expired
+            del entry.timers[tag]
+            detector = self.detectors[i]
+            try:
+                alerts += self._call(i, key, entry, lambda ctx: detector.on_timer(ctx, tag, due))
+            except Exception as e:
+                self.failures.append(DetectorFailure(detector.name, e))
+        if t >= self._next_sweep:
+            self._next_sweep = t + SWEEP_EVERY_S
+            self.expire()
+        return alerts
+
+    def _call(self, i: int, key: str, entry: _Entry, fn: Any) -> list[Alert]:
+        existed = bool(entry.state or entry.timers)
+        before = dict(entry.timers)
+        ctx = Context(key, entry.state, self.watermark, entry.timers)
+        out = fn(ctx) or []
+        for tag, due in entry.timers.items():
+            if before.get(tag) != due:
+                heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
+        if not entry.state and not entry.timers:
+            self._store.pop((i, key), None)
+            if not existed:
+                return list(out)  # nothing was kept before or after: nothing to write
+        self._dirty.add((i, key))
+        return list(out)
+
+    # -- expiry
+
+    def expire(self) -> int:
+        """Drop keys idle past their detector's retention (event time) with no timer pending."""
+        dropped = [k for k, e in self._store.items()
+                   if not e.timers and e.seen < self.watermark - self.detectors[k[0]].retention_s]
+        for k in dropped:
+            del self._store[k]
+            self._dirty.add(k)
+        return len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    # -- snapshots and changelog
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as JSON values: restore() on another runtime continues exactly from here."""
+        return {"watermark": _json_t(self.watermark), "next_sweep": _json_t(self._next_sweep),
+                "entries": [self._value(k, e) for k, e in self._store.items()]}
+
+    def _value(self, k: tuple[int, str], e: _Entry) -> list[Any]:
+        return [self.detectors[k[0]].name, k[1], e.state, e.timers, _json_t(e.seen)]
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.watermark = _t(snapshot["watermark"])
+        self._next_sweep = _t(snapshot.get("next_sweep"))
+        for value in snapshot["entries"]:
+            self.put(value)
+
+    def put(self, value: list[Any]) -> None:
+        """Load one key's entry as :meth:`changes` gave it (a changelog record's value)."""
+        name, key, state, timers, seen = value
+        i = self.by_name.get(name)
+        if i is None:
+            log.warning("state of unknown detector %s ignored", name)
+            return
+        self._store[(i, key)] = _Entry(dict(state), dict(timers), _t(seen))
+        for tag, due in timers.items():
+            heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
+
+    def changes(self) -> list[tuple[str, str, list[Any] | None]]:
+        """(detector, key, entry or None for a deleted key) of every key changed since the last call."""
+        out = []
+        for k in self._dirty:
+            e = self._store.get(k)
+            out.append((self.detectors[k[0]].name, k[1], None if e is None else self._value(k, e)))
+        self._dirty.clear()
+        return out
+
+
+class PartitionedRuntime:
+    """One :class:`Runtime` per partition of a stream, as a worker owns partitions: a key's state
+    lives in the runtime of the partition its events come from."""
+
+    name = "runtime"
+
+    def __init__(self, detectors: list[KeyedDetector]) -> None:
+        self.detectors = detectors
+        self.tasks: dict[int, Runtime] = {}
+        self.failures: list[DetectorFailure] = []  # of the calls since the caller last cleared it
+
+    def task(self, partition: int) -> Runtime:
+        rt = self.tasks.get(partition)
+        if rt is None:
+            rt = self.tasks[partition] = Runtime(self.detectors)
+        return rt
+
+    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+        rt = self.task(source.partition)
+        alerts = rt.process(event, source)
+        if rt.failures:
+            self.failures += rt.failures
+            rt.failures = []
+        return alerts
