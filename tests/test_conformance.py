@@ -8,6 +8,7 @@ from functools import cache
 import pytest
 
 from connectors.simulator import RegionSimulator, SimulationConfig
+from connectors.simulator.scenarios import BY_NAME
 from connectors.topics import topic_specs
 from models import checks, registry
 from models.alert import Source
@@ -15,16 +16,19 @@ from models.contracts import validate
 from models.detector import KeyedDetector
 from streams.settings import load_settings
 
+#: Patterns that take weeks to show (a readmission is billed at discharge): straight to their own stream.
+SLOW = {"claim.split_admission"}
 KEYED = [cls for cls in registry.detector_classes() if issubclass(cls, KeyedDetector)]
 
 
 @cache
-def stream_events(stream: str) -> tuple:
-    """Four simulated days of one stream, validated as the worker would (event time, pseudonym)."""
+def stream_events(stream: str, scenarios: tuple[str, ...] | None = None, days: float = 4) -> tuple:
+    """Simulated days of one stream (every scenario, or only some), validated as the worker would."""
     topic = {s.stream: s.name for s in topic_specs() if s.stream}[stream]
-    sim = RegionSimulator(SimulationConfig(seed=17, days=4, scale=0.4, scenario_rate=8, warmup_days=0.3))
+    sim = RegionSimulator(SimulationConfig(seed=17, days=days, scale=0.4, scenario_rate=8, warmup_days=0.3,
+                                           scenarios=scenarios))
     out = []
-    for offset, (s, key, event) in enumerate(sim.until(sim.t0 + 4 * 86400)):
+    for offset, (s, key, event) in enumerate(sim.until(sim.t0 + days * 86400)):
         if s != stream:
             continue
         event = validate(stream, event)
@@ -45,5 +49,10 @@ def test_conformance(cls):
                              environ={})
     limits = settings.detectors[cls.name]
     events = list(stream_events(cls.stream))
+    if cls.name in SLOW or not checks.reference(lambda: cls(limits), events):
+        # a rare or slow pattern (a readmission is billed at its discharge): three weeks of only the scenarios
+        # planted for this detector
+        planted = tuple(n for n, sc in BY_NAME.items() if cls.name in sc.detectors)
+        events = list(stream_events(cls.stream, planted, 21))
     raised = checks.check_all(lambda: cls(limits), events)
     assert raised > 0, f"{cls.name} raised nothing on the simulated region: the checks proved little"

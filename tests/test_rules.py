@@ -54,7 +54,7 @@ def claim(cid, day="2026-01-05", inst="H1", patient="Pa", code="CBC", amount=25.
 
 
 def test_duplicate_charge_alert_names_both_claims():
-    d = DuplicateChargeDetector()
+    d = PartitionedRuntime([DuplicateChargeDetector()])
     assert d.process(claim("C1"), src(1, "C1")) == []
     assert d.process(claim("C2", day="2026-01-06"), src(2)) == []  # another day
     assert d.process(claim("C3", inst="H2"), src(3)) == []  # another institution
@@ -69,12 +69,13 @@ def test_duplicate_charge_alert_names_both_claims():
 
 
 def test_duplicate_charge_uses_service_date_and_expires_state():
-    d = DuplicateChargeDetector(DuplicateChargeConfig(retention_days=2))
+    d = PartitionedRuntime([DuplicateChargeDetector(DuplicateChargeConfig(retention_days=2))])
     assert d.process(claim("C1", service_date="2026-01-01"), src(1)) == []
     assert len(d.process(claim("C2", day="2026-01-02", service_date="2026-01-01"), src(2))) == 1
     d.process(claim("C3", day="2026-01-10", code="ECG"), src(3))  # moves the horizon on
     assert d.process(claim("C4", day="2026-01-10", service_date="2026-01-01"), src(4)) == []
-    assert list(d._seen) == [("Pa", "H1", "ECG", "2026-01-10")]  # a line older than the retention is not kept
+    [(_, key, kept)] = d.task(0).changes()[-1:]  # the patient's state: a line older than the retention is not kept
+    assert key == "Pa" and list(kept[2]["lines"]) == ["H1|ECG|2026-01-10"]
 
 
 # --- waste.storage_overdue ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from models.alert import Source
-from models.runtime import Runtime
+from models.runtime import PartitionedRuntime, Runtime
 from models.claims.card_burst import CardBurstDetector, CardBurstLimits
 from models.claims.over_standard import OverStandardDetector, PriceCatalogue
 from models.claims.phantom_bed import PhantomBedDetector
@@ -47,7 +47,7 @@ def waste(manifest, kind, hours, weight=10.0, containers=2, partition=0, offset=
 
 
 def test_weight_within_ten_percent_passes_a_missing_container_does_not():
-    d = WeightDiscrepancyDetector()
+    d = Runtime([WeightDiscrepancyDetector()])
     assert d.process(*waste("M1", "handed_over", 0, 10.0)) == []
     assert d.process(*waste("M1", "received", 2, 9.1)) == []
     assert d.process(*waste("M2", "handed_over", 0, 10.0, containers=3)) == []
@@ -57,7 +57,7 @@ def test_weight_within_ten_percent_passes_a_missing_container_does_not():
 
 
 def test_disposal_closes_a_manifest_and_partitions_keep_their_own_clock():
-    d = ManifestOpenDetector()
+    d = PartitionedRuntime([ManifestOpenDetector()])
     assert d.process(*waste("M1", "handed_over", 0, partition=0)) == []
     assert d.process(*waste("M1", "disposed", 5, partition=0)) == []  # receipt missing, but the life is over
     assert d.process(*waste("M2", "handed_over", 6, partition=1)) == []
@@ -67,7 +67,7 @@ def test_disposal_closes_a_manifest_and_partitions_keep_their_own_clock():
 
 
 def test_a_received_manifest_not_disposed_is_the_facilitys():
-    d = ManifestOpenDetector()
+    d = Runtime([ManifestOpenDetector()])
     d.process(*waste("M1", "handed_over", 0))
     d.process(*waste("M1", "received", 2))
     [a] = d.process(*waste("M9", "generated", 51))
@@ -98,7 +98,7 @@ def inpatient(n, site, admitted, discharged, diagnosis="J18.9"):
 
 
 def test_readmission_elsewhere_later_or_for_another_condition_is_not_split():
-    d = SplitAdmissionDetector()
+    d = Runtime([SplitAdmissionDetector()])
     assert d.process(*inpatient(1, "H1", "2026-10-01", "2026-10-05")) == []
     assert d.process(*inpatient(2, "H2", "2026-10-08", "2026-10-10")) == []  # another hospital
     assert d.process(*inpatient(3, "H2", "2026-10-28", "2026-10-30")) == []  # 18 days later
@@ -112,7 +112,7 @@ def settle(n, site, day, kind="pharmacy"):
 
 
 def test_settlements_at_the_same_site_or_on_admission_and_discharge_days_are_not_phantom():
-    d = PhantomBedDetector()
+    d = Runtime([PhantomBedDetector()])
     d.process(*settle(1, "P01", "2026-10-01"))  # admission day
     d.process(*settle(2, "H1", "2026-10-04", "outpatient"))  # the hospital itself
     d.process(*settle(3, "P01", "2026-10-09"))  # discharge day
@@ -217,7 +217,7 @@ def test_a_partition_read_days_ahead_does_not_wipe_what_a_lagging_one_still_need
         return {"claim_id": cid, "claim_type": "outpatient", "institution_id": "H1", "patient": patient,
                 "doctor_id": "D1", "event_time": f"{day}T10:00:00+08:00", "_t": T0, "items": [item]}
 
-    dup, day_limit = DuplicateChargeDetector(), ImpossibleDayDetector()
+    dup, day_limit = PartitionedRuntime([DuplicateChargeDetector()]), ImpossibleDayDetector()
     for d in (dup, day_limit):
         assert d.process(claim("A1", "2026-10-01", "Pa", 600), src(1, 0)) == []
         assert d.process(claim("B1", "2026-10-09", "Pb", 60), src(1, 1)) == []  # partition 1 is 8 days ahead

@@ -1,13 +1,16 @@
 """Duplicate charge 重复收费: the same item billed twice for one patient, day and institution.
 
 Lines are matched on (patient pseudonym, institution, item code, service day). A
-redelivered claim (same claim id and line) is not a duplicate. State is kept for
-``retention_days`` of service days behind the newest one seen, so memory stays bounded.
+redelivered claim (same claim id and line) is not a duplicate. State lives under the patient
+and keeps ``retention_days`` of service days behind the newest one seen for that patient (a
+horizon of the patient's own, so it is the same however the stream is split), so memory stays
+bounded; a patient idle longer is forgotten.
 The entity is the billing institution; 重复收费 is a violation (违规, Art. 38 of
 医疗保障基金使用监督管理条例).
 
 >>> from models.alert import Source
->>> d = DuplicateChargeDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([DuplicateChargeDetector()])
 >>> def claim(cid, offset):
 ...     return {"claim_id": cid, "institution_id": "H1", "patient": "Pabc", "doctor_id": "D1",
 ...             "event_time": "2026-01-05T10:00:00+08:00", "_t": 1767578400.0,
@@ -22,12 +25,12 @@ institution H1 billed CT-HEAD twice for patient Pabc on 2026-01-05: claims C1 an
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -43,59 +46,42 @@ class _Line:
     source: Source
 
 
-class DuplicateChargeDetector:
+class DuplicateChargeDetector(KeyedDetector):
     name = "claim.duplicate_charge"
     version = "1"
     stream = "claim"
     Limits = DuplicateChargeConfig  # its configuration section [claim.duplicate_charge]
+    key, key_field = "patient", "patient"
 
     def __init__(self, config: DuplicateChargeConfig | None = None) -> None:
-        self.config = config or DuplicateChargeConfig()
-        self._seen: dict[tuple[str, str, str, str], _Line] = {}
-        self._by_day: dict[str, list[tuple[str, str, str, str]]] = {}
-        self._days: deque[str] = deque()
-        self._partition_days: dict[int, str] = {}  # partition → newest service day seen
+        super().__init__(config)
+        self.config = self.limits
+        self.retention_s = (self.config.retention_days + 1) * 86400.0
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        st = ctx.state
         settled_day = event["event_time"][:10]
-        newest = max((it.get("service_date") or settled_day for it in event["items"]), default=settled_day)
-        if newest > self._partition_days.get(source.partition, ""):
-            self._partition_days[source.partition] = newest
+        days = [it.get("service_date") or settled_day for it in event["items"]]
+        newest = max([*days, st.get("newest", "")])
+        if not newest:
+            return []  # a claim without lines bills nothing
+        horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
+        # (institution, item, service day) → [claim id, line, amount, source] of its first billing
+        lines = {k: v for k, v in st.get("lines", {}).items() if k.rsplit("|", 1)[1] >= horizon}
         alerts: list[Alert] = []
-        for i, item in enumerate(event["items"]):
-            day = item.get("service_date") or settled_day
-            key = (event["patient"], event["institution_id"], item["item_code"], day)
-            first = self._seen.get(key)
-            if first is None:
-                self._remember(key, _Line(event["claim_id"], i, item["amount"], source), day)
+        for i, (item, day) in enumerate(zip(event["items"], days)):
+            key = f"{event['institution_id']}|{item['item_code']}|{day}"
+            kept = lines.get(key)
+            if kept is None:
+                if day >= horizon:  # older than the retention: not kept
+                    lines[key] = [event["claim_id"], i, item["amount"], list(source)]
                 continue
+            first = _Line(kept[0], kept[1], kept[2], Source(*kept[3]))
             if first.claim_id == event["claim_id"] and first.line == i:
                 continue  # the same line redelivered
             alerts.append(self._alert(event, item, day, first, i, source))
+        st["newest"], st["lines"] = newest, lines
         return alerts
-
-    def _horizon(self) -> str:
-        """The oldest service day kept: the retention before the slowest partition's newest service day (a
-        patient's claims share a partition, but partitions run at their own pace, and one read ahead
-        must not wipe the state a lagging one still needs)."""
-        newest = date.fromisoformat(min(self._partition_days.values()))
-        return (newest - timedelta(days=self.config.retention_days)).isoformat()
-
-    def _remember(self, key: tuple[str, str, str, str], line: _Line, day: str) -> None:
-        horizon = self._horizon()
-        if day < horizon:
-            return  # older than the retention: not kept
-        keys = self._by_day.get(day)
-        if keys is None:
-            while self._days and self._days[0] < horizon:
-                for k in self._by_day.pop(self._days.popleft()):
-                    self._seen.pop(k, None)
-            keys = self._by_day[day] = []
-            self._days.append(day)
-            if len(self._days) > 1 and day < self._days[-2]:
-                self._days = deque(sorted(self._days))
-        self._seen[key] = line
-        keys.append(key)
 
     def _alert(self, event: dict[str, Any], item: dict[str, Any], day: str, first: _Line, line: int,
                source: Source) -> Alert:

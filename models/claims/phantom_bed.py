@@ -9,7 +9,8 @@ is suspect. Days of a stay longer than the lookback are not checked. The entity 
 institution that billed the stay.
 
 >>> from models.alert import Source
->>> d = PhantomBedDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([PhantomBedDetector()])
 >>> def claim(n, kind, site, day, **extra):
 ...     e = {"claim_id": f"CL{n}", "claim_type": kind, "institution_id": site, "patient": "Pabc",
 ...          "event_time": f"{day}T10:00:00+08:00", "items": [], "total_amount": 80.0, "_t": 1791939600.0 + n,
@@ -25,13 +26,12 @@ institution C04 billed a stay 2026-10-01 → 2026-10-09 while the patient (Pabc)
 """
 from __future__ import annotations
 
-import sys
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -41,33 +41,35 @@ class PhantomBedRules:
     lookback_days: int = 31
 
 
-class PhantomBedDetector:
+class PhantomBedDetector(KeyedDetector):
     name = "claim.phantom_bed"
     version = "1"
     stream = "claim"
     Limits = PhantomBedRules  # its configuration section [claim.phantom_bed]
+    key, key_field = "patient", "patient"
 
     def __init__(self, rules: PhantomBedRules | None = None) -> None:
-        self.rules = rules or PhantomBedRules()
-        self._seen: dict[str, deque] = {}  # patient → (day, site, claim id, type, partition, offset)
+        super().__init__(rules)
+        self.rules = self.limits
+        self.retention_s = (self.rules.lookback_days + 7) * 86400.0
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        patient, kind = event["patient"], event["claim_type"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        patient, kind = ctx.key, event["claim_type"]
         day = event["event_time"][:10]
+        # the patient's settlements: [day, site, claim id, type, partition, offset]
+        seen = ctx.state.setdefault("seen", [])
         if kind != "inpatient":
-            seen = self._seen.setdefault(patient, deque())
             horizon = (date.fromisoformat(day) - timedelta(days=self.rules.lookback_days)).isoformat()
-            while seen and seen[0][0] < horizon:
-                seen.popleft()
+            seen[:] = [x for x in seen if x[0] >= horizon]
             if not any(x[2] == event["claim_id"] for x in seen):
-                seen.append((day, sys.intern(event["institution_id"]), event["claim_id"], sys.intern(kind),
-                             source.partition, source.offset))
+                seen.append([day, event["institution_id"], event["claim_id"], kind, source.partition, source.offset])
             return []
+        if not seen:
+            ctx.state.clear()
         admitted, discharged = event.get("admission_date"), event.get("discharge_date")
         if not admitted or not discharged:
             return []
-        inside = [s for s in self._seen.get(patient, ()) if admitted < s[0] < discharged
-                  and s[1] != event["institution_id"]]
+        inside = [s for s in seen if admitted < s[0] < discharged and s[1] != event["institution_id"]]
         if not inside:
             return []
         listed = [{"claim_id": c, "site": site, "type": t, "day": d} for d, site, c, t, _, _ in inside]

@@ -9,7 +9,8 @@ billed item. The entity is the institution that readmitted; ``same_institution_o
 limits the rule to readmissions at the discharging institution.
 
 >>> from models.alert import Source
->>> d = SplitAdmissionDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([SplitAdmissionDetector()])
 >>> def stay(n, admitted, discharged, diagnosis="J18.9", items=("BED",)):
 ...     e = {"claim_id": f"CL{n}", "claim_type": "inpatient", "institution_id": "H2", "patient": "Pabc",
 ...          "admission_date": admitted, "discharge_date": discharged, "diagnoses": [diagnosis],
@@ -28,11 +29,11 @@ institution H2 readmitted a patient (Pabc) for J18 4 d after discharge (2026-10-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections import deque
 from datetime import date, timedelta
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -55,46 +56,43 @@ class _Stay:
     source: Source
 
 
-class SplitAdmissionDetector:
+class SplitAdmissionDetector(KeyedDetector):
     name = "claim.split_admission"
     version = "1"
     stream = "claim"
     Limits = ReadmissionRules  # its configuration section [claim.split_admission]
+    key, key_field = "patient", "patient"
 
     def __init__(self, rules: ReadmissionRules | None = None) -> None:
-        self.rules = rules or ReadmissionRules()
-        self._last: dict[str, _Stay] = {}
-        self._by_discharge: deque[tuple[date, str]] = deque()  # to forget stays too old to matter
+        super().__init__(rules)
+        self.rules = self.limits
+        # a discharge older than twice the window (and a week of settlement delay) no longer matters
+        self.retention_s = (2 * self.rules.max_gap_days + 7) * 86400.0
 
     def _planned(self, event: dict[str, Any]) -> bool:
         r = self.rules
         return (any(d.startswith(p) for d in event["diagnoses"] for p in r.planned_diagnosis_prefixes)
                 or any(it["item_code"] in r.planned_item_codes for it in event["items"]))
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] != "inpatient" or not event.get("admission_date") or not event.get("discharge_date"):
             return []
-        patient = event["patient"]
         admitted = date.fromisoformat(event["admission_date"])
         groups = frozenset(d[:3] for d in event["diagnoses"])
         planned = self._planned(event)
-        prev = self._last.get(patient)
+        st = ctx.state
         alerts = []
-        if prev is not None and prev.claim_id != event["claim_id"]:
+        if st and st["claim_id"] != event["claim_id"]:
+            prev = _Stay(st["claim_id"], st["institution"], date.fromisoformat(st["discharged"]),
+                         frozenset(st["groups"]), st["planned"], Source(*st["source"]))
             gap = (admitted - prev.discharged).days
             same_site = prev.institution == event["institution_id"] or not self.rules.same_institution_only
             shared = sorted(prev.groups & groups)
             if 0 <= gap <= self.rules.max_gap_days and same_site and shared and not (planned or prev.planned):
                 alerts.append(self._alert(event, prev, gap, shared, source))
-        discharged = date.fromisoformat(event["discharge_date"])
-        self._last[patient] = _Stay(event["claim_id"], event["institution_id"], discharged, groups, planned, source)
-        self._by_discharge.append((discharged, patient))
-        horizon = admitted - timedelta(days=2 * self.rules.max_gap_days)
-        while self._by_discharge and self._by_discharge[0][0] < horizon:
-            old, who = self._by_discharge.popleft()
-            stay = self._last.get(who)
-            if stay is not None and stay.discharged == old:
-                del self._last[who]
+        st.update(claim_id=event["claim_id"], institution=event["institution_id"],
+                  discharged=event["discharge_date"][:10], groups=sorted(groups), planned=planned,
+                  source=list(source))
         return alerts
 
     def _alert(self, event: dict[str, Any], prev: _Stay, gap: int, shared: list[str], source: Source) -> Alert:

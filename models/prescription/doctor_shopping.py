@@ -9,7 +9,8 @@ windows overlap. Once per patient and drug until the lookback has forgotten the 
 The entity is the patient (pseudonymized).
 
 >>> from models.alert import Source
->>> d = DoctorShoppingDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([DoctorShoppingDetector()])
 >>> def rx(i, site, day):
 ...     e = {"prescription_id": f"RX{i}", "institution_id": site, "prescriber_id": f"{site}-D1", "patient": "Pxyz",
 ...          "visit_type": "outpatient", "event_time": f"2026-10-{day:02d}T10:00:00+08:00", "_t": 1791000000.0 + i,
@@ -28,12 +29,12 @@ patient Pxyz got N02AA01 (morphine CR 30 mg) from 4 prescribers at 4 institution
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -57,40 +58,55 @@ class _Fill:
     source: Source
 
 
-class DoctorShoppingDetector:
+def _fill(kept: list[Any]) -> _Fill:
+    rx, prescriber, institution, start, end, name, source = kept
+    return _Fill(rx, prescriber, institution, date.fromisoformat(start), date.fromisoformat(end), name,
+                 Source(*source))
+
+
+def _keep(f: _Fill) -> list[Any]:
+    return [f.prescription_id, f.prescriber, f.institution, f.start.isoformat(), f.end.isoformat(), f.name,
+            list(f.source)]
+
+
+class DoctorShoppingDetector(KeyedDetector):
     name = "prescription.duplicate_overlap"
     version = "1"
     stream = "prescription"
     Limits = ShoppingLimits  # its configuration section [prescription.duplicate_overlap]
+    key, key_field = "patient", "patient"
 
     def __init__(self, limits: ShoppingLimits | None = None) -> None:
-        self.limits = limits or ShoppingLimits()
-        self._fills: dict[tuple[str, str], deque[_Fill]] = {}
-        self._reported: dict[tuple[str, str], date] = {}
+        super().__init__(limits)
         self._classes = set(self.limits.classes)
+        # a patient's history is the lookback; a few days more so an episode's end is still known
+        self.retention_s = (self.limits.lookback_days + 7) * 86400.0
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         alerts = []
         day = date.fromisoformat(event["event_time"][:10])
+        horizon = day - timedelta(days=self.limits.lookback_days)
         for it in event["items"]:
             if it.get("controlled_class", "none") not in self._classes:
                 continue
-            key = (event["patient"], it.get("atc_code") or it["drug_code"])
-            fills = self._fills.setdefault(key, deque())
-            horizon = day - timedelta(days=self.limits.lookback_days)
-            while fills and fills[0].start < horizon:
-                fills.popleft()
+            drug = it.get("atc_code") or it["drug_code"]
+            kept = ctx.state.setdefault(drug, {"fills": []})
+            fills = [f for f in map(_fill, kept["fills"]) if f.start >= horizon]
             if any(f.prescription_id == event["prescription_id"] for f in fills):
                 continue  # redelivered
             fills.append(_Fill(event["prescription_id"], event["prescriber_id"], event["institution_id"], day,
                                day + timedelta(days=max(1, int(it["days_supply"]))), it["name"], source))
-            alert = self._check(event, key, fills, horizon)
+            reported = kept.get("reported")
+            alert = self._check(event, (ctx.key, drug), fills, horizon,
+                                None if reported is None else date.fromisoformat(reported))
             if alert is not None:
                 alerts.append(alert)
+                kept["reported"] = max(f.start for f in fills).isoformat()
+            kept["fills"] = [_keep(f) for f in fills]
         return alerts
 
-    def _check(self, event: dict[str, Any], key: tuple[str, str], fills: deque[_Fill], horizon: date) -> Alert | None:
-        reported = self._reported.get(key)
+    def _check(self, event: dict[str, Any], key: tuple[str, str], fills: list[_Fill], horizon: date,
+               reported: date | None) -> Alert | None:
         if reported is not None and reported >= horizon:
             return None
         prescribers = {f.prescriber for f in fills}
@@ -105,7 +121,6 @@ class DoctorShoppingDetector:
             covered_until = max(covered_until, f.end)
         if overlap <= 0:
             return None
-        self._reported[key] = ordered[-1].start
         patient, atc = key
         days = (ordered[-1].start - ordered[0].start).days + 1
         reason = (f"patient {patient} got {atc} ({ordered[-1].name}) from {len(prescribers)} prescribers at "

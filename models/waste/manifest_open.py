@@ -9,7 +9,8 @@ partition). The entity is the carrier for a missing receipt, the facility for a 
 disposal; one alert per manifest and stage.
 
 >>> from models.alert import Source
->>> d = ManifestOpenDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([ManifestOpenDetector()])
 >>> def ev(manifest, kind, hours, offset):
 ...     e = {"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "region": "310101",
 ...          "category": "sharps", "weight_kg": 4.0, "container_count": 1, "carrier_id": "CR-1",
@@ -25,11 +26,11 @@ carrier CR-1: manifest M1 (sharps, 4 kg from H1) handed over 2026-01-01T00:00:00
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source, iso
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -40,69 +41,65 @@ class ManifestWindows:
     disposal_hours: float = 48.0  # received → disposed
 
 
-@dataclass(slots=True)
-class _Open:
-    stage: str  # the event awaited: received | disposed
-    since_t: float
-    event: dict[str, Any]
-    source: Source
+#: What a manifest's state keeps of the event that opened the wait: the alert's text needs no more.
+_KEPT = ("category", "weight_kg", "institution_id", "region", "carrier_id", "facility_id")
 
 
-class ManifestOpenDetector:
+class ManifestOpenDetector(KeyedDetector):
     name = "waste.manifest_not_closed"
     version = "1"
     stream = "waste"
     Limits = ManifestWindows  # its configuration section [waste.manifest_not_closed]
+    key, key_field = "manifest", "manifest_id"
+    retention_s = 30 * 86400.0
 
     def __init__(self, windows: ManifestWindows | None = None) -> None:
-        self.windows = windows or ManifestWindows()
-        self._open: dict[str, _Open] = {}
-        self._deadlines: dict[int, list[tuple[float, str, str]]] = {}  # partition → heap (deadline, manifest, stage)
-        self._watermarks: dict[int, float] = {}
+        super().__init__(windows)
+        self.windows = self.limits
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        t, manifest, kind = event["_t"], event["manifest_id"], event["event_type"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, kind, st = event["_t"], event["event_type"], ctx.state
         wait = {"handed_over": ("received", self.windows.transport_hours),
                 "received": ("disposed", self.windows.disposal_hours)}.get(kind)
-        current = self._open.get(manifest)
-        if current is not None and (kind == "disposed" or (kind == "received" and current.stage == "received")):
-            del self._open[manifest]  # disposal closes the manifest whatever step was missed
-            current = None
-        if wait is not None and (current is None or current.stage != wait[0]):
-            self._open[manifest] = _Open(wait[0], t, event, source)
-            heapq.heappush(self._deadlines.setdefault(source.partition, []), (t + wait[1] * 3600, manifest, wait[0]))
-        alerts: list[Alert] = []
-        if t > self._watermarks.get(source.partition, float("-inf")):
-            self._watermarks[source.partition] = t
-            heap = self._deadlines.get(source.partition, [])
-            while heap and heap[0][0] < t:
-                _, m, stage = heapq.heappop(heap)
-                o = self._open.get(m)
-                if o is not None and o.stage == stage:
-                    del self._open[m]
-                    alerts.append(self._alert(m, o, t))
-        return alerts
+        if st and (kind == "disposed" or (kind == "received" and st["stage"] == "received")):
+            ctx.cancel_timer(st["stage"])  # disposal closes the manifest whatever step was missed
+            st.clear()
+        if wait is not None and st.get("stage") != wait[0]:
+            if st:
+                ctx.cancel_timer(st["stage"])
+            st.clear()
+            st.update({k: event.get(k) for k in _KEPT}, stage=wait[0], since_t=t, source=list(source))
+            st["region"] = st["region"] or "unknown"
+            ctx.set_timer(t + wait[1] * 3600, tag=wait[0])
+        return []
 
-    def _alert(self, manifest: str, o: _Open, now: float) -> Alert:
-        e = o.event
-        hours = (now - o.since_t) / 3600
-        if o.stage == "received":
+    def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
+        st = ctx.state
+        if st.get("stage") != tag:
+            return []
+        alert = self._alert(ctx.key, dict(st), ctx.watermark)
+        st.clear()
+        return [alert]
+
+    def _alert(self, manifest: str, e: dict[str, Any], now: float) -> Alert:
+        hours = (now - e["since_t"]) / 3600
+        if e["stage"] == "received":
             kind, entity = "carrier", e.get("carrier_id", "unknown")
             limit, done = self.windows.transport_hours, "handed over"
         else:
             kind, entity = "facility", e.get("facility_id", "unknown")
             limit, done = self.windows.disposal_hours, "received"
         reason = (f"{kind} {entity}: manifest {manifest} ({e['category']}, {e['weight_kg']:g} kg from "
-                  f"{e['institution_id']}) {done} {iso(o.since_t)}, not {o.stage} after {hours:.1f} h "
+                  f"{e['institution_id']}) {done} {iso(e['since_t'])}, not {e['stage']} after {hours:.1f} h "
                   f"(limit {limit:g} h)")
         return Alert.build(
-            detector=self.name, version=self.version, key=f"{manifest}/{o.stage}",
+            detector=self.name, version=self.version, key=f"{manifest}/{e['stage']}",
             stream=self.stream, severity="high", tier="violation", entity_kind=kind, entity_id=entity,
-            institution_id=e["institution_id"], region=e.get("region", "unknown"),
+            institution_id=e["institution_id"], region=e["region"],
             event_t=now, score=hours / limit, reason=reason,
-            numbers={"manifest_id": manifest, "stage": o.stage, "since": iso(o.since_t),
+            numbers={"manifest_id": manifest, "stage": e["stage"], "since": iso(e["since_t"]),
                      "open_hours": round(hours, 2), "limit_hours": limit, "category": e["category"],
                      "weight_kg": e["weight_kg"], "carrier_id": e.get("carrier_id"),
                      "facility_id": e.get("facility_id")},
-            evidence=[o.source],
+            evidence=[Source(*e["source"])],
         )

@@ -6,7 +6,8 @@ the hospital and the incinerator is how illegal dumping and trading of medical w
 One alert per manifest; the entity is the carrier that held the waste.
 
 >>> from models.alert import Source
->>> d = WeightDiscrepancyDetector()
+>>> from models.runtime import Runtime
+>>> d = Runtime([WeightDiscrepancyDetector()])
 >>> def ev(kind, weight, containers=3, hours=0):
 ...     e = {"manifest_id": "M1", "event_type": kind, "institution_id": "H1", "region": "310101",
 ...          "category": "infectious", "weight_kg": weight, "container_count": containers,
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.alert import Alert, Source
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -44,28 +46,29 @@ class _Handover:
     source: Source
 
 
-class WeightDiscrepancyDetector:
+class WeightDiscrepancyDetector(KeyedDetector):
     name = "waste.weight_discrepancy"
     version = "1"
     stream = "waste"
     Limits = WeightLimits  # its configuration section [waste.weight_discrepancy]
+    key, key_field = "manifest", "manifest_id"
+    retention_s = 30 * 86400.0  # handed over and never received: the unclosed-manifest rule reports it
 
-    def __init__(self, limits: WeightLimits | None = None) -> None:
-        self.limits = limits or WeightLimits()
-        self._handed: dict[str, _Handover] = {}
-
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        kind, manifest = event["event_type"], event["manifest_id"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        kind, manifest, st = event["event_type"], ctx.key, ctx.state
         if kind == "handed_over":
-            self._handed[manifest] = _Handover(event["weight_kg"], event["container_count"],
-                                               event.get("carrier_id", "unknown"), source)
+            st.update(weight=event["weight_kg"], containers=event["container_count"],
+                      carrier=event.get("carrier_id", "unknown"), source=list(source))
             return []
         if kind != "received":
             if kind == "disposed":
-                self._handed.pop(manifest, None)
+                st.clear()
             return []
-        h = self._handed.pop(manifest, None)
-        if h is None or h.weight <= 0:
+        if not st:
+            return []
+        h = _Handover(st["weight"], st["containers"], st["carrier"], Source(*st["source"]))
+        st.clear()
+        if h.weight <= 0:
             return []
         got = event["weight_kg"]
         pct = 100.0 * (got - h.weight) / h.weight
