@@ -157,7 +157,9 @@ def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_fac
         missing = [s for s in specs if s.name not in existing]
         if missing:
             try:
-                admin.create_topics([NewTopic(s.name, s.partitions, replication_factor) for s in missing])
+                admin.create_topics([NewTopic(s.name, s.partitions, replication_factor,
+                                              topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                                     for s in missing])
             except TopicAlreadyExistsError:
                 pass  # another process won the race
         return [s.name for s in missing]

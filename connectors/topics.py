@@ -10,6 +10,19 @@ class TopicSpec:
     partitions: int
     stream: str | None = None  # the event stream an input topic carries
     description: str = ""
+    compacted: bool = False  # cleanup.policy=compact: a changelog, the latest value per key kept
+
+
+def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:
+    """The worker's state changelogs, one per stream, partitioned like its input topic (state of input
+    partition p is written to partition p). Named after the app id, like Faust's own topics."""
+    return [TopicSpec(changelog_name(app_id, stream), partitions, None,
+                      f"checkpointed detector state of the {stream} stream", compacted=True)
+            for stream in KEY_FIELD]
+
+
+def changelog_name(app_id: str, stream: str) -> str:
+    return f"{app_id}-{stream}-state-changelog"
 
 
 def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_partitions: int = 4) -> list[TopicSpec]:

@@ -188,6 +188,13 @@ class Runtime:
         for tag, due in timers.items():
             heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
 
+    def load(self, name: str, key: str, value: list[Any] | None) -> None:
+        """Apply one changelog record: a key's entry, or its deletion (None)."""
+        if value is not None:
+            self.put(value)
+        elif name in self.by_name:
+            self._store.pop((self.by_name[name], key), None)  # its heap entries die when popped
+
     def changes(self) -> list[tuple[str, str, list[Any] | None]]:
         """(detector, key, entry or None for a deleted key) of every key changed since the last call."""
         out = []
@@ -214,6 +221,14 @@ class PartitionedRuntime:
         if rt is None:
             rt = self.tasks[partition] = Runtime(self.detectors)
         return rt
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the state of partitions this worker no longer owns (their new owner restores it)."""
+        for p in partitions:
+            self.tasks.pop(p, None)
+
+    def __len__(self) -> int:
+        return sum(len(rt) for rt in self.tasks.values())
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         rt = self.task(source.partition)

@@ -8,6 +8,7 @@ deterministic alert ids to make the repeats harmless.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -19,7 +20,9 @@ import faust
 
 from connectors.topics import KEY_FIELD
 from models.pseudonym import KEY_ENV, Pseudonymizer
-from streams import faust_transport, metrics
+from connectors.topics import changelog_name
+from models.runtime import PartitionedRuntime
+from streams import faust_transport, metrics, state
 from streams.detectors import build_detectors
 from streams.ingest import Ingest
 from streams.observe import KIND_FIELD, Observer
@@ -46,6 +49,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=8 * 1024 * 1024,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # a worker killed without leaving its group holds its partitions until the session times out:
+        # 10 s (heartbeats every 3 s) instead of Faust's 60 s
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         producer_linger=0.005,
         cython_optimizations=True,
     )
@@ -53,16 +60,23 @@ def create_app(settings: Settings) -> faust.App:
     alerts_topic = app.topic(settings.topic("alerts"), **raw)
     dead_topic = app.topic(settings.topic("deadletter"), **raw)
     detectors = build_detectors(settings)
+    runtimes = {stream: d for stream, units in detectors.items() for d in units if isinstance(d, PartitionedRuntime)}
+    changelogs = {stream: app.topic(changelog_name(settings.worker.app_id, stream), **raw) for stream in runtimes}
+    app.sensors.add(state.Checkpoints(runtimes, changelogs))
     pseudonymize = Pseudonymizer.from_env()
     observer = Observer()
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
     reported: set[tuple[str, int]] = set()  # partitions with a lag series
 
-    for spec in settings.topic_specs():
+    for spec in settings.topic_specs(changelogs=False):
         if spec.stream is None:
             continue
         ingest = Ingest(spec.stream, detectors[spec.stream], pseudonymize, KIND_FIELD[spec.stream])
-        agent_fn = _make_agent(spec.stream, ingest, alerts_topic, dead_topic, observer, processed)
+        runtime = runtimes.get(spec.stream)
+        restore = None if runtime is None else functools.partial(
+            state.ensure_restored, conn, settings.worker.app_id, spec.stream, runtime, spec.name)
+        agent_fn = _make_agent(spec.stream, ingest, alerts_topic, dead_topic, observer, processed,
+                               restore, app)
         app.agent(app.topic(spec.name, **raw), name=f"zhijian.{spec.stream}")(agent_fn)
 
     @app.task
@@ -70,11 +84,12 @@ def create_app(settings: Settings) -> faust.App:
         metrics.UP.set(1)
         observer.refresh()
 
-    inputs = [s.name for s in settings.topic_specs() if s.stream]
+    inputs = list(settings.input_topics().values())
 
     @app.on_partitions_assigned.connect
     async def count_assignment(sender: Any, assigned: Any, **_: Any) -> None:
         """Faust's eager rebalancing hands over the whole new assignment each time."""
+        state.on_assignment(runtimes, settings.input_topics(), assigned)
         owned = Counter(tp.topic for tp in assigned)
         for topic in inputs:
             metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
@@ -117,7 +132,7 @@ def _forget_lag(topic: str, partition: int) -> None:
 
 
 def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any, observer: Observer,
-                processed: dict[tuple[str, int], int]) -> Any:
+                processed: dict[tuple[str, int], int], restore: Any, app: faust.App) -> Any:
     records = metrics.RECORDS.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
@@ -125,6 +140,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
     async def process(records_stream: faust.StreamT) -> None:
         async for ev in records_stream.events():
             msg = ev.message
+            if restore is not None:
+                await restore(msg.partition, app.consumer.assignment())
             out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
             if out.newest_t is not None:
                 observer.event_time(stream, out.newest_t)

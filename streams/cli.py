@@ -35,6 +35,7 @@ def _settings(args: argparse.Namespace, **worker: Any):
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from connectors.broker import ensure_topics, wait_until_answers
+    from connectors.topics import changelog_specs
     from streams.app import run_worker
 
     settings = _settings(args, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
@@ -42,6 +43,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     wait_until_answers(settings.kafka, timeout=args.connect_timeout)
     if not args.no_create_topics:
         ensure_topics(settings.kafka, settings.topic_specs(), settings.topics.replication_factor)
+    else:  # its own state changelogs are the worker's business, like Faust's internal topics
+        ensure_topics(settings.kafka, changelog_specs(settings.worker.app_id, settings.topics.input_partitions),
+                      settings.topics.replication_factor)
     return run_worker(settings)
 
 

@@ -43,6 +43,14 @@ ASSIGNED = Gauge("zhijian_assigned_partitions", "Partitions of each input topic 
                  "rebalance", ["topic"], registry=REGISTRY)
 REBALANCES = Counter("zhijian_rebalances", "Partition assignments this worker received (one per rebalance)",
                      registry=REGISTRY)
+STATE_KEYS = Gauge("zhijian_state_keys", "Keys held in the keyed detectors' state stores of this worker",
+                   ["stream"], registry=REGISTRY)
+CHECKPOINT_RECORDS = Counter("zhijian_checkpoint_records", "State changelog records written at checkpoints",
+                             registry=REGISTRY)
+CHECKPOINT_SECONDS = Histogram("zhijian_checkpoint_seconds", "Time to queue one checkpoint's changelog records",
+                               buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=REGISTRY)
+RESTORE_SECONDS = Gauge("zhijian_state_restore_seconds", "Time the last assignment took to restore state from "
+                        "the changelogs", registry=REGISTRY)
 UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from connectors.errors import ConfigError
 from connectors.kafka_config import KafkaConnection
-from connectors.topics import TopicSpec, topic_specs
+from connectors.topics import TopicSpec, changelog_specs, topic_specs
 from models import registry
 
 #: Detector configuration sections → the dataclass holding their thresholds (from the detectors themselves).
@@ -58,9 +58,10 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     detectors: dict[str, Any] = field(default_factory=lambda: {k: v() for k, v in DETECTOR_SECTIONS.items()})
 
-    def topic_specs(self) -> list[TopicSpec]:
+    def topic_specs(self, changelogs: bool = True) -> list[TopicSpec]:
         t = self.topics
-        return topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
+        specs = topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
+        return specs + (changelog_specs(self.worker.app_id, t.input_partitions) if changelogs else [])
 
     def input_topics(self) -> dict[str, str]:
         """Stream name → the input topic carrying it."""
