@@ -39,7 +39,7 @@ system:
 	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(KAFKA_STAMP): deploy/kafka/pom.xml | system
+$(KAFKA_STAMP): | system  # the folder is named by the version: a new pin fetches anew
 	@echo "fetching Apache Kafka $(KAFKA_VERSION) with Maven into $(KAFKA_LIBS)"
 	@rm -rf $(KAFKA_LIBS) && mkdir -p $(KAFKA_LIBS)
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(KAFKA_LIBS)

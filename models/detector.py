@@ -31,17 +31,19 @@ ENTITY_KINDS = ("patient", "institution", "prescriber", "doctor", "pharmacy", "d
 class Context:
     """What a detector sees of the runtime for one key: its state, the watermark, its timers."""
 
-    __slots__ = ("key", "state", "watermark", "_timers")
+    __slots__ = ("key", "state", "watermark", "_timers", "set_now")
 
     def __init__(self, key: str, state: dict[str, Any], watermark: float, timers: dict[str, float]) -> None:
         self.key = key
         self.state = state
         self.watermark = watermark
         self._timers = timers  # tag → event time, for this key (the runtime's own record)
+        self.set_now: list[tuple[str, float]] = []  # timers set during this call, for the runtime to schedule
 
     def set_timer(self, t: float, tag: str = "") -> None:
         """Call ``on_timer(ctx, tag, t)`` once the watermark passes ``t`` (replaces this key's timer ``tag``)."""
         self._timers[tag] = float(t)
+        self.set_now.append((tag, float(t)))
 
     def cancel_timer(self, tag: str = "") -> None:
         self._timers.pop(tag, None)

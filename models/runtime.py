@@ -40,8 +40,9 @@ from models.detector import Context, KeyedDetector
 
 log = logging.getLogger(__name__)
 
-#: How often (event time) idle keys are looked for.
-SWEEP_EVERY_S = 3600.0
+#: How often (event time) idle keys are looked for: a sweep visits every key, so not too often; the
+#: shortest retention is days, so six hours of overshoot is a small share of it.
+SWEEP_EVERY_S = 6 * 3600.0
 
 
 def _json_t(t: float) -> float | None:
@@ -78,6 +79,8 @@ class Runtime:
     def __init__(self, detectors: Iterable[KeyedDetector]) -> None:
         self.detectors = list(detectors)
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
+        self._retention = [d.retention_s for d in self.detectors]
+        self._stateless = Context("", {}, float("-inf"), {})
         self.watermark = float("-inf")
         self.failures: list[DetectorFailure] = []  # of the last call; the caller reads and clears
         self._store: dict[tuple[int, str], _Entry] = {}
@@ -95,7 +98,8 @@ class Runtime:
         for i, detector in enumerate(self.detectors):
             try:
                 if detector.key is None:  # it keeps no state: judges the event alone
-                    alerts += detector.process(Context("", {}, self.watermark, {}), event, source) or []
+                    self._stateless.watermark = self.watermark
+                    alerts += detector.process(self._stateless, event, source) or []
                     continue
                 key = detector.key_of(event)
                 if key is None:
@@ -103,8 +107,12 @@ class Runtime:
                 entry = self._store.get((i, key))
                 if entry is None:
                     entry = self._store[(i, key)] = _Entry()
-                entry.seen = max(entry.seen, t)
-                alerts += self._call(i, key, entry, lambda ctx: detector.process(ctx, event, source))
+                if t > entry.seen:
+                    entry.seen = t
+                existed = bool(entry.state or entry.timers)
+                ctx = Context(key, entry.state, self.watermark, entry.timers)
+                alerts += detector.process(ctx, event, source) or []
+                self._settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
         alerts += self.advance(t)
@@ -124,7 +132,9 @@ class Runtime:
             del entry.timers[tag]
             detector = self.detectors[i]
             try:
-                alerts += self._call(i, key, entry, lambda ctx: detector.on_timer(ctx, tag, due))
+                ctx = Context(key, entry.state, self.watermark, entry.timers)
+                alerts += detector.on_timer(ctx, tag, due) or []
+                self._settle(i, key, entry, ctx, True)
             except Exception as e:
                 self.failures.append(DetectorFailure(detector.name, e))
         if t >= self._next_sweep:
@@ -132,27 +142,23 @@ class Runtime:
             self.expire()
         return alerts
 
-    def _call(self, i: int, key: str, entry: _Entry, fn: Any) -> list[Alert]:
-        existed = bool(entry.state or entry.timers)
-        before = dict(entry.timers)
-        ctx = Context(key, entry.state, self.watermark, entry.timers)
-        out = fn(ctx) or []
-        for tag, due in entry.timers.items():
-            if before.get(tag) != due:
+    def _settle(self, i: int, key: str, entry: _Entry, ctx: Context, existed: bool) -> None:
+        """After a call: schedule the timers it set, drop an empty key, note what changed."""
+        for tag, due in ctx.set_now:
+            if entry.timers.get(tag) == due:
                 heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
         if not entry.state and not entry.timers:
             self._store.pop((i, key), None)
             if not existed:
-                return list(out)  # nothing was kept before or after: nothing to write
+                return  # nothing was kept before or after: nothing to write
         self._dirty.add((i, key))
-        return list(out)
 
     # -- expiry
 
     def expire(self) -> int:
         """Drop keys idle past their detector's retention (event time) with no timer pending."""
-        dropped = [k for k, e in self._store.items()
-                   if not e.timers and e.seen < self.watermark - self.detectors[k[0]].retention_s]
+        w, retention = self.watermark, self._retention
+        dropped = [k for k, e in self._store.items() if not e.timers and e.seen < w - retention[k[0]]]
         for k in dropped:
             del self._store[k]
             self._dirty.add(k)

@@ -4,7 +4,8 @@ faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for the worker's aiokafka 
 Apache Kafka answers a fetch as soon as data arrives, so the wait only bounds idle polling; a
 broker that holds every fetch for the full wait (Tansu, the project's first embedded broker, did)
 would add ~0.7 s to every alert's latency. Kept configurable for brokers that behave like that.
-Registered as the URL scheme ``zhijian-kafka://``.
+Its producer also writes the detector state checkpoints before each offset commit (see
+:mod:`streams.state`). Registered as the URL scheme ``zhijian-kafka://``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from faust.transport.drivers import aiokafka as driver
 
 #: Set from the settings before the app starts (``[worker] fetch_max_wait_ms``).
 FETCH_MAX_WAIT_MS = 100
+#: Set by the app: writes the detector state changed since the last checkpoint (streams.state.Checkpointer).
+CHECKPOINT: Any = None
 SCHEME = "zhijian-kafka"
 
 
@@ -30,8 +33,18 @@ class _Consumer(driver.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(driver.Producer):
+    async def flush(self) -> None:
+        """Faust flushes its producer right before every offset commit: the changed detector state goes
+        to the changelogs there, in batches, and is acknowledged before the offsets are committed."""
+        await super().flush()
+        if CHECKPOINT is not None and self._producer is not None:
+            await CHECKPOINT.flush(self._producer)
+
+
 class Transport(driver.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

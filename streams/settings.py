@@ -30,6 +30,7 @@ ENV = {
     "ZHIJIAN_REPLICATION_FACTOR": ("topics", "replication_factor"),
     "ZHIJIAN_LOG_LEVEL": ("worker", "log_level"),
     "ZHIJIAN_APP_ID": ("worker", "app_id"),
+    "ZHIJIAN_DURABLE_STATE": ("worker", "durable_state"),
 }
 
 
@@ -49,6 +50,7 @@ class WorkerSettings:
     datadir: str = ".zhijian/worker-data"
     log_level: str = "WARNING"
     fetch_max_wait_ms: int = 100  # bounds idle long-polls; Faust hard-codes 1500 ms
+    durable_state: bool = True  # checkpoint keyed detector state to changelogs and restore it (docs/state.md)
 
 
 @dataclass
@@ -81,6 +83,8 @@ def _typed(cls: type, section: str, values: dict[str, Any]) -> Any:
         want = type(getattr(defaults, key))
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if want is bool and isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            value = value.lower() in ("true", "1", "yes")  # from the environment
         if want is int and isinstance(value, str) and value.isdigit():
             value = int(value)
         if getattr(defaults, key) is not None and not isinstance(value, want):

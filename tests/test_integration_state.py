@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 import time
 
-from connectors.broker import free_port
+import pytest
+
+from connectors.broker import EmbeddedBroker, ensure_topics, free_port
 from connectors.producer import partition_for
+from streams.settings import load_settings
 from tests.kafka_helpers import Worker, alerts_of, produce, read_topic
 
 APP = "zhijian-state-test"
@@ -29,8 +32,18 @@ def alerts_about(bs, entity, until):
     return [a for a in alerts_of(recs) if a["entity"]["id"] == entity]
 
 
-def test_state_is_restored_after_kill_9(broker, tmp_path):
-    bs = broker.bootstrap_servers
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of its own: on the session's, the session worker would raise the same alerts by itself."""
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
+        s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers},
+                                     "worker": {"app_id": APP}}, environ={})
+        ensure_topics(b.connection, s.topic_specs())
+        yield b
+
+
+def test_state_is_restored_after_kill_9(own_broker, tmp_path):
+    bs = own_broker.bootstrap_servers
     env = {"ZHIJIAN_APP_ID": APP}
     first = Worker(bs, free_port(), tmp_path / "first.log", env=env).start()
     # an excursion opens on a fridge; a manifest is generated and not handed over
@@ -51,6 +64,7 @@ def test_state_is_restored_after_kill_9(broker, tmp_path):
         produce(bs, "zhijian.telemetry", [reading("STATE-F1", 30, 5.5)], key="STATE-F1")
         alerts = alerts_about(bs, "STATE-F1", lambda a: any(x["status"] == "closed" for x in a))
         [closed] = [a for a in alerts if a["status"] == "closed"]
+        assert second.metric("zhijian_events_total", stream="telemetry") >= 1  # the replacement closed it
         assert closed["alert_id"] == opened["alert_id"]
         assert closed["numbers"]["duration_minutes"] == 25.0 and closed["numbers"]["peak_c"] == 12.5
         # three days later on the manifest's partition: its restored deadline (48 h) has passed

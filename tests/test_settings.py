@@ -67,3 +67,8 @@ def test_the_readme_configuration_example_loads(tmp_path):
     s = load_settings(cfg, environ={})
     assert s.detectors["claim.split_admission"].max_gap_days == 15
     assert s.detectors["waste.category_mismatch"].licences["FAC-1"][0] == "infectious"
+
+
+def test_durable_state_can_be_turned_off_from_the_environment():
+    assert load_settings(environ={}).worker.durable_state is True
+    assert load_settings(environ={"ZHIJIAN_DURABLE_STATE": "false"}).worker.durable_state is False

@@ -149,6 +149,14 @@ DASHBOARDS = [
             [Q('sum(increase(zhijian_rebalances_total[$__range]))', "rebalances")], kind="stat"),
           P("Partitions owned per worker", "How the input partitions are shared between workers.", "short",
             [Q('sum by (instance) (zhijian_assigned_partitions)', "{{instance}}")]),
+          P("Detector state keys", "Keys (patients, manifests, devices) held in the keyed detectors' state, per "
+            "stream: grows with the active population, shrinks as idle keys expire.", "short",
+            [Q('sum by (stream) (zhijian_state_keys)', "{{stream}}")]),
+          P("Checkpoint and restore time", "p99 time to queue a checkpoint's changelog records, and the time the "
+            "last restore of state from the changelogs took.", "s",
+            [Q(f'histogram_quantile(0.99, sum by (le) (rate(zhijian_checkpoint_seconds_bucket[{RI}])))',
+               "checkpoint p99"),
+             Q('max(zhijian_state_restore_seconds)', "last restore")]),
       ]),
 ]
 
