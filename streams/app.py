@@ -71,30 +71,27 @@ def create_app(settings: Settings) -> faust.App:
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
     reported: set[tuple[str, int]] = set()  # partitions with a lag series
 
-    for spec in settings.topic_specs(changelogs=False):
-        if spec.stream is None:
-            continue
-        ingest = Ingest(spec.stream, detectors[spec.stream], pseudonymize, KIND_FIELD[spec.stream])
-        runtime = runtimes.get(spec.stream)
+    for stream, topic in settings.input_topics().items():
+        ingest = Ingest(stream, detectors[stream], pseudonymize, KIND_FIELD[stream])
+        runtime = runtimes.get(stream)
         restore = None if runtime is None else functools.partial(
-            state.ensure_restored, conn, settings.worker.app_id, spec.stream, runtime, spec.name)
-        agent_fn = _make_agent(spec.stream, ingest, alerts_topic, dead_topic, observer, processed,
-                               restore, app)
-        app.agent(app.topic(spec.name, **raw), name=f"zhijian.{spec.stream}")(agent_fn)
+            state.ensure_restored, conn, settings.worker.app_id, stream, runtime, topic)
+        agent_fn = _make_agent(stream, ingest, alerts_topic, dead_topic, observer, processed, runtime, restore, app)
+        app.agent(app.topic(topic, **raw), name=f"zhijian.{stream}")(agent_fn)
 
     @app.task
     async def mark_up() -> None:
         metrics.UP.set(1)
         observer.refresh()
 
-    inputs = list(settings.input_topics().values())
+    inputs = settings.input_topics()
 
     @app.on_partitions_assigned.connect
     async def count_assignment(sender: Any, assigned: Any, **_: Any) -> None:
         """Faust's eager rebalancing hands over the whole new assignment each time."""
-        state.on_assignment(runtimes, settings.input_topics(), assigned)
+        state.on_assignment(runtimes, inputs, assigned)
         owned = Counter(tp.topic for tp in assigned)
-        for topic in inputs:
+        for topic in inputs.values():
             metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
         metrics.REBALANCES.inc()
         now_owned = {(tp.topic, tp.partition) for tp in assigned}
@@ -108,7 +105,7 @@ def create_app(settings: Settings) -> faust.App:
     async def report_lag() -> None:
         """Consumer lag per owned input partition: high watermark − next offset to process."""
         observer.refresh()
-        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs.values()]
         if not owned:
             return
         try:
@@ -135,7 +132,8 @@ def _forget_lag(topic: str, partition: int) -> None:
 
 
 def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any, observer: Observer,
-                processed: dict[tuple[str, int], int], restore: Any, app: faust.App) -> Any:
+                processed: dict[tuple[str, int], int], runtime: PartitionedRuntime | None, restore: Any,
+                app: faust.App) -> Any:
     records = metrics.RECORDS.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
@@ -143,8 +141,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
     async def process(records_stream: faust.StreamT) -> None:
         async for ev in records_stream.events():
             msg = ev.message
-            if restore is not None:
-                await restore(msg.partition, app.consumer.assignment())
+            if runtime is not None and msg.partition not in runtime.tasks:
+                await restore(msg.partition, app.consumer)
             out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
             if out.newest_t is not None:
                 observer.event_time(stream, out.newest_t)

@@ -60,10 +60,11 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     detectors: dict[str, Any] = field(default_factory=lambda: {k: v() for k, v in DETECTOR_SECTIONS.items()})
 
-    def topic_specs(self, changelogs: bool = True) -> list[TopicSpec]:
+    def topic_specs(self) -> list[TopicSpec]:
+        """Every topic the pipeline uses: inputs, alerts, dead letters, and the worker's state changelogs."""
         t = self.topics
-        specs = topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
-        return specs + (changelog_specs(self.worker.app_id, t.input_partitions) if changelogs else [])
+        return (topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
+                + changelog_specs(self.worker.app_id, t.input_partitions))
 
     def input_topics(self) -> dict[str, str]:
         """Stream name → the input topic carrying it."""

@@ -117,13 +117,12 @@ async def restore(conn: Any, app_id: str, stream: str, runtime: PartitionedRunti
 
 
 async def ensure_restored(conn: Any, app_id: str, stream: str, runtime: PartitionedRuntime, topic: str,
-                          partition: int, assignment: Any) -> None:
+                          partition: int, consumer: Any) -> None:
     """Before a partition's first record is processed: restore it, and every other owned partition of the
-    stream not restored yet, from the changelog (one read for all of them)."""
-    if partition in runtime.tasks:
-        return
+    stream not restored yet, from the changelog (one read for all of them). The agent calls it only for a
+    partition it has no state task for, so the hot path pays a dict look-up."""
     started = time.perf_counter()
-    owned = sorted({tp.partition for tp in assignment if tp.topic == topic} | {partition})
+    owned = sorted({tp.partition for tp in consumer.assignment() if tp.topic == topic} | {partition})
     new = [p for p in owned if p not in runtime.tasks]
     read = await restore(conn, app_id, stream, runtime, new)
     seconds = time.perf_counter() - started

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.broker import EmbeddedBroker, ensure_topics, free_port
-from streams.settings import load_settings
-from tests.kafka_helpers import Worker, produce
+from connectors.broker import free_port
+from tests.kafka_helpers import Worker, broker_with_topics, produce
 
 
 def pytest_collection_modifyitems(items):
@@ -17,10 +16,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    with EmbeddedBroker(log_path=log) as b:
-        settings = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}}, environ={})
-        ensure_topics(b.connection, settings.topic_specs())
+    with broker_with_topics(tmp_path_factory.mktemp("broker") / "broker.log") as b:
         yield b
 
 

@@ -2,14 +2,30 @@
 from __future__ import annotations
 
 import subprocess
+from contextlib import contextmanager
 import time
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.cli import start_worker_process
+
+
+@contextmanager
+def broker_with_topics(log_path, app_id: str | None = None) -> Iterator[Any]:
+    """An embedded broker (temporary log) with every topic of the settings created, the state changelogs
+    of ``app_id`` included."""
+    from connectors.broker import EmbeddedBroker, ensure_topics
+    from streams.settings import load_settings
+
+    with EmbeddedBroker(log_path=log_path) as b:
+        worker = {"app_id": app_id} if app_id else {}
+        s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}, "worker": worker},
+                          environ={})
+        ensure_topics(b.connection, s.topic_specs())
+        yield b
 
 
 class Worker:

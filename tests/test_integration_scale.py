@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import time
 
-from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.broker import free_port
 from connectors.simulator import RegionSimulator, SimulationConfig
 from streams.settings import load_settings
-from tests.kafka_helpers import Worker, produce_simulation
+from tests.kafka_helpers import Worker, broker_with_topics, produce_simulation
 
 
 def events(worker: Worker) -> float:
@@ -24,9 +24,8 @@ def owned(workers: list[Worker]) -> list[float]:
 
 
 def test_two_workers_split_the_partitions(tmp_path):
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
+    with broker_with_topics(tmp_path / "broker.log") as b:
         s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers}}, environ={})
-        ensure_topics(s.kafka, s.topic_specs())
         workers = [Worker(b.bootstrap_servers, free_port(), tmp_path / f"w{i}.log").start() for i in range(2)]
         try:
             # on Apache Kafka the first worker owns every partition at once: wait until the second has joined

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.broker import free_port
 from connectors.producer import partition_for
-from streams.settings import load_settings
-from tests.kafka_helpers import Worker, alerts_of, produce, read_topic
+from tests.kafka_helpers import Worker, alerts_of, broker_with_topics, produce, read_topic
 
 APP = "zhijian-state-test"
 T0 = "2026-03-01T08:{:02d}:00+00:00"
@@ -35,10 +34,7 @@ def alerts_about(bs, entity, until):
 @pytest.fixture
 def own_broker(tmp_path):
     """A broker of its own: on the session's, the session worker would raise the same alerts by itself."""
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
-        s = load_settings(overrides={"kafka": {"bootstrap_servers": b.bootstrap_servers},
-                                     "worker": {"app_id": APP}}, environ={})
-        ensure_topics(b.connection, s.topic_specs())
+    with broker_with_topics(tmp_path / "broker.log", app_id=APP) as b:
         yield b
 
 

@@ -29,7 +29,7 @@ institution H2 readmitted a patient (Pabc) for J18 4 d after discharge (2026-10-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from models.alert import Alert, Source
