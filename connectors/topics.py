@@ -13,16 +13,23 @@ class TopicSpec:
     compacted: bool = False  # cleanup.policy=compact: a changelog, the latest value per key kept
 
 
-def changelog_specs(app_id: str, partitions: int) -> list[TopicSpec]:
-    """The worker's state changelogs, one per stream, partitioned like its input topic (state of input
-    partition p is written to partition p). Named after the app id, like Faust's own topics."""
-    return [TopicSpec(changelog_name(app_id, stream), partitions, None,
-                      f"checkpointed detector state of the {stream} stream", compacted=True)
-            for stream in KEY_FIELD]
+def changelog_specs(app_id: str, partitions: int, groups: list[str] = ()) -> list[TopicSpec]:
+    """The worker's own topics: a state changelog per stream and per re-keyed group (``claim-by-doctor``),
+    partitioned like the topic it follows (state of partition p is written to partition p), and a
+    repartition topic per group. Named after the app id, like Faust's own topics."""
+    return ([TopicSpec(changelog_name(app_id, name), partitions, None,
+                       f"checkpointed detector state of {name}", compacted=True)
+             for name in (*KEY_FIELD, *groups)]
+            + [TopicSpec(repartition_name(app_id, group), partitions, None,
+                         f"events re-keyed for the detectors of {group}") for group in groups])
 
 
-def changelog_name(app_id: str, stream: str) -> str:
-    return f"{app_id}-{stream}-state-changelog"
+def changelog_name(app_id: str, name: str) -> str:
+    return f"{app_id}-{name}-state-changelog"
+
+
+def repartition_name(app_id: str, group: str) -> str:
+    return f"{app_id}-{group}-repartition"
 
 
 def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_partitions: int = 4) -> list[TopicSpec]:

@@ -7,7 +7,11 @@ compares the alerts by (detector, alert id, status):
 * :func:`check_snapshot` — a snapshot taken mid-stream, through JSON, restored into a fresh
   runtime that carries on, gives exactly the alerts of an uninterrupted run;
 * :func:`check_split` — the events split by the detector's key over several partitions, each
-  with its own runtime (as several workers would hold them), give exactly the alerts of one.
+  with its own runtime (as several workers would hold them), give exactly the alerts of one;
+* :func:`check_rekeyed` — for a detector keyed by another entity than its stream's partition key:
+  the events split over input partitions by *that* key, forwarded through repartition envelopes
+  (:mod:`models.rekey`) delivered interleaved, some twice, to receivers one of which is restored
+  from a snapshot mid-stream, give exactly the alerts of one plain run.
 
 At the end of a run every runtime is advanced to the newest event time of the whole stream, as a
 stream that goes on would eventually do, so that timers due by then have fired in every layout.
@@ -97,10 +101,60 @@ def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids 
     assert got == want, f"splitting by key changed the alerts: {sorted(got ^ want)[:5]}"
 
 
-def check_all(factory: Callable[[], KeyedDetector], events: Events) -> int:
-    """Run every check; return how many alerts the reference run raised."""
+def check_rekeyed(factory: Callable[[], KeyedDetector], events: Events, source_key: Callable[[dict], str],
+                  want: Ids | None = None, sources: int = 3, targets: int = 2) -> None:
+    from models.rekey import Forwarder, Receiver
+
+    parts: list[Events] = [[] for _ in range(sources)]
+    for event, source in events:
+        p = zlib.crc32(source_key(event).encode()) % sources
+        parts[p].append((event, source._replace(partition=p, offset=len(parts[p]))))
+    forwarders = [Forwarder([factory()], "input", p, targets) for p in range(sources)]
+    receivers = [Receiver([factory()], sources) for _ in range(targets)]
+    alerts: list[Alert] = []
+    sent: list[tuple[int, dict[str, Any]]] = []
+
+    def deliver(envelopes: list[tuple[int, dict[str, Any]]]) -> None:
+        for target, envelope in envelopes:
+            envelope = orjson.loads(orjson.dumps(envelope))  # what a repartition topic would carry
+            alerts.extend(receivers[target].receive(envelope))
+            sent.append((target, envelope))
+
+    step, cursor = 0, [0] * sources
+    while any(cursor[p] < len(parts[p]) for p in range(sources)):  # sources read at uneven speeds
+        for p in range(sources):
+            n = 1 + (step * (p + 2)) % 40
+            for event, source in parts[p][cursor[p]:cursor[p] + n]:
+                forwarders[p].add(dict(event), source)
+            cursor[p] += n
+            if step % (p + 2) == 0:
+                deliver(forwarders[p].flush())
+        step += 1
+        if step % 17 == 0 and sent:
+            deliver(sent[-3:])  # a worker died after forwarding, before its commit: sent again
+        if step == 29:  # the owner of target 0 dies: its successor restores the checkpoint
+            snapshot = orjson.loads(orjson.dumps(receivers[0].runtime.snapshot()))
+            receivers[0] = Receiver([factory()], sources)
+            receivers[0].runtime.restore(snapshot)
+    end = _end(events)
+    for f in forwarders:
+        f.watermark = end  # the stream goes on: every source moves past the last event
+        deliver(f.flush())
+    for r in receivers:
+        assert not r.runtime.failures, r.runtime.failures
+    got = _ids(alerts)
+    want = reference(factory, events) if want is None else want
+    assert got == want, f"re-keying changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+def check_all(factory: Callable[[], KeyedDetector], events: Events,
+              source_key: Callable[[dict], str] | None = None) -> int:
+    """Run every check (the re-keying one given the stream's partition key); return how many alerts the
+    reference run raised."""
     want = reference(factory, events)
     check_repeat(factory, events, want)
     check_snapshot(factory, events, want)
     check_split(factory, events, want)
+    if source_key is not None:
+        check_rekeyed(factory, events, source_key, want)
     return len(want)

@@ -62,6 +62,9 @@ class KeyedDetector:
     key: ClassVar[str | None]  # one of ENTITY_KINDS; None: no state (each event judged alone)
     key_field: ClassVar[str | None] = None  # the event field holding the key (override key_of for more)
     retention_s: ClassVar[float] = 7 * 86400.0  # a key untouched this long in event time is forgotten
+    #: The event fields it reads: what is forwarded to it when its key is not the stream's partition key
+    #: (see :mod:`models.rekey`); the event time ``_t`` always travels.
+    fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, limits: Any = None) -> None:
         self.limits = limits if limits is not None else self.Limits()

@@ -21,6 +21,9 @@ from functools import cache
 from typing import Any
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")
+#: The entity each stream's topic is partitioned by: detectors keyed by it run where the events are read;
+#: detectors keyed by another entity are re-keyed through a repartition topic (:mod:`models.rekey`).
+PARTITION_ENTITY = {"prescription": "patient", "claim": "patient", "waste": "manifest", "telemetry": "device"}
 PACKAGES = ("models.prescription", "models.claims", "models.waste", "models.coldchain")
 
 
@@ -51,10 +54,23 @@ def sections() -> dict[str, type]:
     return {d.name: d.Limits for d in detector_classes()}
 
 
-def build(configs: dict[str, Any], partitions: int) -> dict[str, list[Any]]:
+def build(configs: dict[str, Any]) -> dict[str, list[Any]]:
     """One instance of every detector with its configuration, grouped by stream."""
     out: dict[str, list[Any]] = {s: [] for s in STREAMS}
     for cls in detector_classes():
-        args = (configs[cls.name], partitions) if getattr(cls, "needs_partitions", False) else (configs[cls.name],)
-        out[cls.stream].append(cls(*args))
+        out[cls.stream].append(cls(configs[cls.name]))
     return out
+
+
+def groups() -> dict[str, str]:
+    """Re-keyed group (``claim-by-doctor``) → its stream, for every detector keyed by another entity than
+    its stream's partition key."""
+    from models.rekey import group_name
+
+    return {group_name(d.stream, d.key): d.stream for d in detector_classes() if rekeyed(d)}
+
+
+def rekeyed(detector: Any) -> bool:
+    """Whether the detector's state lives under another entity than its stream's partition key."""
+    key = getattr(detector, "key", None)
+    return key is not None and key != PARTITION_ENTITY[detector.stream]

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 #: How often (event time) idle keys are looked for: a sweep visits every key, so not too often; the
 #: shortest retention is days, so six hours of overshoot is a small share of it.
 SWEEP_EVERY_S = 6 * 3600.0
+#: The changelog name of a runtime's own record (its watermark and :attr:`Runtime.meta`).
+META = "_runtime"
 
 
 def _json_t(t: float) -> float | None:
@@ -76,8 +78,13 @@ class _Entry:
 class Runtime:
     """Runs keyed detectors over the events of one task."""
 
-    def __init__(self, detectors: Iterable[KeyedDetector]) -> None:
+    def __init__(self, detectors: Iterable[KeyedDetector], external_watermark: bool = False) -> None:
         self.detectors = list(detectors)
+        # False: the watermark is the newest event time seen (an input partition, read in order);
+        # True: the caller moves it with advance() (a repartition partition: the slowest source's)
+        self.external_watermark = external_watermark
+        self.meta: dict[str, Any] = {}  # the caller's own JSON values, checkpointed with the state
+        self._meta_dirty = False
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
         self._retention = [d.retention_s for d in self.detectors]
         self._stateless = Context("", {}, float("-inf"), {})
@@ -115,7 +122,8 @@ class Runtime:
                 self._settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
-        alerts += self.advance(t)
+        if not self.external_watermark:
+            alerts += self.advance(t)
         return alerts
 
     def advance(self, t: float) -> list[Alert]:
@@ -167,12 +175,21 @@ class Runtime:
     def __len__(self) -> int:
         return len(self._store)
 
+    def store_of(self, detector: str, key: str) -> dict[str, Any] | None:
+        """The state a detector keeps under a key (None: nothing kept)."""
+        entry = self._store.get((self.by_name[detector], key))
+        return None if entry is None else entry.state
+
     # -- snapshots and changelog
+
+    def touch(self) -> None:
+        """Note that :attr:`meta` changed: the next :meth:`changes` carries it."""
+        self._meta_dirty = True
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, as JSON values: restore() on another runtime continues exactly from here."""
         return {"watermark": _json_t(self.watermark), "next_sweep": _json_t(self._next_sweep),
-                "entries": [self._value(k, e) for k, e in self._store.items()]}
+                "meta": self.meta, "entries": [self._value(k, e) for k, e in self._store.items()]}
 
     def _value(self, k: tuple[int, str], e: _Entry) -> list[Any]:
         return [self.detectors[k[0]].name, k[1], e.state, e.timers, _json_t(e.seen)]
@@ -180,6 +197,7 @@ class Runtime:
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.watermark = _t(snapshot["watermark"])
         self._next_sweep = _t(snapshot.get("next_sweep"))
+        self.meta = dict(snapshot.get("meta") or {})
         for value in snapshot["entries"]:
             self.put(value)
 
@@ -195,15 +213,23 @@ class Runtime:
             heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
 
     def load(self, name: str, key: str, value: list[Any] | None) -> None:
-        """Apply one changelog record: a key's entry, or its deletion (None)."""
-        if value is not None:
+        """Apply one changelog record: a key's entry, or its deletion (None), or the runtime's own."""
+        if name == META:
+            self.meta = dict(value["meta"]) if value else {}
+            self.watermark = _t(value.get("watermark")) if value else float("-inf")
+            self._next_sweep = _t(value.get("next_sweep")) if value else float("-inf")
+        elif value is not None:
             self.put(value)
         elif name in self.by_name:
             self._store.pop((self.by_name[name], key), None)  # its heap entries die when popped
 
     def changes(self) -> list[tuple[str, str, list[Any] | None]]:
         """(detector, key, entry or None for a deleted key) of every key changed since the last call."""
-        out = []
+        out: list[tuple[str, str, Any]] = []
+        if self._meta_dirty:
+            self._meta_dirty = False
+            out.append((META, "", {"meta": self.meta, "watermark": _json_t(self.watermark),
+                                   "next_sweep": _json_t(self._next_sweep)}))
         for k in self._dirty:
             e = self._store.get(k)
             out.append((self.detectors[k[0]].name, k[1], None if e is None else self._value(k, e)))

@@ -1,10 +1,12 @@
 """The Faust application: one agent per input stream, alerts and dead letters out.
 
 Agents consume raw bytes (a typed topic would let one bad record kill the agent) and
-hand each record to :class:`streams.ingest.Ingest`. Offsets are committed only after the
-producer has flushed what the record caused (Faust flushes before each commit), so a
-worker that dies mid-way reprocesses records rather than losing them: at-least-once, with
-deterministic alert ids to make the repeats harmless.
+hand each record to :class:`streams.ingest.Ingest`. Alerts are sent at once; Faust flushes the
+producer before each offset commit, and the state checkpoint and the forwarded events are
+written there too (:mod:`streams.state`), so a worker that dies mid-way reprocesses records
+rather than losing them: at-least-once alerts with deterministic ids, and state that applies
+each record once. Re-keyed detectors run in the agents of the repartition topics
+(:mod:`streams.detectors`).
 """
 from __future__ import annotations
 
@@ -17,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 
 from connectors.topics import KEY_FIELD
 from models.pseudonym import KEY_ENV, Pseudonymizer
+from models.rekey import PartitionedReceiver
 from models.runtime import PartitionedRuntime
 from streams import faust_transport, metrics, state
-from streams.detectors import build_detectors
-from streams.ingest import Ingest
+from streams.detectors import build_plan, repartition_topics
+from streams.ingest import DeadLetter, Ingest
 from streams.observe import KIND_FIELD, Observer
 from streams.settings import Settings
 
@@ -61,37 +65,49 @@ def create_app(settings: Settings) -> faust.App:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     alerts_topic = app.topic(settings.topic("alerts"), **raw)
     dead_topic = app.topic(settings.topic("deadletter"), **raw)
-    detectors = build_detectors(settings)
-    runtimes = {stream: d for stream, units in detectors.items() for d in units if isinstance(d, PartitionedRuntime)}
-    if not settings.worker.durable_state:
-        runtimes = {}  # state in memory only, as before: nothing checkpointed, nothing restored
-    faust_transport.CHECKPOINT = state.Checkpointer(runtimes, settings.worker.app_id) if runtimes else None
+    plan = build_plan(settings)
+    inputs = settings.input_topics()
+    group_topics = repartition_topics(settings, plan)
+    durable = settings.worker.durable_state  # False: state in memory only, nothing checkpointed or restored
+    stores: dict[str, Any] = {**plan.runtimes, **plan.receivers}  # name (stream or group) → its state
+    store_topics = {**inputs, **group_topics}  # name → the topic its state follows
+    faust_transport.CHECKPOINT = state.Checkpointer(stores, settings.worker.app_id, plan.rekeying, durable=durable)
+    faust_transport.CHECKPOINT_BOUNDARY = state.BOUNDARY
     pseudonymize = Pseudonymizer.from_env()
     observer = Observer()
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
     reported: set[tuple[str, int]] = set()  # partitions with a lag series
 
-    for stream, topic in settings.input_topics().items():
-        ingest = Ingest(stream, detectors[stream], pseudonymize, KIND_FIELD[stream])
-        runtime = runtimes.get(stream)
-        restore = None if runtime is None else functools.partial(
-            state.ensure_restored, conn, settings.worker.app_id, stream, runtime, topic)
-        agent_fn = _make_agent(stream, ingest, alerts_topic, dead_topic, observer, processed, runtime, restore, app)
+    def restorer(name: str) -> Any:
+        if not durable:
+            return None
+        return functools.partial(state.ensure_restored, conn, settings.worker.app_id, name, stores[name],
+                                 store_topics[name])
+
+    for stream, topic in inputs.items():
+        ingest = Ingest(stream, plan.units[stream], pseudonymize, KIND_FIELD[stream])
+        runtime = plan.runtimes.get(stream)
+        agent_fn = _make_agent(stream, ingest, alerts_topic, dead_topic, observer, processed, runtime,
+                               restorer(stream) if runtime is not None else None, app)
         app.agent(app.topic(topic, **raw), name=f"zhijian.{stream}")(agent_fn)
+    for group, topic in group_topics.items():
+        agent_fn = _make_group_agent(group, plan.group_stream[group], plan.receivers[group], alerts_topic, dead_topic,
+                                     observer, processed, restorer(group), app)
+        app.agent(app.topic(topic, **raw), name=f"zhijian.{group}")(agent_fn)
 
     @app.task
     async def mark_up() -> None:
         metrics.UP.set(1)
         observer.refresh()
 
-    inputs = settings.input_topics()
+    consumed = {**inputs, **group_topics}
 
     @app.on_partitions_assigned.connect
     async def count_assignment(sender: Any, assigned: Any, **_: Any) -> None:
         """Faust's eager rebalancing hands over the whole new assignment each time."""
-        state.on_assignment(runtimes, inputs, assigned)
+        state.on_assignment(stores, store_topics, assigned, plan.rekeying)
         owned = Counter(tp.topic for tp in assigned)
-        for topic in inputs.values():
+        for topic in consumed.values():
             metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
         metrics.REBALANCES.inc()
         now_owned = {(tp.topic, tp.partition) for tp in assigned}
@@ -105,7 +121,7 @@ def create_app(settings: Settings) -> faust.App:
     async def report_lag() -> None:
         """Consumer lag per owned input partition: high watermark − next offset to process."""
         observer.refresh()
-        owned = [tp for tp in app.consumer.assignment() if tp.topic in inputs.values()]
+        owned = [tp for tp in app.consumer.assignment() if tp.topic in consumed.values()]
         if not owned:
             return
         try:
@@ -135,25 +151,42 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
                 processed: dict[tuple[str, int], int], runtime: PartitionedRuntime | None, restore: Any,
                 app: faust.App) -> Any:
     records = metrics.RECORDS.labels(stream)
+    replayed = metrics.REPLAYED.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
 
     async def process(records_stream: faust.StreamT) -> None:
         async for ev in records_stream.events():
             msg = ev.message
-            if runtime is not None and msg.partition not in runtime.tasks:
-                await restore(msg.partition, app.consumer)
-            out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
-            if out.newest_t is not None:
-                observer.event_time(stream, out.newest_t)
-            for alert in out.alerts:
-                await alerts_topic.send(key=alert.key, value=alert.to_json())
-                observer.alert(alert)
-            for dead in out.dead:
-                headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
-                await dead_topic.send(key=msg.key, value=dead.value, headers=headers)
-                metrics.INVALID.labels(stream, dead.reason).inc()
-                log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
+            task = None
+            if restore is not None:
+                if msg.partition not in runtime.tasks:
+                    await restore(msg.partition, app.consumer)
+                task = runtime.task(msg.partition)
+                if msg.offset <= task.meta.get("applied", -1):
+                    # in the restored state already: its alerts and forwarded events went out before the
+                    # checkpoint was written, so it is not applied twice
+                    replayed.inc()
+                    processed[(msg.topic, msg.partition)] = msg.offset + 1
+                    continue
+            # a checkpoint is captured between records, not inside one; force=True below: Faust would otherwise
+            # hold a message sent from an agent until the offset commit covers its record, so a checkpoint could
+            # hold a record's effects while its alerts were not yet sent (a kill then lost them)
+            async with state.BOUNDARY:
+                out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
+                if out.newest_t is not None:
+                    observer.event_time(stream, out.newest_t)
+                for alert in out.alerts:
+                    await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
+                    observer.alert(alert)
+                for dead in out.dead:
+                    headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
+                    await dead_topic.send(key=msg.key, value=dead.value, headers=headers, force=True)
+                    metrics.INVALID.labels(stream, dead.reason).inc()
+                    log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
+                if task is not None:
+                    task.meta["applied"] = msg.offset
+                    task.touch()
             records.inc()
             events.inc(out.events)
             observer.events(stream, out.kinds)
@@ -163,6 +196,43 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
 
     process.__name__ = f"process_{stream}"
     process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
+    return process
+
+
+def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, alerts_topic: Any, dead_topic: Any,
+                      observer: Observer, processed: dict[tuple[str, int], int], restore: Any, app: faust.App) -> Any:
+    """The agent of a repartition topic: envelopes of re-keyed events → the group's detectors."""
+    forwarded = metrics.FORWARDED.labels(group)
+
+    async def process(records_stream: faust.StreamT) -> None:
+        async for ev in records_stream.events():
+            msg = ev.message
+            if restore is not None and msg.partition not in receiver.tasks:
+                await restore(msg.partition, app.consumer)
+            async with state.BOUNDARY:
+                try:
+                    envelope = orjson.loads(ev.value)
+                    alerts = receiver.receive(msg.partition, envelope)
+                except Exception as e:  # written by a worker of another version, or damaged
+                    log.error("%s[%d]@%d: unreadable envelope: %s", msg.topic, msg.partition, msg.offset, e)
+                    envelope, alerts = None, []
+                    receiver.failures.append(e)
+                for alert in alerts:
+                    await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
+                    observer.alert(alert)
+                while receiver.failures:
+                    f = receiver.failures.pop(0)
+                    reason = "detector_error" if envelope is not None else "bad_envelope"
+                    log.error("%s failed on %s[%d]@%d: %s", group, msg.topic, msg.partition, msg.offset, f)
+                    headers = DeadLetter(None, reason, str(f)).headers(msg.topic, msg.partition, msg.offset)
+                    await dead_topic.send(key=None, value=ev.value, headers=headers, force=True)
+                    metrics.INVALID.labels(stream, reason).inc()
+            if envelope is not None:
+                forwarded.inc(len(envelope.get("events", ())))
+            processed[(msg.topic, msg.partition)] = msg.offset + 1
+
+    process.__name__ = f"process_{group.replace('-', '_')}"
+    process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
     return process
 
 

@@ -35,7 +35,6 @@ def _settings(args: argparse.Namespace, **worker: Any):
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from connectors.broker import ensure_topics, wait_until_answers
-    from connectors.topics import changelog_specs
     from streams.app import run_worker
 
     settings = _settings(args, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
@@ -44,8 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.no_create_topics:
         ensure_topics(settings.kafka, settings.topic_specs(), settings.topics.replication_factor)
     else:  # its own state changelogs are the worker's business, like Faust's internal topics
-        ensure_topics(settings.kafka, changelog_specs(settings.worker.app_id, settings.topics.input_partitions),
-                      settings.topics.replication_factor)
+        ensure_topics(settings.kafka, settings.internal_topic_specs(), settings.topics.replication_factor)
     return run_worker(settings)
 
 
@@ -348,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the full report to this file")
     ev.add_argument("--truth", help="write the ground truth (JSON lines) to this file")
     ev.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the worker to drain")
+    ev.add_argument("--workers", type=int, default=1, help="worker processes sharing the work (default 1)")
+    ev.add_argument("--kill-every", type=float, metavar="SECONDS",
+                    help="SIGKILL a worker on this period and start a replacement; with --workers > 1 or this, "
+                         "the alert set is compared by id with a one-worker uninterrupted run of the same seed")
+    ev.add_argument("--reference", metavar="JSON", help="the --json of an earlier one-worker run to compare with "
+                                                        "(instead of running it first)")
     ev.set_defaults(func=cmd_evaluate)
 
     si = sub.add_parser("simulate", help="write the simulated region's events (one JSON-lines file per stream) "

@@ -1,26 +1,66 @@
-"""Which detectors run on which stream, built from the settings (the registry finds them).
+"""Which detectors run where, built from the settings (the registry finds them).
 
-Detectors written to the keyed contract (:mod:`models.detector`) run inside one
-:class:`~models.runtime.PartitionedRuntime` per stream, which keeps their state per key and
-partition and fires their timers; the others still keep their own state.
+Every detector follows the keyed contract (:mod:`models.detector`). Those whose state lives
+under the entity the stream's topic is partitioned by (patient, manifest, device) — or that keep
+none — run in one :class:`~models.runtime.PartitionedRuntime` per stream, beside the input. The
+others are *re-keyed* (:mod:`models.rekey`): the input agent forwards what they need to a
+repartition topic per (stream, entity kind), whose agent runs them in a
+:class:`~models.rekey.PartitionedReceiver`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.topics import repartition_name
 from models import registry
 from models.detector import KeyedDetector
+from models.rekey import PartitionedReceiver, Rekeying, group_name
 from models.runtime import PartitionedRuntime
 from streams.settings import Settings
 
 
-def build_detectors(settings: Settings) -> dict[str, list[Any]]:
-    # the daily charts wait until every partition is heard from, so they are told the partition count
-    built = registry.build(settings.detectors, settings.topics.input_partitions)
-    out: dict[str, list[Any]] = {}
+@dataclass
+class Plan:
+    units: dict[str, list[Any]] = field(default_factory=dict)  # stream → what Ingest hands each event to
+    runtimes: dict[str, PartitionedRuntime] = field(default_factory=dict)  # stream → its input-side runtime
+    rekeying: dict[str, Rekeying] = field(default_factory=dict)  # stream → its forwarders
+    receivers: dict[str, PartitionedReceiver] = field(default_factory=dict)  # group → its receivers
+    group_stream: dict[str, str] = field(default_factory=dict)  # group → the stream it comes from
+
+
+def build_plan(settings: Settings) -> Plan:
+    built = registry.build(settings.detectors)
+    partitions = settings.topics.input_partitions
+    inputs = settings.input_topics()
+    plan = Plan()
     for stream, detectors in built.items():
-        keyed = [d for d in detectors if isinstance(d, KeyedDetector)]
-        out[stream] = [d for d in detectors if not isinstance(d, KeyedDetector)]
-        if keyed:
-            out[stream].append(PartitionedRuntime(keyed))
-    return out
+        local = [d for d in detectors if isinstance(d, KeyedDetector) and not registry.rekeyed(d)]
+        groups: dict[str, list[KeyedDetector]] = {}
+        for d in detectors:
+            if registry.rekeyed(d):
+                groups.setdefault(group_name(stream, d.key), []).append(d)
+        units: list[Any] = []
+        if local:
+            plan.runtimes[stream] = PartitionedRuntime(local)
+            units.append(plan.runtimes[stream])
+        if groups:
+            plan.rekeying[stream] = Rekeying(inputs[stream], groups, partitions)
+            units.append(plan.rekeying[stream])
+            for group, members in groups.items():
+                plan.receivers[group] = PartitionedReceiver(members, partitions)
+                plan.group_stream[group] = stream
+        plan.units[stream] = units
+    return plan
+
+
+def repartition_topics(settings: Settings, plan: Plan) -> dict[str, str]:
+    """group → its repartition topic."""
+    return {group: repartition_name(settings.worker.app_id, group) for group in plan.receivers}
+
+
+def build_detectors(settings: Settings) -> dict[str, list[Any]]:
+    """In one process over one ordered partition (tests, lab tools): every detector of a stream in one
+    runtime, re-keyed or not — with a single partition, the event time read is every source's."""
+    built = registry.build(settings.detectors)
+    return {stream: [PartitionedRuntime(detectors)] for stream, detectors in built.items()}

@@ -43,34 +43,111 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    from connectors.alert_sink import AlertTail
-    from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+class Fleet:
+    """The worker processes of one run: ``n`` of them, and — with ``kill_every`` — one killed with SIGKILL on
+    that period (in turn) and replaced at once, as a crashing host would be."""
+
+    def __init__(self, bootstrap: str, configs: list[str], n: int, label: str) -> None:
+        self.bootstrap, self.configs, self.label = bootstrap, configs, label
+        self.procs: list[Any] = []
+        self.ports: list[int] = []
+        self.kills = 0
+        self.started = 0
+        for _ in range(n):
+            self._start()
+
+    def _start(self) -> None:
+        from connectors.broker import free_port
+        from streams.cli import start_worker_process
+
+        port = free_port()
+        log = STATE_DIR / f"evaluate-worker-{self.label}-{self.started}.log"
+        log.unlink(missing_ok=True)
+        self.procs.append(start_worker_process(self.bootstrap, port, log, self.configs))
+        self.ports.append(port)
+        self.started += 1
+
+    def kill_one(self) -> None:
+        victim = self.kills % len(self.procs)
+        proc = self.procs.pop(victim)
+        self.ports.pop(victim)
+        proc.kill()  # SIGKILL: no commit, no leaving the group, no flush
+        proc.wait()
+        self.kills += 1
+        self._start()
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                raise ZhijianError(f"a worker exited with code {proc.returncode}; see "
+                                   f"{STATE_DIR}/evaluate-worker-{self.label}-*.log")
+
+    def stop(self) -> None:
+        from streams.cli import stop_process
+
+        for proc in self.procs:
+            stop_process(proc)
+
+
+def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
+    """Whether the group has committed every record of ``topics``; and how many remain."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(**conn.kafka_python())
+    consumer = KafkaConsumer(**conn.kafka_python())
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+        admin.close()
+    left = sum(max(0, ends[tp] - (committed[tp].offset if tp in committed else 0)) for tp in tps)
+    return left == 0, left
+
+
+def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
+    """Every alert on the topic, by id (the first record of an id is its opening one)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    import orjson
+
+    consumer = KafkaConsumer(**conn.kafka_python(), enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        alerts: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    alert = orjson.loads(r.value)
+                    alerts.setdefault(alert["alert_id"], alert)
+            if time.monotonic() > deadline:
+                raise ZhijianError(f"could not read the alert topic {topic} to its end in 120 s")
+    finally:
+        consumer.close()
+    return alerts
+
+
+def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str) -> dict:
+    """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id."""
+    from connectors.broker import EmbeddedBroker, ensure_topics
     from connectors.producer import EnvelopeProducer
-    from connectors.simulator.files import write_truth
-    from connectors.simulator.scenarios import BY_NAME
-    from models.evaluation import markdown, report_dict, score
-    from models.pseudonym import Pseudonymizer
-    from streams.bench import peak_rss_mib, scrape, wait_for_events
-    from streams.cli import simulated_region_configs, simulator_from_args, start_worker_process, stop_process
+    from streams.bench import peak_rss_mib
+    from streams.cli import simulated_region_configs
     from streams.settings import load_settings
 
-    if args.days <= 0 or args.scale <= 0:
-        raise ZhijianError("--days and --scale must be positive")
-    STATE_DIR.mkdir(exist_ok=True)
-    sim = simulator_from_args(args)
     started = time.monotonic()
     produced: Counter[str] = Counter()
-    alerts: dict[str, dict[str, Any]] = {}
-    _progress(f"evaluate: seed {args.seed}, {args.days:g} simulated days, scale {args.scale:g} "
-              f"({len(sim.region.institutions)} institutions, {len(sim.region.devices)} cold-chain devices)")
-    with EmbeddedBroker(log_path=STATE_DIR / "evaluate-broker.log") as broker:
+    with EmbeddedBroker(log_path=STATE_DIR / f"evaluate-broker-{label}.log") as broker:
         configs = simulated_region_configs(args.config)
         settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
         ensure_topics(settings.kafka, settings.topic_specs())
-        port = free_port()
-        log = STATE_DIR / "evaluate-worker.log"
-        worker = start_worker_process(broker.bootstrap_servers, port, log, configs)
+        fleet = Fleet(broker.bootstrap_servers, configs, workers, label)
+        last_kill = time.monotonic()
         try:
             producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions)
             end = sim.t0 + args.days * DAY
@@ -82,45 +159,119 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     produced[stream] += 1
                 producer.flush()
                 if int((hour - sim.t0) / 3600) % 24 == 0:
-                    _progress(f"  produced day {(hour - sim.t0) / DAY:.0f}/{args.days:g}: "
+                    _progress(f"  [{label}] produced day {(hour - sim.t0) / DAY:.0f}/{args.days:g}: "
                               f"{sum(produced.values()):,} events")
+                if kill_every and time.monotonic() - last_kill >= kill_every:
+                    fleet.kill_one()
+                    last_kill = time.monotonic()
+                    _progress(f"  [{label}] killed a worker with SIGKILL ({fleet.kills} so far), started another")
             producer.close()
             total = sum(produced.values())
-            _progress(f"  {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for the worker …")
-            wait_for_events(port, total, args.timeout, worker, log, " (raise --timeout on a slow machine)")
-            m = scrape(port)
-            expected = int(m.get("zhijian_alerts_total", 0))
-            _progress(f"  worker done after {time.monotonic() - started:.0f} s; reading {expected} alerts …")
-            tail = AlertTail(settings.kafka, settings.topic("alerts"))
-            idle = time.monotonic()
-            while len(alerts) < expected or time.monotonic() - idle < 2:
-                for _, alert in tail.poll(500):
-                    idle = time.monotonic()
-                    alerts.setdefault(alert["alert_id"], alert)  # the first record is the opening one
-                if time.monotonic() - idle > 30:
-                    raise ZhijianError(f"read {len(alerts)} of {expected} alerts from the alert topic")
-            tail.close()
-            peak_rss = peak_rss_mib(worker.pid)
+            _progress(f"  [{label}] {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for "
+                      f"{workers} worker(s) to commit everything …")
+            consumed = list(settings.input_topics().values()) + [
+                s.name for s in settings.internal_topic_specs() if s.name.endswith("-repartition")]
+            deadline = time.monotonic() + args.timeout
+            calm = 0
+            while calm < 2:  # committed to the end twice, 2 s apart (forwarding happens at commits)
+                time.sleep(2.0)
+                fleet.check()
+                done, left = drained(settings.kafka, settings.worker.app_id, consumed)
+                calm = calm + 1 if done else 0
+                if not done and kill_every and time.monotonic() - last_kill >= kill_every:
+                    fleet.kill_one()
+                    last_kill = time.monotonic()
+                    _progress(f"  [{label}] {left:,} records to go; killed a worker with SIGKILL ({fleet.kills} so "
+                              f"far), started another")
+                if time.monotonic() > deadline:
+                    raise ZhijianError(f"the workers left {left:,} records uncommitted after {args.timeout:g} s; see "
+                                       f"{STATE_DIR}/evaluate-worker-{label}-*.log (raise --timeout on a slow machine)")
+            alerts = read_all_alerts(settings.kafka, settings.topic("alerts"))
+            peak_rss = max(peak_rss_mib(p.pid) for p in fleet.procs)
         finally:
-            stop_process(worker)
+            fleet.stop()
+    _progress(f"  [{label}] {len(alerts)} alerts after {time.monotonic() - started:.0f} s")
+    return {"produced": produced, "alerts": alerts, "peak_rss": peak_rss, "kills": fleet.kills,
+            "wall": time.monotonic() - started}
+
+
+def alert_index(alerts: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """alert id → [detector, entity, event time]: what a comparison names."""
+    return {i: [a["detector"], f"{a['entity']['kind']}:{a['entity']['id']}", a["event_time"]] for i, a in alerts.items()}
+
+
+def compare(reference: dict[str, list[str]], got: dict[str, list[str]]) -> dict[str, Any]:
+    missing = sorted(set(reference) - set(got), key=lambda i: reference[i])
+    extra = sorted(set(got) - set(reference), key=lambda i: got[i])
+    return {"identical": not missing and not extra, "reference_alerts": len(reference), "alerts": len(got),
+            "missing": [[i, *reference[i]] for i in missing], "extra": [[i, *got[i]] for i in extra]}
+
+
+def _print_comparison(c: dict[str, Any], layout: str) -> None:
+    if c["identical"]:
+        print(f"\nalert set identical, by id, to the one-worker uninterrupted run: {c['alerts']} alerts ({layout})")
+        return
+    print(f"\nalert set DIFFERS from the one-worker uninterrupted run ({layout}): {len(c['missing'])} missing, "
+          f"{len(c['extra'])} extra of {c['reference_alerts']}")
+    for kind in ("missing", "extra"):
+        for alert_id, detector, entity, when in c[kind][:20]:
+            print(f"  {kind:7} {alert_id}  {detector:32} {entity:28} {when}")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from connectors.simulator.files import write_truth
+    from connectors.simulator.scenarios import BY_NAME
+    from models.evaluation import markdown, report_dict, score
+    from models.pseudonym import Pseudonymizer
+    from streams.cli import simulator_from_args
+
+    if args.days <= 0 or args.scale <= 0:
+        raise ZhijianError("--days and --scale must be positive")
+    if args.workers < 1 or (args.kill_every is not None and args.kill_every <= 0):
+        raise ZhijianError("--workers must be 1 or more and --kill-every a positive number of seconds")
+    STATE_DIR.mkdir(exist_ok=True)
+    sim = simulator_from_args(args)
+    _progress(f"evaluate: seed {args.seed}, {args.days:g} simulated days, scale {args.scale:g} "
+              f"({len(sim.region.institutions)} institutions, {len(sim.region.devices)} cold-chain devices)")
+    plain = args.workers == 1 and not args.kill_every
+    layout = f"{args.workers} worker(s)" + (f", one killed every {args.kill_every:g} s" if args.kill_every else "")
+    reference = None
+    if not plain:
+        if args.reference:
+            try:
+                reference = json.loads(Path(args.reference).read_text())["alert_index"]
+            except (OSError, ValueError, KeyError) as e:
+                raise ZhijianError(f"--reference {args.reference}: not the --json of an evaluate run ({e})") from e
+        else:
+            _progress("  first the reference: one worker, uninterrupted")
+            reference = alert_index(run_pipeline(args, simulator_from_args(args), 1, None, "reference")["alerts"])
+    run = run_pipeline(args, sim, args.workers, args.kill_every, "run")
+    produced, alerts = run["produced"], run["alerts"]
     pseudonymize = Pseudonymizer.from_env()
     truth = incidents_from_truth(sim.truth, pseudonymize)
     report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()))
     enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
-        "seed": args.seed, "days": args.days, "scale": args.scale,
-        "events": dict(produced), "alerts": len(alerts), "wall_seconds": round(time.monotonic() - started, 1),
-        "worker_peak_rss_mib": round(peak_rss, 1),
+        "seed": args.seed, "days": args.days, "scale": args.scale, "workers": args.workers,
+        "kill_every": args.kill_every, "kills": run["kills"],
+        "events": dict(produced), "alerts": len(alerts), "wall_seconds": round(run["wall"], 1),
+        "worker_peak_rss_mib": round(run["peak_rss"], 1),
         "scenarios": {n: {"stream": BY_NAME[n].stream, "term": BY_NAME[n].term, "entity": BY_NAME[n].entity_kind,
                           "detectors": list(BY_NAME[n].detectors), "description": BY_NAME[n].description}
                       for n in enabled},
         **report_dict(report),
+        "alert_index": alert_index(alerts),
     }
     print(markdown(report))
     print(f"\n{sum(produced.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(produced.items()))}), "
-          f"{len(alerts)} alerts, {result['wall_seconds']:.0f} s")
+          f"{len(alerts)} alerts, {result['wall_seconds']:.0f} s; {layout}, {run['kills']} kill(s)")
+    status = 0
+    if reference is not None:
+        result["comparison"] = compare(reference, result["alert_index"])
+        _print_comparison(result["comparison"], layout)
+        status = 0 if result["comparison"]["identical"] else 1
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
     if args.truth:
         write_truth(Path(args.truth), sim.truth)
-    return 0
+    return status

@@ -18,6 +18,7 @@ from faust.transport.drivers import aiokafka as driver
 FETCH_MAX_WAIT_MS = 100
 #: Set by the app: writes the detector state changed since the last checkpoint (streams.state.Checkpointer).
 CHECKPOINT: Any = None
+CHECKPOINT_BOUNDARY: Any = None  # the lock the agents hold while they handle a record (streams.state.BOUNDARY)
 SCHEME = "zhijian-kafka"
 
 
@@ -37,9 +38,13 @@ class _Producer(driver.Producer):
     async def flush(self) -> None:
         """Faust flushes its producer right before every offset commit: the changed detector state goes
         to the changelogs there, in batches, and is acknowledged before the offsets are committed."""
-        await super().flush()
-        if CHECKPOINT is not None and self._producer is not None:
-            await CHECKPOINT.flush(self._producer)
+        if CHECKPOINT is None or self._producer is None:
+            await super().flush()
+            return
+        async with CHECKPOINT_BOUNDARY:  # between two records: no record half-handled
+            captured = CHECKPOINT.capture()
+        await super().flush()  # the alerts of the captured state are acknowledged first
+        await CHECKPOINT.write(self._producer, captured)
 
 
 class Transport(driver.Transport):

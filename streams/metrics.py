@@ -14,6 +14,10 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 EVENTS = Counter("zhijian_events", "Valid events processed", ["stream"], registry=REGISTRY)
 RECORDS = Counter("zhijian_records", "Kafka records consumed (an envelope counts once)", ["stream"],
                   registry=REGISTRY)
+REPLAYED = Counter("zhijian_records_replayed", "Records read again after a restart or a rebalance that the restored "
+                   "state had already applied (skipped)", ["stream"], registry=REGISTRY)
+FORWARDED = Counter("zhijian_forwarded_events", "Events received on a repartition topic, by re-keyed group "
+                    "(claim-by-doctor …)", ["group"], registry=REGISTRY)
 INVALID = Counter("zhijian_invalid_records", "Records or events refused and sent to the dead-letter topic",
                   ["stream", "reason"], registry=REGISTRY)
 ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted)",

@@ -46,8 +46,9 @@ def load_series(root: Path, name: str) -> list[tuple[float, float]]:
 def dynamics_alarms(series: list[tuple[float, float]], device: str) -> list[float]:
     from models.alert import Source
     from models.coldchain.dynamics import DynamicsDetector
+    from models.runtime import Runtime
 
-    d = DynamicsDetector()
+    d = Runtime([DynamicsDetector()])
     alarms = []
     for i, (t, value) in enumerate(series):
         e = {"device_id": device, "device_kind": "fridge", "facility_id": "NAB", "temperature_c": value, "_t": t}

@@ -64,11 +64,16 @@ class Settings:
         """Every topic the pipeline uses: inputs, alerts, dead letters, and the worker's state changelogs."""
         t = self.topics
         return (topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
-                + changelog_specs(self.worker.app_id, t.input_partitions))
+                + self.internal_topic_specs())
+
+    def internal_topic_specs(self) -> list[TopicSpec]:
+        """The worker's own topics: state changelogs and repartition topics (docs/state.md)."""
+        return changelog_specs(self.worker.app_id, self.topics.input_partitions, list(registry.groups()))
 
     def input_topics(self) -> dict[str, str]:
         """Stream name → the input topic carrying it."""
-        return {s.stream: s.name for s in self.topic_specs() if s.stream}
+        t = self.topics
+        return {s.stream: s.name for s in topic_specs(t.prefix, t.input_partitions, t.alert_partitions) if s.stream}
 
     def topic(self, suffix: str) -> str:
         return f"{self.topics.prefix}{suffix}"

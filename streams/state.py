@@ -1,20 +1,26 @@
-"""Durable detector state: the keyed runtimes checkpointed to compacted changelog topics at each
-offset commit, and restored when a partition is assigned (start, rebalance, takeover after a kill).
+"""Durable detector state and re-keying at the offset commit.
 
 Kafka Streams' and quixstreams' way: state per key in a store, flushed to a changelog at the
-checkpoint, recovered on assignment. Here:
+checkpoint, recovered on assignment. Here, at each offset commit (Faust flushes its producer
+right before it commits; the project's producer, :mod:`streams.faust_transport`, calls
+:meth:`Checkpointer.flush` there):
 
-* **checkpoint** — Faust flushes its producer right before it commits offsets; the project's
-  producer (:mod:`streams.faust_transport`) then writes every key changed since the last
-  checkpoint to ``<app id>-<stream>-state-changelog`` (partition = the input partition it belongs
-  to) in record batches and waits for their acknowledgement, so the state on the changelog is
-  never behind the committed offsets. It may be ahead (events processed but not
-  yet committed): after a kill those events come again, and a detector that passes the
-  conformance checks gives no new alert id for them.
-* **restore** — before the first record of a newly owned partition is processed, the changelog
-  partitions of the stream's owned partitions are read from the start to their end into fresh
-  runtimes (the agent awaits it, so no record can overtake it); on a rebalance, revoked
-  partitions' state is dropped (their new owner restores it).
+1. **capture**, between two records (the agents hold :data:`BOUNDARY` while they handle a record
+   and send what it caused): every key changed since the last checkpoint, each runtime's own
+   record (its watermark, the last input offset it applied, its sources), and the envelopes the
+   forwarders hold for the repartition topics (:mod:`models.rekey`);
+2. Faust's own flush: every alert sent so far is acknowledged — so every alert of the captured
+   state is on the alert topic;
+3. **write** the envelopes to the repartition topics and the changes to
+   ``<app id>-<name>-state-changelog`` (partition = the partition the state belongs to) in record
+   batches, and wait for their acknowledgement; then Faust commits the offsets it chose before
+   step 1, which are never ahead of the captured state.
+
+After a kill the new owner **restores** a partition's state from its changelog before the
+partition's first record (the agent awaits it), and skips the records the restored state has
+already applied (their alerts and envelopes went out before the checkpoint was written): state
+and forwarding see each record once, and alerts are at-least-once with deterministic ids. On a
+rebalance, revoked partitions' state is dropped (their new owner restores it).
 
 One record per changed key per commit, not per event: a key touched by a thousand events in a
 second is written once.
@@ -28,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from connectors.topics import changelog_name
-from models.runtime import PartitionedRuntime
+from connectors.topics import changelog_name, repartition_name
+from models.rekey import Rekeying
 from streams import metrics
 
 log = logging.getLogger(__name__)
@@ -40,45 +46,77 @@ def record_key(detector: str, key: str) -> bytes:
     return f"{detector}{SEP}{key}".encode()
 
 
+Captured = list[tuple[str, int, list[tuple[bytes, bytes | None]]]]
+
+#: Held by an agent while it handles one record and sends what it caused; the checkpoint captures the
+#: state only between records, so a captured state never holds a record whose alerts are not yet sent.
+BOUNDARY = asyncio.Lock()
+
+
 class Checkpointer:
-    """Writes the keys changed since the last checkpoint to the changelogs, as record batches straight on
-    the underlying aiokafka producer (a few µs a record; Faust's per-message path costs far more, and a
-    checkpoint after a burst holds one record per key touched)."""
+    """Captures the state changed since the last checkpoint and the envelopes to forward, and writes them as
+    record batches straight on the underlying aiokafka producer (a few µs a record; Faust's per-message path
+    costs far more, and a checkpoint after a burst holds one record per key touched)."""
 
-    def __init__(self, runtimes: dict[str, PartitionedRuntime], app_id: str) -> None:
-        self.runtimes = runtimes
-        self.topics = {stream: changelog_name(app_id, stream) for stream in runtimes}
+    def __init__(self, stores: dict[str, Any], app_id: str, rekeying: dict[str, Rekeying] | None = None,
+                 durable: bool = True) -> None:
+        self.stores = stores if durable else {}  # name (stream or group) → PartitionedRuntime / PartitionedReceiver
+        self.topics = {name: changelog_name(app_id, name) for name in stores}
+        self.rekeying = rekeying or {}
+        self.repartition = {group: repartition_name(app_id, group) for r in self.rekeying.values() for group in r.groups}
 
-    async def flush(self, producer: Any) -> int:
-        started = time.perf_counter()
-        pending = []
-        written = 0
-        for stream, runtime in self.runtimes.items():
-            topic = self.topics[stream]
-            for partition, task in list(runtime.tasks.items()):
+    def capture(self) -> tuple[Captured, Captured]:
+        """(topic, partition, records) of the envelopes to forward and of the state changes; call between two
+        records."""
+        forward: Captured = []
+        for rekeying in self.rekeying.values():
+            per_target: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+            for group, target, envelope in rekeying.flush():
+                per_target.setdefault((self.repartition[group], target), []).append((b"", orjson.dumps(envelope)))
+            forward += [(topic, p, records) for (topic, p), records in per_target.items()]
+        out: Captured = []
+        for name, store in self.stores.items():
+            for partition, task in list(store.tasks.items()):
                 changes = task.changes()
-                if not changes:
-                    continue
-                batch = producer.create_batch()
-                for detector, key, value in changes:
-                    k, v = record_key(detector, key), None if value is None else orjson.dumps(value)
-                    if batch.append(key=k, value=v, timestamp=None) is None:  # full: send it, start another
-                        batch.close()
-                        pending.append(await producer.send_batch(batch, topic, partition=partition))
-                        batch = producer.create_batch()
-                        batch.append(key=k, value=v, timestamp=None)
-                    written += 1
-                batch.close()
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-            metrics.STATE_KEYS.labels(stream).set(len(runtime))
-        if pending:
-            await asyncio.gather(*pending)  # acknowledged before Faust commits the offsets
-            metrics.CHECKPOINT_RECORDS.inc(written)
+                if changes:
+                    out.append((self.topics[name], partition,
+                                [(record_key(d, k), None if v is None else orjson.dumps(v)) for d, k, v in changes]))
+            metrics.STATE_KEYS.labels(name).set(len(store))
+        return forward, out
+
+    async def write(self, producer: Any, captured: tuple[Captured, Captured]) -> int:
+        """The envelopes first, then the state: a state that says a record was applied is never on the
+        changelog before what the record forwarded (a kill between the two forwards it again, and the
+        receiver knows its offsets)."""
+        started = time.perf_counter()
+        forward, changes = captured
+        written = await self._send(producer, forward) + await self._send(producer, changes)
+        if changes:
+            metrics.CHECKPOINT_RECORDS.inc(sum(len(r) for _, _, r in changes))
             metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
         return written
 
+    @staticmethod
+    async def _send(producer: Any, captured: Captured) -> int:
+        pending = []
+        written = 0
+        for topic, partition, records in captured:
+            batch = producer.create_batch()
+            for k, v in records:
+                if batch.append(key=k, value=v, timestamp=None) is None:  # full: send it, start another
+                    batch.close()
+                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=k, value=v, timestamp=None)
+                written += 1
+            batch.close()
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+        if pending:
+            await asyncio.gather(*pending)  # acknowledged before Faust commits the offsets
+        return written
 
-async def restore(conn: Any, app_id: str, stream: str, runtime: PartitionedRuntime, partitions: list[int]) -> int:
+
+async def restore(conn: Any, app_id: str, stream: str, runtime: Any, partitions: list[int]) -> int:
     """Read the changelog partitions of ``partitions`` into fresh runtimes; return the records read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -116,7 +154,7 @@ async def restore(conn: Any, app_id: str, stream: str, runtime: PartitionedRunti
     return read
 
 
-async def ensure_restored(conn: Any, app_id: str, stream: str, runtime: PartitionedRuntime, topic: str,
+async def ensure_restored(conn: Any, app_id: str, stream: str, runtime: Any, topic: str,
                           partition: int, consumer: Any) -> None:
     """Before a partition's first record is processed: restore it, and every other owned partition of the
     stream not restored yet, from the changelog (one read for all of them). The agent calls it only for a
@@ -131,10 +169,15 @@ async def ensure_restored(conn: Any, app_id: str, stream: str, runtime: Partitio
     log.info("%s: restored partitions %s from %d changelog records in %.2f s", stream, new, read, seconds)
 
 
-def on_assignment(runtimes: dict[str, PartitionedRuntime], inputs: dict[str, str], assigned: Any) -> None:
-    """Drop the state of revoked partitions: their new owner restores it. (New partitions are restored
-    by the agent before their first record: Faust may deliver records before this signal has run.)"""
-    for stream, runtime in runtimes.items():
-        owned = {tp.partition for tp in assigned if tp.topic == inputs[stream]}
-        runtime.drop([p for p in list(runtime.tasks) if p not in owned])
-        metrics.STATE_KEYS.labels(stream).set(len(runtime))
+def on_assignment(stores: dict[str, Any], topics: dict[str, str], assigned: Any,
+                  rekeying: dict[str, Rekeying] | None = None) -> None:
+    """Drop the state of revoked partitions, and their forwarders: their new owner restores it. (New
+    partitions are restored by the agent before their first record: Faust may deliver records before this
+    signal has run.)"""
+    for name, store in stores.items():
+        owned = {tp.partition for tp in assigned if tp.topic == topics[name]}
+        store.drop([p for p in list(store.tasks) if p not in owned])
+        metrics.STATE_KEYS.labels(name).set(len(store))
+    for stream, r in (rekeying or {}).items():
+        owned = {tp.partition for tp in assigned if tp.topic == topics[stream]}
+        r.drop([p for _, p in list(r.forwarders) if p not in owned])

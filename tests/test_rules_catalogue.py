@@ -120,15 +120,49 @@ def test_settlements_at_the_same_site_or_on_admission_and_discharge_days_are_not
 
 
 def test_card_bursts_rearm_after_a_quiet_window_and_ignore_outpatient_claims():
-    d = CardBurstDetector(CardBurstLimits(window_minutes=10, min_cards=4))
+    d = Runtime([CardBurstDetector(CardBurstLimits(window_minutes=10, min_cards=4))])
 
     def claim(n, minute, kind="pharmacy"):
         return d.process({"claim_id": f"CL{n}", "claim_type": kind, "institution_id": "P1", "patient": f"P{n}",
                           "total_amount": 5.0, "_t": T0 + 60 * minute}, src(n))
     assert [a for n in range(4) for a in claim(n, n, "outpatient")] == []
-    first = [a for n in range(4, 8) for a in claim(n, n)]
-    again = [a for n in range(8, 12) for a in claim(n, 60 + n)]  # an hour later: a new burst
-    assert len(first) == 1 and len(again) == 1 and first[0].alert_id != again[0].alert_id
+    alerts = [a for n in range(4, 8) for a in claim(n, n)]
+    alerts += [a for n in range(8, 12) for a in claim(n, 60 + n)]  # an hour later: a new burst
+    alerts += d.advance(T0 + 3 * 3600)  # judged once the watermark is past each window
+    assert [a.numbers["claim_ids"] for a in alerts] == [["CL4", "CL5", "CL6", "CL7"], ["CL8", "CL9", "CL10", "CL11"]]
+    assert alerts[0].alert_id != alerts[1].alert_id
+
+
+def rekeyed(factory, sources: int, targets: int = 2):
+    """Forwarders at ``sources`` input partitions and receivers at ``targets`` repartition partitions, as the
+    worker wires them (models.rekey): feed(event, partition) forwards and delivers, returning the alerts;
+    deliver(until) moves every source's watermark; receivers hold the state."""
+    from models.rekey import Forwarder, Receiver
+
+    forwarders = [Forwarder([factory()], "t", p, targets) for p in range(sources)]
+    receivers = [Receiver([factory()], sources) for _ in range(targets)]
+    offsets = [0] * sources
+
+    def feed(event, partition, flush=True):
+        offset = offsets[partition]
+        forwarders[partition].add(dict(event), Source("t", partition, offset, f"e{partition}-{offset}"))
+        offsets[partition] += 1
+        return deliver() if flush else []
+
+    def deliver(until=None):
+        out = []
+        for f in forwarders:
+            if until is not None:
+                f.watermark = until
+            out += [a for target, env in f.flush() for a in receivers[target].receive(env)]
+        return out
+
+    return feed, deliver, receivers
+
+
+def pharmacy_claim(t, who):
+    return {"claim_id": f"CL-{who}", "claim_type": "pharmacy", "institution_id": "P1", "patient": who,
+            "total_amount": 5.0, "_t": t}
 
 
 def line(code, price, qty=1):
@@ -153,29 +187,34 @@ def test_over_standard_tolerates_rounding_and_leaves_inpatient_units_to_the_stay
 
 
 def test_card_bursts_are_found_in_event_time_whatever_order_the_partitions_arrive_in():
-    """Claims are keyed by patient: a pharmacy's settlements come from every partition, an hour apart."""
+    """Claims are keyed by patient: a pharmacy's settlements come from every partition, read at uneven speeds;
+    re-keyed by institution, the burst is judged once every partition is past it — the same alert whatever the
+    order."""
     import random
     import zlib
 
     rng = random.Random(3)
-    d = CardBurstDetector()
     normal = [(T0 + rng.uniform(0, 3 * 3600), f"N{i}") for i in range(72)]  # 24 an hour: busy, not a burst
     burst = [(T0 + 5000 + 40 * i, f"B{i}") for i in range(20)]  # 20 cards in 13 minutes
     by_partition: dict[int, list] = {p: [] for p in range(4)}
     for t, who in sorted(normal + burst):
         by_partition[zlib.crc32(who.encode()) % 4].append((t, who))
+    in_order = Runtime([CardBurstDetector()])
+    want = [a for t, who in sorted(normal + burst) for a in in_order.process(pharmacy_claim(t, who), src(0))]
+    want += in_order.advance(T0 + 5 * 3600)
+    feed, deliver, _ = rekeyed(CardBurstDetector, 4)
     alerts = []
     for block in range(6):  # fetches of half an hour of each partition's records, the partitions in turn
         lo, hi = T0 + 1800 * block, T0 + 1800 * (block + 1)
         for p in (2, 0, 3, 1):
-            for n, (t, who) in enumerate(by_partition[p]):
+            for t, who in by_partition[p]:
                 if lo <= t < hi:
-                    e = {"claim_id": f"CL-{who}", "claim_type": "pharmacy", "institution_id": "P1", "patient": who,
-                         "total_amount": 5.0, "_t": t}
-                    alerts += d.process(e, src(n, p))
-    assert len(alerts) == 1  # raised when the threshold is crossed; later cards extend the same burst silently
+                    alerts += feed(pharmacy_claim(t, who), p, flush=False)
+            alerts += deliver()
+    alerts += deliver(until=T0 + 5 * 3600)
+    assert len(alerts) == 1 and [a.alert_id for a in alerts] == [a.alert_id for a in want]
     a = alerts[0]
-    assert a.numbers["cards"] >= 15 and a.numbers["minutes"] <= 15
+    assert a.numbers == want[0].numbers and a.numbers["cards"] >= 15 and a.numbers["minutes"] <= 15
     assert sum(c.startswith("CL-B") for c in a.numbers["claim_ids"]) >= 8
 
 
@@ -192,53 +231,61 @@ def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_
 
     start = datetime.fromisoformat("2026-10-01T08:00:00+08:00")
     events = [rx(i, start + timedelta(days=i // 40, minutes=15 * (i % 40)), i % 40 < 4) for i in range(40 * 20)]
-    in_order = ExcessUsageDetector()
+    in_order = Runtime([ExcessUsageDetector()])
     for i, e in enumerate(events):
-        in_order.process(dict(e), src(i))
-    interleaved = ExcessUsageDetector()  # the same events, two partitions read in alternate blocks of half a day
-    blocks = [events[i:i + 20] for i in range(0, len(events), 20)]
+        in_order.process(dict(e), Source("t", 0, i, e["prescription_id"]))
+    feed, deliver, receivers = rekeyed(ExcessUsageDetector, 2, targets=1)
+    blocks = [events[i:i + 20] for i in range(0, len(events), 20)]  # two partitions read in alternate half days
     for k in range(0, len(blocks), 2):
         for e in blocks[k + 1] if k + 1 < len(blocks) else []:
-            interleaved.process(dict(e), src(0, 1))
+            feed(e, 1, flush=False)
+        deliver()
         for e in blocks[k]:
-            interleaved.process(dict(e), src(0, 0))
-    a, b = in_order._prescribers["D1"].episode.chart, interleaved._prescribers["D1"].episode.chart
-    assert round(a.p0, 4) == round(b.p0, 4) == 0.1
+            feed(e, 0, flush=False)
+        deliver()
+    kept = in_order.store_of("prescription.excess_usage", "D1")
+    assert kept["closed"] == "2026-10-19"
+    assert receivers[0].runtime.store_of("prescription.excess_usage", "D1")["chart"] == kept["chart"]
+    assert round(kept["chart"][0][1] / kept["chart"][0][0], 4) == 0.1  # the learned share: 4 of 40 a day
 
 
 def test_a_partition_read_days_ahead_does_not_wipe_what_a_lagging_one_still_needs():
     from models.claims.duplicate_charge import DuplicateChargeDetector
     from models.claims.impossible_day import ImpossibleDayDetector
 
+    from datetime import datetime
+
     def claim(cid, day, patient, minutes=0):
         item = {"item_code": "PHYSIO", "quantity": 1, "unit_price": 60.0, "amount": 60.0, "service_date": day}
         if minutes:
             item["billed_minutes"] = minutes
+        when = f"{day}T10:00:00+08:00"
         return {"claim_id": cid, "claim_type": "outpatient", "institution_id": "H1", "patient": patient,
-                "doctor_id": "D1", "event_time": f"{day}T10:00:00+08:00", "_t": T0, "items": [item]}
+                "doctor_id": "D1", "event_time": when, "_t": datetime.fromisoformat(when).timestamp(), "items": [item]}
 
-    dup, day_limit = PartitionedRuntime([DuplicateChargeDetector()]), ImpossibleDayDetector()
-    for d in (dup, day_limit):
-        assert d.process(claim("A1", "2026-10-01", "Pa", 600), src(1, 0)) == []
-        assert d.process(claim("B1", "2026-10-09", "Pb", 60), src(1, 1)) == []  # partition 1 is 8 days ahead
+    dup = PartitionedRuntime([DuplicateChargeDetector()])
+    assert dup.process(claim("A1", "2026-10-01", "Pa", 600), src(1, 0)) == []
+    assert dup.process(claim("B1", "2026-10-09", "Pb", 60), src(1, 1)) == []  # partition 1 is 8 days ahead
     assert len(dup.process(claim("A2", "2026-10-01", "Pa", 600), src(2, 0))) == 1  # still a duplicate
-    day_limit.process(claim("A2", "2026-10-01", "Pa", 600), src(2, 0))
-    [a] = day_limit.process(claim("A3", "2026-10-01", "Pc", 300), src(3, 0))  # 10 + 10 + 5 h > 24 h
+    feed, _, _ = rekeyed(ImpossibleDayDetector, 2)  # a doctor's claims, re-keyed by doctor from two partitions
+    assert feed(claim("A1", "2026-10-01", "Pa", 600), 0) == []
+    assert feed(claim("B1", "2026-10-09", "Pb", 60), 1) == []
+    assert feed(claim("A2", "2026-10-01", "Pa", 600), 0) == []
+    [a] = feed(claim("A3", "2026-10-01", "Pc", 300), 0)  # 10 + 10 + 5 h > 24 h
     assert a.numbers["billed_hours"] == 25.0
 
 
-def test_told_the_partition_count_a_burst_is_found_even_when_partitions_arrive_one_after_another():
+def test_a_burst_is_found_even_when_partitions_arrive_one_after_another():
     import zlib
 
-    d = CardBurstDetector(partitions=4)
     burst = [(T0 + 5000 + 40 * i, f"B{i}") for i in range(20)]
     by_partition: dict[int, list] = {p: [] for p in range(4)}
     for t, who in burst:
         by_partition[zlib.crc32(who.encode()) % 4].append((t, who))
+    feed, deliver, _ = rekeyed(CardBurstDetector, 4)
     alerts = []
     for p in (2, 0, 3, 1):  # a whole partition at a time, as a worker's first fetches can bring them
-        for n, (t, who) in enumerate(by_partition[p]):
-            e = {"claim_id": f"CL-{who}", "claim_type": "pharmacy", "institution_id": "P1", "patient": who,
-                 "total_amount": 5.0, "_t": t}
-            alerts += d.process(e, src(n, p))
-    assert len(alerts) == 1 and alerts[0].numbers["cards"] >= 15
+        for t, who in by_partition[p]:
+            alerts += feed(pharmacy_claim(t, who), p)
+    alerts += deliver(until=T0 + 3 * 3600)
+    assert len(alerts) == 1 and alerts[0].numbers["cards"] == 20

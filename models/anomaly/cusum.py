@@ -43,7 +43,20 @@ from typing import Any
 from river.base import AnomalyDetector
 
 
-class GaussianCUSUM(AnomalyDetector):
+class _Stateful:
+    """What a chart has learned, as JSON values (its parameters come from the configuration)."""
+
+    _learned_fields: tuple[str, ...] = ()
+
+    def dump(self) -> list[float]:
+        return [getattr(self, f) for f in self._learned_fields]
+
+    def load(self, values: list[float]) -> None:
+        for f, v in zip(self._learned_fields, values):
+            setattr(self, f, v)
+
+
+class GaussianCUSUM(_Stateful, AnomalyDetector):
     """One-sided CUSUM of a value standardized by its exponentially weighted mean and variance.
 
     ``direction`` "up" or "down"; ``k`` the slack in standard deviations; ``warmup`` values are
@@ -52,6 +65,8 @@ class GaussianCUSUM(AnomalyDetector):
     more than ``learn_z``
     deviations away, or while the statistic is at ``learn_below`` or more, are not learned.
     """
+
+    _learned_fields = ("_m", "_v", "_learned", "n", "statistic")
 
     def __init__(self, direction: str = "up", k: float = 0.5, fading_factor: float = 0.1, warmup: int = 5,
                  min_rel_sd: float = 0.05, learn_z: float = 3.0, learn_below: float = 2.5, min_sd: float = 1e-9) -> None:
@@ -107,7 +122,7 @@ class GaussianCUSUM(AnomalyDetector):
         self.n += 1
 
 
-class BinomialCUSUM(AnomalyDetector):
+class BinomialCUSUM(_Stateful, AnomalyDetector):
     """CUSUM of the log-likelihood ratio that a share has risen from ``p0`` to ``ratio`` × ``p0``.
 
     ``x = {"n": trials, "k": successes}``. The baseline share is learned from counts faded by
@@ -115,6 +130,8 @@ class BinomialCUSUM(AnomalyDetector):
     ``learn_below`` (learning only at zero would keep the busier days out and bias the share
     low), and nothing is scored before the baseline holds ``min_trials`` trials.
     """
+
+    _learned_fields = ("_trials", "_successes", "statistic")
 
     def __init__(self, ratio: float = 2.0, fading_factor: float = 0.97, min_trials: int = 100,
                  learn_below: float = 4.0) -> None:
@@ -165,6 +182,16 @@ class Episode:
         self.threshold = threshold
         self.region = region
         self.armed = True
+
+    def dump(self) -> list[Any]:
+        """The chart's learned values and whether it is armed: JSON, for a state store."""
+        return [self.chart.dump(), self.armed]
+
+    def load(self, kept: list[Any] | None) -> "Episode":
+        if kept:
+            self.chart.load(kept[0])
+            self.armed = kept[1]
+        return self
 
     def observe(self, x: dict[str, Any]) -> bool:
         """Learn ``x``; True when this observation opens a new episode (the moment to alert)."""

@@ -1,111 +1,117 @@
-"""Per-entity daily totals, closed when every input partition has moved past the day.
+"""Daily charts 按日监测: an entity's events added up per local day, each day judged once complete.
 
 Online models here look at days, not events: a prescriber's share of antimicrobial
-prescriptions, an institution's kilograms of waste. :class:`DailyTotals` adds an entity's
-events up by local day (the date in ``event_time``, in its own offset). An entity's events
-come from several partitions (the topics are keyed by patient or manifest), read at uneven
-speeds, so a day is complete only when the *watermark* — the oldest of the partitions' newest
-event times — has passed the day's end by ``grace_s``; :meth:`add` then hands back every day
-it completes, of any entity. An event for a day already handed back is ignored. Days without
-events are not days of the series. A partition that stops receiving events holds the
-watermark back; the days wait for it. At a worker's start the first fetches can bring a day of
-one partition before the others have been seen at all: given ``partitions`` (how many the
-stream has), nothing closes until all have been seen — or, for a worker that owns only some,
-until ``startup_wait_s`` of event time has passed since its first event.
+prescriptions, an institution's kilograms of waste, its mean claim. :class:`DailyChart` is the
+base of such detectors under the keyed contract (:mod:`models.detector`): per entity it adds an
+event's values to the day in its ``event_time`` (the local date, in the event's own offset) and
+asks the runtime for a timer at that day's end plus ``grace_s``. When the watermark passes it —
+on a repartition topic, the slowest input partition's event time (:mod:`models.rekey`) — the day
+is complete and handed to :meth:`DailyChart.judge` with the entity's chart (an
+:class:`~models.anomaly.cusum.Episode`), in day order. An event for a day already judged is late
+and ignored. Days without events are not days of the series.
+
+The state of an entity: its open days (totals, up to ``max_evidence`` sources, and a CRC-32 of each
+event id counted, so an event delivered twice counts once), the last day judged, its chart's learned values and the subclass's ``context`` (institution, region …).
 
 >>> from datetime import datetime
->>> days = DailyTotals(grace_s=600)
->>> def add(who, when, k, partition):
-...     t = datetime.fromisoformat(when).timestamp()
-...     return [(e, d.day, d.totals) for e, d in days.add(who, when, t, {"n": 1, "k": k}, partition, f"{who}@{when}")]
->>> add("D1", "2026-10-14T10:00:00+08:00", 0, 0), add("D2", "2026-10-14T11:00:00+08:00", 1, 1)
+>>> from models.alert import Source
+>>> from models.runtime import Runtime
+>>> from models.anomaly.cusum import Episode, GaussianCUSUM
+>>> class Busy(DailyChart):                       # report every day's count, to show the closing
+...     name, version, stream, key, key_field, Limits = "demo.busy", "1", "claim", "institution", "institution_id", dict
+...     grace_s = 600.0
+...     def values(self, event): return {"n": 1}
+...     def new_chart(self): return Episode(GaussianCUSUM(), 5.0)
+...     def judge(self, ctx, chart, day, totals, evidence, now): return [(ctx.key, day, totals["n"])]
+>>> rt = Runtime([Busy()])
+>>> def claim(inst, when, offset):
+...     e = {"institution_id": inst, "event_time": when, "_t": datetime.fromisoformat(when).timestamp()}
+...     return rt.process(e, Source("zhijian.claims", 0, offset, f"C{offset}"))
+>>> claim("H1", "2026-10-14T10:00:00+08:00", 0), claim("H1", "2026-10-14T23:55:00+08:00", 1)
 ([], [])
->>> add("D1", "2026-10-15T09:00:00+08:00", 0, 0)    # partition 1 is still on the 14th
+>>> claim("H2", "2026-10-15T00:20:00+08:00", 2)     # the 14th ended 20 min ago: grace is 10 min
+[('H1', '2026-10-14', 2)]
+>>> claim("H1", "2026-10-14T23:59:00+08:00", 3)     # late: the 14th was judged
 []
->>> add("D1", "2026-10-14T23:50:00+08:00", 1, 1)    # and brings a straggler
-[]
->>> add("D2", "2026-10-15T08:00:00+08:00", 0, 1)    # now both are past the 14th
-[('D1', '2026-10-14', {'n': 2, 'k': 1}), ('D2', '2026-10-14', {'n': 1, 'k': 1})]
->>> add("D1", "2026-10-14T23:59:00+08:00", 1, 0)    # a closed day does not reopen
-[]
-
-Told there are three partitions, it waits for the third (here: for two days of event time):
-
->>> days = DailyTotals(grace_s=600, partitions=3)
->>> add("D1", "2026-10-14T10:00:00+08:00", 1, 0), add("D1", "2026-10-15T09:00:00+08:00", 0, 1)
-([], [])
->>> add("D1", "2026-10-15T10:00:00+08:00", 0, 0)    # partition 2 has not been heard from
-[]
->>> [(e, d) for e, d, _ in add("D1", "2026-10-15T09:30:00+08:00", 0, 2)]
-[('D1', '2026-10-14')]
 """
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass, field
+import zlib
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, ClassVar
 
-from models.anomaly.watermark import PartitionWatermark
+from models.alert import Alert, Source
+from models.anomaly.cusum import Episode
+from models.detector import Context, KeyedDetector
 
-S = TypeVar("S")
-
-
-@dataclass(slots=True)
-class Day(Generic[S]):
-    day: str
-    end_t: float  # epoch seconds of the day's end (local midnight)
-    totals: dict[str, float] = field(default_factory=dict)
-    evidence: list[S] = field(default_factory=list)
+DAY_S = 86400.0
 
 
-class DailyTotals(Generic[S]):
-    def __init__(self, grace_s: float = 6 * 3600.0, max_evidence: int = 20, partitions: int | None = None,
-                 startup_wait_s: float = 2 * 86400.0) -> None:
-        self.grace_s = grace_s
-        self.max_evidence = max_evidence
-        self._watermark = PartitionWatermark(partitions, startup_wait_s)
-        self._open: dict[tuple[str, str], Day[S]] = {}  # (entity, day) → totals
-        self._closing: list[tuple[float, str, str]] = []  # heap of (end_t, day, entity)
-        self._closed_through: dict[str, str] = {}
-        self._ends: dict[str, tuple[str, float]] = {}
+def day_of(event_time: str) -> tuple[str, float]:
+    """The local date of an ISO 8601 time and the epoch seconds of that day's end (local midnight)."""
+    local = datetime.fromisoformat(event_time)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return event_time[:10], midnight.timestamp()
 
-    @property
-    def watermark(self) -> float:
-        return self._watermark.value
 
-    def _day(self, event_time: str) -> tuple[str, float]:
-        key = event_time[:10] + event_time[19:]
-        hit = self._ends.get(key)
-        if hit is None:
-            local = datetime.fromisoformat(event_time)
-            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-            hit = self._ends[key] = (event_time[:10], midnight.timestamp())
-            if len(self._ends) > 10_000:
-                self._ends.clear()
-        return hit
+class DailyChart(KeyedDetector):
+    """Base of the per-entity daily charts (see the module's docstring)."""
 
-    def add(self, entity: str, event_time: str, t: float, values: dict[str, float], partition: int,
-            source: S) -> list[tuple[str, Day[S]]]:
-        """Add one event's values; return the (entity, day) pairs the watermark has now completed."""
-        watermark = self._watermark.observe(partition, t)
-        day, end_t = self._day(event_time)
-        if day > self._closed_through.get(entity, ""):
-            current = self._open.get((entity, day))
-            if current is None:
-                current = self._open[(entity, day)] = Day(day, end_t)
-                heapq.heappush(self._closing, (end_t, day, entity))
-            for name, value in values.items():
-                current.totals[name] = current.totals.get(name, 0) + value
-            if len(current.evidence) < self.max_evidence:
-                current.evidence.append(source)
-        done: list[tuple[str, Day[S]]] = []
-        limit = watermark - self.grace_s
-        while self._closing and self._closing[0][0] <= limit:
-            _, d, who = heapq.heappop(self._closing)
-            closed = self._open.pop((who, d), None)
-            if closed is not None:
-                done.append((who, closed))
-                if d > self._closed_through.get(who, ""):
-                    self._closed_through[who] = d
-        return done
+    #: How long after a day's end its events may still arrive: settlement and waste systems upload in
+    #: batches a few times a day, so six hours; an event later than that is not counted.
+    grace_s: ClassVar[float] = 6 * 3600.0
+    max_evidence: ClassVar[int] = 20
+    #: A learned normal is worth keeping through a long pause (a site closed for a season): 90 days.
+    retention_s: ClassVar[float] = 90 * DAY_S
+
+    def values(self, event: dict[str, Any]) -> dict[str, float] | None:
+        """What this event adds to its day; None when it does not count."""
+        raise NotImplementedError
+
+    def context(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Facts about the entity kept for the alert's text (institution, region …)."""
+        return {"region": event.get("region", "unknown")}
+
+    def new_chart(self) -> Episode:
+        raise NotImplementedError
+
+    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+              now: float) -> list[Alert]:
+        raise NotImplementedError
+
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        values = self.values(event)
+        if values is None:
+            return []
+        day, end_t = day_of(event["event_time"])
+        st = ctx.state
+        if day <= st.get("closed", ""):
+            return []  # late: that day was judged
+        if not st.get("ctx"):
+            st["ctx"] = self.context(event)
+        days = st.setdefault("days", {})
+        current = days.get(day)
+        if current is None:
+            current = days[day] = [end_t, {}, [], []]
+            ctx.set_timer(end_t + self.grace_s, day)
+        seen = zlib.crc32(source.event_id.encode())
+        if seen in current[3]:
+            return []  # the same event again (a redelivery, or sent twice): counted once
+        current[3].append(seen)
+        totals = current[1]
+        for name, value in values.items():
+            totals[name] = totals.get(name, 0) + value
+        if len(current[2]) < self.max_evidence:
+            current[2].append(list(source))
+        return []
+
+    def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
+        st = ctx.state
+        _, totals, evidence, _ = st["days"].pop(tag)
+        if not st["days"]:
+            del st["days"]
+        st["closed"] = max(st.get("closed", ""), tag)
+        chart = self.new_chart().load(st.get("chart"))
+        alerts = self.judge(ctx, chart, tag, totals, [Source(*s) for s in evidence], t)
+        st["chart"] = chart.dump()
+        return alerts

@@ -10,15 +10,16 @@ the evidence crosses ``threshold`` — once per episode. The entity is the insti
 >>> import random
 >>> from datetime import datetime
 >>> from models.alert import Source
+>>> from models.runtime import Runtime
 >>> rng = random.Random(5)
->>> d = EntityAnomalyDetector()
+>>> rt = Runtime([EntityAnomalyDetector()])
 >>> def day(i, mean, n=40):
 ...     out = []
 ...     for j in range(n):
 ...         e = {"claim_id": f"CL{i}-{j}", "claim_type": "outpatient", "institution_id": "K02", "region": "310106",
 ...              "event_time": f"2026-10-{i:02d}T10:00:00+08:00", "total_amount": max(5.0, rng.gauss(mean, 25))}
 ...         e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp() + j
-...         out += d.process(e, Source("zhijian.claims", j % 4, j, e["claim_id"]))
+...         out += rt.process(e, Source("zhijian.claims", j % 4, j, e["claim_id"]))
 ...     return out
 >>> [a for i in range(1, 16) for a in day(i, 60)]
 []
@@ -32,7 +33,8 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.anomaly.cusum import Episode, GaussianCUSUM
-from models.anomaly.daily import DailyTotals, Day
+from models.anomaly.daily import DailyChart
+from models.detector import Context
 
 
 @dataclass(frozen=True)
@@ -46,46 +48,43 @@ class ProfileLimits:
     claim_types: list[str] = field(default_factory=lambda: ["outpatient", "emergency"])
 
 
-class EntityAnomalyDetector:
+class EntityAnomalyDetector(DailyChart):
     name = "claim.entity_anomaly"
     version = "1"
     stream = "claim"
     Limits = ProfileLimits  # its configuration section [claim.entity_anomaly]
-    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
+    key = "institution"
+    key_field = "institution_id"
+    fields = ("institution_id", "region", "claim_type", "event_time", "total_amount")
 
-    def __init__(self, limits: ProfileLimits | None = None, partitions: int | None = None) -> None:
-        self.limits = limits or ProfileLimits()
-        self._days: DailyTotals[Source] = DailyTotals(partitions=partitions)  # the stream's partition count
-        self._sites: dict[str, Episode] = {}
+    def key_of(self, event: dict[str, Any]) -> str | None:
+        return event["institution_id"] if event["claim_type"] in self.limits.claim_types else None
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        if event["claim_type"] not in self.limits.claim_types:
-            return []
-        inst = event["institution_id"]
-        if inst not in self._sites:
-            lim = self.limits
-            self._sites[inst] = Episode(GaussianCUSUM("up", k=lim.slack_sd, warmup=lim.warmup_days),
-                                        lim.threshold, event.get("region", "unknown"))
-        closed_days = self._days.add(inst, event["event_time"], event["_t"], {"n": 1, "amount": event["total_amount"]},
-                                     source.partition, source)
-        return [a for who, closed in closed_days for a in self._judge(who, self._sites[who], closed, event["_t"])]
+    def values(self, event: dict[str, Any]) -> dict[str, float] | None:
+        return {"n": 1, "amount": event["total_amount"]}
 
-    def _judge(self, inst: str, site: Episode, closed: Day[Source], now: float) -> list[Alert]:
-        if closed.totals["n"] < self.limits.min_claims:
+    def new_chart(self) -> Episode:
+        lim = self.limits
+        return Episode(GaussianCUSUM("up", k=lim.slack_sd, warmup=lim.warmup_days), lim.threshold)
+
+    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+              now: float) -> list[Alert]:
+        if totals["n"] < self.limits.min_claims:
             return []
-        n, mean_amount = int(closed.totals["n"]), closed.totals["amount"] / closed.totals["n"]
-        normal, sd = site.chart.mean, site.chart.sd
-        if not site.observe({"y": mean_amount}):
+        inst = ctx.key
+        n, mean_amount = int(totals["n"]), totals["amount"] / totals["n"]
+        normal, sd = chart.chart.mean, chart.chart.sd
+        if not chart.observe({"y": mean_amount}):
             return []
-        evidence = site.chart.statistic
-        reason = (f"institution {inst}: mean outpatient claim {mean_amount:.2f} on {closed.day} ({n} claims), normal "
-                  f"{normal:.2f} ± {sd:.2f}; evidence of a rise {evidence:.1f} (threshold {self.limits.threshold:g})")
+        evidence_sum = chart.chart.statistic
+        reason = (f"institution {inst}: mean outpatient claim {mean_amount:.2f} on {day} ({n} claims), normal "
+                  f"{normal:.2f} ± {sd:.2f}; evidence of a rise {evidence_sum:.1f} (threshold {self.limits.threshold:g})")
         return [Alert.build(
-            detector=self.name, version=self.version, key=f"{inst}@{closed.day}",
+            detector=self.name, version=self.version, key=f"{inst}@{day}",
             stream=self.stream, severity="medium", tier="violation", entity_kind="institution", entity_id=inst,
-            institution_id=inst, region=site.region, event_t=now, score=evidence / self.limits.threshold,
-            reason=reason,
-            numbers={"day": closed.day, "claims": n, "mean_amount": round(mean_amount, 2), "normal": round(normal, 2),
-                     "sd": round(sd, 2), "evidence": round(evidence, 2)},
-            evidence=closed.evidence,
+            institution_id=inst, region=ctx.state["ctx"]["region"], event_t=now,
+            score=evidence_sum / self.limits.threshold, reason=reason,
+            numbers={"day": day, "claims": n, "mean_amount": round(mean_amount, 2), "normal": round(normal, 2),
+                     "sd": round(sd, 2), "evidence": round(evidence_sum, 2)},
+            evidence=evidence,
         )]

@@ -5,14 +5,17 @@ carry ``billed_minutes``; their sum per doctor and service day cannot exceed the
 outpatient and emergency claims count by default: an inpatient claim bills a whole stay at
 discharge, and its timed items (monitoring by the hour) are a device's time, not the
 doctor's. One alert per doctor and day, raised by the claim that crosses the line; the
-entity is the doctor (医保医师).
+entity is the doctor (医保医师). A doctor's claims come from every partition of the claim topic (keyed by
+patient), so the detector is re-keyed by doctor (:mod:`models.rekey`); a service day is forgotten
+``retention_days`` after it ended.
 
 >>> from models.alert import Source
->>> d = ImpossibleDayDetector()
+>>> from models.runtime import Runtime
+>>> rt = Runtime([ImpossibleDayDetector()])
 >>> def claim(n, minutes):
 ...     e = {"claim_id": f"CL{n}", "claim_type": "outpatient", "doctor_id": "H2-D05", "institution_id": "H2", "event_time": "2026-10-14T09:00:00+08:00",
 ...          "items": [{"item_code": "PHYSIO", "billed_minutes": minutes}], "_t": 1791939600.0 + n}
-...     return d.process(e, Source("zhijian.claims", 0, n, f"CL{n}"))
+...     return rt.process(e, Source("zhijian.claims", 0, n, f"CL{n}"))
 >>> [x for n in range(23) for x in claim(n, 60)]
 []
 >>> [a] = claim(23, 90)
@@ -23,11 +26,12 @@ entity is the doctor (医保医师).
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.alert import Alert, Source
+from models.anomaly.daily import DAY_S, day_of
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -39,76 +43,62 @@ class DayLimit:
     claim_types: list[str] = field(default_factory=lambda: ["outpatient", "emergency"])
 
 
-@dataclass(slots=True)
-class _Day:
-    minutes: float = 0.0
-    claims: set[str] = field(default_factory=set)
-    evidence: list[Source] = field(default_factory=list)
-    alerted: bool = False
-
-
-class ImpossibleDayDetector:
+class ImpossibleDayDetector(KeyedDetector):
     name = "claim.impossible_day"
     version = "1"
     stream = "claim"
     Limits = DayLimit  # its configuration section [claim.impossible_day]
+    key = "doctor"
+    key_field = "doctor_id"
+    fields = ("claim_id", "claim_type", "doctor_id", "institution_id", "region", "event_time", "items")
 
-    def __init__(self, limit: DayLimit | None = None) -> None:
-        self.limit = limit or DayLimit()
-        self._days: dict[tuple[str, str], _Day] = {}
-        self._order: deque[tuple[str, tuple[str, str]]] = deque()  # (day, key) in arrival order
-        self._partition_days: dict[int, str] = {}  # partition → newest settlement day seen
+    def key_of(self, event: dict[str, Any]) -> str | None:
+        if event["claim_type"] not in self.limits.claim_types or not event.get("doctor_id"):
+            return None
+        return event["doctor_id"]
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        if event["claim_type"] not in self.limit.claim_types:
-            return []
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         settled = event["event_time"][:10]
-        if settled > self._partition_days.get(source.partition, ""):
-            self._partition_days[source.partition] = settled
         per_day: dict[str, float] = {}
         for it in event["items"]:
             if it.get("billed_minutes"):
                 day = it.get("service_date") or settled
                 per_day[day] = per_day.get(day, 0.0) + it["billed_minutes"]
         alerts = []
-        for day, minutes in per_day.items():
-            key = (event["doctor_id"], day)
-            state = self._days.get(key)
-            if state is None:
-                state = self._days[key] = _Day()
-                self._order.append((day, key))
-                self._expire(min(self._partition_days.values()))
-            if event["claim_id"] in state.claims:
+        for day, minutes in sorted(per_day.items()):
+            kept = ctx.state.get(day)
+            if kept is None:
+                _, end_t = day_of(day + event["event_time"][10:])
+                if end_t + self.limits.retention_days * DAY_S < ctx.watermark:
+                    continue  # a day long forgotten
+                kept = ctx.state[day] = {"minutes": 0.0, "claims": [], "evidence": [], "alerted": False}
+                ctx.set_timer(end_t + self.limits.retention_days * DAY_S, day)
+            if event["claim_id"] in kept["claims"]:
                 continue  # redelivered
-            state.claims.add(event["claim_id"])
-            state.minutes += minutes
-            if len(state.evidence) < 50:
-                state.evidence.append(source)
-            if not state.alerted and state.minutes > self.limit.max_hours_per_day * 60:
-                state.alerted = True
-                alerts.append(self._alert(event, day, state))
+            kept["claims"].append(event["claim_id"])
+            kept["minutes"] += minutes
+            if len(kept["evidence"]) < 50:
+                kept["evidence"].append(list(source))
+            if not kept["alerted"] and kept["minutes"] > self.limits.max_hours_per_day * 60:
+                kept["alerted"] = True
+                alerts.append(self._alert(event, day, kept))
         return alerts
 
-    def _expire(self, newest: str) -> None:
-        """Forget the days older than the retention before the slowest partition's newest day: a doctor's
-        claims come from every partition, and one read ahead must not wipe another's running total."""
-        from datetime import date, timedelta
+    def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
+        ctx.state.pop(tag, None)  # the retention after the day is over
+        return []
 
-        horizon = (date.fromisoformat(newest) - timedelta(days=self.limit.retention_days)).isoformat()
-        while self._order and self._order[0][0] < horizon:
-            self._days.pop(self._order.popleft()[1], None)
-
-    def _alert(self, event: dict[str, Any], day: str, state: _Day) -> Alert:
-        hours = state.minutes / 60
-        limit = self.limit.max_hours_per_day
+    def _alert(self, event: dict[str, Any], day: str, kept: dict[str, Any]) -> Alert:
+        hours = kept["minutes"] / 60
+        limit = self.limits.max_hours_per_day
         reason = (f"doctor {event['doctor_id']} ({event['institution_id']}) billed {hours:.1f} h of timed services "
-                  f"on {day} over {len(state.claims)} claims, more than the {limit:g} h in a day")
+                  f"on {day} over {len(kept['claims'])} claims, more than the {limit:g} h in a day")
         return Alert.build(
             detector=self.name, version=self.version, key=f"{event['doctor_id']}|{day}",
             stream=self.stream, severity="high", tier="fraud", entity_kind="doctor", entity_id=event["doctor_id"],
             institution_id=event["institution_id"], region=event.get("region", "unknown"),
             event_t=event["_t"], score=hours / limit, reason=reason,
             numbers={"service_date": day, "billed_hours": round(hours, 2), "limit_hours": limit,
-                     "claims": len(state.claims)},
-            evidence=list(state.evidence),
+                     "claims": len(kept["claims"])},
+            evidence=[Source(*s) for s in kept["evidence"]],
         )

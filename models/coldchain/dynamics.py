@@ -11,8 +11,9 @@ evidence crosses ``threshold`` — once per episode. The entity is the device.
 
 >>> import math, random
 >>> from models.alert import Source
+>>> from models.runtime import Runtime
 >>> rng = random.Random(3)
->>> d = DynamicsDetector()
+>>> rt = Runtime([DynamicsDetector()])
 >>> def readings(days, drift_per_day=0.0, start_day=0):
 ...     out = []
 ...     for i in range(days * 288):                   # a reading every 5 min, a 40-min compressor cycle
@@ -20,7 +21,7 @@ evidence crosses ``threshold`` — once per episode. The entity is the device.
 ...         temp = 5.0 + math.sin(minute / 40 * 2 * math.pi) + rng.gauss(0, 0.1) + drift_per_day * i / 288
 ...         e = {"device_id": "FR-1", "device_kind": "fridge", "facility_id": "CDC-1", "temperature_c": temp,
 ...              "_t": 1791000000.0 + 60 * minute}
-...         out += d.process(e, Source("zhijian.telemetry", 0, minute, f"FR-1@{minute}"))
+...         out += rt.process(e, Source("zhijian.telemetry", 0, minute, f"FR-1@{minute}"))
 ...     return out
 >>> readings(10)                                  # ten normal days
 []
@@ -37,6 +38,7 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.anomaly.cusum import Episode, GaussianCUSUM
+from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
@@ -51,30 +53,15 @@ class DynamicsLimits:
     min_sd_c: float = 0.1  # a mean steadier than this is still not a tenth of a degree away
 
 
-@dataclass(slots=True)
-class _Unit:
-    up: Episode
-    down: Episode
-    period: int
-    total: float
-    count: int
-    facility: str
-    kind: str
-    region: str
-    first_source: Source
-    periods_up: int = 0  # periods the rise chart's evidence has been above zero
-    periods_down: int = 0
-
-
-class DynamicsDetector:
+class DynamicsDetector(KeyedDetector):
     name = "coldchain.abnormal_dynamics"
     version = "1"
     stream = "telemetry"
     Limits = DynamicsLimits  # its configuration section [coldchain.abnormal_dynamics]
-
-    def __init__(self, limits: DynamicsLimits | None = None) -> None:
-        self.limits = limits or DynamicsLimits()
-        self._units: dict[str, _Unit] = {}
+    key = "device"
+    key_field = "device_id"
+    #: a unit switched off for a month has been moved or serviced: its old normal is not worth keeping
+    retention_s = 30 * 86400.0
 
     def _chart(self, direction: str) -> Episode:
         lim = self.limits
@@ -83,47 +70,48 @@ class DynamicsDetector:
                               min_sd=lim.min_sd_c)
         return Episode(chart, lim.threshold)
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        device, t, temp = event["device_id"], event["_t"], event["temperature_c"]
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        t, temp = event["_t"], event["temperature_c"]
         period = int(t // (self.limits.period_hours * 3600))
-        u = self._units.get(device)
-        if u is None:
-            self._units[device] = _Unit(self._chart("up"), self._chart("down"), period, temp, 1,
-                                        event["facility_id"], event.get("device_kind", "device"),
-                                        event.get("region", "unknown"), source)
+        u = ctx.state
+        if not u:
+            u.update(period=period, total=temp, count=1, facility=event["facility_id"],
+                     kind=event.get("device_kind", "device"), region=event.get("region", "unknown"),
+                     first=list(source), up=None, down=None, periods_up=0, periods_down=0)
             return []
-        if period < u.period:
+        if period < u["period"]:
             return []  # a late or redelivered reading of a period already judged
-        if period == u.period:
-            u.total += temp
-            u.count += 1
+        if period == u["period"]:
+            u["total"] += temp
+            u["count"] += 1
             return []
-        mean = u.total / u.count
-        alerts = self._judge(device, u, mean, t)
-        u.period, u.total, u.count, u.first_source = period, temp, 1, source
+        alerts = self._judge(ctx.key, u, u["total"] / u["count"], t)
+        u.update(period=period, total=temp, count=1, first=list(source))
         return alerts
 
-    def _judge(self, device: str, u: _Unit, mean: float, now: float) -> list[Alert]:
-        normal, sd = u.up.chart.mean, u.up.chart.sd
+    def _judge(self, device: str, u: dict[str, Any], mean: float, now: float) -> list[Alert]:
+        up, down = self._chart("up").load(u["up"]), self._chart("down").load(u["down"])
+        normal, sd = up.chart.mean, up.chart.sd
         x = {"y": mean}
-        rose, fell = u.up.observe(x), u.down.observe(x)
-        u.periods_up = u.periods_up + 1 if u.up.chart.statistic > 0 else 0
-        u.periods_down = u.periods_down + 1 if u.down.chart.statistic > 0 else 0
+        rose, fell = up.observe(x), down.observe(x)
+        u["up"], u["down"] = up.dump(), down.dump()
+        u["periods_up"] = u["periods_up"] + 1 if up.chart.statistic > 0 else 0
+        u["periods_down"] = u["periods_down"] + 1 if down.chart.statistic > 0 else 0
         if not (rose or fell):
             return []
         direction = "rise" if rose else "fall"
-        evidence = (u.up if rose else u.down).chart.statistic
-        periods = u.periods_up if rose else u.periods_down
-        reason = (f"{u.kind} {device} at {u.facility}: mean {mean:.2f} °C over {self.limits.period_hours:g} h against "
-                  f"a normal of {normal:.2f} ± {sd:.2f} °C; evidence of a {direction} {evidence:.1f} over {periods} "
-                  f"periods (threshold {self.limits.threshold:g})")
+        evidence = (up if rose else down).chart.statistic
+        periods = u["periods_up"] if rose else u["periods_down"]
+        reason = (f"{u['kind']} {device} at {u['facility']}: mean {mean:.2f} °C over {self.limits.period_hours:g} h "
+                  f"against a normal of {normal:.2f} ± {sd:.2f} °C; evidence of a {direction} {evidence:.1f} over "
+                  f"{periods} periods (threshold {self.limits.threshold:g})")
         return [Alert.build(
-            detector=self.name, version=self.version, key=f"{device}@{u.period}",
+            detector=self.name, version=self.version, key=f"{device}@{u['period']}",
             stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=device,
-            institution_id=u.facility, region=u.region, event_t=now, score=evidence / self.limits.threshold,
+            institution_id=u["facility"], region=u["region"], event_t=now, score=evidence / self.limits.threshold,
             reason=reason,
             numbers={"direction": direction, "mean_c": round(mean, 3), "normal_c": round(normal, 3),
                      "sd_c": round(sd, 3), "evidence": round(evidence, 2), "periods": periods,
                      "period_hours": self.limits.period_hours},
-            evidence=[u.first_source],
+            evidence=[Source(*u["first"])],
         )]

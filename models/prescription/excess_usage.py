@@ -12,8 +12,9 @@ judged (the national targets warn against units with under ~100 patient-days).
 >>> import random
 >>> from datetime import datetime
 >>> from models.alert import Source
+>>> from models.runtime import Runtime
 >>> rng = random.Random(4)
->>> d = ExcessUsageDetector()
+>>> rt = Runtime([ExcessUsageDetector()])
 >>> def day(d_index, share, n=50):
 ...     out = []
 ...     for i in range(n):
@@ -22,7 +23,7 @@ judged (the national targets warn against units with under ~100 patient-days).
 ...              "prescriber_id": "D9", "visit_type": "outpatient", "event_time": f"2026-10-{d_index:02d}T10:00:00+08:00",
 ...              "items": [{"drug_code": atc, "atc_code": atc}]}
 ...         e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp() + i
-...         out += d.process(e, Source("zhijian.prescriptions", i % 4, i, e["prescription_id"]))
+...         out += rt.process(e, Source("zhijian.prescriptions", i % 4, i, e["prescription_id"]))
 ...     return out
 >>> [a for i in range(1, 15) for a in day(i, 0.12)]
 []
@@ -39,7 +40,8 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.anomaly.cusum import BinomialCUSUM, Episode
-from models.anomaly.daily import DailyTotals, Day
+from models.anomaly.daily import DailyChart
+from models.detector import Context
 
 
 @dataclass(frozen=True)
@@ -52,62 +54,58 @@ class ExcessUsageConfig:
     min_prescriptions: int = 300  # history before a prescriber is judged (~a week for a busy one)
 
 
-@dataclass(slots=True)
-class _Prescriber:
-    episode: Episode
-    institution: str
-    department: str
-    episode_days: int = 0
-
-
-class ExcessUsageDetector:
+class ExcessUsageDetector(DailyChart):
     name = "prescription.excess_usage"
     version = "1"
     stream = "prescription"
     Limits = ExcessUsageConfig  # its configuration section [prescription.excess_usage]
-    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
+    key = "prescriber"
+    key_field = "prescriber_id"
+    fields = ("prescriber_id", "institution_id", "department", "region", "visit_type", "event_time", "items")
 
-    def __init__(self, config: ExcessUsageConfig | None = None, partitions: int | None = None) -> None:
-        self.config = config or ExcessUsageConfig()
-        self._days: DailyTotals[Source] = DailyTotals(partitions=partitions)  # the stream's partition count
-        self._prescribers: dict[str, _Prescriber] = {}
-        self._prefixes = tuple(self.config.atc_prefixes)
+    def __init__(self, limits: ExcessUsageConfig | None = None) -> None:
+        super().__init__(limits)
+        self.config = self.limits
+        self._prefixes = tuple(self.limits.atc_prefixes)
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        if event["visit_type"] == "inpatient":
-            return []
-        doc = event["prescriber_id"]
-        hit = any(it.get("atc_code", "").startswith(self._prefixes) for it in event["items"])
-        if doc not in self._prescribers:
-            c = self.config
-            chart = BinomialCUSUM(c.ratio, min_trials=c.min_prescriptions)
-            self._prescribers[doc] = _Prescriber(Episode(chart, c.threshold, event.get("region", "unknown")),
-                                                 event["institution_id"], event["department"])
-        closed_days = self._days.add(doc, event["event_time"], event["_t"], {"n": 1, "k": int(hit)},
-                                     source.partition, source)
-        return [a for who, closed in closed_days for a in self._judge(who, self._prescribers[who], closed, event["_t"])]
+    def key_of(self, event: dict[str, Any]) -> str | None:
+        return None if event["visit_type"] == "inpatient" else event["prescriber_id"]
 
-    def _judge(self, doc: str, p: _Prescriber, closed: Day[Source], now: float) -> list[Alert]:
-        x = {"n": int(closed.totals["n"]), "k": int(closed.totals["k"])}
-        chart = p.episode.chart
-        baseline = chart.p0
-        opened = p.episode.observe(x)
-        evidence = chart.statistic
-        p.episode_days = p.episode_days + 1 if evidence > 0 else 0
+    def values(self, event: dict[str, Any]) -> dict[str, float] | None:
+        hit = any(str(it.get("atc_code", "")).startswith(self._prefixes) for it in event["items"])
+        return {"n": 1, "k": int(hit)}
+
+    def context(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {"institution": event["institution_id"], "department": event["department"],
+                "region": event.get("region", "unknown")}
+
+    def new_chart(self) -> Episode:
+        c = self.limits
+        return Episode(BinomialCUSUM(c.ratio, min_trials=c.min_prescriptions), c.threshold)
+
+    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+              now: float) -> list[Alert]:
+        x = {"n": int(totals["n"]), "k": int(totals["k"])}
+        baseline = chart.chart.p0
+        opened = chart.observe(x)
+        evidence_llr = chart.chart.statistic
+        st = ctx.state
+        st["episode_days"] = st.get("episode_days", 0) + 1 if evidence_llr > 0 else 0
         if not opened:
             return []
+        doc, who = ctx.key, st["ctx"]
         share = x["k"] / x["n"]
-        reason = (f"prescriber {doc} ({p.institution}/{p.department}): antimicrobial share {100 * share:.0f} % "
-                  f"({x['k']} of {x['n']}) on {closed.day}, baseline {100 * baseline:.0f} %; evidence of a "
-                  f"{self.config.ratio:g}× rise {evidence:.1f} over {p.episode_days} days "
-                  f"(threshold {self.config.threshold:g})")
+        reason = (f"prescriber {doc} ({who['institution']}/{who['department']}): antimicrobial share "
+                  f"{100 * share:.0f} % ({x['k']} of {x['n']}) on {day}, baseline {100 * baseline:.0f} %; evidence of a "
+                  f"{self.limits.ratio:g}× rise {evidence_llr:.1f} over {st['episode_days']} days "
+                  f"(threshold {self.limits.threshold:g})")
         return [Alert.build(
-            detector=self.name, version=self.version, key=f"{doc}@{closed.day}",
+            detector=self.name, version=self.version, key=f"{doc}@{day}",
             stream=self.stream, severity="medium", tier="excess_usage", entity_kind="prescriber", entity_id=doc,
-            institution_id=p.institution, region=p.episode.region, event_t=now, score=evidence / self.config.threshold,
-            reason=reason,
-            numbers={"day": closed.day, "prescriptions": x["n"], "antimicrobial": x["k"], "share": round(share, 4),
-                     "baseline_share": round(baseline, 3), "evidence": round(evidence, 2),
-                     "episode_days": p.episode_days, "threshold": self.config.threshold},
-            evidence=closed.evidence,
+            institution_id=who["institution"], region=who["region"], event_t=now,
+            score=evidence_llr / self.limits.threshold, reason=reason,
+            numbers={"day": day, "prescriptions": x["n"], "antimicrobial": x["k"], "share": round(share, 4),
+                     "baseline_share": round(baseline, 3), "evidence": round(evidence_llr, 2),
+                     "episode_days": st["episode_days"], "threshold": self.limits.threshold},
+            evidence=evidence,
         )]

@@ -10,14 +10,15 @@ sites collected every other day) are not days of the series.
 >>> import random
 >>> from datetime import datetime
 >>> from models.alert import Source
+>>> from models.runtime import Runtime
 >>> rng = random.Random(2)
->>> d = GenerationAnomalyDetector()
+>>> rt = Runtime([GenerationAnomalyDetector()])
 >>> def day(i, kg):
 ...     e = {"manifest_id": f"M{i}", "event_type": "generated", "institution_id": "H3", "region": "310104",
 ...          "category": "infectious", "weight_kg": kg, "container_count": 8,
 ...          "event_time": f"2026-10-{i:02d}T20:00:00+08:00"}
 ...     e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
-...     return d.process(e, Source("zhijian.waste", 0, i, f"M{i}/generated"))
+...     return rt.process(e, Source("zhijian.waste", 0, i, f"M{i}/generated"))
 >>> [a for i in range(1, 16) for a in day(i, rng.gauss(600, 30))]
 []
 >>> day(16, 250.0), day(17, 240.0)           # a day is judged once complete; one low day is not enough
@@ -33,7 +34,8 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.anomaly.cusum import Episode, GaussianCUSUM
-from models.anomaly.daily import DailyTotals, Day
+from models.anomaly.daily import DailyChart
+from models.detector import Context
 
 
 @dataclass(frozen=True)
@@ -46,44 +48,41 @@ class GenerationLimits:
     min_rel_sd: float = 0.15  # a small site's weight wobbles by more than its short history shows
 
 
-class GenerationAnomalyDetector:
+class GenerationAnomalyDetector(DailyChart):
     name = "waste.generation_anomaly"
     version = "1"
     stream = "waste"
     Limits = GenerationLimits  # its configuration section [waste.generation_anomaly]
-    needs_partitions = True  # told the stream's partition count (daily charts wait for every partition)
+    key = "institution"
+    key_field = "institution_id"
+    fields = ("institution_id", "region", "event_type", "event_time", "weight_kg")
 
-    def __init__(self, limits: GenerationLimits | None = None, partitions: int | None = None) -> None:
-        self.limits = limits or GenerationLimits()
-        self._days: DailyTotals[Source] = DailyTotals(partitions=partitions)  # the stream's partition count
-        self._sites: dict[str, Episode] = {}
+    def key_of(self, event: dict[str, Any]) -> str | None:
+        return event["institution_id"] if event["event_type"] == "generated" else None
 
-    def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
-        if event["event_type"] != "generated":
+    def values(self, event: dict[str, Any]) -> dict[str, float] | None:
+        return {"kg": event["weight_kg"]}
+
+    def new_chart(self) -> Episode:
+        lim = self.limits
+        return Episode(GaussianCUSUM("down", k=lim.slack_sd, warmup=lim.warmup_days, min_rel_sd=lim.min_rel_sd),
+                       lim.threshold)
+
+    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+              now: float) -> list[Alert]:
+        inst, kg = ctx.key, totals["kg"]
+        mean, sd = chart.chart.mean, chart.chart.sd
+        if not chart.observe({"y": kg}):
             return []
-        inst = event["institution_id"]
-        if inst not in self._sites:
-            lim = self.limits
-            chart = GaussianCUSUM("down", k=lim.slack_sd, warmup=lim.warmup_days, min_rel_sd=lim.min_rel_sd)
-            self._sites[inst] = Episode(chart, lim.threshold, event.get("region", "unknown"))
-        closed_days = self._days.add(inst, event["event_time"], event["_t"], {"kg": event["weight_kg"]},
-                                     source.partition, source)
-        return [a for who, closed in closed_days for a in self._judge(who, self._sites[who], closed, event["_t"])]
-
-    def _judge(self, inst: str, site: Episode, closed: Day[Source], now: float) -> list[Alert]:
-        kg = closed.totals["kg"]
-        mean, sd = site.chart.mean, site.chart.sd
-        if not site.observe({"y": kg}):
-            return []
-        evidence = site.chart.statistic
-        reason = (f"institution {inst} generated {kg:.0f} kg of medical waste on {closed.day}, normal {mean:.0f} ± "
-                  f"{sd:.0f} kg; evidence of a drop {evidence:.1f} (threshold {self.limits.threshold:g})")
+        evidence_sum = chart.chart.statistic
+        reason = (f"institution {inst} generated {kg:.0f} kg of medical waste on {day}, normal {mean:.0f} ± "
+                  f"{sd:.0f} kg; evidence of a drop {evidence_sum:.1f} (threshold {self.limits.threshold:g})")
         return [Alert.build(
-            detector=self.name, version=self.version, key=f"{inst}@{closed.day}",
+            detector=self.name, version=self.version, key=f"{inst}@{day}",
             stream=self.stream, severity="medium", tier="violation", entity_kind="institution", entity_id=inst,
-            institution_id=inst, region=site.region, event_t=now, score=evidence / self.limits.threshold,
-            reason=reason,
-            numbers={"day": closed.day, "weight_kg": round(kg, 1), "normal_kg": round(mean, 1), "sd_kg": round(sd, 1),
-                     "ratio": round(kg / mean, 3) if mean else None, "evidence": round(evidence, 2)},
-            evidence=closed.evidence,
+            institution_id=inst, region=ctx.state["ctx"]["region"], event_t=now,
+            score=evidence_sum / self.limits.threshold, reason=reason,
+            numbers={"day": day, "weight_kg": round(kg, 1), "normal_kg": round(mean, 1), "sd_kg": round(sd, 1),
+                     "ratio": round(kg / mean, 3) if mean else None, "evidence": round(evidence_sum, 2)},
+            evidence=evidence,
         )]
