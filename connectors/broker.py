@@ -223,9 +223,11 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
     return rows
 
 
-def apply_acls(conn: KafkaConnection, rows: list[tuple[str, str, str, str, str]]) -> None:
-    from kafka.admin import (ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, KafkaAdminClient,
-                             ResourcePattern, ResourceType)
+def apply_acls(conn: KafkaConnection, rows: list[tuple[str, str, str, str, str]], timeout: float = 30.0) -> None:
+    """Create the ACLs and wait until the broker enforces them (KRaft applies them from its metadata log a
+    moment after the controller accepted them: a client that comes at once could be refused)."""
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             KafkaAdminClient, ResourcePattern, ResourcePatternFilter, ResourceType)
 
     admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
     try:
@@ -235,6 +237,13 @@ def apply_acls(conn: KafkaConnection, rows: list[tuple[str, str, str, str, str]]
         result = admin.create_acls(acls)
         if result.get("failed"):
             raise BrokerError(f"could not create ACLs: {result['failed'][0]}")
+        every = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+                          resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+        deadline = time.monotonic() + timeout
+        while len(admin.describe_acls(every)[0]) < len(acls):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"the broker did not apply its ACLs within {timeout:g} s")
+            time.sleep(0.1)
     finally:
         admin.close()
 
