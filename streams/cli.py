@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -103,35 +101,8 @@ def client_config(conn: Any) -> str:
     return "[kafka]\n" + "".join(f'{k} = "{v}"\n' for k, v in fields.items() if v)
 
 
-def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: list[str] | None = None,
-                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
-           "--metrics-port", str(metrics_port), "--no-create-topics"]
-    for path in config or []:
-        cmd += ["--config", path]
-    env = {**os.environ, **(extra_env or {})}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def simulated_region_configs(user: list[str] | None) -> list[str]:
-    """The simulated region's dictionaries (prices, packages, licences), then the user's files."""
-    from connectors.simulator import REGION_CONFIG
-
-    return [str(REGION_CONFIG), *(user or [])]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.lab.processes import simulated_region_configs, start_worker_process, stop_process
     from connectors.alert_sink import AlertPrinter, AlertTail
     from connectors.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
@@ -231,23 +202,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from streams.evaluate import run_evaluate
+    from streams.lab.evaluate import run_evaluate
 
     return run_evaluate(args)
 
 
-def simulator_from_args(args: argparse.Namespace):
-    """The region simulator that --seed, --days, --scale, --scenario and --no-scenarios describe."""
-    from connectors.simulator import RegionSimulator, SimulationConfig
-
-    try:
-        return RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
-                                                scenarios=None if args.scenarios is None else tuple(args.scenarios)))
-    except ValueError as e:
-        raise ZhijianError(str(e)) from None
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.lab.processes import simulator_from_args
     from connectors.simulator.files import write_simulation
 
     sim = simulator_from_args(args)
@@ -259,13 +220,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_nab(args: argparse.Namespace) -> int:
-    from streams.nab import run_nab
+    from streams.lab.nab import run_nab
 
     return run_nab(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streams.bench import run_bench
+    from streams.lab.bench import run_bench
 
     return run_bench(args)
 
@@ -312,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="throughput and latency of the worker beside a raw aiokafka consumer")
     be.add_argument("--events", type=int, default=200_000)
+    be.add_argument("--workers", type=int, default=1, help="worker processes sharing the work")
     be.add_argument("--batch", type=int, default=500, help="events per envelope (1 = one event per record)")
     be.add_argument("--latency-rate", type=float, default=2000, help="events/s of the paced latency phase")
     be.add_argument("--latency-seconds", type=float, default=10)

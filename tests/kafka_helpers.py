@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.cli import start_worker_process
+from streams.lab.processes import start_worker_process
 
 
 @contextmanager

@@ -8,6 +8,10 @@ plausible yuan figures for a Chinese city, not any region's official list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
+
+#: The region's clock: China Standard Time.
+TZ = timezone(timedelta(hours=8))
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,8 @@ class Scenario:
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
     """A time between ``lo`` and ``hi`` o'clock, on the day of ``t`` or the next: never before ``t``."""
-    from connectors.simulator.simulator import TZ
 
-    d = datetime.fromtimestamp(t, TZ).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    d = datetime.fromtimestamp(t, cat.TZ).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     at = d + (lo + (hi - lo) * (rng.random() if rng else 0.5)) * HOUR
     return at if at >= t else at + DAY
 
@@ -262,10 +261,9 @@ def upcoding_profile(sim, t, sc):
 # --- medical waste 医疗废物 ---------------------------------------------------------------------
 def _collection_evening(inst, t: float) -> float:
     """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
-    from connectors.simulator.simulator import TZ
 
     at = _work_hours(t, 20, 20)
-    while inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, TZ).toordinal() % 2:
+    while inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, cat.TZ).toordinal() % 2:
         at += DAY
     return at
 
@@ -273,13 +271,12 @@ def _collection_evening(inst, t: float) -> float:
 def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
     """One more manifest of ``inst``, weighed with its others on the first collection evening from
     ``t``, its later steps ``times`` after that (None: never). Returns (manifest id, weight, time)."""
-    from connectors.simulator.simulator import TZ
 
     t = _collection_evening(inst, t)
     r = sim.rng_scenario
     weight = round(r.uniform(3, 25), 1)
     n = sum(1 for x in sim.truth if x["scenario"] == sc.name)
-    mid = f"MF-{inst.id}-{datetime.fromtimestamp(t, TZ):%Y%m%d}-{category[:3].upper()}-S{n + 1}"
+    mid = f"MF-{inst.id}-{datetime.fromtimestamp(t, cat.TZ):%Y%m%d}-{category[:3].upper()}-S{n + 1}"
 
     def hook(m, now):
         if m.get("_scenario") is None and now == t and m["institution"] is inst and m["category"] == category:

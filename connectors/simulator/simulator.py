@@ -28,14 +28,14 @@ import random
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from connectors.simulator import catalogue as cat
 from connectors.simulator.coldchain import Unit
 from connectors.simulator.region import CONDITIONS, Institution, Patient, Region, build_region
 
-TZ = timezone(timedelta(hours=8))  # China Standard Time
+TZ = cat.TZ  # China Standard Time
 DEFAULT_START = datetime(2026, 10, 12, tzinfo=TZ)  # a Monday
 #: share of a weekday's outpatient visits that arrive in each hour of the day
 HOURLY = [0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 2.5, 9.0, 11.0, 10.5, 8.0, 4.0, 5.0, 8.5, 8.5, 7.5, 5.0, 3.0,

@@ -2,9 +2,10 @@
 
 Each series is fed to :class:`models.coldchain.dynamics.DynamicsDetector` as one device's
 readings, in time order, exactly as the worker would hand them over; the alarms are scored
-on NAB's labelled windows with :func:`models.nab_score.nab_score`. Beside it, in the same run, a
-reference: a windowed Gaussian (the last 2,000 readings' mean and deviation, alarm past 4 σ,
-at most one alarm a day), the simplest detector on NAB's scoreboard.
+on NAB's labelled windows with :mod:`models.nab_score` — NAB's own scoring, in its three profiles.
+Beside it, in the same run: a reference of ours, a windowed Gaussian (the last 2,000 readings'
+mean and deviation, alarm past 4 σ, at most one alarm a day), and NAB's published detectors
+(their result files under ``results/``, each at its published threshold per profile).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from connectors.errors import ZhijianError
 
 SERIES = ("realKnownCause/machine_temperature_system_failure.csv",
           "realKnownCause/ambient_temperature_system_failure.csv")
-DEFAULT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
+DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"  # ../shared beside the checkout
 #: NAB's published scoreboard, standard profile, over its whole 58-series corpus (for scale only)
 SCOREBOARD = {"ARTime": 74.9, "Numenta HTM": 70.5, "CAD OSE": 69.9, "KNN CAD": 58.0, "Random Cut Forest": 51.7,
               "Windowed Gaussian": 39.6, "random": 11.0}
@@ -77,32 +78,61 @@ def windowed_gaussian_alarms(series: list[tuple[float, float]], size: int = 2000
     return alarms
 
 
+def published_detections(root: Path, detector: str, name: str, threshold: float) -> list[int]:
+    """The rows a NAB detector's published result file marks at or above its published threshold."""
+    folder, file = name.split("/")
+    path = root / "results" / detector / folder / f"{detector}_{file}"
+    with open(path, newline="") as f:
+        return [i for i, row in enumerate(csv.DictReader(f)) if float(row["anomaly_score"]) >= threshold]
+
+
 def run_nab(args: argparse.Namespace) -> int:
-    from models.nab_score import nab_score
+    from models.nab_score import PROFILES, rows_of, score_file
 
     root = Path(args.data) if args.data else DEFAULT_DIR
     labels = root / "labels" / "combined_windows.json"
     try:
         windows_by_file = json.loads(labels.read_text())
+        thresholds = json.loads((root / "config" / "thresholds.json").read_text())
     except OSError:
-        raise ZhijianError(f"NAB labels not found at {labels}; pass the NAB folder (with data/ and labels/) "
-                           "with --data") from None
+        raise ZhijianError(f"NAB labels or thresholds not found under {root}; pass the NAB folder (with data/, "
+                           "labels/, config/ and results/) with --data") from None
+    published = sorted(d.name for d in (root / "results").iterdir() if d.is_dir() and d.name in thresholds)
     results: dict[str, Any] = {}
-    print(f"{'series':42}{'detector':26}{'score':>7}{'windows':>9}{'found':>7}{'false':>7}")
+    profiles = list(PROFILES)
+    print(f"{'series':36}{'detector':30}{'standard':>9}{'low FP':>8}{'low FN':>8}{'windows':>9}{'found':>7}{'false':>7}")
     for name in SERIES:
         series = load_series(root, name)
+        rows = [t for t, _ in series]
         windows = [(_ts(a), _ts(b)) for a, b in windows_by_file[name]]
-        start, end = series[0][0], series[-1][0]
-        for label, alarms in (("coldchain.abnormal_dynamics", dynamics_alarms(series, Path(name).stem)),
-                              ("windowed Gaussian (ref.)", windowed_gaussian_alarms(series))):
-            r = nab_score(alarms, windows, start, end)
-            results.setdefault(name, {})[label] = r
-            print(f"{Path(name).stem:42}{label:26}{r['score']:>7.1f}{r['windows']:>9}{r['detected']:>7}"
-                  f"{r['false_alarms']:>7}")
-    mean = {label: round(statistics.fmean(results[n][label]["score"] for n in SERIES), 1)
-            for label in results[SERIES[0]]}
-    print("\nmean: " + ", ".join(f"{k} {v}" for k, v in mean.items()))
-    print("NAB scoreboard (whole corpus, for scale): " + ", ".join(f"{k} {v}" for k, v in SCOREBOARD.items()))
+        candidates = {
+            "coldchain.abnormal_dynamics": rows_of(rows, dynamics_alarms(series, Path(name).stem)),
+            "windowed Gaussian (ours, ref.)": rows_of(rows, windowed_gaussian_alarms(series)),
+        }
+        for detector in published:
+            candidates[f"{detector} (published)"] = None
+        for label, detected in candidates.items():
+            scores = {}
+            for profile in profiles:
+                if detected is None:  # a published detector: its own threshold per profile
+                    detector = label.split(" ")[0]
+                    hits = published_detections(root, detector, name, thresholds[detector][profile]["threshold"])
+                else:
+                    hits = detected
+                scores[profile] = score_file(rows, hits, windows, profile)
+            results.setdefault(name, {})[label] = {p: {k: v for k, v in r.items() if k != "raw"} | {"raw": round(r["raw"], 4)}
+                                                   for p, r in scores.items()}
+            st = scores["standard"]
+            print(f"{Path(name).stem:36}{label:30}{st['score']:>9.1f}{scores['reward_low_FP_rate']['score']:>8.1f}"
+                  f"{scores['reward_low_FN_rate']['score']:>8.1f}{st['windows']:>9}{st['detected']:>7}"
+                  f"{st['false_alarms']:>7}")
+    labels_seen = list(results[SERIES[0]])
+    mean = {label: {p: round(statistics.fmean(results[n][label][p]["score"] for n in SERIES), 1) for p in profiles}
+            for label in labels_seen}
+    print("\nmean of the two files, standard profile: "
+          + ", ".join(f"{k} {v['standard']}" for k, v in mean.items()))
+    print("NAB scoreboard (whole 58-file corpus, standard, for scale): "
+          + ", ".join(f"{k} {v}" for k, v in SCOREBOARD.items()))
     if args.json:
         Path(args.json).write_text(json.dumps({"series": results, "mean": mean, "scoreboard": SCOREBOARD}, indent=2))
     return 0

@@ -58,7 +58,7 @@ class Fleet:
 
     def _start(self) -> None:
         from connectors.broker import free_port
-        from streams.cli import start_worker_process
+        from streams.lab.processes import start_worker_process
 
         port = free_port()
         log = STATE_DIR / f"evaluate-worker-{self.label}-{self.started}.log"
@@ -83,7 +83,7 @@ class Fleet:
                                    f"{STATE_DIR}/evaluate-worker-{self.label}-*.log")
 
     def stop(self) -> None:
-        from streams.cli import stop_process
+        from streams.lab.processes import stop_process
 
         for proc in self.procs:
             stop_process(proc)
@@ -136,8 +136,8 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
     """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id."""
     from connectors.broker import EmbeddedBroker, ensure_topics
     from connectors.producer import EnvelopeProducer
-    from streams.bench import peak_rss_mib
-    from streams.cli import simulated_region_configs
+    from streams.lab.bench import peak_rss_mib
+    from streams.lab.processes import simulated_region_configs
     from streams.settings import load_settings
 
     started = time.monotonic()
@@ -223,7 +223,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from connectors.simulator.scenarios import BY_NAME
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
-    from streams.cli import simulator_from_args
+    from streams.lab.processes import simulator_from_args
 
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")

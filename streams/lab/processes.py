@@ -1,0 +1,50 @@
+"""Running the worker as a process, as the lab tools and the demo do, and the simulated region they feed it."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from connectors.errors import ZhijianError
+
+
+def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: list[str] | None = None,
+                         extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
+           "--metrics-port", str(metrics_port), "--no-create-topics"]
+    for path in config or []:
+        cmd += ["--config", path]
+    env = {**os.environ, **(extra_env or {})}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def simulated_region_configs(user: list[str] | None) -> list[str]:
+    """The simulated region's dictionaries (prices, packages, licences), then the user's files."""
+    from connectors.simulator import REGION_CONFIG
+
+    return [str(REGION_CONFIG), *(user or [])]
+
+
+def simulator_from_args(args: argparse.Namespace):
+    """The region simulator that --seed, --days, --scale, --scenario and --no-scenarios describe."""
+    from connectors.simulator import RegionSimulator, SimulationConfig
+
+    try:
+        return RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
+                                                scenarios=None if args.scenarios is None else tuple(args.scenarios)))
+    except ValueError as e:
+        raise ZhijianError(str(e)) from None
