@@ -55,6 +55,10 @@ CHECKPOINT_SECONDS = Histogram("zhijian_checkpoint_seconds", "Time to queue one 
                                buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=REGISTRY)
 RESTORE_SECONDS = Gauge("zhijian_state_restore_seconds", "Time the last assignment took to restore state from "
                         "the changelogs", registry=REGISTRY)
+RESTORE_SECONDS_ALL = Counter("zhijian_state_restore_seconds_spent", "Time spent restoring state from the "
+                              "changelogs, all restores together", registry=REGISTRY)
+RESTORED_RECORDS = Counter("zhijian_state_restored_records", "Changelog records read to restore state",
+                           registry=REGISTRY)
 UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
 
 

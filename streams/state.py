@@ -165,6 +165,8 @@ async def ensure_restored(conn: Any, app_id: str, stream: str, runtime: Any, top
     read = await restore(conn, app_id, stream, runtime, new)
     seconds = time.perf_counter() - started
     metrics.RESTORE_SECONDS.set(seconds)
+    metrics.RESTORE_SECONDS_ALL.inc(seconds)
+    metrics.RESTORED_RECORDS.inc(read)
     metrics.STATE_KEYS.labels(stream).set(len(runtime))
     log.info("%s: restored partitions %s from %d changelog records in %.2f s", stream, new, read, seconds)
 
