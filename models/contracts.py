@@ -39,6 +39,7 @@ REASONS: tuple[str, ...] = (
     "wrong_type",
     "invalid_value",
     "absurd_value",
+    "unprocessable",
     "detector_error",
 )
 
@@ -122,7 +123,7 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
     if not isinstance(event, dict):
         raise InvalidRecord("not_an_object", f"an event must be a JSON object, got {type(event).__name__}")
     version = event.get("schema_version")
-    if version not in SCHEMA_VERSIONS[stream]:
+    if type(version) is not int or version not in SCHEMA_VERSIONS[stream]:  # 1.0 and true equal 1 in Python
         raise InvalidRecord(
             "unknown_schema_version",
             f"schema_version {version!r} is not one of {list(SCHEMA_VERSIONS[stream])} for {stream}",
@@ -143,9 +144,29 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
     return event
 
 
+#: Calendar dates (admission, discharge, service) outside this range are refused as absurd.
+EARLIEST_DATE = date(1900, 1, 1)
+
+
+def _date(event: dict[str, Any], field: str, text: Any) -> date:
+    try:
+        d = date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidRecord("invalid_value", f"{field} {str(text)[:40]!r} is not a calendar date") from None
+    if not EARLIEST_DATE <= d <= date.today() + MAX_CLOCK_SKEW:
+        raise InvalidRecord("absurd_value", f"{field} {d} is outside {EARLIEST_DATE.year}..today+{MAX_CLOCK_SKEW.days}d")
+    return d
+
+
 def _check_plausible(stream: str, event: dict[str, Any]) -> None:
     if stream == "claim":
         adm, dis = event.get("admission_date"), event.get("discharge_date")
+        for field in ("admission_date", "discharge_date"):
+            if event.get(field):
+                _date(event, field, event[field])
+        for i, item in enumerate(event.get("items") or ()):
+            if isinstance(item, dict) and item.get("service_date"):
+                _date(event, f"items[{i}].service_date", item["service_date"])
         if adm and dis and date.fromisoformat(dis) < date.fromisoformat(adm):
             raise InvalidRecord("absurd_value", f"discharge_date {dis} is before admission_date {adm}")
         if event["fund_paid"] > event["total_amount"] + 0.01:

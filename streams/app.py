@@ -11,6 +11,7 @@ each record once. Re-keyed detectors run in the agents of the repartition topics
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -117,6 +118,11 @@ def create_app(settings: Settings) -> faust.App:
             reported.discard(key)
             _forget_lag(*key)
 
+    @app.timer(interval=30.0)
+    async def reconcile() -> None:
+        """Every record read ends as events judged or refused: the counters must agree."""
+        check_accounting(inputs)
+
     @app.timer(interval=5.0)
     async def report_lag() -> None:
         """Consumer lag per owned input partition: high watermark − next offset to process."""
@@ -140,6 +146,34 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+#: A dead letter larger than this goes as a reference to its source record: Kafka refuses records over 1 MiB by
+#: default (message.max.bytes), and the headers need room too.
+DEAD_LETTER_MAX_BYTES = 900 * 1024
+
+
+def dead_reference(topic: str, partition: int, offset: int, value: bytes, reason: str) -> bytes:
+    """What a dead letter too large for the topic carries instead of the record: where to find it, and its hash.
+
+    >>> sorted(orjson.loads(dead_reference("zhijian.claims", 2, 41, b"x" * 10, "not_json")))
+    ['reason', 'reference', 'sha256', 'size']
+    """
+    return orjson.dumps({"reference": {"topic": topic, "partition": partition, "offset": offset},
+                         "size": len(value), "sha256": hashlib.sha256(value).hexdigest(), "reason": reason})
+
+
+def check_accounting(streams: Any) -> dict[str, float]:
+    """Events read − (judged + refused) per stream, from the worker's own counters; logged when not 0."""
+    gaps = {}
+    for stream in streams:
+        read = metrics.EVENTS_READ.labels(stream)._value.get()
+        done = metrics.EVENTS.labels(stream)._value.get() + metrics.EVENTS_REFUSED.labels(stream)._value.get()
+        gaps[stream] = read - done
+        metrics.ACCOUNTING_GAP.labels(stream).set(read - done)
+        if read != done:
+            log.error("accounting: %s read %d events but judged or refused %d", stream, read, done)
+    return gaps
+
+
 def _forget_lag(topic: str, partition: int) -> None:
     try:
         metrics.LAG.remove(topic, str(partition))
@@ -152,6 +186,9 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
                 app: faust.App) -> Any:
     records = metrics.RECORDS.labels(stream)
     replayed = metrics.REPLAYED.labels(stream)
+    events_read = metrics.EVENTS_READ.labels(stream)
+    events_refused = metrics.EVENTS_REFUSED.labels(stream)
+    references = metrics.DEAD_REFERENCES.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
 
@@ -181,9 +218,16 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
                     observer.alert(alert)
                 for dead in out.dead:
                     headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
-                    await dead_topic.send(key=msg.key, value=dead.value, headers=headers, force=True)
+                    value = dead.value
+                    if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
+                        value = dead_reference(msg.topic, msg.partition, msg.offset, value, dead.reason)
+                        headers.append(("zhijian.error.reference", b"1"))
+                        references.inc()
+                    await dead_topic.send(key=msg.key, value=value, headers=headers, force=True)
                     metrics.INVALID.labels(stream, dead.reason).inc()
                     log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
+                events_read.inc(out.read)
+                events_refused.inc(out.refused)
                 if task is not None:
                     task.meta["applied"] = msg.offset
                     task.touch()

@@ -52,8 +52,21 @@ class DeadLetter:
         return h
 
 
+def _refused_value(raw: bytes | None, event: Any, whole: bool) -> tuple[bytes | None, bool]:
+    """The value a refused event is dead-lettered with: the record itself when it holds only this event, else
+    the event re-encoded — or, when it cannot be (nested past orjson's limit), the whole record."""
+    if whole:
+        return raw, True
+    try:
+        return orjson.dumps(event), False
+    except (TypeError, orjson.JSONEncodeError):
+        return raw, True
+
+
 @dataclass(slots=True)
 class Outcome:
+    read: int = 0  # events the record held (1 for one that could not be decoded)
+    refused: int = 0  # of them, refused by the contract (dead-lettered)
     events: int = 0
     alerts: list[Alert] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -74,19 +87,39 @@ class Ingest:
 
     def handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
                record_time: float | None = None) -> Outcome:
+        """Never raises: whatever the record holds ends as judged events and dead letters."""
+        try:
+            return self._handle(raw, topic, partition, offset, record_time)
+        except Exception as e:  # a case nobody foresaw: the whole record is set aside, with the reason
+            log.exception("record %s[%d]@%d could not be processed", topic, partition, offset)
+            out = Outcome(read=1, refused=1)
+            out.dead.append(DeadLetter(raw, "unprocessable", f"{type(e).__name__} while processing the record"))
+            return out
+
+    def _handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
+                record_time: float | None = None) -> Outcome:
         out = Outcome()
         try:
             events = decode(raw)
         except InvalidRecord as e:
+            out.read = out.refused = 1
             out.dead.append(DeadLetter(raw, e.reason, e.detail))
             return out
         whole = len(events) == 1
+        out.read = len(events)
         for i, event in enumerate(events):
             try:
                 validate(self.stream, event)
             except InvalidRecord as e:
-                value = raw if whole else orjson.dumps(event)
+                value, _ = _refused_value(raw, event, whole)
+                out.refused += 1
                 out.dead.append(DeadLetter(value, e.reason, e.detail, None if whole else i))
+                continue
+            except Exception as e:  # nothing an event holds may stop the stream (a value nested too deep …)
+                value, _ = _refused_value(raw, event, whole)
+                out.refused += 1
+                out.dead.append(DeadLetter(value, "unprocessable", f"{type(e).__name__} while validating",
+                                           None if whole else i))
                 continue
             if self._has_patient:
                 event["patient"] = self.pseudonymize(event.pop("patient_id"))
@@ -101,12 +134,12 @@ class Ingest:
                     out.alerts.extend(detector.process(event, source))
                 except Exception as e:  # a detector bug must not stop the stream
                     log.exception("detector %s failed on %s offset %d", detector.name, topic, offset)
-                    out.dead.append(DeadLetter(raw if whole else orjson.dumps(event), "detector_error",
+                    out.dead.append(DeadLetter(_refused_value(raw, event, whole)[0], "detector_error",
                                                f"{detector.name}: {type(e).__name__}", None if whole else i))
                 failures = getattr(detector, "failures", None)  # a runtime of keyed detectors carries on
                 while failures:
                     f = failures.pop(0)
                     log.error("detector %s failed on %s offset %d: %s", f.detector, topic, offset, f)
-                    out.dead.append(DeadLetter(raw if whole else orjson.dumps(event), "detector_error",
+                    out.dead.append(DeadLetter(_refused_value(raw, event, whole)[0], "detector_error",
                                                f"{f.detector}: {type(f.error).__name__}", None if whole else i))
         return out

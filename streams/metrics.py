@@ -20,8 +20,20 @@ FORWARDED = Counter("zhijian_forwarded_events", "Events received on a repartitio
                     "(claim-by-doctor …)", ["group"], registry=REGISTRY)
 INVALID = Counter("zhijian_invalid_records", "Records or events refused and sent to the dead-letter topic",
                   ["stream", "reason"], registry=REGISTRY)
-ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted)",
-                 ["stream", "detector", "severity", "tier"], registry=REGISTRY)
+ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted, nor an alert "
+                 "raised again under an id counted lately)", ["stream", "detector", "severity", "tier"],
+                 registry=REGISTRY)
+ALERTS_REPEATED = Counter("zhijian_alerts_repeated", "Alert records sent again under an id already counted (a "
+                          "repeated input, a replay after a restart)", ["stream"], registry=REGISTRY)
+EVENTS_READ = Counter("zhijian_events_read", "Events found in the records read (a record that cannot be decoded "
+                      "counts one): always events judged + events refused", ["stream"], registry=REGISTRY)
+EVENTS_REFUSED = Counter("zhijian_events_refused", "Events refused by the contract and dead-lettered (detector "
+                         "errors are not refusals: the other detectors judged the event)", ["stream"],
+                         registry=REGISTRY)
+ACCOUNTING_GAP = Gauge("zhijian_accounting_gap", "Events read − (judged + refused), checked every 30 s: 0 unless "
+                       "something was lost", ["stream"], registry=REGISTRY)
+DEAD_REFERENCES = Counter("zhijian_deadletter_references", "Dead letters too large for the topic, sent as a "
+                          "reference to the source record instead of its value", ["stream"], registry=REGISTRY)
 AMOUNT = Counter("zhijian_alert_amount_yuan", "Money at stake named by the alerts raised (duplicate amount, "
                  "overcharge, or the claims' total), in yuan", ["stream", "detector"], registry=REGISTRY)
 OPEN_ALERTS = Gauge("zhijian_open_alerts", "Alerts with a lifecycle (excursions, silent devices) open now",

@@ -20,7 +20,7 @@ and region codes up to a cap. Never an institution, a prescriber, a device or a 
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 from models.alert import Alert
@@ -36,9 +36,11 @@ KIND_FIELD = {"prescription": "visit_type", "claim": "claim_type", "waste": "eve
 
 
 class Observer:
-    def __init__(self, max_regions: int = 2000, max_open: int = 100_000) -> None:
+    def __init__(self, max_regions: int = 2000, max_open: int = 100_000, remember: int = 200_000) -> None:
         self.max_regions = max_regions
         self.max_open = max_open
+        self.remember = remember  # alert ids counted lately: a record repeated (same id) is not counted twice
+        self._counted: OrderedDict[str, None] = OrderedDict()
         self._regions: set[str] = set()
         self._open: dict[str, dict[str, float]] = {d: {} for d in LIFECYCLE}
         self._newest: dict[str, float] = {}
@@ -76,6 +78,12 @@ class Observer:
                 opened.pop(alert.alert_id, None)
         if alert.status != "open":
             return
+        if alert.alert_id in self._counted:
+            metrics.ALERTS_REPEATED.labels(alert.stream).inc()
+            return
+        self._counted[alert.alert_id] = None
+        if len(self._counted) > self.remember:
+            self._counted.popitem(last=False)
         metrics.ALERTS.labels(alert.stream, alert.detector, alert.severity, alert.tier).inc()
         for key in AMOUNT_KEYS:
             value = alert.numbers.get(key)

@@ -62,3 +62,43 @@ def test_a_failing_detector_dead_letters_instead_of_raising():
     out = Ingest("waste", [Broken()], PSEUDO).handle(orjson.dumps(example("waste")), "w", 0, 9)
     [d] = out.dead
     assert d.reason == "detector_error" and "broken" in d.detail
+
+
+# -- regressions: records that once made ingestion raise (and were lost with the good events beside them)
+
+def test_a_schema_version_that_equals_one_in_python_is_refused_not_a_crash():
+    for version in (1.0, True):
+        out = ingest("telemetry").handle(orjson.dumps(example("telemetry", schema_version=version)), "t", 0, 1)
+        assert (out.read, out.events, out.refused) == (1, 0, 1)
+        assert [d.reason for d in out.dead] == ["unknown_schema_version"]
+
+
+def test_impossible_dates_are_refused_with_the_field_named():
+    for field, value, reason in (("admission_date", "0000-01-01", "invalid_value"),
+                                 ("discharge_date", "1850-03-01", "absurd_value")):
+        claim = example("claim", claim_type="inpatient", admission_date="2026-11-01", discharge_date="2026-11-05")
+        claim[field] = value
+        out = ingest("claim").handle(orjson.dumps(claim), "c", 0, 1)
+        [d] = out.dead
+        assert d.reason == reason and field in d.detail and out.events == 0
+
+
+def test_an_event_nested_past_the_encoders_limit_is_dead_lettered_with_its_record_and_the_others_judged():
+    deep = b'{"schema_version":1,"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    raw = b"[" + orjson.dumps(example("telemetry")) + b"," + deep + b"]"
+    out = ingest("telemetry").handle(raw, "t", 0, 1)
+    assert (out.read, out.events, out.refused) == (2, 1, 1)
+    [d] = out.dead
+    assert d.index == 1 and d.value == raw  # it cannot be re-encoded alone: the whole record, and its place in it
+
+
+def test_whatever_goes_wrong_the_record_is_set_aside_not_lost():
+    class Exploding(dict):
+        def get(self, *a):
+            raise RuntimeError("a case nobody foresaw")
+
+    ing = ingest("waste")
+    ing._handle = lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))  # noqa: the outermost guard
+    out = ing.handle(b"{}", "w", 0, 3)
+    assert (out.read, out.refused) == (1, 1) and [d.reason for d in out.dead] == ["unprocessable"]
+    assert out.dead[0].value == b"{}"

@@ -97,3 +97,34 @@ def test_kcat_producer_gets_alert_and_dead_letter(broker, worker):
                          env=env, capture_output=True, timeout=60, check=True).stdout.decode()
     line = next(x for x in out.splitlines() if x.startswith("temperature=13.4|"))
     assert "zhijian.error.reason=not_json" in line
+
+
+def test_records_that_once_crashed_the_agent_are_accounted_for_and_a_huge_one_becomes_a_reference(broker, worker):
+    bs = broker.bootstrap_servers
+    deep = b'{"schema_version":1,"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    envelope = b"[" + orjson.dumps(reading("IT-NEST", 0, 5.0)) + b"," + deep + b"]"
+    huge = b"{" + b"x" * (950 * 1024)  # not JSON, and too large to go to the dead-letter topic as it is
+    values = [orjson.dumps({**reading("IT-V10", 0, 5.0), "schema_version": 1.0}), envelope, huge]
+    metas = produce(bs, "zhijian.telemetry", values, key="IT-HARD")
+    offsets = {m.offset for m in metas}
+
+    def mine(records):
+        return [r for r in records if dict(r.headers).get("zhijian.error.offset", b"-1").decode().isdigit()
+                and int(dict(r.headers)["zhijian.error.offset"]) in offsets
+                and int(dict(r.headers)["zhijian.error.partition"]) == metas[0].partition]
+    dead = mine(read_topic(bs, "zhijian.deadletter", lambda rs: len(mine(rs)) >= 3))
+    by_reason = {dict(r.headers)["zhijian.error.reason"].decode(): r for r in dead}
+    assert set(by_reason) == {"unknown_schema_version", "missing_field", "not_json"}
+    nested = by_reason["missing_field"]  # it cannot be re-encoded alone: its whole record, and its place in it
+    assert nested.value == envelope and dict(nested.headers)["zhijian.error.batch_index"] == b"1"
+    reference = by_reason["not_json"]
+    assert dict(reference.headers)["zhijian.error.reference"] == b"1"
+    ref = orjson.loads(reference.value)
+    assert ref["size"] == len(huge) and ref["reference"]["offset"] == metas[2].offset and len(ref["sha256"]) == 64
+    # the good reading beside the nested event was judged, and the agent lives on
+    produce(bs, "zhijian.telemetry", [reading("IT-AFTER-HARD", 0, 12.0)], key="IT-AFTER-HARD")
+    assert alerts_for(bs, "IT-AFTER-HARD", 1)
+    read = worker.metric("zhijian_events_read_total", stream="telemetry")
+    judged = worker.metric("zhijian_events_total", stream="telemetry")
+    refused = worker.metric("zhijian_events_refused_total", stream="telemetry")
+    assert read == judged + refused and refused >= 3
