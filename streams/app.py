@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ import faust
 import orjson
 
 from connectors.topics import KEY_FIELD
-from models.pseudonym import KEY_ENV, Pseudonymizer
+from models.pseudonym import Pseudonymizer
 from models.rekey import PartitionedReceiver
 from models.runtime import PartitionedRuntime
 from streams import faust_transport, metrics, state
@@ -283,8 +282,7 @@ def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, al
 def run_worker(settings: Settings) -> int:
     """Run the worker until SIGINT/SIGTERM; returns the exit code."""
     Path(settings.worker.datadir).mkdir(parents=True, exist_ok=True)
-    if not os.environ.get(KEY_ENV):
-        log.warning("using the development pseudonymization key: set %s (16+ bytes) before real data", KEY_ENV)
+    log.info("pseudonymization key id %s", Pseudonymizer.from_env().key_id)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True, redirect_stdouts=False)

@@ -35,8 +35,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from connectors.broker import ensure_topics, wait_until_answers
     from streams.app import run_worker
 
+    from models.pseudonym import Pseudonymizer
+
     settings = _settings(args, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                          log_level=args.log_level)
+    try:
+        Pseudonymizer.from_env()
+    except ValueError as e:  # no key, or one too short: patients would be re-identifiable
+        raise ZhijianError(str(e)) from None
     wait_until_answers(settings.kafka, timeout=args.connect_timeout)
     if not args.no_create_topics:
         ensure_topics(settings.kafka, settings.topic_specs(), settings.topics.replication_factor)
@@ -102,8 +108,8 @@ def client_config(conn: Any) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streams.lab.processes import simulated_region_configs, start_worker_process, stop_process
     from connectors.alert_sink import AlertPrinter, AlertTail
+    from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
     from connectors.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
     from connectors.simulator import RegionSimulator, SimulationConfig
@@ -113,6 +119,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     metrics_port = args.metrics_port or free_port()
     jsonl = open(args.alerts_out, "wb") if args.alerts_out else None
     print("zhijian demo: starting the embedded broker …", flush=True)
+    # the demo's broker keeps its data (and the detectors' state) across runs: so does its key
+    print(f"  {ensure_run_key(STATE_DIR / 'demo-pseudonym.key')}", flush=True)
     broker = EmbeddedBroker(data_dir=STATE_DIR / "kafka")
     worker = None
     producer = tail = None

@@ -1,9 +1,15 @@
 """Shared fixtures: one embedded broker and one worker for the integration tests of a session."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from connectors.broker import free_port
+from models.pseudonym import KEY_ENV
+
+# the tests' pseudonymization key, inherited by every worker process they start (there is no default key)
+os.environ.setdefault(KEY_ENV, "zhijian-tests-" + "k" * 40)
 from tests.kafka_helpers import Worker, broker_with_topics, produce
 
 

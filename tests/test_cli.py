@@ -29,3 +29,17 @@ def test_bad_config_file(tmp_path):
 def test_bad_bootstrap_syntax():
     r = zhijian("worker", "--bootstrap-servers", "kafka-without-port")
     assert r.returncode == 2 and "host:port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_worker_refuses_to_run_without_a_real_pseudonymization_key():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "ZHIJIAN_PSEUDONYM_KEY"}
+    for key, says in ((None, "no pseudonymization key: set ZHIJIAN_PSEUDONYM_KEY"), ("short", "at least 32 bytes")):
+        if key:
+            env["ZHIJIAN_PSEUDONYM_KEY"] = key
+        r = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", "127.0.0.1:1",
+                            "--connect-timeout", "2", "--metrics-port", "0"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("zhijian: error: ") and says in r.stderr and len(r.stderr.splitlines()) == 1

@@ -16,7 +16,7 @@ from streams.detectors import build_detectors
 from streams.ingest import Ingest
 from streams.settings import load_settings
 
-PSEUDO = Pseudonymizer(b"fuzz-key-0123456789abcdef")
+PSEUDO = Pseudonymizer(b"fuzz-key-0123456789abcdef-0123456789")
 DETECTORS = build_detectors(load_settings(environ={}))
 INGEST = {s: Ingest(s, DETECTORS[s], PSEUDO) for s in STREAMS}
 EXAMPLES = {s: load_schema(s)["examples"] for s in STREAMS}

@@ -9,7 +9,7 @@ from streams.detectors import build_detectors
 from streams.ingest import Ingest
 from streams.settings import load_settings
 
-PSEUDO = Pseudonymizer(b"test-key-0123456789abcdef")
+PSEUDO = Pseudonymizer(b"test-key-0123456789abcdef-0123456789")
 
 
 def ingest(stream):

@@ -175,10 +175,11 @@ def run_bench(args: argparse.Namespace) -> int:
     from connectors.broker import EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer, build_envelopes
     from connectors.simulator import RegionSimulator, SimulationConfig
-    from streams.lab.processes import simulated_region_configs, start_worker_process, stop_process
+    from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
     from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
+    print(ensure_run_key(), flush=True)
     n, rate, paced_s = args.events, args.latency_rate, args.latency_seconds
     print(f"generating {n} + {int(rate * paced_s)} events …", flush=True)
     def generate(sim: Any, count: int) -> list[Any]:

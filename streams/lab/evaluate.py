@@ -223,7 +223,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from connectors.simulator.scenarios import BY_NAME
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
-    from streams.lab.processes import simulator_from_args
+    from streams.lab.processes import ensure_run_key, simulator_from_args
 
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")
@@ -231,6 +231,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ZhijianError("--workers must be 1 or more and --kill-every a positive number of seconds")
     STATE_DIR.mkdir(exist_ok=True)
     sim = simulator_from_args(args)
+    _progress(f"evaluate: {ensure_run_key()}")
     _progress(f"evaluate: seed {args.seed}, {args.days:g} simulated days, scale {args.scale:g} "
               f"({len(sim.region.institutions)} institutions, {len(sim.region.devices)} cold-chain devices)")
     plain = args.workers == 1 and not args.kill_every

@@ -11,6 +11,28 @@ from pathlib import Path
 from connectors.errors import ZhijianError
 
 
+def ensure_run_key(keep: Path | None = None) -> str:
+    """A pseudonymization key for a lab run when none is set: random, in this process's environment (the
+    workers it starts inherit it), kept in ``keep`` (mode 0600) when given so that later runs reuse it.
+    Returns the line to tell the user."""
+    from models.pseudonym import KEY_ENV, Pseudonymizer
+
+    if os.environ.get(KEY_ENV):
+        return f"pseudonymization key from {KEY_ENV} (key id {Pseudonymizer.from_env().key_id})"
+    if keep is not None and keep.exists():
+        os.environ[KEY_ENV] = keep.read_text().strip()
+        where = f"kept in {keep}"
+    else:
+        os.environ[KEY_ENV] = Pseudonymizer.random_key()
+        where = "random, for this run only"
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.touch(mode=0o600)
+            keep.write_text(os.environ[KEY_ENV])
+            where = f"random, kept in {keep}"
+    return f"pseudonymization key: {where} (key id {Pseudonymizer.from_env().key_id}); set {KEY_ENV} for real data"
+
+
 def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, config: list[str] | None = None,
                          extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--bootstrap-servers", bootstrap,
