@@ -1,6 +1,7 @@
 """Reading the alert topic back: a live console view and a JSON-lines file."""
 from __future__ import annotations
 
+import re
 import sys
 from typing import IO, Any, Iterator
 
@@ -13,15 +14,29 @@ SEVERITY_MARK = {"low": "  low ", "medium": " MED  ", "high": " HIGH ", "critica
 COLOURS = {"low": "\033[36m", "medium": "\033[33m", "high": "\033[31m", "critical": "\033[1;41;37m"}
 
 
+#: Characters that must not reach a terminal from a record's text: C0/C1 controls (ESC starts terminal
+#: commands) and the bidirectional overrides that make text read other than it is (U+202E …).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: Any) -> str:
+    """Text safe for a console: controls and direction overrides shown as ``?``.
+
+    >>> printable("fridge \x1b[2J F1 \u202eevil")
+    'fridge ?[2J F1 ?evil'
+    """
+    return _UNPRINTABLE.sub("?", str(text))
+
+
 def format_alert(a: dict[str, Any], colour: bool = False) -> str:
-    """One line an operator reads at a glance: time, severity, detector, entity, reason."""
+    """One line an operator reads at a glance: time, severity, detector, entity, reason (controls stripped)."""
     sev = a.get("severity", "?")
     mark = SEVERITY_MARK.get(sev, f" {sev:5}")
     if colour:
         mark = f"{COLOURS.get(sev, '')}{mark}\033[0m"
     status = " (closed)" if a.get("status") == "closed" else ""
-    when = a.get("event_time", "")[:16].replace("T", " ")
-    return f"{when} {mark} {a.get('detector', '?'):28} {a.get('reason', '')}{status}"
+    when = printable(a.get("event_time", ""))[:16].replace("T", " ")
+    return f"{when} {mark} {printable(a.get('detector', '?')):28} {printable(a.get('reason', ''))}{status}"
 
 
 class AlertTail:

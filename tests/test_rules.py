@@ -151,3 +151,21 @@ def test_storage_state_is_forgotten_once_disposed():
     assert len(d.task(0)) == 1  # reported, remembered until disposed of
     d.process(*waste("disposed", 60))
     assert len(d.task(0)) == 0
+
+
+def test_a_claim_repeating_a_thousand_lines_is_one_alert_naming_them_all():
+    from models.runtime import Runtime
+
+    d = Runtime([DuplicateChargeDetector()])
+    lines = [{"item_code": f"LAB-{i}", "quantity": 1, "unit_price": 10.0, "amount": 10.0} for i in range(1000)]
+
+    def claim(cid, offset):
+        return d.process({"claim_id": cid, "institution_id": "H1", "patient": "Pz", "doctor_id": "D1",
+                          "event_time": "2026-01-05T10:00:00+08:00", "_t": 1767578400.0, "items": lines},
+                         Source("zhijian.claims", 0, offset, cid))
+    assert claim("C1", 1) == []
+    [a] = claim("C2", 2)
+    assert a.numbers["lines"] == 1000 and a.numbers["duplicate_amount"] == 10000.0
+    assert len(a.numbers["repeated"]) == 50 and a.numbers["repeated"][0]["first_claim_id"] == "C1"
+    assert [e.event_id for e in a.evidence] == ["C1", "C2"]
+    assert [x.alert_id for x in claim("C2", 2)] == [a.alert_id]  # a redelivery raises it again under the same id

@@ -6,7 +6,8 @@ and keeps ``retention_days`` of service days behind the newest one seen for that
 horizon of the patient's own, so it is the same however the stream is split), so memory stays
 bounded; a patient idle longer is forgotten.
 The entity is the billing institution; 重复收费 is a violation (违规, Art. 38 of
-医疗保障基金使用监督管理条例).
+医疗保障基金使用监督管理条例). One alert per claim names every line it bills again (a claim of a
+thousand repeated lines is one alert, not a thousand), with the amount charged again in all.
 
 >>> from models.alert import Source
 >>> from models.runtime import Runtime
@@ -21,7 +22,7 @@ The entity is the billing institution; 重复收费 is a violation (违规, Art.
 []
 >>> [a] = d.process(claim("C2", 2), Source("zhijian.claims", 0, 2, "C2"))
 >>> print(a.reason)
-institution H1 billed CT-HEAD twice for patient Pabc on 2026-01-05: claims C1 and C2, 300.00 charged again
+institution H1 billed CT-HEAD again for patient Pabc on 2026-01-05 on claim C2 (first on C1): 1 line, 300.00 charged again
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class _Line:
 
 class DuplicateChargeDetector(KeyedDetector):
     name = "claim.duplicate_charge"
-    version = "1"
+    version = "2"  # 2: one alert per claim listing its repeated lines (1: one per line)
     stream = "claim"
     Limits = DuplicateChargeConfig  # its configuration section [claim.duplicate_charge]
     key, key_field = "patient", "patient"
@@ -68,7 +69,7 @@ class DuplicateChargeDetector(KeyedDetector):
         horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
         # (institution, item, service day) → [claim id, line, amount, source] of its first billing
         lines = {k: v for k, v in st.get("lines", {}).items() if k.rsplit("|", 1)[1] >= horizon}
-        alerts: list[Alert] = []
+        repeated: list[tuple[int, dict[str, Any], str, _Line]] = []
         for i, (item, day) in enumerate(zip(event["items"], days)):
             key = f"{event['institution_id']}|{item['item_code']}|{day}"
             kept = lines.get(key)
@@ -79,25 +80,34 @@ class DuplicateChargeDetector(KeyedDetector):
             first = _Line(kept[0], kept[1], kept[2], Source(*kept[3]))
             if first.claim_id == event["claim_id"] and first.line == i:
                 continue  # the same line redelivered
-            alerts.append(self._alert(event, item, day, first, i, source))
+            repeated.append((i, item, day, first))
         st["newest"], st["lines"] = newest, lines
-        return alerts
+        return [self._alert(event, repeated, source)] if repeated else []
 
-    def _alert(self, event: dict[str, Any], item: dict[str, Any], day: str, first: _Line, line: int,
+    #: Lines listed in one alert's numbers (the count and the amount cover them all).
+    MAX_LINES_LISTED = 50
+
+    def _alert(self, event: dict[str, Any], repeated: list[tuple[int, dict[str, Any], str, _Line]],
                source: Source) -> Alert:
-        reason = (f"institution {event['institution_id']} billed {item['item_code']} twice for patient "
-                  f"{event['patient']} on {day}: claims {first.claim_id} and {event['claim_id']}, "
-                  f"{item['amount']:.2f} charged again")
+        _, item, day, first = repeated[0]
+        again = sum(it["amount"] for _, it, _, _ in repeated)
+        more = f" and {len(repeated) - 1} more" if len(repeated) > 1 else ""
+        reason = (f"institution {event['institution_id']} billed {item['item_code']}{more} again for patient "
+                  f"{event['patient']} on {day} on claim {event['claim_id']} (first on {first.claim_id}): "
+                  f"{len(repeated)} line{'s' if len(repeated) > 1 else ''}, {again:.2f} charged again")
+        firsts = {f.claim_id: f.source for _, _, _, f in reversed(repeated)}  # each first claim's record, once
         return Alert.build(
-            detector=self.name, version=self.version,
-            key=f"{first.claim_id}#{first.line}|{event['claim_id']}#{line}",
+            detector=self.name, version=self.version, key=f"{event['claim_id']}",
             stream=self.stream, severity="high", tier="violation",
             entity_kind="institution", entity_id=event["institution_id"],
             institution_id=event["institution_id"], region=event.get("region", "unknown"),
             event_t=event["_t"], score=2.0, reason=reason,
             numbers={"item_code": item["item_code"], "service_date": day, "patient": event["patient"],
                      "first_claim_id": first.claim_id, "first_amount": first.amount,
-                     "duplicate_claim_id": event["claim_id"], "duplicate_amount": item["amount"],
-                     "doctor_id": event["doctor_id"]},
-            evidence=[first.source, source],
+                     "duplicate_claim_id": event["claim_id"], "duplicate_amount": round(again, 2),
+                     "lines": len(repeated), "doctor_id": event["doctor_id"],
+                     "repeated": [{"line": i, "item_code": it["item_code"], "service_date": d,
+                                   "amount": it["amount"], "first_claim_id": f.claim_id, "first_line": f.line}
+                                  for i, it, d, f in repeated[:self.MAX_LINES_LISTED]]},
+            evidence=[*list(reversed(firsts.values()))[:20], source],
         )
