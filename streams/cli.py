@@ -233,6 +233,12 @@ def cmd_nab(args: argparse.Namespace) -> int:
     return run_nab(args)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from streams.lab.fuzz import run_fuzz
+
+    return run_fuzz(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.lab.bench import run_bench
 
@@ -280,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_broker)
 
     be = sub.add_parser("bench", help="throughput and latency of the worker beside a raw aiokafka consumer")
+    fz = sub.add_parser("fuzz", help="garbage and near-valid records through the real worker: every event judged or "
+                                     "refused, no agent crash")
+    fz.add_argument("--records", type=int, default=100_000, help="records per stream")
+    fz.add_argument("--seed", type=int, default=1)
+    fz.add_argument("--timeout", type=float, default=1800)
+    fz.add_argument("--json", help="write the figures to this file")
+    fz.set_defaults(func=cmd_fuzz)
+
     be.add_argument("--events", type=int, default=200_000)
     be.add_argument("--workers", type=int, default=1, help="worker processes sharing the work")
     be.add_argument("--batch", type=int, default=500, help="events per envelope (1 = one event per record)")

@@ -92,6 +92,7 @@ class Fleet:
 def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
     """Whether the group has committed every record of ``topics``; and how many remain."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
 
     admin = KafkaAdminClient(**conn.kafka_python())
     consumer = KafkaConsumer(**conn.kafka_python())
@@ -99,6 +100,8 @@ def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
         committed = admin.list_group_offsets({group: None}).get(group, {})
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         ends = consumer.end_offsets(tps)
+    except KafkaError:  # the group has no coordinator yet (no worker has joined): nothing committed
+        return False, -1
     finally:
         consumer.close()
         admin.close()
