@@ -289,3 +289,20 @@ def test_a_burst_is_found_even_when_partitions_arrive_one_after_another():
             alerts += feed(pharmacy_claim(t, who), p)
     alerts += deliver(until=T0 + 3 * 3600)
     assert len(alerts) == 1 and alerts[0].numbers["cards"] == 20
+
+
+def test_a_manifest_whose_events_arrive_in_reverse_order_raises_nothing():
+    from models.waste.storage_overdue import StorageOverdueDetector
+
+    rt = Runtime([StorageOverdueDetector(), ManifestOpenDetector()])
+    t0 = T0
+
+    def ev(kind, hours, offset, manifest="M-REV"):
+        e = {"manifest_id": manifest, "event_type": kind, "institution_id": "H1", "region": "310101",
+             "category": "sharps", "weight_kg": 4.0, "container_count": 1, "carrier_id": "CR-1",
+             "facility_id": "FAC-2", "_t": t0 + 3600 * hours}
+        return rt.process(e, src(offset))
+    # a batch upload sent the manifest's life backwards: disposed, received, handed over, generated
+    alerts = ev("disposed", 30, 1) + ev("received", 20, 2) + ev("handed_over", 10, 3) + ev("generated", 0, 4)
+    alerts += ev("generated", 200, 5, manifest="M-OTHER") + rt.advance(t0 + 400 * 3600)  # days later
+    assert [(a.detector, "M-OTHER" in a.reason) for a in alerts] == [("waste.storage_overdue", True)]

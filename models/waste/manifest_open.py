@@ -6,7 +6,9 @@ and not disposed within the disposal window means it is piling up at the facilit
 storage overdue, the absence of an event is the event: the detector alerts when the
 partition's event-time watermark passes the deadline (every event of a manifest shares its
 partition). The entity is the carrier for a missing receipt, the facility for a missing
-disposal; one alert per manifest and stage.
+disposal; one alert per manifest and stage. The state remembers the latest stage reached, so a
+manifest whose events arrive out of order (disposed before received) opens no wait for a stage it
+has passed; it is forgotten with the key's retention.
 
 >>> from models.alert import Source
 >>> from models.runtime import Runtime
@@ -43,6 +45,8 @@ class ManifestWindows:
 
 #: What a manifest's state keeps of the event that opened the wait: the alert's text needs no more.
 _KEPT = ("category", "weight_kg", "institution_id", "region", "carrier_id", "facility_id")
+#: A manifest's life in order; events may arrive in any order (a batch upload, a replay).
+STAGES = ("generated", "handed_over", "received", "disposed")
 
 
 class ManifestOpenDetector(KeyedDetector):
@@ -59,26 +63,33 @@ class ManifestOpenDetector(KeyedDetector):
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         t, kind, st = event["_t"], event["event_type"], ctx.state
+        rank = STAGES.index(kind) if kind in STAGES else -1
+        seen = max(st.get("seen", -1), rank)  # the latest stage this manifest has reached, in any arrival order
+        if "stage" in st and seen >= STAGES.index(st["stage"]):
+            ctx.cancel_timer(st["stage"])  # the awaited stage, or a later one (a step missed, or came late)
+            self._forget_wait(st)
+        st["seen"] = seen
         wait = {"handed_over": ("received", self.windows.transport_hours),
                 "received": ("disposed", self.windows.disposal_hours)}.get(kind)
-        if st and (kind == "disposed" or (kind == "received" and st["stage"] == "received")):
-            ctx.cancel_timer(st["stage"])  # disposal closes the manifest whatever step was missed
-            st.clear()
-        if wait is not None and st.get("stage") != wait[0]:
-            if st:
+        if wait is not None and STAGES.index(wait[0]) > seen and st.get("stage") != wait[0]:
+            if "stage" in st:
                 ctx.cancel_timer(st["stage"])
-            st.clear()
             st.update({k: event.get(k) for k in _KEPT}, stage=wait[0], since_t=t, source=list(source))
             st["region"] = st["region"] or "unknown"
             ctx.set_timer(t + wait[1] * 3600, tag=wait[0])
         return []
+
+    @staticmethod
+    def _forget_wait(st: dict[str, Any]) -> None:
+        for k in (*_KEPT, "stage", "since_t", "source"):
+            st.pop(k, None)
 
     def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
         st = ctx.state
         if st.get("stage") != tag:
             return []
         alert = self._alert(ctx.key, dict(st), ctx.watermark)
-        st.clear()
+        self._forget_wait(st)  # what it has seen stays: a late receipt must not open the wait again
         return [alert]
 
     def _alert(self, manifest: str, e: dict[str, Any], now: float) -> Alert:

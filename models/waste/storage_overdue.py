@@ -73,18 +73,21 @@ class StorageOverdueDetector(KeyedDetector):
         limit_s = self.limits.max_storage_hours * 3600
         kind = event["event_type"]
         if kind == "generated":
-            if "generated_t" not in st and not st.get("reported"):
+            if "generated_t" not in st and not st.get("reported") and not st.get("later"):
                 st.update(generated_t=t, institution_id=event["institution_id"],
                           region=event.get("region", "unknown"), category=event["category"],
                           weight_kg=event["weight_kg"], source=list(source))
                 ctx.set_timer(t + limit_s)
             return []
         if kind == "disposed":
-            st.clear()  # the manifest's life is over: forget it
+            st.clear()  # the manifest's life is over: forget it, but for having seen a later stage
+            st["later"] = True
             ctx.cancel_timer()
             return []
         if "generated_t" not in st:
+            st["later"] = True  # handed over before its generation arrived: no storage wait when it does
             return []
+        st["later"] = True
         ctx.cancel_timer()
         pending = {k: st.pop(k) for k in ("generated_t", "institution_id", "region", "category", "weight_kg",
                                           "source")}
