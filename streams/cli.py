@@ -209,6 +209,84 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_fridge_tag(args: argparse.Namespace) -> int:
+    """Berlinger Fridge-tag / Q-tag exports: readings to the telemetry topic (or a file), daily summaries to a file."""
+    import json
+    from datetime import timezone
+
+    from connectors.fridge_tag import FridgeTagError, parse, telemetry_events
+
+    try:
+        sign = -1 if args.tz.startswith("-") else 1
+        hours, _, minutes = args.tz.lstrip("+-").partition(":")
+        tz = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+    except ValueError:
+        raise ZhijianError(f"--tz {args.tz!r}: give the loggers' UTC offset as +08:00") from None
+    exports = []
+    for path in args.files:
+        try:
+            exports.append((path, parse(Path(path).read_text(encoding="utf-8", errors="replace"))))
+        except OSError as e:
+            raise ZhijianError(f"{path}: cannot read it ({e.strerror})") from None
+        except FridgeTagError as e:
+            raise ZhijianError(f"{path}: {e} — not a Fridge-tag or Q-tag export as the logger writes it") from None
+    events = []
+    summaries = []
+    print(f"{'file':44}{'device':28}{'serial':>14}{'days':>6}{'alarm days':>12}{'readings':>10}")
+    for path, export in exports:
+        mine = telemetry_events(export, tz, args.facility, args.device_kind, args.region)
+        events += mine
+        alarm_days = sum(any(d.alarmed.values()) for d in export.days)
+        print(f"{Path(path).name[:43]:44}{export.device[:27]:28}{export.serial:>14}{len(export.days):>6}"
+              f"{alarm_days:>12}{len(mine):>10}")
+        for d in export.days:
+            summaries.append({"device_id": export.serial, "device": export.device, "facility_id": args.facility,
+                              "day": d.day, "min_c": d.min_c, "max_c": d.max_c, "mean_c": d.mean_c,
+                              "alarm_minutes": d.alarm_minutes, "alarmed": d.alarmed,
+                              "sensor_timeout_minutes": d.sensor_timeout_minutes,
+                              "rules": [r.__dict__ for r in export.rules]})
+    if args.agreement:
+        from streams.lab.agreement import agreement
+
+        print(f"\nagreement with the loggers' own alarms, per day and rule (zhijian's excursion rule at each logger's "
+              f"thresholds):\n{'file':44}{'days':>6}{'agree':>7}{'low: both/logger/zhijian':>26}"
+              f"{'high: both/logger/zhijian':>27}")
+        for path, export in exports:
+            a = agreement(export, tz)
+            if a is None:
+                continue
+            lo, hi = a.by_rule["low"], a.by_rule["high"]
+            print(f"{Path(path).name[:43]:44}{a.days:>6}{a.agree:>7}"
+                  f"{lo['both']:>16}/{lo['logger_only']}/{lo['zhijian_only']:<6}"
+                  f"{hi['both']:>17}/{hi['logger_only']}/{hi['zhijian_only']:<6}")
+            for d in a.disagreements:
+                print(f"    {d['day']} {d['rule']}: logger {'alarm' if d['logger'] else 'no alarm'} "
+                      f"({d['logger_minutes']:g} min counted), zhijian {'breach' if d['zhijian'] else 'none'}; "
+                      f"min {d['min_c']} °C, max {d['max_c']} °C")
+    if args.summaries:
+        Path(args.summaries).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in summaries))
+        print(f"{len(summaries)} daily summaries written to {args.summaries}")
+    if args.out:
+        Path(args.out).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+        print(f"{len(events)} telemetry events written to {args.out}")
+        return 0
+    from connectors.broker import wait_until_answers
+    from connectors.producer import EnvelopeProducer
+
+    settings = _settings(args)
+    wait_until_answers(settings.kafka, timeout=15)
+    topics = settings.input_topics()
+    producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
+    try:
+        for e in events:
+            producer.add("telemetry", e["device_id"], e)
+        producer.flush()
+    finally:
+        producer.close()
+    print(f"{len(events)} readings sent to {topics['telemetry']}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.evaluate import run_evaluate
 
@@ -286,6 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_broker)
 
     be = sub.add_parser("bench", help="throughput and latency of the worker beside a raw aiokafka consumer")
+    im = sub.add_parser("import", help="import logger exports (Berlinger Fridge-tag / Q-tag) as telemetry")
+    im_sub = im.add_subparsers(dest="format", required=True)
+    ft = im_sub.add_parser("fridge-tag", help="Fridge-tag 2 / 2 L / Ultra Low and Q-tag text exports")
+    _common_kafka(ft)
+    ft.add_argument("files", nargs="+", metavar="FILE")
+    ft.add_argument("--tz", default="+08:00", help="the loggers' UTC offset: their times carry no zone (default +08:00)")
+    ft.add_argument("--facility", default="unknown", help="the facility the loggers sit in (facility_id)")
+    ft.add_argument("--device-kind", default="fridge", choices=("fridge", "cold_room", "vehicle", "carrier"))
+    ft.add_argument("--region", help="the facility's region code")
+    ft.add_argument("--out", help="write the telemetry events to this JSON-lines file instead of the topic")
+    ft.add_argument("--summaries", help="write the loggers' daily summaries (min/max/mean, alarm minutes) here")
+    ft.add_argument("--agreement", action="store_true", help="compare zhijian's excursion rule with the alarms each "
+                                                             "logger recorded, per day and rule (exports with readings "
+                                                             "and daily history)")
+    ft.set_defaults(func=cmd_import_fridge_tag)
+
     fz = sub.add_parser("fuzz", help="garbage and near-valid records through the real worker: every event judged or "
                                      "refused, no agent crash")
     fz.add_argument("--records", type=int, default=100_000, help="records per stream")
