@@ -143,13 +143,16 @@ def test_alert_ids_are_deterministic_across_runs():
     assert run() == run() and len(run()) == 3
 
 
-def test_storage_state_is_forgotten_once_disposed():
+def test_storage_state_shrinks_once_disposed_and_is_forgotten_after_its_retention():
     d = PartitionedRuntime([StorageOverdueDetector()])
     d.process(*waste("generated", 0))
     assert len(d.process(*waste("handed_over", 50))) == 1
     d.process(*waste("received", 52))
     assert len(d.task(0)) == 1  # reported, remembered until disposed of
     d.process(*waste("disposed", 60))
+    # only that a later stage was seen stays (a late 'generated' must not open a wait), until the retention ends
+    assert d.task(0).store_of("waste.storage_overdue", waste("disposed", 60)[0]["manifest_id"]) == {"later": True}
+    d.task(0).advance(d.task(0).watermark + 31 * 86400)
     assert len(d.task(0)) == 0
 
 
@@ -169,3 +172,20 @@ def test_a_claim_repeating_a_thousand_lines_is_one_alert_naming_them_all():
     assert len(a.numbers["repeated"]) == 50 and a.numbers["repeated"][0]["first_claim_id"] == "C1"
     assert [e.event_id for e in a.evidence] == ["C1", "C2"]
     assert [x.alert_id for x in claim("C2", 2)] == [a.alert_id]  # a redelivery raises it again under the same id
+
+
+def test_an_excursion_ends_at_its_last_reading_when_the_device_falls_silent_past_the_gap_limit():
+    from models.runtime import Runtime
+
+    d = Runtime([ExcursionDetector(ExcursionLimits(heat_breach_minutes=60, max_gap_minutes=120))])
+
+    def reading(minute, temp, offset):
+        e = {"device_id": "F9", "device_kind": "fridge", "facility_id": "CDC-1", "temperature_c": temp,
+             "_t": 1767225600.0 + 60 * minute}
+        return d.process(e, Source("zhijian.telemetry", 0, offset, f"F9@{minute}"))
+    assert [a.status for a in reading(0, 26.3, 1)] == ["open"]  # a logger activated on a desk, then silent 6 h
+    alerts = reading(352, 27.5, 2)
+    closed = [a for a in alerts if a.status == "closed"][0]
+    assert closed.numbers["end"] == closed.numbers["start"] and closed.numbers["ended_by_gap_minutes"] == 352.0
+    assert not any(a.detector == "coldchain.breach" for a in alerts)  # six unknown hours are not a breach
+    assert [a.evidence[-1].offset for a in [closed]] == [1]

@@ -5,6 +5,8 @@ start, an end, a peak and a duration — not one alert per reading. The detector
 
 * ``coldchain.excursion`` when an excursion opens (status ``open``) and the same alert
   id again when it ends (status ``closed``, with end, peak and duration);
+* an excursion also ends at its last reading when the next comes after more than ``max_gap_minutes``
+  (what happened in between is unknown; the silence has its own rule);
 * ``coldchain.breach`` once per excursion when it lasts past the alarm limit:
   above +8 °C for 10 h (WHO PQS E006 30-day recorder; 30 min is a stricter local option)
   or at/below −0.5 °C for 60 min (freezing destroys adsorbed vaccines).
@@ -45,6 +47,9 @@ class ExcursionLimits:
     heat_breach_minutes: float = 600.0
     freeze_at_or_below_c: float = -0.5
     freeze_breach_minutes: float = 60.0
+    # A gap between readings longer than this ends an open excursion at its last reading: what happened in the
+    # gap is unknown (sensor silence has its own rule). Two hours: loggers record every 5–60 minutes.
+    max_gap_minutes: float = 120.0
 
 
 class _Excursion:
@@ -82,10 +87,17 @@ class ExcursionDetector(KeyedDetector):
         t, temp, st = event["_t"], event["temperature_c"], ctx.state
         if t <= st.get("last_t", t - 1):  # a redelivered or late reading: already accounted for
             return []
+        previous_t = st.get("last_t")
         st["last_t"] = t
         kind = self._kind(temp)
         exc = st.get("excursion")
         alerts: list[Alert] = []
+        if exc is not None and previous_t is not None and t - previous_t > self.limits.max_gap_minutes * 60:
+            # the device was not heard for longer than the gap limit: the excursion ends where it was last seen
+            last = exc.get("last_source") or exc["start_source"]
+            alerts.append(self._alert(event, _Excursion(exc), end_t=exc["last_t"], end_source=Source(*last),
+                                      gap_minutes=(t - previous_t) / 60))
+            st["excursion"] = exc = None
         if exc is not None and exc["kind"] != kind:
             alerts.append(self._alert(event, _Excursion(exc), end_t=t, end_source=source))
             st["excursion"] = exc = None
@@ -97,6 +109,7 @@ class ExcursionDetector(KeyedDetector):
             alerts.append(self._alert(event, _Excursion(exc)))
             return alerts
         exc["last_t"] = t
+        exc["last_source"] = list(source)
         exc["readings"] += 1
         exc["peak"] = max(exc["peak"], temp) if kind == "heat" else min(exc["peak"], temp)
         limit = self.limits.heat_breach_minutes if kind == "heat" else self.limits.freeze_breach_minutes
@@ -123,7 +136,7 @@ class ExcursionDetector(KeyedDetector):
         }
 
     def _alert(self, event: dict[str, Any], exc: _Excursion, end_t: float | None = None,
-               end_source: Source | None = None) -> Alert:
+               end_source: Source | None = None, gap_minutes: float | None = None) -> Alert:
         where, limit, severity = self._describe(event, exc)
         numbers: dict[str, Any] = {"kind": exc.kind, "limit_c": limit, "peak_c": exc.peak,
                                    "start": iso(exc.start_t), "readings": exc.readings}
@@ -137,6 +150,8 @@ class ExcursionDetector(KeyedDetector):
             status = "closed"
             minutes = (end_t - exc.start_t) / 60.0
             numbers.update(end=iso(end_t), duration_minutes=round(minutes, 1), breached=exc.breached)
+            if gap_minutes is not None:
+                numbers["ended_by_gap_minutes"] = round(gap_minutes, 1)
             evidence = [exc.start_source, end_source] if end_source else evidence
             reason = (f"{kind_name} {event['device_id']} at {event['facility_id']}: excursion {where} "
                       f"ended after {minutes:.0f} min, peak {exc.peak:.1f} °C")
