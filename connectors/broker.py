@@ -145,6 +145,12 @@ def wait_until_answers(conn: KafkaConnection, timeout: float = 30.0) -> None:
     )
 
 
+#: State changelogs are compacted; the log cleaner only compacts closed segments, and a restore reads every record
+#: still there, so segments close after an hour or 64 MiB instead of Kafka's week or 1 GiB.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000), "segment.bytes": str(64 * 1024 * 1024),
+                    "min.cleanable.dirty.ratio": "0.2"}
+
+
 def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_factor: int = 1) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     from kafka import KafkaAdminClient
@@ -158,7 +164,7 @@ def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_fac
         if missing:
             try:
                 admin.create_topics([NewTopic(s.name, s.partitions, replication_factor,
-                                              topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                                              topic_configs=CHANGELOG_CONFIG if s.compacted else {})
                                      for s in missing])
             except TopicAlreadyExistsError:
                 pass  # another process won the race
