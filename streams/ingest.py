@@ -66,56 +66,37 @@ def _refused_value(raw: bytes | None, event: Any, whole: bool) -> tuple[bytes | 
 class EventClock:
     """How far one input partition's event time has got, and the bound on how far ahead an event may be.
 
-    An event stamped far in the future would move the partition's watermark and make every device of it
-    look silent, every manifest overdue. So an event is refused (``absurd_value``) when it is more than
-    :data:`MAX_AHEAD_OF_RECORD_S` after its Kafka record was written (a measurement cannot postdate its
-    upload; live, that is the wall clock), or when its event time has run more than
-    :data:`MAX_AHEAD_OF_PARTITION_S` further ahead of the partition's newest accepted event than the
-    records' own timestamps did (a quiet partition whose records come days apart may jump days; a replay,
-    written in minutes, may not) — unless :data:`CONFIRMATIONS` such events within an hour of each other
-    confirm a real jump (a replayed file with a gap in it). A refused event does not move the clock.
+    An event stamped in the future would move the partition's watermark and make every device of it look
+    silent, every manifest overdue. A measurement cannot postdate its upload: an event more than
+    :data:`MAX_AHEAD_OF_RECORD_S` after the timestamp of the Kafka record that carries it (live, the wall
+    clock of the sender or the broker) is refused (``absurd_value``) and does not move the clock.
 
     >>> c = EventClock()
-    >>> c.admit(1000.0, None); c.admit(2000.0, 2500.0)
+    >>> c.admit(1000.0, 1060.0)
     >>> try:
-    ...     c.admit(2000.0 + 47 * 3600, None)
+    ...     c.admit(1000.0 + 47 * 3600, 1120.0)
     ... except InvalidRecord as e:
     ...     print(e.reason, "-", e.detail)
-    absurd_value - event_time is 47.0 h ahead of its partition's newest (limit 24 h)
-    >>> c.admit(2000.0 + 47 * 3600, 2500.0 + 48 * 3600)   # written two days later: a quiet partition
+    absurd_value - event_time is 47.0 h after its record was written (limit 1 h)
     >>> c.newest
-    171200.0
+    1000.0
     """
 
-    __slots__ = ("newest", "_newest_record", "_ahead")
+    __slots__ = ("newest",)
 
     def __init__(self) -> None:
         self.newest: float | None = None
-        self._newest_record: float | None = None  # the record timestamp of the newest event
-        self._ahead: list[float] = []  # recent refused-ahead event times
 
     def admit(self, t: float, record_time: float | None) -> None:
         if record_time and t > record_time + MAX_AHEAD_OF_RECORD_S:
             raise InvalidRecord("absurd_value", f"event_time is {(t - record_time) / 3600:.1f} h after its record "
                                                 f"was written (limit {MAX_AHEAD_OF_RECORD_S / 3600:g} h)")
-        elapsed = (record_time - self._newest_record) if record_time and self._newest_record else 0.0
-        if self.newest is not None and t - self.newest - max(0.0, elapsed) > MAX_AHEAD_OF_PARTITION_S:
-            self._ahead = [a for a in self._ahead if abs(a - t) <= 3600.0][-CONFIRMATIONS:]
-            if len(self._ahead) < CONFIRMATIONS:
-                self._ahead.append(t)
-                raise InvalidRecord("absurd_value", f"event_time is {(t - self.newest) / 3600:.1f} h ahead of its "
-                                                    f"partition's newest (limit {MAX_AHEAD_OF_PARTITION_S / 3600:g} h)")
-            self._ahead = []  # confirmed: the partition's time did jump
         if self.newest is None or t > self.newest:
-            self.newest, self._newest_record = t, record_time
+            self.newest = t
 
 
 #: A measurement cannot be later than its upload; an hour covers a device clock running fast.
 MAX_AHEAD_OF_RECORD_S = 3600.0
-#: Event time within a partition moves by minutes; a day ahead of everything seen is a wrong clock or year …
-MAX_AHEAD_OF_PARTITION_S = 86400.0
-#: … unless three events within an hour of each other say the same: then the partition's time did jump.
-CONFIRMATIONS = 3
 
 
 @dataclass(slots=True)

@@ -109,19 +109,16 @@ def test_an_event_stamped_far_ahead_is_refused_and_does_not_blind_or_trip_the_cl
 
     ing = ingest("telemetry")
     t0 = 1795140000.0  # 2026-11-20T09:20:00Z
-    replayed_at = t0 + 30 * 86400  # a file replayed a month later: every record written within seconds
 
-    def reading(device, minutes, written=None):
+    def reading(device, minutes, written_after_s=60.0):
         when = datetime.fromtimestamp(t0 + 60 * minutes, tz=timezone.utc).isoformat()
         e = example("telemetry", device_id=device, temperature_c=5.0, event_time=when)
-        return ing.handle(orjson.dumps(e), "zhijian.telemetry", 0, int(minutes), written or replayed_at + minutes / 100)
+        return ing.handle(orjson.dumps(e), "zhijian.telemetry", 0, int(minutes), t0 + 60 * minutes + written_after_s)
 
     outs = [reading(d, m) for m in range(0, 120, 5) for d in ("IT-A", "IT-B")]
-    ahead = reading("IT-C", 119 + 47 * 60)  # its clock 47 h fast
-    assert [d.reason for d in ahead.dead] == ["absurd_value"] and "ahead of its partition" in ahead.dead[0].detail
-    live = reading("IT-D", 125, written=t0 + 60 * 125 - 2 * 3600)  # 2 h after its record was written: impossible
-    assert [d.reason for d in live.dead] == ["absurd_value"] and "after its record" in live.dead[0].detail
+    ahead = reading("IT-C", 119 + 47 * 60, written_after_s=-47 * 3600)  # its clock 47 h fast, sent live
+    assert [d.reason for d in ahead.dead] == ["absurd_value"] and "after its record" in ahead.dead[0].detail
     outs += [reading(d, m) for m in range(120, 180, 5) for d in ("IT-A", "IT-B")]
     assert [a for o in outs for a in o.alerts] == []  # no device looked silent: the clock did not jump
-    jump = [reading("IT-E", 3 * 1440 + m) for m in range(0, 20, 5)]  # a real gap in the file: three confirm it
-    assert [len(o.dead) for o in jump] == [1, 1, 1, 0]
+    replayed = reading("IT-D", 185, written_after_s=30 * 86400)  # a file replayed a month later: fine
+    assert replayed.dead == [] and replayed.events == 1
