@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from streams.lab.processes import peak_rss_mib
+
 STATE_DIR = Path(".zhijian")
 
 
@@ -27,13 +29,6 @@ def scrape(port: int) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name.split("{")[0]] = out.get(name.split("{")[0], 0.0) + float(value)
     return out
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _count(port: int) -> float:

@@ -139,7 +139,7 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
     """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id."""
     from connectors.broker import EmbeddedBroker, ensure_topics
     from connectors.producer import EnvelopeProducer
-    from streams.lab.bench import peak_rss_mib
+    from streams.lab.processes import peak_rss_mib
     from streams.lab.processes import simulated_region_configs
     from streams.settings import load_settings
 

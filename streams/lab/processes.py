@@ -70,3 +70,12 @@ def simulator_from_args(args: argparse.Namespace):
                                                 scenarios=None if args.scenarios is None else tuple(args.scenarios)))
     except ValueError as e:
         raise ZhijianError(str(e)) from None
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
