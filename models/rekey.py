@@ -127,8 +127,13 @@ class Forwarder:
         out = []
         for target in targets:
             events = self._buffers.pop(target, [])
-            for i in range(0, max(len(events), 1), self.MAX_EVENTS):
-                out.append((target, {"topic": self.topic, "source": self.partition, "watermark": self.watermark,
+            chunks = range(0, max(len(events), 1), self.MAX_EVENTS)
+            for i in chunks:
+                # only the last envelope may carry the new watermark: the receiver must not move past events it
+                # has not got yet (the earlier ones carry the watermark already sent)
+                last = i == chunks[-1]
+                out.append((target, {"topic": self.topic, "source": self.partition,
+                                     "watermark": self.watermark if last else self._sent_watermark,
                                      "events": events[i:i + self.MAX_EVENTS]}))
         self._sent_watermark = self.watermark
         return out

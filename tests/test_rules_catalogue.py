@@ -306,3 +306,34 @@ def test_a_manifest_whose_events_arrive_in_reverse_order_raises_nothing():
     alerts = ev("disposed", 30, 1) + ev("received", 20, 2) + ev("handed_over", 10, 3) + ev("generated", 0, 4)
     alerts += ev("generated", 200, 5, manifest="M-OTHER") + rt.advance(t0 + 400 * 3600)  # days later
     assert [(a.detector, "M-OTHER" in a.reason) for a in alerts] == [("waste.storage_overdue", True)]
+
+
+def test_a_flush_cut_into_several_envelopes_moves_the_watermark_only_with_the_last():
+    """A backlog gives a target more events than one envelope holds: the receiver must not close a day before the
+    envelopes carrying the rest of it have come (a kill run once lost card bursts this way)."""
+    from models.detector import KeyedDetector
+    from models.rekey import Forwarder, Receiver
+
+    class DayCount(KeyedDetector):
+        name, version, stream, key, key_field, Limits = "demo.days", "1", "claim", "institution", "inst", dict
+        fields = ("inst",)
+
+        def process(self, ctx, event, source):
+            day = str(int(event["_t"] // 86400))
+            ctx.state[day] = ctx.state.get(day, 0) + 1
+            ctx.set_timer((int(day) + 1) * 86400, day)
+            return []
+
+        def on_timer(self, ctx, tag, t):
+            return [(tag, ctx.state.pop(tag))]
+
+    fwd = Forwarder([DayCount()], "t", 0, targets=1)
+    fwd.MAX_EVENTS = 3
+    rcv = Receiver([DayCount()], sources=1)
+    for i in range(7):
+        fwd.add({"inst": "H1", "_t": 1000.0 + i}, Source("t", 0, i, f"e{i}"))
+    fwd.add({"inst": "H1", "_t": 86400.0 + 5000}, Source("t", 0, 7, "e7"))  # the next day: the watermark moves
+    envelopes = fwd.flush()
+    assert len(envelopes) == 3
+    closed = [a for _, env in envelopes for a in rcv.receive(env)]
+    assert closed == [("0", 7)]  # all seven of day 0, closed once the last envelope came
