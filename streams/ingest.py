@@ -52,51 +52,39 @@ class DeadLetter:
         return h
 
 
-def _refused_value(raw: bytes | None, event: Any, whole: bool) -> tuple[bytes | None, bool]:
+def _refused_value(raw: bytes | None, event: Any, whole: bool) -> bytes | None:
     """The value a refused event is dead-lettered with: the record itself when it holds only this event, else
     the event re-encoded — or, when it cannot be (nested past orjson's limit), the whole record."""
     if whole:
-        return raw, True
+        return raw
     try:
-        return orjson.dumps(event), False
+        return orjson.dumps(event)
     except (TypeError, orjson.JSONEncodeError):
-        return raw, True
-
-
-class EventClock:
-    """How far one input partition's event time has got, and the bound on how far ahead an event may be.
-
-    An event stamped in the future would move the partition's watermark and make every device of it look
-    silent, every manifest overdue. A measurement cannot postdate its upload: an event more than
-    :data:`MAX_AHEAD_OF_RECORD_S` after the timestamp of the Kafka record that carries it (live, the wall
-    clock of the sender or the broker) is refused (``absurd_value``) and does not move the clock.
-
-    >>> c = EventClock()
-    >>> c.admit(1000.0, 1060.0)
-    >>> try:
-    ...     c.admit(1000.0 + 47 * 3600, 1120.0)
-    ... except InvalidRecord as e:
-    ...     print(e.reason, "-", e.detail)
-    absurd_value - event_time is 47.0 h after its record was written (limit 1 h)
-    >>> c.newest
-    1000.0
-    """
-
-    __slots__ = ("newest",)
-
-    def __init__(self) -> None:
-        self.newest: float | None = None
-
-    def admit(self, t: float, record_time: float | None) -> None:
-        if record_time and t > record_time + MAX_AHEAD_OF_RECORD_S:
-            raise InvalidRecord("absurd_value", f"event_time is {(t - record_time) / 3600:.1f} h after its record "
-                                                f"was written (limit {MAX_AHEAD_OF_RECORD_S / 3600:g} h)")
-        if self.newest is None or t > self.newest:
-            self.newest = t
+        return raw
 
 
 #: A measurement cannot be later than its upload; an hour covers a device clock running fast.
 MAX_AHEAD_OF_RECORD_S = 3600.0
+
+
+def check_event_time(t: float, record_time: float | None) -> None:
+    """Refuse an event stamped after the record that carries it was written.
+
+    An event stamped in the future would move the partition's watermark and make every device of it look
+    silent, every manifest overdue. A measurement cannot postdate its upload: an event more than
+    :data:`MAX_AHEAD_OF_RECORD_S` after the timestamp of the Kafka record that carries it (live, the wall
+    clock of the sender or the broker) is refused (``absurd_value``) before it reaches any detector.
+
+    >>> check_event_time(1000.0, 1060.0)
+    >>> try:
+    ...     check_event_time(1000.0 + 47 * 3600, 1120.0)
+    ... except InvalidRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    absurd_value - event_time is 47.0 h after its record was written (limit 1 h)
+    """
+    if record_time and t > record_time + MAX_AHEAD_OF_RECORD_S:
+        raise InvalidRecord("absurd_value", f"event_time is {(t - record_time) / 3600:.1f} h after its record "
+                                            f"was written (limit {MAX_AHEAD_OF_RECORD_S / 3600:g} h)")
 
 
 @dataclass(slots=True)
@@ -120,7 +108,6 @@ class Ingest:
         self.detectors = detectors
         self.pseudonymize = pseudonymize
         self._has_patient = stream in ("prescription", "claim")
-        self._clock: dict[int, EventClock] = {}  # input partition → how far its event time has got
 
     def handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
                record_time: float | None = None) -> Outcome:
@@ -147,17 +134,14 @@ class Ingest:
         for i, event in enumerate(events):
             try:
                 validate(self.stream, event)
-                clock = self._clock.get(partition)
-                if clock is None:
-                    clock = self._clock[partition] = EventClock()
-                clock.admit(event["_t"], record_time)
+                check_event_time(event["_t"], record_time)
             except InvalidRecord as e:
-                value, _ = _refused_value(raw, event, whole)
+                value = _refused_value(raw, event, whole)
                 out.refused += 1
                 out.dead.append(DeadLetter(value, e.reason, e.detail, None if whole else i))
                 continue
             except Exception as e:  # nothing an event holds may stop the stream (a value nested too deep …)
-                value, _ = _refused_value(raw, event, whole)
+                value = _refused_value(raw, event, whole)
                 out.refused += 1
                 out.dead.append(DeadLetter(value, "unprocessable", f"{type(e).__name__} while validating",
                                            None if whole else i))
@@ -175,12 +159,12 @@ class Ingest:
                     out.alerts.extend(detector.process(event, source))
                 except Exception as e:  # a detector bug must not stop the stream
                     log.exception("detector %s failed on %s offset %d", detector.name, topic, offset)
-                    out.dead.append(DeadLetter(_refused_value(raw, event, whole)[0], "detector_error",
+                    out.dead.append(DeadLetter(_refused_value(raw, event, whole), "detector_error",
                                                f"{detector.name}: {type(e).__name__}", None if whole else i))
                 failures = getattr(detector, "failures", None)  # a runtime of keyed detectors carries on
                 while failures:
                     f = failures.pop(0)
                     log.error("detector %s failed on %s offset %d: %s", f.detector, topic, offset, f)
-                    out.dead.append(DeadLetter(_refused_value(raw, event, whole)[0], "detector_error",
+                    out.dead.append(DeadLetter(_refused_value(raw, event, whole), "detector_error",
                                                f"{f.detector}: {type(f.error).__name__}", None if whole else i))
         return out
