@@ -61,7 +61,7 @@ from typing import Any, Iterable
 
 from models.alert import Alert, Source
 from models.detector import KeyedDetector
-from models.runtime import Runtime
+from models.runtime import PerPartition, Runtime
 
 #: How long the watermark waits for a source partition never heard from (event time): a worker's
 #: first fetches may bring a day of one partition before another's first record.
@@ -230,32 +230,16 @@ class Rekeying:
         return [(group, target, env) for (group, _), f in self.forwarders.items() for target, env in f.flush()]
 
 
-class PartitionedReceiver:
+class PartitionedReceiver(PerPartition):
     """The :class:`Receiver` of each owned partition of a group's repartition topic."""
 
     def __init__(self, detectors: list[KeyedDetector], sources: int) -> None:
+        super().__init__(lambda: Receiver(detectors, sources))
         self.detectors = detectors
         self.sources = sources
-        self.tasks: dict[int, Receiver] = {}
-        self.failures: list[Any] = []
-
-    def task(self, partition: int) -> Receiver:
-        r = self.tasks.get(partition)
-        if r is None:
-            r = self.tasks[partition] = Receiver(self.detectors, self.sources)
-        return r
-
-    def drop(self, partitions: Iterable[int]) -> None:
-        for p in partitions:
-            self.tasks.pop(p, None)
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.tasks.values())
 
     def receive(self, partition: int, envelope: dict[str, Any]) -> list[Alert]:
         r = self.task(partition)
         alerts = r.receive(envelope)
-        if r.runtime.failures:
-            self.failures += r.runtime.failures
-            r.runtime.failures.clear()
+        self._collect(r.runtime)
         return alerts

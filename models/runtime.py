@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from models.alert import Alert, Source
 from models.detector import Context, KeyedDetector
@@ -237,35 +237,47 @@ class Runtime:
         return out
 
 
-class PartitionedRuntime:
+class PerPartition:
+    """A store per owned partition, made on a partition's first use and dropped when the worker gives the
+    partition up (its new owner restores it from the changelog)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self.tasks: dict[int, Any] = {}
+        self.failures: list[DetectorFailure] = []  # of the calls since the caller last cleared it
+
+    def task(self, partition: int) -> Any:
+        t = self.tasks.get(partition)
+        if t is None:
+            t = self.tasks[partition] = self._make()
+        return t
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the state of partitions this worker no longer owns."""
+        for p in partitions:
+            self.tasks.pop(p, None)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.tasks.values())
+
+    def _collect(self, runtime: "Runtime") -> None:
+        if runtime.failures:
+            self.failures += runtime.failures
+            runtime.failures = []
+
+
+class PartitionedRuntime(PerPartition):
     """One :class:`Runtime` per partition of a stream, as a worker owns partitions: a key's state
     lives in the runtime of the partition its events come from."""
 
     name = "runtime"
 
     def __init__(self, detectors: list[KeyedDetector]) -> None:
+        super().__init__(lambda: Runtime(detectors))
         self.detectors = detectors
-        self.tasks: dict[int, Runtime] = {}
-        self.failures: list[DetectorFailure] = []  # of the calls since the caller last cleared it
-
-    def task(self, partition: int) -> Runtime:
-        rt = self.tasks.get(partition)
-        if rt is None:
-            rt = self.tasks[partition] = Runtime(self.detectors)
-        return rt
-
-    def drop(self, partitions: Iterable[int]) -> None:
-        """Forget the state of partitions this worker no longer owns (their new owner restores it)."""
-        for p in partitions:
-            self.tasks.pop(p, None)
-
-    def __len__(self) -> int:
-        return sum(len(rt) for rt in self.tasks.values())
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         rt = self.task(source.partition)
         alerts = rt.process(event, source)
-        if rt.failures:
-            self.failures += rt.failures
-            rt.failures = []
+        self._collect(rt)
         return alerts
