@@ -11,7 +11,10 @@ compares the alerts by (detector, alert id, status):
 * :func:`check_rekeyed` — for a detector keyed by another entity than its stream's partition key:
   the events split over input partitions by *that* key, forwarded through repartition envelopes
   (:mod:`models.rekey`) delivered interleaved, some twice, to receivers one of which is restored
-  from a snapshot mid-stream, give exactly the alerts of one plain run.
+  from a snapshot mid-stream, give exactly the alerts of one plain run;
+* :func:`check_no_free_text` — with every free-text field of the contract (a drug's name, a
+  long-term reason) replaced by a marker, no alert carries the marker: reasons and numbers hold
+  codes and numbers only.
 
 At the end of a run every runtime is advanced to the newest event time of the whole stream, as a
 stream that goes on would eventually do, so that timers due by then have fired in every layout.
@@ -33,6 +36,7 @@ from typing import Any, Callable, Iterable
 import orjson
 
 from models.alert import Alert, Source
+from models.contracts import free_text_fields
 from models.detector import KeyedDetector
 from models.runtime import Runtime
 
@@ -147,6 +151,31 @@ def check_rekeyed(factory: Callable[[], KeyedDetector], events: Events, source_k
     assert got == want, f"re-keying changed the alerts: {sorted(got ^ want)[:5]}"
 
 
+#: What :func:`check_no_free_text` writes into every free-text field.
+FREE_TEXT_MARKER = "\u202efree text\u001b[0m"
+
+
+def _mark(value: Any, fields: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: (FREE_TEXT_MARKER if k in fields and isinstance(v, str) else _mark(v, fields))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark(v, fields) for v in value]
+    return value
+
+
+def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None) -> None:
+    """Free text from the record never reaches an alert; the alerts are the same without it."""
+    fields = free_text_fields(factory().stream)
+    marked = [(_mark(e, fields), s) for e, s in events]
+    alerts = _run(Runtime([factory()]), marked, _end(events))
+    for a in alerts:
+        assert "free text" not in a.to_json().decode(), f"{a.detector} copied free text into an alert: {a.reason}"
+    got = _ids(alerts)
+    want = reference(factory, events) if want is None else want
+    assert got == want, f"free-text fields changed the alerts: {sorted(got ^ want)[:5]}"
+
+
 def check_all(factory: Callable[[], KeyedDetector], events: Events,
               source_key: Callable[[dict], str] | None = None) -> int:
     """Run every check (the re-keying one given the stream's partition key); return how many alerts the
@@ -155,6 +184,7 @@ def check_all(factory: Callable[[], KeyedDetector], events: Events,
     check_repeat(factory, events, want)
     check_snapshot(factory, events, want)
     check_split(factory, events, want)
+    check_no_free_text(factory, events, want)
     if source_key is not None:
         check_rekeyed(factory, events, source_key, want)
     return len(want)

@@ -47,6 +47,13 @@ REASONS: tuple[str, ...] = (
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_CLOCK_SKEW = timedelta(days=2)
 
+#: The pattern of every identifier and code field (ids, region, department, item and drug codes): no
+#: whitespace, no control character, no invisible format character (zero-width space, bidi override
+#: U+202E …). Reasons and consoles print these fields, so none of them can carry an escape sequence or
+#: reorder the text an operator reads. Free-text fields (a drug's name, a long-term reason) are not
+#: constrained, and no alert copies them.
+CODE_PATTERN = "^[^\\x00-\\x20\\x7f-\\x9f\\u00ad\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]+$"
+
 _RULE_TO_REASON = {
     "required": "missing_field",
     "type": "wrong_type",
@@ -78,6 +85,28 @@ def load_schema(stream: str, version: int = 1) -> dict[str, Any]:
     """The JSON Schema of one stream's contract, as a dictionary."""
     text = resources.files("models").joinpath("schemas", f"{stream}.v{version}.json").read_text()
     return json.loads(text)
+
+
+def free_text_fields(stream: str, version: int = 1) -> frozenset[str]:
+    """Names of the fields of a stream's contract that hold free text (no code pattern, no enumeration):
+    a drug's name, a unit, a long-term reason. No alert may copy them (the patient id is pseudonymized
+    before any detector sees it).
+
+    >>> sorted(free_text_fields("prescription"))
+    ['long_term_reason', 'name', 'patient_id', 'unit']
+    """
+    found: set[str] = set()
+
+    def walk(props: dict[str, Any]) -> None:
+        for name, spec in props.items():
+            if spec.get("type") == "string" and not {"enum", "pattern", "format"} & spec.keys():
+                found.add(name)
+            walk(spec.get("properties", {}))
+            if isinstance(spec.get("items"), dict):
+                walk(spec["items"].get("properties", {}))
+
+    walk(load_schema(stream, version)["properties"])
+    return frozenset(found)
 
 
 _VALIDATORS: dict[tuple[str, int], Callable[[Any], Any]] = {}
@@ -131,7 +160,10 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
     try:
         _validator(stream, version)(event)
     except fastjsonschema.JsonSchemaValueException as e:
-        raise InvalidRecord(_RULE_TO_REASON.get(e.rule, "invalid_value"), e.message) from None
+        message = e.message
+        if e.rule == "pattern" and e.rule_definition == CODE_PATTERN:
+            message = f"{e.name} must be a code: no spaces, control or invisible format characters"
+        raise InvalidRecord(_RULE_TO_REASON.get(e.rule, "invalid_value"), message) from None
     try:
         t = parse_time(event["event_time"])
     except ValueError:

@@ -98,3 +98,32 @@ def test_examples_roundtrip_through_orjson():
     for s in STREAMS:
         [e] = decode(orjson.dumps(example(s)))
         validate(s, e)
+
+
+@pytest.mark.parametrize("stream,path,value", [
+    ("prescription", ("prescriber_id",), "D7\x1b[2J"),         # an escape sequence would clear the console
+    ("prescription", ("department",), "IM\u202eMI"),            # a bidi override reorders what an operator reads
+    ("claim", ("institution_id",), "H 1"),
+    ("claim", ("items", 0, "item_code"), "A\u200b"),           # a zero-width space: two look-alike codes
+    ("waste", ("carrier_id",), "C1\n"),
+    ("telemetry", ("device_id",), "\x00"),
+])
+def test_identifiers_and_codes_refuse_spaces_controls_and_invisible_characters(stream, path, value):
+    e = example(stream)
+    target = e
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    err = refusal(stream, e)
+    assert err.reason == "invalid_value"
+    assert err.detail.endswith(f"{path[-1]} must be a code: no spaces, control or invisible format characters")
+    assert value not in err.detail
+
+
+def test_free_text_fields_stay_free_and_are_known():
+    e = example("prescription")
+    e["items"][0]["name"] = "阿莫西林胶囊 0.25 g\u202e"  # a drug's name may hold anything; no alert copies it
+    validate("prescription", e)
+    from models.contracts import free_text_fields
+    assert free_text_fields("claim") == {"name", "patient_id"}
+    assert free_text_fields("telemetry") == frozenset() and free_text_fields("waste") == frozenset()

@@ -15,9 +15,9 @@ prescription to one day. The entity is the prescriber.
 ...                  "controlled_class": "none"}]}
 >>> [a] = d.process(rx, Source("zhijian.prescriptions", 0, 7, "RX1"))
 >>> a.numbers["items"]
-[{'drug_code': 'M10', 'name': 'morphine 10 mg', 'controlled_class': 'narcotic', 'dosage_form': 'oral', 'days_supply': 5, 'limit_days': 3}]
+[{'drug_code': 'M10', 'controlled_class': 'narcotic', 'dosage_form': 'oral', 'days_supply': 5, 'limit_days': 3}]
 >>> print(a.reason)
-prescriber D2 (H1/ONC): outpatient prescription RX1 gives narcotic morphine 10 mg for 5 d, limit 3 d (oral)
+prescriber D2 (H1/ONC): outpatient prescription RX1 gives narcotic M10 for 5 d, limit 3 d (oral)
 """
 from __future__ import annotations
 
@@ -69,12 +69,12 @@ class ControlledDrugDetector(KeyedDetector):
             form = it.get("dosage_form", "other")
             limit = self.limits.limit(visit, form)
             if it["days_supply"] > limit:
-                offending.append({"drug_code": it["drug_code"], "name": it["name"], "controlled_class": cls,
+                offending.append({"drug_code": it["drug_code"], "controlled_class": cls,
                                   "dosage_form": form, "days_supply": it["days_supply"], "limit_days": limit})
         if not offending:
             return []
         worst = max(o["days_supply"] / o["limit_days"] for o in offending)
-        what = "; ".join(f"{o['controlled_class'].replace('_', '-')} {o['name']} for {o['days_supply']:g} d, "
+        what = "; ".join(f"{o['controlled_class'].replace('_', '-')} {o['drug_code']} for {o['days_supply']:g} d, "
                          f"limit {o['limit_days']:g} d ({o['dosage_form'].replace('_', '-')})" for o in offending)
         reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
                   f"{visit.replace('_', '-')} prescription {event['prescription_id']} gives {what}")

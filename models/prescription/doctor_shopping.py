@@ -23,7 +23,7 @@ The entity is the patient (pseudonymized).
 >>> a.entity_kind, a.numbers["prescribers"], a.numbers["institutions"], a.numbers["overlap_days"]
 ('patient', 4, 4, 14)
 >>> print(a.reason)
-patient Pxyz got N02AA01 (morphine CR 30 mg) from 4 prescribers at 4 institutions in 8 days, 14 days of overlapping supply: RX1, RX2, RX3, RX4
+patient Pxyz got N02AA01 (MCR30) from 4 prescribers at 4 institutions in 8 days, 14 days of overlapping supply: RX1, RX2, RX3, RX4
 >>> rx(5, "H3", 9)                            # the same episode: reported once
 []
 """
@@ -54,18 +54,18 @@ class _Fill:
     institution: str
     start: date
     end: date  # exclusive
-    name: str
+    drug_code: str
     source: Source
 
 
 def _fill(kept: list[Any]) -> _Fill:
-    rx, prescriber, institution, start, end, name, source = kept
-    return _Fill(rx, prescriber, institution, date.fromisoformat(start), date.fromisoformat(end), name,
+    rx, prescriber, institution, start, end, drug_code, source = kept
+    return _Fill(rx, prescriber, institution, date.fromisoformat(start), date.fromisoformat(end), drug_code,
                  Source(*source))
 
 
 def _keep(f: _Fill) -> list[Any]:
-    return [f.prescription_id, f.prescriber, f.institution, f.start.isoformat(), f.end.isoformat(), f.name,
+    return [f.prescription_id, f.prescriber, f.institution, f.start.isoformat(), f.end.isoformat(), f.drug_code,
             list(f.source)]
 
 
@@ -95,7 +95,7 @@ class DoctorShoppingDetector(KeyedDetector):
             if any(f.prescription_id == event["prescription_id"] for f in fills):
                 continue  # redelivered
             fills.append(_Fill(event["prescription_id"], event["prescriber_id"], event["institution_id"], day,
-                               day + timedelta(days=max(1, int(it["days_supply"]))), it["name"], source))
+                               day + timedelta(days=max(1, int(it["days_supply"]))), it["drug_code"], source))
             reported = kept.get("reported")
             alert = self._check(event, (ctx.key, drug), fills, horizon,
                                 None if reported is None else date.fromisoformat(reported))
@@ -123,7 +123,7 @@ class DoctorShoppingDetector(KeyedDetector):
             return None
         patient, atc = key
         days = (ordered[-1].start - ordered[0].start).days + 1
-        reason = (f"patient {patient} got {atc} ({ordered[-1].name}) from {len(prescribers)} prescribers at "
+        reason = (f"patient {patient} got {atc} ({ordered[-1].drug_code}) from {len(prescribers)} prescribers at "
                   f"{len(institutions)} institutions in {days} days, {overlap} days of overlapping supply: "
                   + ", ".join(f.prescription_id for f in ordered))
         return Alert.build(

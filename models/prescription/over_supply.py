@@ -14,9 +14,9 @@ One alert per prescription, naming every offending item; the entity is the presc
 ...                 {"drug_code": "B", "name": "ibuprofen", "days_supply": 3}]}
 >>> [a] = d.process(rx, Source("zhijian.prescriptions", 1, 9, "RX1"))
 >>> a.entity_id, a.score, a.numbers["items"]
-('D7', 2.0, [{'drug_code': 'A', 'name': 'amoxicillin', 'days_supply': 14, 'limit_days': 7}])
+('D7', 2.0, [{'drug_code': 'A', 'days_supply': 14, 'limit_days': 7}])
 >>> print(a.reason)
-prescriber D7 (H1/IM): outpatient prescription RX1 supplies amoxicillin for 14 d, limit 7 d
+prescriber D7 (H1/IM): outpatient prescription RX1 supplies A for 14 d, limit 7 d
 """
 from __future__ import annotations
 
@@ -59,14 +59,14 @@ class OverSupplyDetector(KeyedDetector):
         if limit is None:
             return []
         offending = [
-            {"drug_code": it["drug_code"], "name": it["name"], "days_supply": it["days_supply"], "limit_days": limit}
+            {"drug_code": it["drug_code"], "days_supply": it["days_supply"], "limit_days": limit}
             for it in event["items"]
             if it["days_supply"] > limit
         ]
         if not offending:
             return []
         worst = max(o["days_supply"] for o in offending)
-        drugs = ", ".join(f"{o['name']} for {o['days_supply']:g} d" for o in offending)
+        drugs = ", ".join(f"{o['drug_code']} for {o['days_supply']:g} d" for o in offending)
         note = " without a long-term reason" if visit == "long_term" and limit == self.limits.long_term_reason_after_days else ""
         reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
                   f"{visit.replace('_', '-')} prescription {event['prescription_id']} supplies {drugs}, "

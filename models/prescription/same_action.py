@@ -14,9 +14,9 @@ The entity is the prescriber.
 ...                 {"drug_code": "L", "name": "losartan 50 mg", "atc_code": "C09CA01"}]}
 >>> [a] = d.process(rx, Source("zhijian.prescriptions", 2, 5, "RX1"))
 >>> a.numbers["groups"]
-{'C08CA': ['amlodipine 5 mg', 'nifedipine CR 30 mg']}
+{'C08CA': ['A', 'N']}
 >>> print(a.reason)
-prescriber D3 (C1/GP): prescription RX1 combines amlodipine 5 mg + nifedipine CR 30 mg (same ATC group C08CA)
+prescriber D3 (C1/GP): prescription RX1 combines A + N (same ATC group C08CA)
 """
 from __future__ import annotations
 
@@ -47,15 +47,15 @@ class SameActionDetector(KeyedDetector):
         self._allowed = set(self.config.allowed_groups)
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        groups: dict[str, dict[str, str]] = defaultdict(dict)
+        groups: dict[str, set[str]] = defaultdict(set)
         for it in event["items"]:
             atc = it.get("atc_code", "")
             if len(atc) >= 5 and atc[:5] not in self._allowed:
-                groups[atc[:5]][it["drug_code"]] = it["name"]
-        clashes = {g: sorted(d.values()) for g, d in sorted(groups.items()) if len(d) > 1}
+                groups[atc[:5]].add(it["drug_code"])
+        clashes = {g: sorted(d) for g, d in sorted(groups.items()) if len(d) > 1}
         if not clashes:
             return []
-        what = "; ".join(f"{' + '.join(names)} (same ATC group {g})" for g, names in clashes.items())
+        what = "; ".join(f"{' + '.join(codes)} (same ATC group {g})" for g, codes in clashes.items())
         reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
                   f"prescription {event['prescription_id']} combines {what}")
         return [Alert.build(
