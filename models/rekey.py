@@ -61,6 +61,7 @@ from typing import Any, Iterable
 
 from models.alert import Alert, Source
 from models.detector import KeyedDetector
+from models.flood import AlertCap
 from models.runtime import PerPartition, Runtime
 
 #: How long the watermark waits for a source partition never heard from (event time): a worker's
@@ -143,8 +144,9 @@ class Receiver:
     """At one repartition partition: applies envelopes to a runtime of the re-keyed detectors, once each,
     and moves its watermark to the slowest source's."""
 
-    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, startup_wait_s: float = STARTUP_WAIT_S) -> None:
-        self.runtime = Runtime(detectors, external_watermark=True)
+    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, startup_wait_s: float = STARTUP_WAIT_S,
+                 cap: AlertCap | None = None) -> None:
+        self.runtime = Runtime(detectors, external_watermark=True, cap=cap)
         self.sources = sources
         self.startup_wait_s = startup_wait_s
 
@@ -233,8 +235,8 @@ class Rekeying:
 class PartitionedReceiver(PerPartition):
     """The :class:`Receiver` of each owned partition of a group's repartition topic."""
 
-    def __init__(self, detectors: list[KeyedDetector], sources: int) -> None:
-        super().__init__(lambda: Receiver(detectors, sources))
+    def __init__(self, detectors: list[KeyedDetector], sources: int, cap: AlertCap | None = None) -> None:
+        super().__init__(lambda: Receiver(detectors, sources, cap=cap))
         self.detectors = detectors
         self.sources = sources
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable
 
 from models.alert import Alert, Source
 from models.detector import Context, KeyedDetector
+from models.flood import AlertCap
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,13 @@ class _Entry:
 class Runtime:
     """Runs keyed detectors over the events of one task."""
 
-    def __init__(self, detectors: Iterable[KeyedDetector], external_watermark: bool = False) -> None:
+    def __init__(self, detectors: Iterable[KeyedDetector], external_watermark: bool = False,
+                 cap: AlertCap | None = None) -> None:
         self.detectors = list(detectors)
+        # the alert cap (models.flood) keeps its entity-hours in the same store, checkpointed alike
+        self._cap = len(self.detectors) if cap is not None else None
+        if cap is not None:
+            self.detectors.append(cap)
         # False: the watermark is the newest event time seen (an input partition, read in order);
         # True: the caller moves it with advance() (a repartition partition: the slowest source's)
         self.external_watermark = external_watermark
@@ -123,11 +129,39 @@ class Runtime:
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
         if not self.external_watermark:
-            alerts += self.advance(t)
-        return alerts
+            alerts += self._advance(t)
+        return self._capped(alerts)
 
     def advance(self, t: float) -> list[Alert]:
         """Move the watermark to ``t`` (never back) and fire the timers it passes, in time order."""
+        return self._capped(self._advance(t))
+
+    def _capped(self, alerts: list[Alert]) -> list[Alert]:
+        """The alerts the cap lets through, and its summaries (see :mod:`models.flood`)."""
+        if self._cap is None or not alerts:
+            return alerts
+        i, out = self._cap, []
+        cap: AlertCap = self.detectors[i]  # type: ignore[assignment]
+        for alert in alerts:
+            if alert.detector == cap.name:  # its own summary, closed by its timer
+                out.append(alert)
+                continue
+            key = cap.key_for(alert)
+            entry = self._store.get((i, key))
+            if entry is None:
+                entry = self._store[(i, key)] = _Entry()
+            existed = bool(entry.state or entry.timers)
+            entry.seen = max(entry.seen, alert.event_t)
+            ctx = Context(key, entry.state, self.watermark, entry.timers)
+            try:
+                out += cap.admit(ctx, alert)
+            except Exception as e:  # the cap must never lose an alert
+                self.failures.append(DetectorFailure(cap.name, e))
+                out.append(alert)
+            self._settle(i, key, entry, ctx, existed)
+        return out
+
+    def _advance(self, t: float) -> list[Alert]:
         alerts: list[Alert] = []
         if t <= self.watermark:
             return alerts
@@ -272,8 +306,8 @@ class PartitionedRuntime(PerPartition):
 
     name = "runtime"
 
-    def __init__(self, detectors: list[KeyedDetector]) -> None:
-        super().__init__(lambda: Runtime(detectors))
+    def __init__(self, detectors: list[KeyedDetector], cap: AlertCap | None = None) -> None:
+        super().__init__(lambda: Runtime(detectors, cap=cap))
         self.detectors = detectors
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:

@@ -15,6 +15,7 @@ from typing import Any
 from connectors.topics import repartition_name
 from models import registry
 from models.detector import KeyedDetector
+from models.flood import AlertCap
 from models.rekey import PartitionedReceiver, Rekeying, group_name
 from models.runtime import PartitionedRuntime
 from streams.settings import Settings
@@ -34,6 +35,7 @@ def build_plan(settings: Settings) -> Plan:
     partitions = settings.topics.input_partitions
     inputs = settings.input_topics()
     plan = Plan()
+    cap = alert_cap(settings)
     for stream, detectors in built.items():
         local = [d for d in detectors if isinstance(d, KeyedDetector) and not registry.rekeyed(d)]
         groups: dict[str, list[KeyedDetector]] = {}
@@ -42,13 +44,13 @@ def build_plan(settings: Settings) -> Plan:
                 groups.setdefault(group_name(stream, d.key), []).append(d)
         units: list[Any] = []
         if local:
-            plan.runtimes[stream] = PartitionedRuntime(local)
+            plan.runtimes[stream] = PartitionedRuntime(local, cap)
             units.append(plan.runtimes[stream])
         if groups:
             plan.rekeying[stream] = Rekeying(inputs[stream], groups, partitions)
             units.append(plan.rekeying[stream])
             for group, members in groups.items():
-                plan.receivers[group] = PartitionedReceiver(members, partitions)
+                plan.receivers[group] = PartitionedReceiver(members, partitions, cap)
                 plan.group_stream[group] = stream
         plan.units[stream] = units
     return plan
@@ -63,4 +65,11 @@ def build_detectors(settings: Settings) -> dict[str, list[Any]]:
     """In one process over one ordered partition (tests, lab tools): every detector of a stream in one
     runtime, re-keyed or not — with a single partition, the event time read is every source's."""
     built = registry.build(settings.detectors)
-    return {stream: [PartitionedRuntime(detectors)] for stream, detectors in built.items()}
+    cap = alert_cap(settings)
+    return {stream: [PartitionedRuntime(detectors, cap)] for stream, detectors in built.items()}
+
+
+def alert_cap(settings: Settings) -> AlertCap | None:
+    """The per-entity hourly alert cap of ``[worker] alert_cap_per_hour`` (0: none)."""
+    n = settings.worker.alert_cap_per_hour
+    return AlertCap(per_hour=n) if n > 0 else None

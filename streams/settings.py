@@ -31,6 +31,7 @@ ENV = {
     "ZHIJIAN_LOG_LEVEL": ("worker", "log_level"),
     "ZHIJIAN_APP_ID": ("worker", "app_id"),
     "ZHIJIAN_DURABLE_STATE": ("worker", "durable_state"),
+    "ZHIJIAN_ALERT_CAP_PER_HOUR": ("worker", "alert_cap_per_hour"),
 }
 
 
@@ -51,6 +52,7 @@ class WorkerSettings:
     log_level: str = "WARNING"
     fetch_max_wait_ms: int = 100  # bounds idle long-polls; Faust hard-codes 1500 ms
     durable_state: bool = True  # checkpoint keyed detector state to changelogs and restore it (docs/state.md)
+    alert_cap_per_hour: int = 20  # distinct alerts per entity per hour of event time, then a summary (0: no cap)
 
 
 @dataclass
