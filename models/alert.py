@@ -77,6 +77,7 @@ class Alert:
     evidence: list[Source]
     status: str = "open"
     detected_t: float = field(default_factory=time.time)
+    pseudonym_key_id: str | None = None  # set by the worker: the key behind every patient pseudonym in it
 
     @classmethod
     def build(cls, *, detector: str, version: str, entity_kind: str, entity_id: str, key: str,
@@ -109,6 +110,7 @@ class Alert:
             "reason": self.reason,
             "numbers": self.numbers,
             "evidence": [s.as_evidence() for s in self.evidence],
+            **({"pseudonym_key_id": self.pseudonym_key_id} if self.pseudonym_key_id else {}),
         }
 
     def to_json(self) -> bytes:

@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> faust.App:
         app.agent(app.topic(topic, **raw), name=f"zhijian.{stream}")(agent_fn)
     for group, topic in group_topics.items():
         agent_fn = _make_group_agent(group, plan.group_stream[group], plan.receivers[group], alerts_topic, dead_topic,
-                                     observer, processed, restorer(group), app)
+                                     observer, processed, restorer(group), app, pseudonymize.key_id)
         app.agent(app.topic(topic, **raw), name=f"zhijian.{group}")(agent_fn)
 
     @app.task
@@ -190,6 +190,7 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
     references = metrics.DEAD_REFERENCES.labels(stream)
     events = metrics.EVENTS.labels(stream)
     latency = metrics.LATENCY.labels(stream)
+    key_id = ingest.pseudonymize.key_id
 
     async def process(records_stream: faust.StreamT) -> None:
         async for ev in records_stream.events():
@@ -213,6 +214,7 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
                 if out.newest_t is not None:
                     observer.event_time(stream, out.newest_t)
                 for alert in out.alerts:
+                    alert.pseudonym_key_id = key_id
                     await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
                     observer.alert(alert)
                 for dead in out.dead:
@@ -243,7 +245,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
 
 
 def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, alerts_topic: Any, dead_topic: Any,
-                      observer: Observer, processed: dict[tuple[str, int], int], restore: Any, app: faust.App) -> Any:
+                      observer: Observer, processed: dict[tuple[str, int], int], restore: Any, app: faust.App,
+                      key_id: str) -> Any:
     """The agent of a repartition topic: envelopes of re-keyed events → the group's detectors."""
     forwarded = metrics.FORWARDED.labels(group)
 
@@ -261,6 +264,7 @@ def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, al
                     envelope, alerts = None, []
                     receiver.failures.append(e)
                 for alert in alerts:
+                    alert.pseudonym_key_id = key_id
                     await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
                     observer.alert(alert)
                 while receiver.failures:
@@ -282,7 +286,7 @@ def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, al
 def run_worker(settings: Settings) -> int:
     """Run the worker until SIGINT/SIGTERM; returns the exit code."""
     Path(settings.worker.datadir).mkdir(parents=True, exist_ok=True)
-    log.info("pseudonymization key id %s", Pseudonymizer.from_env().key_id)
+    log.info("pseudonymization key id %s (alerts carry it as pseudonym_key_id)", Pseudonymizer.from_env().key_id)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True, redirect_stdouts=False)

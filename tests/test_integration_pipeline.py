@@ -10,6 +10,7 @@ import pytest
 
 from models.alert import alert_id
 from models.contracts import load_schema
+from models.pseudonym import Pseudonymizer
 from tests.kafka_helpers import alerts_of, produce, read_topic
 
 
@@ -79,6 +80,8 @@ def test_envelope_of_prescriptions_yields_over_supply_alert(broker, worker):
     assert a["alert_id"] == alert_id("prescription.over_supply", "1", "prescriber", "IT-DOC", "IT-RX-OVER")
     assert a["numbers"]["max_days_supply"] == 30 and a["numbers"]["limit_days"] == 7
     assert base["patient_id"].encode() not in orjson.dumps(a)
+    assert base["items"][0]["name"].encode() not in orjson.dumps(a)  # a drug's name is free text: never copied
+    assert a["pseudonym_key_id"] == Pseudonymizer.from_env().key_id  # the key its patient pseudonyms came from
 
 
 def test_kcat_producer_gets_alert_and_dead_letter(broker, worker):
