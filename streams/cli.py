@@ -318,6 +318,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.entities:
+        from streams.lab.entities import run_entities
+
+        rows = run_entities(args.entities)
+        if args.json:
+            Path(args.json).write_text(__import__("json").dumps(rows, indent=2))
+        return 0
     from streams.lab.bench import run_bench
 
     return run_bench(args)
@@ -395,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--latency-seconds", type=float, default=10)
     be.add_argument("--latency-batch", type=int, default=20, help="events per envelope in the latency phase")
     be.add_argument("--json", help="write the figures to this file")
+    be.add_argument("--entities", type=int, metavar="N",
+                    help="instead: in process, N distinct entities per stream through the detectors — state memory "
+                         "per entity and its expiry by event time")
     be.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("replay", help="produce JSON-lines or CSV files to the input topics, in event-time order")
