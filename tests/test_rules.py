@@ -189,3 +189,61 @@ def test_an_excursion_ends_at_its_last_reading_when_the_device_falls_silent_past
     assert closed.numbers["end"] == closed.numbers["start"] and closed.numbers["ended_by_gap_minutes"] == 352.0
     assert not any(a.detector == "coldchain.breach" for a in alerts)  # six unknown hours are not a breach
     assert [a.evidence[-1].offset for a in [closed]] == [1]
+
+
+# --- WHO alarm rules: single event, cumulative, severe heat; minutes per day ----------------------
+def who_reading(d, minute, temp, day="2026-01-01"):
+    e = {"device_id": "W1", "device_kind": "fridge", "facility_id": "CDC", "temperature_c": temp,
+         "_t": T0 + 60 * minute, "event_time": f"{day}T00:00:00+08:00"}
+    return d.process(e, src(minute, f"W1@{minute}"))
+
+
+def breaches(alerts):
+    return [(a.numbers["rule"], a.numbers.get("duration_minutes", a.numbers.get("window_minutes")))
+            for a in alerts if a.detector == "coldchain.breach"]
+
+
+def test_short_warm_spells_add_up_to_the_cumulative_heat_alarm_once_per_window():
+    d = PartitionedRuntime([ExcursionDetector()])  # the defaults: 600 min single, 600 min in any 24 h
+    alerts = []
+    for spell in range(12):  # every 2 h a 55-minute warm spell: the 11th brings the sum to 600 min
+        start = 120 * spell
+        alerts += [a for m in range(start, start + 120, 5) for a in who_reading(d, m, 9.5 if m < start + 55 else 5.0)]
+    [(rule, minutes)] = breaches(alerts)
+    assert rule == "heat_cumulative" and minutes == 600.0  # no spell alone came near 10 h
+    cum = [a for a in alerts if a.detector == "coldchain.breach"][0]
+    assert cum.alert_id == alert_id("coldchain.breach", "1", "device", "W1", f"heat_cumulative@{cum.event_t}")
+    assert cum.numbers["limit_minutes"] == 600.0 and cum.numbers["window_hours"] == 24.0
+    assert cum.event_t == T0 + 60 * (120 * 10 + 50)  # 10 × 55 min, then 50 min into the 11th spell
+    more = [a for m in range(1440, 1800, 5) for a in who_reading(d, m, 9.5 if m % 120 < 55 else 5.0)]
+    assert breaches(more) == []  # the same window does not alarm twice
+
+
+def test_one_long_excursion_is_a_single_event_breach_not_also_a_cumulative_one():
+    d = PartitionedRuntime([ExcursionDetector()])
+    alerts = [a for m in range(0, 720, 10) for a in who_reading(d, m, 12.0)]
+    assert breaches(alerts) == [("heat_single", 600.0)]
+
+
+def test_severe_heat_at_45_for_an_hour_and_freeze_at_minus_half_for_an_hour():
+    d = PartitionedRuntime([ExcursionDetector()])
+    temps = [20.0, 44.9, 45.0, 46.0, 47.0, 45.5, 45.0, 45.2, 30.0]  # ≥ 45 from minute 20 to 70
+    alerts = [a for i, t in enumerate(temps) for a in who_reading(d, 10 * i, t)]
+    severe = [a for a in alerts if a.detector == "coldchain.breach"]
+    assert breaches(severe) == [("severe_heat", 60.0)] and severe[0].severity == "critical"
+    assert severe[0].numbers["peak_c"] == 47.0 and [e.offset for e in severe[0].evidence] == [20, 80]
+    f = PartitionedRuntime([ExcursionDetector()])
+    alerts = [a for m in range(0, 70, 10) for a in who_reading(f, m, -0.5)]  # at −0.5 °C counts as freezing
+    assert breaches(alerts) == [("freeze_single", 60.0)]
+
+
+def test_every_excursion_alert_carries_the_minutes_out_of_range_of_its_day():
+    d = PartitionedRuntime([ExcursionDetector()])
+    a1 = [a for m in range(0, 60, 10) for a in who_reading(d, m, 9.0 if m < 30 else 5.0)]      # 30 min warm
+    a2 = [a for m in range(60, 120, 10) for a in who_reading(d, m, -1.0 if m < 80 else 5.0)]   # 20 min freezing
+    closed_heat, closed_freeze = [a for a in a1 + a2 if a.status == "closed"]
+    assert closed_heat.numbers["day"] == "2026-01-01"
+    assert closed_heat.numbers["day_minutes"] == {"heat": 30.0, "freeze": 0.0}
+    assert closed_freeze.numbers["day_minutes"] == {"heat": 30.0, "freeze": 20.0}
+    [opened] = who_reading(d, 130, 9.0, day="2026-01-02")  # a new local day starts from zero
+    assert opened.numbers["day"] == "2026-01-02" and opened.numbers["day_minutes"] == {"heat": 0.0, "freeze": 0.0}

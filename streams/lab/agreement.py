@@ -36,8 +36,10 @@ def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
     if not export.readings or not export.days or set(rules) != {"low", "high"}:
         return None
     low, high = rules["low"], rules["high"]
+    # the logger's own single-event rules only: its cumulative and severe-heat options are not compared here
     limits = ExcursionLimits(heat_above_c=high.threshold_c, heat_breach_minutes=high.minutes,
-                             freeze_at_or_below_c=low.threshold_c, freeze_breach_minutes=low.minutes)
+                             freeze_at_or_below_c=low.threshold_c, freeze_breach_minutes=low.minutes,
+                             heat_cumulative_minutes=0.0, severe_heat_minutes=0.0)
     runtime = Runtime([ExcursionDetector(limits)])
     breached: dict[tuple[str, str], list[Any]] = {}  # (kind, excursion start) → [kind, breach time, end time]
     events = telemetry_events(export, tz, "agreement")
@@ -72,3 +74,74 @@ def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
         out.agree += all_agree
     return out
 
+
+
+@dataclass
+class RuleAgreement:
+    """One Q-tag alarm rule: the alarms the logger raised (``Res:``) beside the breaches zhijian raised."""
+
+    rule: str
+    direction: str
+    mode: str
+    threshold_c: float
+    minutes: float
+    logger: list[str]  # when the logger alarmed (local time)
+    zhijian: list[str] | None  # when zhijian's rule alarmed; None: a rule zhijian has no counterpart of
+    matched: int = 0
+
+
+def alarm_agreement(export: FridgeTagExport, tz: timezone) -> list[RuleAgreement] | None:
+    """Per alarm rule of a Q-tag: its own alarms against zhijian's at the same thresholds and minutes, an alarm
+    matching when zhijian's comes within two logging intervals of the logger's. None without ``Res:`` alarms or
+    readings. The logger measures every minute and logs every few: zhijian sees only the logged readings."""
+    from models.alert import Source
+    from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
+    from models.runtime import Runtime
+
+    if not export.readings or not export.rules or not any(r.mode for r in export.rules) or not export.alarms:
+        return None
+    events = telemetry_events(export, tz, "agreement")
+    for e in events:
+        e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+    run_hours = (events[-1]["_t"] - events[0]["_t"]) / 3600 + 1
+
+    def alarms(limits: ExcursionLimits, rule: str) -> list[str]:
+        runtime = Runtime([ExcursionDetector(limits)])
+        out = []
+        for i, e in enumerate(events):
+            for a in runtime.process(dict(e), Source("q-tag", 0, i, e["event_time"])):
+                if a.detector == "coldchain.breach" and a.numbers["rule"] == rule:
+                    t = a.event_t if rule != "heat_single" and rule != "freeze_single" else e["_t"]
+                    out.append(datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M"))
+        return out
+
+    off = {"heat_breach_minutes": 0.0, "freeze_breach_minutes": 0.0, "heat_cumulative_minutes": 0.0,
+           "severe_heat_minutes": 0.0}
+    tolerance = 2 * 60 * (export.interval_minutes or 10.0)
+    out = []
+    for r in export.rules:
+        if r.direction == "high" and r.mode == "single":
+            ours = alarms(ExcursionLimits(**{**off, "heat_above_c": r.threshold_c, "heat_breach_minutes": r.minutes}),
+                          "heat_single")
+        elif r.direction == "low" and r.mode == "single":
+            # a Q-tag is out of limits strictly below T AL (its Data: marks 2.0 in range at T AL 2.0): at its
+            # 0.1 °C resolution that is at or below T AL − 0.1
+            ours = alarms(ExcursionLimits(**{**off, "freeze_at_or_below_c": round(r.threshold_c - 0.05, 2),
+                                             "freeze_breach_minutes": r.minutes}), "freeze_single")
+        elif r.direction == "high" and r.mode == "cumulative":  # a Q-tag counts over its whole run
+            ours = alarms(ExcursionLimits(**{**off, "heat_above_c": r.threshold_c, "heat_cumulative_minutes": r.minutes,
+                                             "heat_cumulative_window_hours": run_hours}), "heat_cumulative")
+        else:
+            ours = None  # cumulative cold: zhijian has no such rule
+        logger = [a.alarmed_at for a in export.alarms if a.rule == r.index and a.alarmed_at]
+        row = RuleAgreement(r.index, r.direction, r.mode, r.threshold_c, r.minutes, logger, ours)
+        if ours is not None:
+            left = [datetime.fromisoformat(x).timestamp() for x in ours]
+            for when in logger:
+                t = datetime.fromisoformat(when).timestamp()
+                near = [x for x in left if abs(x - t) <= tolerance]
+                if near:
+                    left.remove(near[0])
+                    row.matched += 1
+        out.append(row)
+    return out
