@@ -43,7 +43,7 @@ PARTITION_FIELD = {"prescription": "patient", "claim": "patient", "waste": "mani
 
 
 def test_every_detector_follows_the_contract():
-    assert KEYED == list(registry.detector_classes()) and len(KEYED) == 22
+    assert KEYED == list(registry.detector_classes()) and len(KEYED) == 23
     rekeyed = {c.name: c.key for c in KEYED if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
