@@ -10,6 +10,9 @@ The loggers (Fridge-tag 2, 2 L, Ultra Low; Q-tag CLm doc) write a text report: a
 * ``Hist:`` — one block per day: ``Date``, ``Min T``/``Max T``/``Avrg T``, and per alarm rule the
   minutes accumulated that day (``t Acc``) and whether it alarmed (``C A``, alarm count, or
   ``TS A`` the time it did); ``---`` for a value the logger has not got;
+* ``Res:`` (Q-tag) — the run's result: per alarm rule, each alarm the logger raised, with when its
+  count started (``TS S``), the minutes counted (``t A``), when it alarmed (``TS A``), when it ended
+  (``TS E``, empty while still on) and the extreme temperature (``T M``);
 * ``Data:`` (where the model keeps readings) — tab-separated rows of local time, temperature
   (``--.-`` when missing) and an out-of-limits mark.
 
@@ -87,6 +90,18 @@ class DaySummary:
     sensor_timeout_minutes: float = 0.0
 
 
+@dataclass(frozen=True)
+class DeviceAlarm:
+    """An alarm a Q-tag recorded in ``Res:`` (local times "yyyy-mm-dd hh:mm"; None where the logger left it empty)."""
+
+    rule: str
+    start: str | None  # when the rule's count started
+    minutes: float  # minutes counted
+    alarmed_at: str | None  # when the alarm was raised
+    end: str | None  # when the condition ended (None: still on when the run stopped)
+    extreme_c: float | None
+
+
 @dataclass
 class FridgeTagExport:
     device: str
@@ -94,6 +109,8 @@ class FridgeTagExport:
     rules: list[AlarmRule]
     days: list[DaySummary]
     readings: list[tuple[str, float | None]]  # (local time "yyyy-mm-dd hh:mm", °C or None)
+    alarms: list[DeviceAlarm] = field(default_factory=list)  # a Q-tag's own, from Res:
+    interval_minutes: float | None = None  # Conf: Logging Interval
 
 
 def _number(text: str, line: int) -> float | None:
@@ -143,8 +160,35 @@ def _tree(lines: list[str]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
     return root, data
 
 
+def _res_alarms(lines: list[str]) -> list[DeviceAlarm]:
+    """The alarm events of a Q-tag's ``Res:`` section (a rule may hold several, one per line)."""
+    out: list[DeviceAlarm] = []
+    in_res = in_alarm = False
+    rule = None
+    for n, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.startswith("\t"):
+            continue
+        indent, text = len(line) - len(line.lstrip(" ")), line.strip()
+        if indent == 0:
+            in_res, in_alarm = text == "Res:", False
+        elif in_res and indent == 1:
+            in_alarm = text == "Alarm:"
+        elif in_res and in_alarm and indent == 2:
+            rule = text.rstrip(":")
+        elif in_res and in_alarm and indent == 3 and rule is not None:
+            pairs = {k.strip(): v.strip() for k, _, v in (p.partition(":") for p in _PAIR_SPLIT.split(text))}
+            if "TS S" not in pairs and "TS A" not in pairs:
+                raise FridgeTagError(n, f"expected an alarm event 'TS S: …, t A: …', got {text!r}")
+            out.append(DeviceAlarm(rule, pairs.get("TS S") or None, _number(pairs.get("t A", "0"), n) or 0.0,
+                                   pairs.get("TS A") or None, pairs.get("TS E") or None,
+                                   _number(pairs.get("T M", "---"), n)))
+    return out
+
+
 def parse(text: str) -> FridgeTagExport:
-    root, data = _tree(text.splitlines())
+    lines = text.splitlines()
+    root, data = _tree(lines)
     device = root.get("Device")
     conf = root.get("Conf")
     if not isinstance(device, str) or not isinstance(conf, dict) or "Serial" not in conf:
@@ -188,7 +232,9 @@ def parse(text: str) -> FridgeTagExport:
         except ValueError:
             raise FridgeTagError(n, f"expected a time 'yyyy-MM-dd hh:mm', got {when!r}") from None
         readings.append((when, _number(cells[1], n)))
-    return FridgeTagExport(device, str(conf["Serial"]), rules, sorted(days, key=lambda d: d.day), readings)
+    interval = conf.get("Logging Interval")
+    return FridgeTagExport(device, str(conf["Serial"]), rules, sorted(days, key=lambda d: d.day), readings,
+                           _res_alarms(lines), _number(interval, 0) if isinstance(interval, str) else None)
 
 
 def telemetry_events(export: FridgeTagExport, tz: timezone, facility_id: str, device_kind: str = "fridge",

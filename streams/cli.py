@@ -263,6 +263,18 @@ def cmd_import_fridge_tag(args: argparse.Namespace) -> int:
                 print(f"    {d['day']} {d['rule']}: logger {'alarm' if d['logger'] else 'no alarm'} "
                       f"({d['logger_minutes']:g} min counted), zhijian {'breach' if d['zhijian'] else 'none'}; "
                       f"min {d['min_c']} °C, max {d['max_c']} °C")
+        from streams.lab.agreement import alarm_agreement
+
+        for path, export in exports:
+            rows = alarm_agreement(export, tz)
+            if not rows:
+                continue
+            print(f"\n{Path(path).name}: the logger's own alarms (Res:) beside zhijian's at its thresholds, an alarm "
+                  f"matching within two logging intervals")
+            for r in rows:
+                ours = "(no such rule)" if r.zhijian is None else ", ".join(r.zhijian) or "none"
+                print(f"    rule {r.rule} {r.direction} {r.mode} {r.threshold_c:g} °C / {r.minutes:g} min: logger "
+                      f"{', '.join(r.logger) or 'none'}; zhijian {ours}; matched {r.matched}/{len(r.logger)}")
     if args.summaries:
         Path(args.summaries).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in summaries))
         print(f"{len(summaries)} daily summaries written to {args.summaries}")

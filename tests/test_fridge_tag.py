@@ -39,6 +39,15 @@ def test_the_models_read_as_the_loggers_wrote_them():
     assert {(r.direction, r.mode, r.threshold_c, r.minutes) for r in qtag.rules} == {
         ("high", "single", 8.0, 30.0), ("high", "cumulative", 8.0, 60.0), ("low", "cumulative", 2.0, 60.0),
         ("low", "single", 2.0, 30.0)}
+    # its own alarms, from Res: — a rule may hold several, one per line; TS E empty while still on
+    assert qtag.interval_minutes == 10.0
+    assert [(a.rule, a.start, a.minutes, a.alarmed_at, a.end, a.extreme_c) for a in qtag.alarms] == [
+        ("1", "2022-11-08 21:50", 219.0, "2022-11-08 22:20", None, 24.5),
+        ("2", "2022-11-08 21:50", 219.0, "2022-11-08 22:50", None, None),
+        ("4", "2022-11-08 05:51", 598.0, "2022-11-08 07:34", None, None),
+        ("5", "2022-11-08 12:16", 145.0, "2022-11-08 12:46", "2022-11-08 14:41", 0.9),
+        ("5", "2022-11-08 14:52", 32.0, "2022-11-08 15:22", "2022-11-08 15:24", 1.4),
+        ("5", "2022-11-08 15:39", 31.0, "2022-11-08 16:09", "2022-11-08 16:10", 1.4)]
     missing = by_name["missing_temps.txt"].days
     assert [d.min_c for d in missing] == [3.5, None, 4.0] and missing[1].sensor_timeout_minutes == 1440
 
@@ -71,3 +80,11 @@ def test_import_writes_events_and_summaries_and_agrees_with_the_loggers(tmp_path
     assert "130500109088_202206081014.txt                   38     38" in r.stdout
     assert "100800001215_202304201410.txt                    4      4" in r.stdout
     assert "logger no alarm" not in r.stdout and "logger alarm" not in r.stdout
+    # the Q-tags' own alarms (Res:) against zhijian's rules at their thresholds: every alarm the logger recorded
+    # for a rule zhijian has is matched within two logging intervals
+    assert ("rule 1 high single 8 °C / 30 min: logger 2022-11-08 22:20; zhijian 2022-11-08 22:29; matched 1/1"
+            in r.stdout)
+    assert "rule 2 high cumulative 8 °C / 60 min: logger 2022-11-08 22:50; zhijian 2022-11-08 22:59; matched 1/1" in r.stdout
+    assert "rule 5 low single 2 °C / 30 min: logger 2022-11-08 12:46, 2022-11-08 15:22, 2022-11-08 16:09; " in r.stdout
+    assert r.stdout.count("matched 1/1") == 4 and "matched 3/3" in r.stdout
+    assert "rule 4 low cumulative 2 °C / 60 min: logger 2022-11-08 07:34; zhijian (no such rule)" in r.stdout
