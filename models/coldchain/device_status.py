@@ -48,6 +48,9 @@ class StatusLimits:
     door_open_minutes: float = 30.0
     battery_low_pct: float = 20.0
     battery_low_minutes: float = 0.0
+    # a gap between readings longer than this ends an open condition at its last reading: what happened in the
+    # gap is unknown (a parked vehicle's logger, a silent device — silence has its own rule); as for excursions
+    max_gap_minutes: float = 120.0
 
 
 #: condition → (severity, what the reason says)
@@ -84,8 +87,15 @@ class DeviceStatusDetector(KeyedDetector):
         t, st = event["_t"], ctx.state
         if t <= st.get("last_t", t - 1):  # redelivered or late: already accounted for
             return []
+        previous_t = st.get("last_t")
         st["last_t"] = t
         alerts: list[Alert] = []
+        if previous_t is not None and t - previous_t > self.limits.max_gap_minutes * 60:
+            for condition in list(CONDITIONS):  # not heard for too long: each condition ends where it was last seen
+                ep = st.pop(condition, None)
+                if ep is not None and ep["alerted"]:
+                    alerts.append(self._alert(event, condition, ep, (previous_t - ep["since"]) / 60.0,
+                                              Source(*ep["last"]), "closed", end_t=previous_t))
         for condition, holds in self._states(event).items():
             limit = self._limit(condition)
             if limit < 0:
@@ -102,6 +112,7 @@ class DeviceStatusDetector(KeyedDetector):
                 del st[condition]
                 continue
             ep["readings"] += 1
+            ep["last"] = list(source)
             if "battery_pct" in event:
                 ep["battery_pct"] = min(ep.get("battery_pct", 100.0), event["battery_pct"])
             if event.get("power") in ("battery", "off") and ep.get("power") != "off":
@@ -112,7 +123,7 @@ class DeviceStatusDetector(KeyedDetector):
         return alerts
 
     def _alert(self, event: dict[str, Any], condition: str, ep: dict[str, Any], minutes: float, source: Source,
-               status: str) -> Alert:
+               status: str, end_t: float | None = None) -> Alert:
         severity, what = CONDITIONS[condition]
         numbers: dict[str, Any] = {"condition": condition, "since": iso(ep["since"]), "minutes": round(minutes, 1),
                                    "limit_minutes": self._limit(condition), "readings": ep["readings"]}
@@ -124,7 +135,9 @@ class DeviceStatusDetector(KeyedDetector):
         if status == "open":
             reason = f"{name}: {what} since {iso(ep['since'])}" + (f" ({minutes:.0f} min)" if minutes else "")
         else:
-            reason = f"{name}: {what} for {minutes:.0f} min, ended {iso(event['_t'])}"
+            reason = f"{name}: {what} for {minutes:.0f} min, ended {iso(end_t or event['_t'])}"
+            if end_t is not None:
+                numbers["ended_by_gap"] = True
         start = Source(*ep["source"])
         return Alert.build(
             detector=self.name, version=self.version, key=f"{condition}@{ep['since']}", stream=self.stream,
