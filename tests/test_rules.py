@@ -247,3 +247,27 @@ def test_every_excursion_alert_carries_the_minutes_out_of_range_of_its_day():
     assert closed_freeze.numbers["day_minutes"] == {"heat": 30.0, "freeze": 20.0}
     [opened] = who_reading(d, 130, 9.0, day="2026-01-02")  # a new local day starts from zero
     assert opened.numbers["day"] == "2026-01-02" and opened.numbers["day_minutes"] == {"heat": 0.0, "freeze": 0.0}
+
+
+# --- coldchain.abnormal_dynamics: keeps learning ----------------------------------------------------
+def test_a_new_setpoint_alarms_once_becomes_the_normal_and_a_later_failure_alarms_again():
+    import random
+
+    from models.coldchain.dynamics import DynamicsDetector
+    from models.runtime import Runtime
+
+    rng = random.Random(11)
+    d = Runtime([DynamicsDetector()])
+    alerts = []
+    for hour in range(60 * 24):  # hourly readings for 60 days
+        day = hour // 24
+        setpoint = 5.0 if day < 15 else 3.5  # the unit is re-set colder on day 15 (a legitimate change)
+        temp = setpoint + 0.4 * ((hour % 24) in range(9, 17)) + rng.gauss(0, 0.15)
+        if day >= 45:
+            temp += 0.3 * (day - 44)  # a compressor wearing out from day 45
+        e = {"device_id": "F7", "device_kind": "fridge", "facility_id": "CDC", "temperature_c": temp,
+             "_t": T0 + 3600 * hour}
+        alerts += [(day, a.numbers["direction"]) for a in d.process(e, src(hour, f"F7@{hour}"))]
+    assert [x for x in alerts if x[0] < 45] == [(15, "fall")]  # the new setpoint: one alarm, then it is the normal
+    [(day, direction)] = [x for x in alerts if x[0] >= 45][:1]  # the failure after it alarms again,
+    assert direction == "rise" and day <= 48  # within 4 days of a 0.3 °C/day ramp, before any excursion

@@ -1,13 +1,14 @@
 """Abnormal temperature dynamics 温度异常趋势: a fridge drifting away from its own normal before it fails.
 
 A compressor that is wearing out, a door seal that leaks or a thermostat that creeps shows as
-the unit's mean temperature moving away from what it has been for days — while every reading
-is still inside 2–8 °C, so no excursion rule can see it. Each device's readings are averaged
-per period (a day by default: door openings in working hours make hours unlike each other,
-days much less); two CUSUM charts (:mod:`models.anomaly.cusum`), one for a rise and one for a
-fall, compare each period with the mean and spread learned from the device's own past periods
-(``memory_periods``, learned only while in control). An alert opens when either chart's
-evidence crosses ``threshold`` — once per episode. The entity is the device.
+the unit's temperature level moving away from where it has been for days — while every reading
+is still inside 2–8 °C, so no excursion rule can see it. Each device's level is the mean of its
+trailing day of readings, judged at every reading against the normal learned from its own past
+days (:class:`models.anomaly.level.TrailingLevel`): the normal keeps learning — a failure moves it
+only a little per day, a new setpoint, a season or a moved fridge becomes the normal within about
+a week. An alert opens when the level is ``z_on`` standard deviations away (rise or fall); the
+detector re-arms once it is back within ``z_off``, so a second failure alarms again. It works at
+the rate the device reports: every 5 minutes, hourly, or one daily summary. The entity is the device.
 
 >>> import math, random
 >>> from models.alert import Source
@@ -26,36 +27,41 @@ evidence crosses ``threshold`` — once per episode. The entity is the device.
 >>> readings(10)                                  # ten normal days
 []
 >>> [a] = readings(6, drift_per_day=0.25, start_day=10)
->>> a.numbers["direction"], a.numbers["periods"]
-('rise', 3)
+>>> a.numbers["direction"], round(a.numbers["hours_since_normal"] or 0)
+('rise', 18)
 >>> print(a.reason)   # doctest: +ELLIPSIS
-fridge FR-1 at CDC-1: mean ... °C over 24 h against a normal of 5.0... ± 0.10 °C; evidence of a rise ... over 3 periods (threshold 5)
+fridge FR-1 at CDC-1: mean ... °C over the last 24 h against a normal of 5.0... ± 0.10 °C (... standard deviations; alarm at 3)
+>>> readings(10, start_day=16)                    # back to normal: the detector re-arms …
+[]
+>>> [(a.numbers["direction"]) for a in readings(2, drift_per_day=-0.5, start_day=26)]   # … and a fall alarms again
+['fall']
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from models.alert import Alert, Source
-from models.anomaly.cusum import Episode, GaussianCUSUM
+from models.alert import Alert, Source, iso
+from models.anomaly.level import LevelEpisode, TrailingLevel
 from models.detector import Context, KeyedDetector
 
 
 @dataclass(frozen=True)
 class DynamicsLimits:
-    """Configuration ``[coldchain.abnormal_dynamics]``."""
+    """Configuration ``[coldchain.abnormal_dynamics]``; the rationale of each is in models/anomaly/level.py."""
 
-    threshold: float = 5.0
-    slack_sd: float = 0.5
-    period_hours: float = 24.0
-    memory_periods: float = 7.0  # how far back the normal reaches
-    warmup_periods: int = 3
-    min_sd_c: float = 0.1  # a mean steadier than this is still not a tenth of a degree away
+    span_hours: float = 24.0  # the level is the trailing day's mean: hours differ (door openings), days less
+    memory_days: float = 7.0  # how far back the normal reaches: outlasts an incident, follows a season
+    clip_sd: float = 2.0  # a day pulls the normal by at most this many standard deviations
+    warmup_days: int = 3  # whole days learned before judging
+    min_sd_c: float = 0.1  # a level steadier than this is still not a tenth of a degree away
+    z_on: float = 3.0  # the classic 3-sigma control limit
+    z_off: float = 1.0  # back within one standard deviation: the episode is over, the detector re-arms
 
 
 class DynamicsDetector(KeyedDetector):
     name = "coldchain.abnormal_dynamics"
-    version = "1"
+    version = "2"
     stream = "telemetry"
     Limits = DynamicsLimits  # its configuration section [coldchain.abnormal_dynamics]
     key = "device"
@@ -63,55 +69,47 @@ class DynamicsDetector(KeyedDetector):
     #: a unit switched off for a month has been moved or serviced: its old normal is not worth keeping
     retention_s = 30 * 86400.0
 
-    def _chart(self, direction: str) -> Episode:
+    def _level(self) -> TrailingLevel:
         lim = self.limits
-        chart = GaussianCUSUM(direction, k=lim.slack_sd, fading_factor=1 / lim.memory_periods,
-                              warmup=lim.warmup_periods, min_rel_sd=0.0, learn_below=lim.threshold / 2,
-                              min_sd=lim.min_sd_c)
-        return Episode(chart, lim.threshold)
+        return TrailingLevel(span_s=lim.span_hours * 3600, buckets=24, memory_s=lim.memory_days * 86400,
+                             clip=lim.clip_sd, warmup=lim.warmup_days, min_sd=lim.min_sd_c)
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        t, temp = event["_t"], event["temperature_c"]
-        period = int(t // (self.limits.period_hours * 3600))
-        u = ctx.state
-        if not u:
-            u.update(period=period, total=temp, count=1, facility=event["facility_id"],
-                     kind=event.get("device_kind", "device"), region=event.get("region", "unknown"),
-                     first=list(source), up=None, down=None, periods_up=0, periods_down=0)
+        t, st = event["_t"], ctx.state
+        if t <= st.get("last_t", t - 1):
+            return []  # a late or redelivered reading: already learned
+        st["last_t"] = t
+        level = self._level().load(st.get("level"))
+        x = {"t": t, "y": event["temperature_c"]}
+        z = level.score_one(x)
+        level.learn_one(x)
+        st["level"] = level.dump()
+        episode = LevelEpisode(self.limits.z_on, self.limits.z_off)
+        episode.armed = st.get("armed", True)
+        direction = episode.observe(z)
+        st["armed"] = episode.armed
+        if abs(z) <= self.limits.z_off:
+            st["normal_t"] = t  # the last time the level was normal
+        if direction is None:
             return []
-        if period < u["period"]:
-            return []  # a late or redelivered reading of a period already judged
-        if period == u["period"]:
-            u["total"] += temp
-            u["count"] += 1
-            return []
-        alerts = self._judge(ctx.key, u, u["total"] / u["count"], t)
-        u.update(period=period, total=temp, count=1, first=list(source))
-        return alerts
+        return [self._alert(ctx.key, event, source, level, z, direction, st.get("normal_t"))]
 
-    def _judge(self, device: str, u: dict[str, Any], mean: float, now: float) -> list[Alert]:
-        up, down = self._chart("up").load(u["up"]), self._chart("down").load(u["down"])
-        normal, sd = up.chart.mean, up.chart.sd
-        x = {"y": mean}
-        rose, fell = up.observe(x), down.observe(x)
-        u["up"], u["down"] = up.dump(), down.dump()
-        u["periods_up"] = u["periods_up"] + 1 if up.chart.statistic > 0 else 0
-        u["periods_down"] = u["periods_down"] + 1 if down.chart.statistic > 0 else 0
-        if not (rose or fell):
-            return []
-        direction = "rise" if rose else "fall"
-        evidence = (up if rose else down).chart.statistic
-        periods = u["periods_up"] if rose else u["periods_down"]
-        reason = (f"{u['kind']} {device} at {u['facility']}: mean {mean:.2f} °C over {self.limits.period_hours:g} h "
-                  f"against a normal of {normal:.2f} ± {sd:.2f} °C; evidence of a {direction} {evidence:.1f} over "
-                  f"{periods} periods (threshold {self.limits.threshold:g})")
-        return [Alert.build(
-            detector=self.name, version=self.version, key=f"{device}@{u['period']}",
+    def _alert(self, device: str, event: dict[str, Any], source: Source, level: TrailingLevel, z: float,
+               direction: str, normal_t: float | None) -> Alert:
+        lim, t = self.limits, event["_t"]
+        now = level.level()
+        kind = event.get("device_kind", "device")
+        reason = (f"{kind} {device} at {event['facility_id']}: mean {now:.2f} °C over the last {lim.span_hours:g} h "
+                  f"against a normal of {level.mean:.2f} ± {level.sd:.2f} °C ({abs(z):.1f} standard deviations; "
+                  f"alarm at {lim.z_on:g})")
+        return Alert.build(
+            detector=self.name, version=self.version, key=f"{device}@{t}",
             stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=device,
-            institution_id=u["facility"], region=u["region"], event_t=now, score=evidence / self.limits.threshold,
-            reason=reason,
-            numbers={"direction": direction, "mean_c": round(mean, 3), "normal_c": round(normal, 3),
-                     "sd_c": round(sd, 3), "evidence": round(evidence, 2), "periods": periods,
-                     "period_hours": self.limits.period_hours},
-            evidence=[Source(*u["first"])],
-        )]
+            institution_id=event["facility_id"], region=event.get("region", "unknown"), event_t=t,
+            score=abs(z) / lim.z_on, reason=reason,
+            numbers={"direction": direction, "level_c": round(now, 3), "normal_c": round(level.mean, 3),
+                     "sd_c": round(level.sd, 3), "z": round(z, 2), "span_hours": lim.span_hours,
+                     "normal_since": iso(normal_t) if normal_t else None,
+                     "hours_since_normal": round((t - normal_t) / 3600, 1) if normal_t else None},
+            evidence=[source],
+        )
