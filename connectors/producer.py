@@ -70,6 +70,11 @@ class EnvelopeProducer:
         for stream, key, event in items:
             self.add(stream, key, event)
 
+    def send_keyed(self, topic: str, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """One record per (key, value), keyed: for a compacted reference topic (the latest per key is kept)."""
+        for key, value in records:
+            self.producer.send(topic, key=key.encode(), value=orjson.dumps(value))
+
     def send_envelope(self, topic: str, partition: int, value: bytes, count: int) -> None:
         self.producer.send(topic, value=value, partition=partition)
         self.sent_events += count

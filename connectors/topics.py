@@ -11,6 +11,7 @@ class TopicSpec:
     stream: str | None = None  # the event stream an input topic carries
     description: str = ""
     compacted: bool = False  # cleanup.policy=compact: a changelog, the latest value per key kept
+    reference: str | None = None  # the reference table a compacted input topic carries (streams/reference.py)
 
 
 def changelog_specs(app_id: str, partitions: int, groups: list[str] = ()) -> list[TopicSpec]:
@@ -39,6 +40,8 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
         TopicSpec(f"{p}claims", input_partitions, "claim", "医保结算 insurance claim settlements, keyed by patient"),
         TopicSpec(f"{p}waste", input_partitions, "waste", "医疗废物 manifest events, keyed by manifest id"),
         TopicSpec(f"{p}telemetry", input_partitions, "telemetry", "疫苗冷链 temperature readings, keyed by device id"),
+        TopicSpec(f"{p}inventory", 1, None, "疫苗库存 the last stock count of each cold-chain device (lots), keyed by "
+                  "device id; compacted, read whole by every worker", compacted=True, reference="inventory"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
     ]

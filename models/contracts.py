@@ -27,7 +27,9 @@ import fastjsonschema
 import orjson
 
 STREAMS: tuple[str, ...] = ("prescription", "claim", "waste", "telemetry")
-SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {s: (1,) for s in (*STREAMS, "alert")}
+#: Reference data the detectors look up (not event streams): the stock of each cold-chain device.
+REFERENCES: tuple[str, ...] = ("inventory",)
+SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {s: (1,) for s in (*STREAMS, *REFERENCES, "alert")}
 
 #: The bounded vocabulary of reasons a record is refused (the ``reason`` metric label).
 REASONS: tuple[str, ...] = (

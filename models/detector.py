@@ -16,12 +16,21 @@ JSON values only (dicts with string keys, lists, str, int, float, bool, None); a
 A state that becomes empty (``{}``) with no timer pending is dropped, and so is one untouched
 for ``retention_s`` seconds of event time. A detector that judges each event alone declares
 ``key = None``: it gets an empty state that is not kept, and sets no timers.
+
+``ctx.reference`` is the reference data the worker follows (``ctx.reference["inventory"][device]``:
+the stock of a cold-chain device), read-only and possibly empty; it enriches an alert (the lots at
+risk) and never decides whether one is raised, so alerts and their ids do not depend on when the
+reference arrived.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
 
 from models.alert import Alert, Source
+
+#: No reference data.
+EMPTY: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
 #: The entities detector state can live under.
 ENTITY_KINDS = ("patient", "institution", "prescriber", "doctor", "pharmacy", "device", "manifest", "carrier",
@@ -31,10 +40,12 @@ ENTITY_KINDS = ("patient", "institution", "prescriber", "doctor", "pharmacy", "d
 class Context:
     """What a detector sees of the runtime for one key: its state, the watermark, its timers."""
 
-    __slots__ = ("key", "state", "watermark", "_timers", "set_now")
+    __slots__ = ("key", "state", "watermark", "_timers", "set_now", "reference")
 
-    def __init__(self, key: str, state: dict[str, Any], watermark: float, timers: dict[str, float]) -> None:
+    def __init__(self, key: str, state: dict[str, Any], watermark: float, timers: dict[str, float],
+                 reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
         self.key = key
+        self.reference = reference
         self.state = state
         self.watermark = watermark
         self._timers = timers  # tag → event time, for this key (the runtime's own record)

@@ -33,10 +33,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from models.alert import Alert, Source
-from models.detector import Context, KeyedDetector
+from models.detector import EMPTY, Context, KeyedDetector
 from models.flood import AlertCap
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,9 @@ class Runtime:
     """Runs keyed detectors over the events of one task."""
 
     def __init__(self, detectors: Iterable[KeyedDetector], external_watermark: bool = False,
-                 cap: AlertCap | None = None) -> None:
+                 cap: AlertCap | None = None, reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
         self.detectors = list(detectors)
+        self.reference = reference  # read-only reference data handed to detectors (models.detector)
         # the alert cap (models.flood) keeps its entity-hours in the same store, checkpointed alike
         self._cap = len(self.detectors) if cap is not None else None
         if cap is not None:
@@ -93,7 +94,7 @@ class Runtime:
         self._meta_dirty = False
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
         self._retention = [d.retention_s for d in self.detectors]
-        self._stateless = Context("", {}, float("-inf"), {})
+        self._stateless = Context("", {}, float("-inf"), {}, reference)
         self.watermark = float("-inf")
         self.failures: list[DetectorFailure] = []  # of the last call; the caller reads and clears
         self._store: dict[tuple[int, str], _Entry] = {}
@@ -123,7 +124,7 @@ class Runtime:
                 if t > entry.seen:
                     entry.seen = t
                 existed = bool(entry.state or entry.timers)
-                ctx = Context(key, entry.state, self.watermark, entry.timers)
+                ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
                 alerts += detector.process(ctx, event, source) or []
                 self._settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
@@ -152,7 +153,7 @@ class Runtime:
                 entry = self._store[(i, key)] = _Entry()
             existed = bool(entry.state or entry.timers)
             entry.seen = max(entry.seen, alert.event_t)
-            ctx = Context(key, entry.state, self.watermark, entry.timers)
+            ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
             try:
                 out += cap.admit(ctx, alert)
             except Exception as e:  # the cap must never lose an alert
@@ -174,7 +175,7 @@ class Runtime:
             del entry.timers[tag]
             detector = self.detectors[i]
             try:
-                ctx = Context(key, entry.state, self.watermark, entry.timers)
+                ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
                 alerts += detector.on_timer(ctx, tag, due) or []
                 self._settle(i, key, entry, ctx, True)
             except Exception as e:
@@ -306,8 +307,9 @@ class PartitionedRuntime(PerPartition):
 
     name = "runtime"
 
-    def __init__(self, detectors: list[KeyedDetector], cap: AlertCap | None = None) -> None:
-        super().__init__(lambda: Runtime(detectors, cap=cap))
+    def __init__(self, detectors: list[KeyedDetector], cap: AlertCap | None = None,
+                 reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+        super().__init__(lambda: Runtime(detectors, cap=cap, reference=reference))
         self.detectors = detectors
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:

@@ -25,7 +25,7 @@ from connectors.topics import KEY_FIELD
 from models.pseudonym import Pseudonymizer
 from models.rekey import PartitionedReceiver
 from models.runtime import PartitionedRuntime
-from streams import faust_transport, metrics, state
+from streams import faust_transport, metrics, reference, state
 from streams.detectors import build_plan, repartition_topics
 from streams.ingest import DeadLetter, Ingest
 from streams.observe import KIND_FIELD, Observer
@@ -99,6 +99,23 @@ def create_app(settings: Settings) -> faust.App:
     async def mark_up() -> None:
         metrics.UP.set(1)
         observer.refresh()
+
+    @app.task
+    async def follow_reference() -> None:
+        """Every worker reads the reference topics whole (inventory: the stock in each cold-chain device)."""
+
+        async def refused(table: str, record: Any, e: Any) -> None:
+            headers = DeadLetter(record.value, e.reason, e.detail).headers(record.topic, record.partition,
+                                                                           record.offset)
+            await dead_topic.send(key=record.key, value=record.value, headers=headers, force=True)
+            metrics.INVALID.labels(table, e.reason).inc()
+            log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, e.reason)
+
+        def counted(table: str, ok: bool) -> None:
+            metrics.REFERENCE_RECORDS.labels(table, "applied" if ok else "refused").inc()
+            metrics.REFERENCE_KEYS.labels(table).set(len(plan.reference[table]))
+
+        await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted)
 
     consumed = {**inputs, **group_topics}
 

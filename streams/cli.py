@@ -148,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "  the worker joins its consumer group in a few seconds; alerts follow. Ctrl-C stops.\n", flush=True)
         topics = settings.input_topics()
         producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
+        producer.send_keyed(settings.reference_topics()["inventory"], ((s["device_id"], s) for s in sim.stock()))
         started = last = time.monotonic()
         clock = sim.t0
         shown = 0

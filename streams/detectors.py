@@ -18,6 +18,7 @@ from models.detector import KeyedDetector
 from models.flood import AlertCap
 from models.rekey import PartitionedReceiver, Rekeying, group_name
 from models.runtime import PartitionedRuntime
+from streams.reference import ReferenceTables
 from streams.settings import Settings
 
 
@@ -28,6 +29,7 @@ class Plan:
     rekeying: dict[str, Rekeying] = field(default_factory=dict)  # stream → its forwarders
     receivers: dict[str, PartitionedReceiver] = field(default_factory=dict)  # group → its receivers
     group_stream: dict[str, str] = field(default_factory=dict)  # group → the stream it comes from
+    reference: ReferenceTables = field(default_factory=ReferenceTables)  # what the worker follows, shared by all
 
 
 def build_plan(settings: Settings) -> Plan:
@@ -44,7 +46,7 @@ def build_plan(settings: Settings) -> Plan:
                 groups.setdefault(group_name(stream, d.key), []).append(d)
         units: list[Any] = []
         if local:
-            plan.runtimes[stream] = PartitionedRuntime(local, cap)
+            plan.runtimes[stream] = PartitionedRuntime(local, cap, plan.reference)
             units.append(plan.runtimes[stream])
         if groups:
             plan.rekeying[stream] = Rekeying(inputs[stream], groups, partitions)
@@ -61,12 +63,13 @@ def repartition_topics(settings: Settings, plan: Plan) -> dict[str, str]:
     return {group: repartition_name(settings.worker.app_id, group) for group in plan.receivers}
 
 
-def build_detectors(settings: Settings) -> dict[str, list[Any]]:
+def build_detectors(settings: Settings, reference: ReferenceTables | None = None) -> dict[str, list[Any]]:
     """In one process over one ordered partition (tests, lab tools): every detector of a stream in one
     runtime, re-keyed or not — with a single partition, the event time read is every source's."""
     built = registry.build(settings.detectors)
     cap = alert_cap(settings)
-    return {stream: [PartitionedRuntime(detectors, cap)] for stream, detectors in built.items()}
+    tables = reference if reference is not None else ReferenceTables()
+    return {stream: [PartitionedRuntime(detectors, cap, tables)] for stream, detectors in built.items()}
 
 
 def alert_cap(settings: Settings) -> AlertCap | None:

@@ -71,6 +71,10 @@ RESTORE_SECONDS_ALL = Counter("zhijian_state_restore_seconds_spent", "Time spent
                               "changelogs, all restores together", registry=REGISTRY)
 RESTORED_RECORDS = Counter("zhijian_state_restored_records", "Changelog records read to restore state",
                            registry=REGISTRY)
+REFERENCE_RECORDS = Counter("zhijian_reference_records", "Records of the reference topics read (inventory), by "
+                            "table and outcome (applied, refused)", ["table", "outcome"], registry=REGISTRY)
+REFERENCE_KEYS = Gauge("zhijian_reference_keys", "Keys of each reference table this worker holds (devices with stock)",
+                       ["table"], registry=REGISTRY)
 UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
 
 

@@ -77,6 +77,12 @@ class Settings:
         t = self.topics
         return {s.stream: s.name for s in topic_specs(t.prefix, t.input_partitions, t.alert_partitions) if s.stream}
 
+    def reference_topics(self) -> dict[str, str]:
+        """Reference table → the compacted topic carrying it (streams/reference.py)."""
+        t = self.topics
+        return {s.reference: s.name for s in topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
+                if s.reference}
+
     def topic(self, suffix: str) -> str:
         return f"{self.topics.prefix}{suffix}"
 

@@ -131,3 +131,28 @@ def test_records_that_once_crashed_the_agent_are_accounted_for_and_a_huge_one_be
     judged = worker.metric("zhijian_events_total", stream="telemetry")
     refused = worker.metric("zhijian_events_refused_total", stream="telemetry")
     assert read == judged + refused and refused >= 3
+
+
+def test_an_excursion_names_the_stock_in_the_device_and_a_bad_stock_record_is_dead_lettered(broker, worker):
+    bs = broker.bootstrap_servers
+    stock = {"schema_version": 1, "device_id": "IT-INV", "facility_id": "CDC-1",
+             "event_time": "2026-11-20T08:00:00+08:00",
+             "lots": [{"lot": "202609A17", "product_code": "HEPB-10", "doses": 400, "freeze_sensitive": True},
+                      {"lot": "202608M02", "product_code": "MMR-1", "doses": 120, "freeze_sensitive": False}]}
+    bad = {**stock, "device_id": "IT-OTHER"}  # keyed IT-INV2 but names another device
+    before = worker.metric("zhijian_reference_records_total", table="inventory", outcome="applied")
+    produce(bs, "zhijian.inventory", [stock], key="IT-INV")
+    [bad_meta] = produce(bs, "zhijian.inventory", [bad], key="IT-INV2")
+    worker.wait_metric("zhijian_reference_records_total", before + 1, table="inventory", outcome="applied")
+    produce(bs, "zhijian.telemetry", [reading("IT-INV", 0, 5.0), reading("IT-INV", 5, -1.2)], key="IT-INV")
+    [opened] = alerts_for(bs, "IT-INV", 1)
+    assert opened["detector"] == "coldchain.excursion" and opened["numbers"]["kind"] == "freeze"
+    s = opened["numbers"]["stock"]
+    assert (s["lots"], s["doses"], s["doses_at_risk"]) == (2, 520, 400)  # MMR is not freeze-sensitive
+    assert [x["lot"] for x in s["listed"]] == ["202609A17", "202608M02"] and s["as_of"] == stock["event_time"]
+    assert opened["reason"].endswith("2 lots, 400 of 520 doses at risk")
+    dead = [r for r in read_topic(bs, "zhijian.deadletter", lambda rs: any(r.key == b"IT-INV2" for r in rs))
+            if r.key == b"IT-INV2"][0]
+    h = dict(dead.headers)
+    assert h["zhijian.error.reason"] == b"invalid_value" and b"not its device_id" in h["zhijian.error.message"]
+    assert (h["zhijian.error.topic"], int(h["zhijian.error.offset"])) == (b"zhijian.inventory", bad_meta.offset)

@@ -91,6 +91,11 @@ def poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
+#: Vaccines of the national immunisation programme (免疫规划疫苗) and whether freezing destroys them.
+VACCINES = [("HEPB", True), ("BCG", False), ("OPV", False), ("DTAP", True), ("MMR", False), ("JE-L", False),
+            ("MPSV-A", True), ("HEPA-L", False), ("DT", True), ("IPV", True)]
+
+
 class RegionSimulator:
     """Iterates ``(stream, key, event)`` in simulated-time order; ``truth`` holds the scenarios' incidents."""
 
@@ -140,6 +145,24 @@ class RegionSimulator:
         for i, d in enumerate(r.devices):
             self._call(self.t0 + (i * 37) % d.interval_s, self._reading, d.id)
         schedule(self)
+
+    def stock(self) -> list[dict[str, Any]]:
+        """The vaccine stock of every fridge and cold room at the start (topic ``zhijian.inventory``, one
+        snapshot per device keyed by its id): two to six lots of the national programme's vaccines."""
+        rng = random.Random(f"stock-{self.cfg.seed}")  # its own stream: the events do not change with it
+        out = []
+        for d in self.region.devices:
+            if d.kind == "vehicle":
+                continue
+            lots = []
+            for product, sensitive in rng.sample(VACCINES, rng.randint(2, 6)):
+                made = datetime.fromtimestamp(self.t0, TZ) - timedelta(days=rng.randint(30, 300))
+                lots.append({"lot": f"{made:%Y%m}{chr(65 + rng.randrange(26))}{rng.randint(1, 99):02d}",
+                             "product_code": product, "doses": 10 * rng.randint(5, 60),
+                             "expiry": (made + timedelta(days=730)).date().isoformat(), "freeze_sensitive": sensitive})
+            out.append({"schema_version": 1, "device_id": d.id, "facility_id": d.facility_id,
+                        "event_time": iso(self.t0), "lots": lots})
+        return out
 
     # --- the clock -------------------------------------------------------------------------
     def _call(self, t: float, fn: Callable[..., Iterator[Event] | None], arg: Any = None) -> None:

@@ -78,6 +78,41 @@ class ExcursionLimits:
     max_gap_minutes: float = 120.0
 
 
+#: Lots listed in an alert, at most (the count and the doses cover them all).
+MAX_LOTS_LISTED = 50
+
+
+def affected_stock(alert: Alert, stock: dict[str, Any]) -> None:
+    """Name the vaccine lots in the device (受影响疫苗批号): the last stock count the worker has for it
+    (``zhijian.inventory``). Freezing destroys only freeze-sensitive vaccines: in a freeze the doses at
+    risk leave out lots known not to be.
+
+    >>> from models.alert import Source
+    >>> a = Alert.build(detector="coldchain.excursion", version="1", key="k", stream="telemetry", severity="high",
+    ...                 tier="safety", entity_kind="device", entity_id="F1", institution_id="C", region="r",
+    ...                 event_t=0.0, score=1.0, reason="fridge F1 at C: -1.5 °C", numbers={"kind": "freeze"},
+    ...                 evidence=[Source("t", 0, 0, "e")])
+    >>> affected_stock(a, {"event_time": "2026-11-24T08:00:00+08:00", "lots": [
+    ...     {"lot": "A17", "product_code": "HEPB-10", "doses": 400, "freeze_sensitive": True},
+    ...     {"lot": "M02", "product_code": "MMR-1", "doses": 120, "freeze_sensitive": False}]})
+    >>> a.numbers["stock"]["doses"], a.numbers["stock"]["doses_at_risk"], a.reason
+    (520, 400, 'fridge F1 at C: -1.5 °C; stock counted 2026-11-24T08:00:00+08:00: 2 lots, 400 of 520 doses at risk')
+    """
+    lots = stock.get("lots") or []
+    if not lots:
+        return
+    freeze = alert.numbers.get("kind") == "freeze"
+    doses = sum(lot["doses"] for lot in lots)
+    at_risk = sum(lot["doses"] for lot in lots if not (freeze and lot.get("freeze_sensitive") is False))
+    alert.numbers["stock"] = {
+        "as_of": stock.get("event_time"), "lots": len(lots), "doses": doses, "doses_at_risk": at_risk,
+        "listed": [{k: lot[k] for k in ("lot", "product_code", "doses", "expiry", "freeze_sensitive") if k in lot}
+                   for lot in lots[:MAX_LOTS_LISTED]],
+    }
+    alert.reason += (f"; stock counted {stock.get('event_time')}: {len(lots)} lot{'s' if len(lots) > 1 else ''}, "
+                     + (f"{at_risk} of {doses} doses at risk" if at_risk != doses else f"{doses} doses at risk"))
+
+
 class _Excursion:
     """A view of the excursion kept in the device's state (a dict of JSON values)."""
 
@@ -113,7 +148,12 @@ class ExcursionDetector(KeyedDetector):
         if event["_t"] <= ctx.state.get("last_t", event["_t"] - 1):  # redelivered or late: already accounted for
             return []
         alerts = self._excursion(ctx.state, event, source)
-        return alerts + self._cumulative(event, ctx.state, source)  # after a single-event breach of this reading
+        alerts += self._cumulative(event, ctx.state, source)  # after a single-event breach of this reading
+        stock = ctx.reference.get("inventory", {}).get(ctx.key) if alerts else None
+        if stock:
+            for a in alerts:
+                affected_stock(a, stock)
+        return alerts
 
     def _excursion(self, st: dict[str, Any], event: dict[str, Any], source: Source) -> list[Alert]:
         t, temp = event["_t"], event["temperature_c"]

@@ -1,0 +1,106 @@
+"""Reference data every worker follows: compacted topics read whole into tables the detectors look up.
+
+``zhijian.inventory`` (key: device id) holds the last stock count of each cold-chain device; the
+excursion rule names the lots at risk from it (:func:`models.coldchain.excursion.affected_stock`).
+Every worker reads every partition from the beginning and then follows the topic — no consumer
+group, no offsets committed: a restarted worker reads it again, as Kafka Streams does a global
+table. Reference data enriches alerts; it never decides whether one is raised.
+
+A record that is not a valid snapshot goes to the dead-letter topic with its reason, and is
+counted, like any other input; a tombstone (or an empty ``lots`` list) clears the device's stock.
+
+>>> tables = ReferenceTables()
+>>> tables.apply("inventory", b"FR-1", b'{"schema_version": 1, "device_id": "FR-1", '
+...              b'"event_time": "2026-11-24T08:00:00+08:00", "lots": [{"lot": "A", "product_code": "P", "doses": 5}]}')
+>>> tables["inventory"]["FR-1"]["lots"][0]["doses"]
+5
+>>> tables.apply("inventory", b"FR-1", None); tables["inventory"]
+{}
+>>> try:
+...     tables.apply("inventory", b"FR-2", b'{"schema_version": 1, "device_id": "FR-3", '
+...                  b'"event_time": "2026-11-24T08:00:00+08:00", "lots": []}')
+... except InvalidRecord as e:
+...     print(e.reason, "-", e.detail)
+invalid_value - the record's key FR-2 is not its device_id FR-3
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from models.contracts import REFERENCES, InvalidRecord, decode, validate
+
+log = logging.getLogger(__name__)
+
+#: reference table → the field its records are keyed by
+KEY_FIELD = {"inventory": "device_id"}
+
+
+class ReferenceTables(dict):
+    """table → key → the latest valid value."""
+
+    def __init__(self) -> None:
+        super().__init__({name: {} for name in REFERENCES})
+
+    def apply(self, table: str, key: bytes | None, raw: bytes | None) -> None:
+        """Apply one record of a reference topic; raises :class:`InvalidRecord` for one to dead-letter."""
+        if key is None:
+            raise InvalidRecord("missing_field", f"a {table} record needs a key ({KEY_FIELD[table]})")
+        k = key.decode("utf-8", "replace")
+        if raw is None:
+            self[table].pop(k, None)
+            return
+        events = decode(raw)
+        if len(events) != 1:
+            raise InvalidRecord("invalid_value", f"a {table} record holds one snapshot, not {len(events)}")
+        value = validate(table, events[0])
+        if value[KEY_FIELD[table]] != k:
+            raise InvalidRecord("invalid_value", f"the record's key {k} is not its {KEY_FIELD[table]} "
+                                                 f"{value[KEY_FIELD[table]]}")
+        if value.get("lots"):
+            self[table][k] = value
+        else:
+            self[table].pop(k, None)
+
+
+async def follow(conn: Any, topics: dict[str, str], tables: ReferenceTables,
+                 refused: Callable[[str, Any, InvalidRecord], Awaitable[None]],
+                 on_record: Callable[[str, bool], None] = lambda table, ok: None) -> None:
+    """Read every partition of each reference topic from the beginning and keep following (runs forever)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    by_topic = {topic: table for table, topic in topics.items()}
+    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = []
+        for topic in by_topic:
+            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)):
+                tps.append(TopicPartition(topic, p))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                table = by_topic[tp.topic]
+                for r in records:
+                    try:
+                        tables.apply(table, r.key, r.value)
+                        on_record(table, True)
+                    except InvalidRecord as e:
+                        on_record(table, False)
+                        await refused(table, r, e)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    for _ in range(30):
+        await consumer._client.force_metadata_update()
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return found
+        await asyncio.sleep(1)
+    raise RuntimeError(f"reference topic {topic} does not exist; create the topics with `zhijian topics`")
