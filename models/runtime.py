@@ -35,6 +35,8 @@ import itertools
 import logging
 from typing import Any, Callable, Iterable, Mapping
 
+import orjson
+
 from models.alert import Alert, Source
 from models.detector import EMPTY, Context, KeyedDetector
 from models.flood import AlertCap
@@ -67,13 +69,44 @@ class DetectorFailure(Exception):
 
 
 class _Entry:
-    __slots__ = ("state", "timers", "seen")
+    """One key's state and timers. Between calls the state rests as JSON text: a few hundred bytes
+    instead of Python objects several times that size (``zhijian bench --entities``); a key with no
+    timer keeps none."""
 
-    def __init__(self, state: dict[str, Any] | None = None, timers: dict[str, float] | None = None,
+    __slots__ = ("_state", "_timers", "seen")
+
+    def __init__(self, state: dict[str, Any] | str | None = None, timers: dict[str, float] | None = None,
                  seen: float = float("-inf")) -> None:
-        self.state = state if state is not None else {}
-        self.timers = timers if timers is not None else {}
+        self._state: dict[str, Any] | str = state or ""
+        self._timers = timers or None
         self.seen = seen
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The state, decoded for use (it rests again at :meth:`rest`)."""
+        s = self._state
+        if type(s) is str:
+            s = self._state = orjson.loads(s) if s else {}
+        return s  # type: ignore[return-value]
+
+    @property
+    def timers(self) -> dict[str, float]:
+        if self._timers is None:
+            self._timers = {}
+        return self._timers
+
+    def rest(self) -> None:
+        s = self._state
+        if type(s) is not str:
+            # as str: orjson's bytes keep the whole 4 KiB buffer they were written in; decode() copies them tight
+            self._state = orjson.dumps(s).decode() if s else ""
+        if not self._timers:
+            self._timers = None
+
+    def value(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """State and timers as JSON values, leaving the entry at rest."""
+        s = self._state
+        return (orjson.loads(s) if s else {}) if type(s) is str else s, self._timers or {}  # type: ignore[return-value]
 
 
 class Runtime:
@@ -170,7 +203,7 @@ class Runtime:
         while self._heap and self._heap[0][0] < t:
             due, _, i, key, tag = heapq.heappop(self._heap)
             entry = self._store.get((i, key))
-            if entry is None or entry.timers.get(tag) != due:
+            if entry is None or (entry._timers or {}).get(tag) != due:
                 continue  # cancelled, moved, or its key expired
             del entry.timers[tag]
             detector = self.detectors[i]
@@ -194,6 +227,8 @@ class Runtime:
             self._store.pop((i, key), None)
             if not existed:
                 return  # nothing was kept before or after: nothing to write
+        else:
+            entry.rest()
         self._dirty.add((i, key))
 
     # -- expiry
@@ -201,7 +236,7 @@ class Runtime:
     def expire(self) -> int:
         """Drop keys idle past their detector's retention (event time) with no timer pending."""
         w, retention = self.watermark, self._retention
-        dropped = [k for k, e in self._store.items() if not e.timers and e.seen < w - retention[k[0]]]
+        dropped = [k for k, e in self._store.items() if not e._timers and e.seen < w - retention[k[0]]]
         for k in dropped:
             del self._store[k]
             self._dirty.add(k)
@@ -227,7 +262,8 @@ class Runtime:
                 "meta": self.meta, "entries": [self._value(k, e) for k, e in self._store.items()]}
 
     def _value(self, k: tuple[int, str], e: _Entry) -> list[Any]:
-        return [self.detectors[k[0]].name, k[1], e.state, e.timers, _json_t(e.seen)]
+        state, timers = e.value()
+        return [self.detectors[k[0]].name, k[1], state, timers, _json_t(e.seen)]
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.watermark = _t(snapshot["watermark"])
@@ -243,7 +279,7 @@ class Runtime:
         if i is None:
             log.warning("state of unknown detector %s ignored", name)
             return
-        self._store[(i, key)] = _Entry(dict(state), dict(timers), _t(seen))
+        self._store[(i, key)] = _Entry(orjson.dumps(state).decode() if state else "", dict(timers), _t(seen))
         for tag, due in timers.items():
             heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
 
