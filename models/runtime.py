@@ -69,9 +69,9 @@ class DetectorFailure(Exception):
 
 
 class _Entry:
-    """One key's state and timers. Between calls the state rests as JSON text: a few hundred bytes
-    instead of Python objects several times that size (``zhijian bench --entities``); a key with no
-    timer keeps none."""
+    """One key's state and timers. Once checkpointed, a state rests as its JSON text until it is next
+    used: a few hundred bytes instead of Python objects several times that size (``zhijian bench
+    --entities``); a key with no timer keeps none."""
 
     __slots__ = ("_state", "_timers", "seen")
 
@@ -227,8 +227,6 @@ class Runtime:
             self._store.pop((i, key), None)
             if not existed:
                 return  # nothing was kept before or after: nothing to write
-        else:
-            entry.rest()
         self._dirty.add((i, key))
 
     # -- expiry
@@ -303,7 +301,13 @@ class Runtime:
                                    "next_sweep": _json_t(self._next_sweep)}))
         for k in self._dirty:
             e = self._store.get(k)
-            out.append((self.detectors[k[0]].name, k[1], None if e is None else self._value(k, e)))
+            if e is None:
+                out.append((self.detectors[k[0]].name, k[1], None))
+                continue
+            e.rest()  # encoded once for the changelog, and kept so until the key is next used
+            out.append((self.detectors[k[0]].name, k[1], [self.detectors[k[0]].name, k[1],
+                                                          orjson.Fragment(e._state or "{}"), e._timers or {},
+                                                          _json_t(e.seen)]))
         self._dirty.clear()
         return out
 

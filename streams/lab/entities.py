@@ -67,6 +67,9 @@ def measure(stream: str, n: int, settings: Any) -> dict[str, Any]:
     for i in range(n):
         e = _event(stream, base, i, t0 + i * DAY_S / n)  # n entities, all active within one day
         alerts += len(runtime.process(e, Source(stream, 0, i, str(i))))
+        if i % 10_000 == 9_999:
+            runtime.task(0).changes()  # a checkpoint, as the worker takes at every offset commit
+    runtime.task(0).changes()
     seconds = time.monotonic() - started
     gc.collect()
     held = len(runtime)
