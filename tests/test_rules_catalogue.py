@@ -337,3 +337,30 @@ def test_a_flush_cut_into_several_envelopes_moves_the_watermark_only_with_the_la
     assert len(envelopes) == 3
     closed = [a for _, env in envelopes for a in rcv.receive(env)]
     assert closed == [("0", 7)]  # all seven of day 0, closed once the last envelope came
+
+
+def test_institution_profile_never_judges_a_day_on_fewer_claims_than_its_minimum_and_says_what_it_rests_on():
+    import random
+    from datetime import datetime
+
+    from models.claims.entity_anomaly import EntityAnomalyDetector
+    from models.runtime import Runtime
+
+    rng = random.Random(2)
+    rt = Runtime([EntityAnomalyDetector()])  # at least 10 claims a day
+
+    def day(i, mean, n, kind="outpatient"):
+        out = []
+        for j in range(n):
+            e = {"claim_id": f"CL{i}-{j}-{kind}", "claim_type": kind, "institution_id": "K9", "region": "310106",
+                 "event_time": f"2026-10-{i:02d}T10:00:00+08:00", "total_amount": max(5.0, rng.gauss(mean, 20))}
+            e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp() + j
+            out += rt.process(e, Source("zhijian.claims", 0, j, e["claim_id"]))
+        return out
+    assert [a for i in range(1, 16) for a in day(i, 60, 30)] == []
+    assert day(16, 4000, 9) + day(17, 4000, 9) + day(18, 60, 30) == []  # two huge days of 9 claims: not judged
+    alerts = day(19, 900, 8) + day(19, 900, 3, "emergency") + day(20, 60, 30)  # 11 claims: judged
+    [a] = alerts
+    assert a.numbers["claims"] == 11 and a.numbers["claims_by_type"] == {"emergency": 3, "outpatient": 8}
+    assert a.numbers["day"] == "2026-10-19" and a.numbers["min_claims"] == 10
+    assert "over 11 claims (emergency 3, outpatient 8; judged from 10 a day)" in a.reason

@@ -24,7 +24,7 @@ the evidence crosses ``threshold`` — once per episode. The entity is the insti
 >>> [a for i in range(1, 16) for a in day(i, 60)]
 []
 >>> day(16, 380), [a.reason for a in day(17, 390)]
-([], ['institution K02: mean outpatient claim 375.19 on 2026-10-16 (40 claims), normal 60.06 ± 3.52; evidence of a rise 88.4 (threshold 5)'])
+([], ['institution K02: mean claim 375.19 on 2026-10-16 over 40 claims (outpatient 40; judged from 10 a day), normal 60.06 ± 3.52; evidence of a rise 88.4 (threshold 5)'])
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class EntityAnomalyDetector(DailyChart):
         return event["institution_id"] if event["claim_type"] in self.limits.claim_types else None
 
     def values(self, event: dict[str, Any]) -> dict[str, float] | None:
-        return {"n": 1, "amount": event["total_amount"]}
+        return {"n": 1, "amount": event["total_amount"], f"n:{event['claim_type']}": 1}
 
     def new_chart(self) -> Episode:
         lim = self.limits
@@ -77,14 +77,18 @@ class EntityAnomalyDetector(DailyChart):
         if not chart.observe({"y": mean_amount}):
             return []
         evidence_sum = chart.chart.statistic
-        reason = (f"institution {inst}: mean outpatient claim {mean_amount:.2f} on {day} ({n} claims), normal "
-                  f"{normal:.2f} ± {sd:.2f}; evidence of a rise {evidence_sum:.1f} (threshold {self.limits.threshold:g})")
+        by_type = {k[2:]: int(v) for k, v in sorted(totals.items()) if k.startswith("n:")}
+        types = ", ".join(f"{t} {c}" for t, c in by_type.items())
+        reason = (f"institution {inst}: mean claim {mean_amount:.2f} on {day} over {n} claims ({types}; judged from "
+                  f"{self.limits.min_claims} a day), normal {normal:.2f} ± {sd:.2f}; evidence of a rise "
+                  f"{evidence_sum:.1f} (threshold {self.limits.threshold:g})")
         return [Alert.build(
             detector=self.name, version=self.version, key=f"{inst}@{day}",
             stream=self.stream, severity="medium", tier="violation", entity_kind="institution", entity_id=inst,
             institution_id=inst, region=ctx.state["ctx"]["region"], event_t=now,
             score=evidence_sum / self.limits.threshold, reason=reason,
-            numbers={"day": day, "claims": n, "mean_amount": round(mean_amount, 2), "normal": round(normal, 2),
+            numbers={"day": day, "claims": n, "claims_by_type": by_type, "min_claims": self.limits.min_claims,
+                     "mean_amount": round(mean_amount, 2), "normal": round(normal, 2),
                      "sd": round(sd, 2), "evidence": round(evidence_sum, 2)},
             evidence=evidence,
         )]
