@@ -12,13 +12,17 @@ A field spec is one of:
   ``{object = {…}}`` — one object.
 
 Empty values are left out (so a missing required field reaches the worker and is refused with
-its reason); a value that does not convert is passed on as the original string, for the same
+its reason), and so are the export's missing-value markers: ``missing = ["NA", "NULL", …]`` at the
+top of the mapping file, :data:`MISSING_MARKERS` by default (a cell ``NA`` is not a diagnosis nor a
+doctor id); a value that does not convert is passed on as the original string, for the same
 reason: the worker, not the replay, decides what is invalid.
 
 >>> m = Mapping({"claim_id": {"template": "{id}-{line}"}, "n": {"column": "qty", "type": "float"},
 ...              "dx": {"columns": "dx_*"}, "kind": {"column": "t", "map": {"institutional": "inpatient"}}})
 >>> m.apply({"id": "7", "line": "2", "qty": "3", "dx_1": "I10", "dx_2": "", "dx_10": "E11", "t": "institutional"})
 {'claim_id': '7-2', 'n': 3.0, 'dx': ['I10', 'E11'], 'kind': 'inpatient'}
+>>> m.apply({"id": "8", "line": "1", "qty": "NA", "dx_1": "NULL", "dx_2": "J06.9", "t": " - "})
+{'claim_id': '8-1', 'dx': ['J06.9']}
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from typing import Any
 from connectors.errors import ConfigError
 
 _MISSING = object()
+#: Cells that mean "no value" in real exports (R's NA, SQL's NULL, a dash), compared after trimming.
+MISSING_MARKERS = ("NA", "N/A", "NULL", "null", "None", "-", "--", "?")
 TYPES = ("str", "int", "float", "date", "datetime")
 
 
@@ -40,8 +46,10 @@ def _natural(name: str) -> list[Any]:
 
 
 class Mapping:
-    def __init__(self, fields: dict[str, Any], source: str = "mapping") -> None:
+    def __init__(self, fields: dict[str, Any], source: str = "mapping",
+                 missing: tuple[str, ...] | list[str] = MISSING_MARKERS) -> None:
         self.fields = fields
+        self.missing = frozenset(missing)
         self.source = source
         self._check(fields, "fields")
         self._columns_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -58,7 +66,10 @@ class Mapping:
             raise ConfigError(f"mapping file {p} is not valid TOML ({e}); fix the line it names") from None
         if "stream" not in doc or "fields" not in doc:
             raise ConfigError(f"mapping file {p} needs `stream = \"…\"` and a [fields] table")
-        return doc["stream"], cls(doc["fields"], str(p))
+        missing = doc.get("missing", list(MISSING_MARKERS))
+        if not isinstance(missing, list) or not all(isinstance(x, str) for x in missing):
+            raise ConfigError(f"mapping file {p}: `missing` must be a list of strings, e.g. [\"NA\", \"NULL\"]")
+        return doc["stream"], cls(doc["fields"], str(p), missing)
 
     def _check(self, fields: dict[str, Any], where: str) -> None:
         for name, spec in fields.items():
@@ -75,7 +86,9 @@ class Mapping:
                 raise ConfigError(f"{self.source}: {where}.{name} needs column, const, template, columns, item or object")
 
     def apply(self, row: dict[str, str]) -> dict[str, Any]:
-        return self._object(self.fields, row)
+        missing = self.missing
+        clean = {k: v for k, v in row.items() if v and v.strip() not in missing}
+        return self._object(self.fields, clean)
 
     def _object(self, fields: dict[str, Any], row: dict[str, str]) -> dict[str, Any]:
         out = {}

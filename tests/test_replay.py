@@ -95,3 +95,17 @@ def test_single_event_replay_is_keyed_and_rate_limited(broker, worker, tmp_path)
                       lambda rs: sum(x.key == b"REPLAY-D" for x in rs) >= 3)
     mine = [orjson.loads(x.value) for x in recs if x.key == b"REPLAY-D"]
     assert [e["event_time"][14:16] for e in mine] == ["00", "10", "20"]
+
+
+def test_missing_value_markers_are_empty_cells_and_a_mapping_may_name_its_own(tmp_path):
+    from connectors.mapping import Mapping
+
+    m = tmp_path / "m.toml"
+    m.write_text('stream = "claim"\nmissing = ["."]\n[fields]\ndoctor_id = "doc"\ndiagnoses = { columns = "dx_*" }\n')
+    stream, mapping = Mapping.load(m)
+    assert mapping.apply({"doc": ".", "dx_1": "NA", "dx_2": "I10"}) == {"diagnoses": ["NA", "I10"]}  # its own list
+    default = Mapping({"doctor_id": "doc", "diagnoses": {"columns": "dx_*"}})
+    assert default.apply({"doc": "NA", "dx_1": " NULL ", "dx_2": "I10", "dx_3": "-"}) == {"diagnoses": ["I10"]}
+    m.write_text('stream = "claim"\nmissing = "NA"\n[fields]\nx = "x"\n')
+    with pytest.raises(Exception, match="`missing` must be a list of strings"):
+        Mapping.load(m)
