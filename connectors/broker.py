@@ -205,6 +205,8 @@ class BrokerSecurity:
 
 def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[str, str, str, str, str]]:
     """(principal, resource type, pattern type, resource name, operation) rows to allow; nothing else is.
+    ``input_topics`` are the topics ingest writes and the worker reads: the event streams and the reference
+    topics (inventory).
 
     >>> rows = role_acls("zhijian.", "zhijian", ["zhijian.claims"])
     >>> ("User:analyst", "TOPIC", "LITERAL", "zhijian.alerts", "READ") in rows

@@ -10,6 +10,7 @@ each record once. Re-keyed detectors run in the agents of the repartition topics
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -115,7 +116,14 @@ def create_app(settings: Settings) -> faust.App:
             metrics.REFERENCE_RECORDS.labels(table, "applied" if ok else "refused").inc()
             metrics.REFERENCE_KEYS.labels(table).set(len(plan.reference[table]))
 
-        await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted)
+        while True:  # a missing or forbidden topic must not stop the worker: say so, and try again
+            try:
+                await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted)
+            except Exception as e:  # noqa: BLE001 — reference data only enriches alerts
+                log.error("cannot follow the reference topics %s (%s: %s); alerts go out without the stock "
+                          "until it works — retrying in 30 s", ", ".join(settings.reference_topics().values()),
+                          type(e).__name__, e)
+                await asyncio.sleep(30)
 
     consumed = {**inputs, **group_topics}
 

@@ -80,7 +80,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
               f"topics: {', '.join(s.name for s in settings.topic_specs())}", flush=True)
         if security is not None:
             apply_acls(broker.connection, role_acls(settings.topics.prefix, settings.worker.app_id,
-                                                    list(settings.input_topics().values())))
+                                                    list(settings.input_topics().values())
+                                                    + list(settings.reference_topics().values())))
             clients = broker.data_dir / "clients"
             clients.mkdir(mode=0o700, exist_ok=True)
             print(f"{security.protocol} with {security.mechanism}, ACLs on; a --config file per principal:", flush=True)
