@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 
 # System packages: a JDK 17+ and Maven (the embedded Kafka broker), kcat (an independent Kafka client),
 # prometheus with promtool (rules and dashboards checked against a real Prometheus) and docker-compose
-# (to validate the compose file; no Docker engine is needed).
+# (to validate the compose file; no Docker engine is needed), Chromium and its driver (the workbench's
+# pages are tested in a real headless browser).
 system:
 	@missing=""; \
 	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
@@ -33,6 +34,8 @@ system:
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \

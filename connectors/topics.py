@@ -44,6 +44,8 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
                   "device id; compacted, read whole by every worker", compacted=True, reference="inventory"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
+        TopicSpec(f"{p}case-events", 1, None, "案件处置 every change of a workbench case (status, verdict, comment, "
+                  "who, when), keyed by case id"),
     ]
 
 

@@ -108,6 +108,32 @@ def client_config(conn: Any) -> str:
     return "[kafka]\n" + "".join(f'{k} = "{v}"\n' for k, v in fields.items() if v)
 
 
+def start_demo_console(bootstrap: str, port: int) -> tuple[Any, str]:
+    """The workbench beside the demo, with a supervisor user made on the first run (its password kept, 0600,
+    in .zhijian/console-demo-password); returns the process and how to sign in."""
+    import os
+    import secrets
+    import subprocess
+
+    from connectors.console.store import Store
+
+    db = STATE_DIR / "console.db"
+    secret_file = STATE_DIR / "console-demo-password"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(12))
+        secret_file.chmod(0o600)
+    password = secret_file.read_text().strip()
+    store = Store(db)
+    if store.check_password("demo", password) is None:
+        store.add_user("demo", "supervisor", password)
+    store.db.close()
+    log = open(STATE_DIR / "console.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
+                             "--port", str(port), "--db", str(db)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ})
+    return proc, f"user demo, password in {secret_file}"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
     from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
@@ -123,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the demo's broker keeps its data (and the detectors' state) across runs: so does its key
     print(f"  {ensure_run_key(STATE_DIR / 'demo-pseudonym.key')}", flush=True)
     broker = EmbeddedBroker(data_dir=STATE_DIR / "kafka")
-    worker = None
+    worker = console = None
     producer = tail = None
     printer = AlertPrinter(jsonl=jsonl)
     produced: Counter[str] = Counter()
@@ -139,10 +165,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                                scenario_rate=4.0, warmup_days=0.1, repeat=True))
         tail = AlertTail(settings.kafka, settings.topic("alerts"), from_end=True)  # before the worker can write
         worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", configs)
+        console_port = free_port()
+        console, console_login = start_demo_console(broker.bootstrap_servers, console_port)
         print(f"  broker   {broker.bootstrap_servers} (Apache Kafka {KAFKA_VERSION}, KRaft; data in "
               f"{broker.data_dir}, kept across runs)\n"
               f"  worker   pid {worker.pid}, log {STATE_DIR / 'worker.log'}\n"
               f"  metrics  http://127.0.0.1:{metrics_port}/metrics\n"
+              f"  console  http://127.0.0.1:{console_port}/ (the workbench; {console_login})\n"
               f"  traffic  {settings.topics.prefix}{{prescriptions,claims,waste,telemetry}}: a simulated region of "
               f"{len(sim.region.institutions)} institutions and {len(sim.region.devices)} cold-chain devices from "
               f"30 days ago, clock ×{args.speed:g}, risk scenarios (▸) mixed in\n"
@@ -179,6 +208,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             tail.close()
         if worker is not None:
             stop_process(worker)
+        if console is not None:
+            stop_process(console)
         broker.stop()
         if jsonl is not None:
             jsonl.close()
@@ -316,6 +347,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {sum(counts.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}) "
           f"and {len(sim.truth)} ground-truth incidents to {args.out}/; replay with: zhijian replay "
           + " ".join(f"{s}={args.out}/{s}.jsonl" for s in sorted(counts)))
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from connectors.broker import wait_until_answers
+    from connectors.console.app import serve
+    from connectors.console.store import Store
+
+    settings = _settings(args)
+    store = Store(args.db)
+    if store.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
+        raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
+    wait_until_answers(settings.kafka, timeout=30)
+    asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
+                      args.port))
+    return 0
+
+
+def cmd_console_user(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from connectors.console.store import Store, StoreError
+
+    password = os.environ.get("ZHIJIAN_CONSOLE_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    try:
+        Store(args.db).add_user(args.name, args.role, password)
+    except StoreError as e:
+        raise ZhijianError(f"{e}") from None
+    print(f"user {args.name} ({args.role}) saved in {args.db}")
     return 0
 
 
@@ -461,6 +524,19 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_args(si)
     si.add_argument("--out", required=True, help="directory to write into")
     si.set_defaults(func=cmd_simulate)
+
+    co = sub.add_parser("console", help="the workbench: cases from the alert topic, triaged in a browser")
+    _common_kafka(co)
+    co.add_argument("--host", default="127.0.0.1")
+    co.add_argument("--port", type=int, default=8480)
+    co.add_argument("--db", default=str(STATE_DIR / "console.db"), help="SQLite store of users and case events")
+    co.set_defaults(func=cmd_console)
+    cu = sub.add_parser("console-user", help="add or replace a workbench user (password from "
+                                             "$ZHIJIAN_CONSOLE_PASSWORD or a prompt)")
+    cu.add_argument("name")
+    cu.add_argument("--role", required=True, choices=("analyst", "operator", "supervisor"))
+    cu.add_argument("--db", default=str(STATE_DIR / "console.db"))
+    cu.set_defaults(func=cmd_console_user)
 
     n = sub.add_parser("nab", help="NAB-style scores of the temperature-dynamics detector on NAB's real series")
     n.add_argument("--data", help="the NAB folder with data/ and labels/ (default: ../shared/data/nab)")

@@ -31,16 +31,21 @@ def test_demo_writes_alerts_from_all_four_streams(tmp_path):
     assert sum(1 for line in stdout.splitlines() if line[:4].isdigit()) == len(alerts)
     assert all(a["evidence"] and a["reason"] for a in alerts)
     assert "Traceback" not in stderr
+    # the workbench ran beside it, with a demo user whose password the newcomer can read
+    assert "  console  http://127.0.0.1:" in stdout and "user demo, password in .zhijian/console-demo-password" in stdout
+    from connectors.console.store import Store
+    password = (tmp_path / ".zhijian" / "console-demo-password").read_text().strip()
+    assert Store(tmp_path / ".zhijian" / "console.db").check_password("demo", password) == "supervisor"
 
 
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
     p = demo(tmp_path)
     deadline = time.monotonic() + 60
     kids: list[int] = []
-    while time.monotonic() < deadline and len(kids) < 2:  # the broker and the worker
+    while time.monotonic() < deadline and len(kids) < 3:  # the broker, the worker and the console
         time.sleep(0.5)
         kids = children_of(p.pid)
-    assert len(kids) >= 2
+    assert len(kids) >= 3
     time.sleep(3)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)

@@ -1,0 +1,269 @@
+"""`zhijian console`: the workbench 工作台 — cases built from the alert topic, triaged in a browser.
+
+Server-rendered pages (aiohttp + Jinja2 with autoescaping, no build chain). The console follows
+``zhijian.alerts`` from its beginning (every alert, no consumer group) and files each alert into its
+case (:mod:`models.cases`); the case events kept in its store (:mod:`connectors.console.store`) are
+replayed onto the cases, and every new change is written there and to ``zhijian.case-events``.
+
+Users sign in (scrypt-hashed passwords, a signed session cookie); every form carries the session's
+CSRF token. Roles: an ``analyst`` changes cases of claims, prescriptions and medical waste, an
+``operator`` cold-chain cases, a ``supervisor`` any; all see every case. Patients appear only as
+their pseudonyms, as in the alerts.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+from aiohttp import web
+
+from connectors.console.store import Store
+from models.cases import STATUSES, TRANSITIONS, VERDICTS, CaseBook, CaseError
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "zj_session"
+SESSION_S = 12 * 3600
+#: role → the streams whose cases it may change (None: all)
+MAY_CHANGE: dict[str, set[str] | None] = {"analyst": {"claim", "prescription", "waste"}, "operator": {"telemetry"},
+                                          "supervisor": None}
+STREAMS = ("prescription", "claim", "waste", "telemetry")
+
+_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                                autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+class Console:
+    """The cases and who may do what to them (no I/O: the web handlers and the followers call it)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.book = CaseBook()
+        self.alerts: dict[str, dict[str, Any]] = {}  # alert id → its latest record
+        self.pending = store.events()  # case events waiting for their case to be rebuilt
+        self._key = store.secret()
+
+    # -- cases
+    def add_alert(self, alert: dict[str, Any]) -> None:
+        self.alerts[alert["alert_id"]] = alert
+        self.book.add(alert)
+
+    def apply_pending(self) -> None:
+        waiting = []
+        for e in self.pending:
+            case = self.book.cases.get(e["case_id"])
+            if case is None:
+                waiting.append(e)
+                continue
+            try:
+                case.change(e["status"], user=e["user"], at=e["at"], comment=e["comment"], verdict=e["verdict"])
+            except CaseError as err:  # already applied, or the store holds what this version refuses
+                log.warning("case event for %s not replayed: %s", e["case_id"], err)
+        self.pending = waiting
+
+    def may_change(self, role: str, case: Any) -> bool:
+        streams = MAY_CHANGE.get(role, set())
+        return streams is None or case.stream in streams
+
+    def change(self, case_id: str, user: str, role: str, status: str, verdict: str | None,
+               comment: str | None) -> dict[str, Any]:
+        case = self.book.cases.get(case_id)
+        if case is None:
+            raise KeyError(case_id)
+        if not self.may_change(role, case):
+            raise PermissionError(f"the {role} role may not change {case.stream} cases")
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        event = case.change(status, user=user, at=at, comment=comment or None, verdict=verdict or None).to_dict()
+        self.store.add_event(event)
+        return event
+
+    # -- sessions
+    def session_cookie(self, user: str) -> str:
+        payload = orjson.dumps({"u": user, "c": base64.urlsafe_b64encode(os.urandom(18)).decode(),
+                                "x": int(time.time()) + SESSION_S})
+        body = base64.urlsafe_b64encode(payload).decode()
+        return body + "." + hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
+
+    def session(self, cookie: str | None) -> dict[str, Any] | None:
+        """{user, role, csrf} of a valid, unexpired cookie of a user who still exists, else None."""
+        if not cookie or "." not in cookie:
+            return None
+        body, sig = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(sig, hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()):
+            return None
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(body))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        role = self.store.role_of(data.get("u", ""))
+        if role is None or data.get("x", 0) < time.time():
+            return None
+        return {"user": data["u"], "role": role, "csrf": data["c"]}
+
+
+def _page(name: str, status: int = 200, **values: Any) -> web.Response:
+    return web.Response(text=_templates.get_template(name).render(**values), status=status, content_type="text/html")
+
+
+def make_app(console: Console, send_event: Any = None) -> web.Application:
+    """The web application; ``send_event(dict)`` (a coroutine) writes a case event to Kafka."""
+    routes = web.RouteTableDef()
+
+    def who(request: web.Request) -> dict[str, Any] | None:
+        return console.session(request.cookies.get(SESSION_COOKIE))
+
+    def error(request: web.Request, status: int, title: str, message: str, s: dict | None) -> web.Response:
+        return _page("error.html", status, title=title, message=message, user=s and s["user"], role=s and s["role"],
+                     csrf=s and s["csrf"])
+
+    @routes.get("/login")
+    async def login_form(request: web.Request) -> web.Response:
+        return _page("login.html", user=None, error=None)
+
+    @routes.post("/login")
+    async def login(request: web.Request) -> web.Response:
+        form = await request.post()
+        name, password = str(form.get("user", "")), str(form.get("password", ""))
+        if not console.store.check_password(name, password):
+            return _page("login.html", 401, user=None, error="unknown user or wrong password")
+        response = web.HTTPSeeOther("/")
+        response.set_cookie(SESSION_COOKIE, console.session_cookie(name), httponly=True, samesite="Strict",
+                            max_age=SESSION_S)
+        return response
+
+    @routes.post("/logout")
+    async def logout(request: web.Request) -> web.Response:
+        s = who(request)
+        form = await request.post()
+        if s is None or not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
+            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(SESSION_COOKIE)
+        return response
+
+    @routes.get("/")
+    async def queue(request: web.Request) -> web.Response:
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        f = {k: request.query.get(k, "") for k in ("stream", "status", "family")}
+        cases = [c for c in console.book.cases.values()
+                 if (not f["stream"] or c.stream == f["stream"]) and (not f["status"] or c.status == f["status"])
+                 and (not f["family"] or c.family == f["family"])]
+        cases.sort(key=lambda c: (c.status == "closed", -c.strongest_score, c.last_seen), reverse=False)
+        families = sorted({c.family for c in console.book.cases.values()})
+        return _page("queue.html", cases=cases[:500], total=len(console.book.cases), f=f, streams=STREAMS,
+                     statuses=STATUSES, families=families, **s)
+
+    @routes.get("/cases/{case_id}")
+    async def case_page(request: web.Request) -> web.Response:
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        return _case(request, s)
+
+    def _case(request: web.Request, s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
+        case = console.book.cases.get(request.match_info["case_id"])
+        if case is None:
+            return error(request, 404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
+        alerts = []
+        for aid in case.alert_ids:
+            a = dict(console.alerts[aid])
+            a["numbers_json"] = orjson.dumps(a.get("numbers", {})).decode()
+            alerts.append(a)
+        return _page("case.html", status, c=case, alerts=alerts, history=[vars(e) for e in case.history],
+                     error=message, can_change=console.may_change(s["role"], case),
+                     next_statuses=TRANSITIONS[case.status], verdicts=VERDICTS, **s)
+
+    @routes.post("/cases/{case_id}")
+    async def change(request: web.Request) -> web.Response:
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        form = await request.post()
+        if not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
+            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
+        try:
+            event = console.change(request.match_info["case_id"], s["user"], s["role"], str(form.get("status", "")),
+                                   str(form.get("verdict", "")) or None, str(form.get("comment", ""))[:2000])
+        except KeyError:
+            return error(request, 404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
+        except PermissionError as e:
+            return error(request, 403, "Not allowed", str(e), s)
+        except CaseError as e:
+            return _case(request, s, 400, str(e))
+        if send_event is not None:
+            await send_event(event)
+        raise web.HTTPSeeOther(f"/cases/{event['case_id']}")
+
+    app = web.Application(client_max_size=64 * 1024)
+    app.add_routes(routes)
+    return app
+
+
+async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.Event) -> None:
+    """Read the alert topic from its beginning and keep following it."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(30):
+            if parts:
+                break
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.5)
+        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for r in records:
+                    try:
+                        console.add_alert(orjson.loads(r.value))
+                    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+                        log.warning("alert %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
+            console.apply_pending()
+            if not ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                ready.set()
+    finally:
+        await consumer.stop()
+
+
+async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, host: str, port: int) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    console = Console(store)
+    producer = AIOKafkaProducer(**conn.aiokafka())
+    await producer.start()
+
+    async def send_event(event: dict[str, Any]) -> None:
+        await producer.send_and_wait(events_topic, key=event["case_id"].encode(), value=orjson.dumps(event))
+
+    ready = asyncio.Event()
+    follower = asyncio.create_task(follow_alerts(conn, alerts_topic, console, ready))
+    runner = web.AppRunner(make_app(console, send_event))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    print(f"zhijian console: http://{host}:{port}/ (alerts from {alerts_topic}, case events to {events_topic})",
+          flush=True)
+    try:
+        await follower
+    finally:
+        await runner.cleanup()
+        await producer.stop()

@@ -1,0 +1,195 @@
+"""The workbench in Debian's headless Chromium: sign in, a case of several alerts, its evidence, a change with a
+comment holding markup (escaped), a refused close without verdict, a forged form, a role that may not, an unknown
+case; the change on zhijian.case-events; a restarted console shows the same case state."""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import orjson
+import pytest
+
+from connectors.broker import free_port
+from connectors.console.store import Store
+from models.alert import Alert, Source
+from tests.kafka_helpers import produce, read_topic
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not shutil.which("chromedriver"), reason="make setup installs chromium-driver")]
+
+T0 = 1791000000.0  # 2026-10-03
+
+
+def alert(n: int, detector: str, stream: str, kind: str, entity: str, day: int, **numbers):
+    return Alert.build(detector=detector, version="1", key=f"k{n}", stream=stream, severity="high", tier="violation",
+                       entity_kind=kind, entity_id=entity, institution_id="IT-H1", region="310101",
+                       event_t=T0 + day * 86400, score=1.0 + n, reason=f"reason {n}", numbers=numbers,
+                       evidence=[Source(f"zhijian.{stream}", 2, 100 + n, f"ev{n}")])
+
+
+def start_console(bootstrap: str, port: int, db: str, log):
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
+                             "--port", str(port), "--db", db], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the console exited"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("the console did not answer")
+
+
+def post(url: str, fields: dict, cookie: str | None) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST")
+    if cookie:
+        req.add_header("Cookie", f"zj_session={cookie}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def session_of(cookie: str) -> dict:
+    body = cookie.rsplit(".", 1)[0]
+    return orjson.loads(base64.urlsafe_b64decode(body))
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        opts.add_argument(a)
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+def wait_for(fn, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+        except Exception:  # noqa: BLE001 — the page is still loading
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.3)
+
+
+def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    bs = broker.bootstrap_servers
+    carrier = [alert(n, "waste.weight_discrepancy", "waste", "carrier", "IT-CR-9", n, missing_kg=3.0) for n in range(3)]
+    fridge = alert(7, "coldchain.excursion", "telemetry", "device", "IT-FR-1", 0, peak_c=9.5)
+    for a in carrier + [fridge]:
+        produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
+    db = str(tmp_path / "console.db")
+    store = Store(db)
+    store.add_user("li", "analyst", "li's long password")
+    store.add_user("wang", "operator", "wang's long password")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "console.log", "wb")
+    proc = start_console(bs, port, db, log)
+    try:
+        browser.get(base + "/")
+        assert browser.current_url.endswith("/login")
+        browser.find_element(By.ID, "user").send_keys("li")
+        browser.find_element(By.ID, "password").send_keys("wrong password!")
+        browser.find_element(By.ID, "signin").click()
+        assert "unknown user or wrong password" in browser.find_element(By.ID, "error").text
+        browser.find_element(By.ID, "user").send_keys("li")
+        browser.find_element(By.ID, "password").send_keys("li's long password")
+        browser.find_element(By.ID, "signin").click()
+        wait_for(lambda: browser.find_elements(By.ID, "queue"))  # signed in: the queue
+
+        def carrier_row():
+            browser.get(base + "/?family=waste.weight_discrepancy")
+            rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "#queue tr.case") if "IT-CR-9" in r.text]
+            if rows and rows[0].find_element(By.CSS_SELECTOR, ".alerts").text == "3":
+                return rows[0].text, rows[0].find_element(By.TAG_NAME, "a").get_attribute("href")
+            return None
+        text, case_url = wait_for(carrier_row)  # three alerts of one carrier: one case
+        assert "open" in text
+        browser.get(case_url)
+        case_id = case_url.rsplit("/", 1)[1]
+        evidence = browser.find_element(By.ID, "alerts").text
+        assert "zhijian.waste/2/100" in evidence and "zhijian.waste/2/102" in evidence
+
+        Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("acknowledged")
+        browser.find_element(By.ID, "comment").send_keys("<b>called the carrier</b>")
+        browser.find_element(By.ID, "apply").click()
+        assert browser.find_element(By.ID, "status").text == "acknowledged"
+        timeline = browser.find_element(By.ID, "timeline")
+        assert "<b>called the carrier</b>" in timeline.text  # shown as typed, not rendered
+        assert timeline.find_elements(By.TAG_NAME, "b") == []
+
+        Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("closed")
+        browser.find_element(By.ID, "apply").click()  # no verdict
+        assert "closing a case needs a verdict" in browser.find_element(By.ID, "error").text
+        assert browser.find_element(By.ID, "status").text == "acknowledged"
+        Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("closed")
+        Select(browser.find_element(By.ID, "new-verdict")).select_by_visible_text("fraud")
+        browser.find_element(By.ID, "apply").click()
+        assert browser.find_element(By.ID, "status").text == "closed"
+        assert browser.find_element(By.ID, "verdict").text == "fraud"
+
+        browser.get(base + "/cases/no-such-case")
+        assert "there is no case no-such-case" in browser.find_element(By.ID, "error").text
+
+        cookie = browser.get_cookie("zj_session")["value"]
+        status, _ = post(case_url, {"status": "in_progress"}, cookie)  # no CSRF token: a forged form
+        assert status == 403
+        # the operator may not change a waste case, even with a valid form of their own
+        req = urllib.request.Request(base + "/login", data=b"user=wang&password=wang%27s+long+password", method="POST")
+        opener = urllib.request.build_opener(NoRedirect())
+        try:
+            opener.open(req, timeout=10)
+        except urllib.error.HTTPError as e:
+            op_cookie = e.headers["Set-Cookie"].split("zj_session=", 1)[1].split(";", 1)[0]
+        status, page = post(case_url, {"status": "in_progress", "csrf": session_of(op_cookie)["c"]}, op_cookie)
+        assert status == 403 and "the operator role may not change waste cases" in page
+
+        events = [orjson.loads(r.value) for r in read_topic(bs, "zhijian.case-events", lambda rs: len(rs) >= 2)]
+        assert [(e["case_id"], e["status"], e.get("verdict"), e["user"]) for e in events] == [
+            (case_id, "acknowledged", None, "li"), (case_id, "closed", "fraud", "li")]
+        assert events[0]["comment"] == "<b>called the carrier</b>"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    proc = start_console(bs, port, db, log)  # rebuilt from the alert topic and the store
+    try:
+        def restored():
+            browser.get(case_url)  # the same session: the store keeps the key that signs it
+            return browser.find_element(By.ID, "status").text == "closed"
+        wait_for(restored)
+        assert browser.find_element(By.ID, "verdict").text == "fraud"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 — keep the 303 and its cookie
+        return None
