@@ -48,6 +48,24 @@ class Source(NamedTuple):
         }
 
 
+#: The money an alert names is the first of these numbers it carries above zero (yuan): the duplicated or
+#: overcharged part where the rule knows it, else the claims' total.
+AMOUNT_KEYS = ("duplicate_amount", "overcharge", "amount_at_risk", "total_amount", "amount")
+
+
+def money_named(numbers: dict[str, Any]) -> float:
+    """The money an alert's numbers name (0.0 when none).
+
+    >>> money_named({"duplicate_amount": 120.5, "lines": 3}), money_named({"peak_c": 9.1})
+    (120.5, 0.0)
+    """
+    for key in AMOUNT_KEYS:
+        value = numbers.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return 0.0
+
+
 def alert_id(detector: str, version: str, entity_kind: str, entity_id: str, key: str) -> str:
     """Deterministic alert id: UUIDv5 over detector, version, entity and source key."""
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{detector}|{version}|{entity_kind}:{entity_id}|{key}"))

@@ -50,10 +50,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from models.alert import money_named
+
 #: Namespace of case ids (a fixed random UUID; never change it).
 CASE_NAMESPACE = uuid.UUID("1b0f3f4c-7d7e-4a43-9c55-2a9c5d8e6b21")
-#: The money an alert names, by the first of these numbers it carries (yuan).
-AMOUNT_KEYS = ("duplicate_amount", "overcharge", "amount_at_risk", "total_amount", "amount")
 STATUSES = ("open", "acknowledged", "in_progress", "closed")
 VERDICTS = ("fraud", "violation", "false_positive", "duplicate", "justified")
 #: status → the statuses a user may move a case to
@@ -77,12 +77,7 @@ def family_of(alert: dict[str, Any]) -> str:
 
 
 def money_of(alert: dict[str, Any]) -> float:
-    numbers = alert.get("numbers") or {}
-    for key in AMOUNT_KEYS:
-        value = numbers.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return 0.0
+    return money_named(alert.get("numbers") or {})
 
 
 def _t(text: str) -> float:

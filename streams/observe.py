@@ -6,7 +6,7 @@ alerts that are still open (an excursion, a silent logger) and how old the oldes
 time — and bounds every label: stream, detector, severity, tier, the contracts' enumerations,
 and region codes up to a cap. Never an institution, a prescriber, a device or a patient.
 
->>> from models.alert import Alert
+>>> from models.alert import Alert, money_named
 >>> o = Observer()
 >>> def excursion(status, t):
 ...     return Alert.build(detector="coldchain.excursion", version="1", stream="telemetry", severity="high",
@@ -23,14 +23,11 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Any
 
-from models.alert import Alert
+from models.alert import Alert, money_named
 from streams import metrics
 
 #: Detectors whose alerts open and later close under the same id.
 LIFECYCLE = ("coldchain.excursion", "coldchain.sensor_silent")
-#: Where an alert names the money at stake, first match wins: the duplicated or overcharged part
-#: where the rule knows it, else the claims' total.
-AMOUNT_KEYS = ("duplicate_amount", "overcharge", "amount_at_risk", "total_amount", "amount")
 #: The field whose (enumerated) value is an event's kind, per stream.
 KIND_FIELD = {"prescription": "visit_type", "claim": "claim_type", "waste": "event_type", "telemetry": "device_kind"}
 
@@ -85,11 +82,9 @@ class Observer:
         if len(self._counted) > self.remember:
             self._counted.popitem(last=False)
         metrics.ALERTS.labels(alert.stream, alert.detector, alert.severity, alert.tier).inc()
-        for key in AMOUNT_KEYS:
-            value = alert.numbers.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                metrics.AMOUNT.labels(alert.stream, alert.detector).inc(value)
-                break
+        money = money_named(alert.numbers)
+        if money:
+            metrics.AMOUNT.labels(alert.stream, alert.detector).inc(money)
 
     def open_summary(self) -> dict[str, tuple[int, float]]:
         """Per lifecycle detector: how many alerts are open, and the oldest one's event-time age in seconds."""
