@@ -1,7 +1,11 @@
 """The topics zhijian reads and writes, and the stream each input topic carries."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
+
+from connectors.errors import ZhijianError
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,20 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
         TopicSpec(f"{p}case-events", 1, None, "案件处置 every change of a workbench case (status, verdict, comment, "
                   "who, when), keyed by case id"),
     ]
+
+
+async def partitions_of(consumer: Any, topic: str, timeout_s: float = 30.0) -> list[int]:
+    """The partitions of ``topic`` as a started aiokafka consumer learns them, waiting for its metadata (a
+    topic created a moment ago); raises :class:`ZhijianError` when the topic does not exist."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return sorted(found)
+        if asyncio.get_running_loop().time() > deadline:
+            raise ZhijianError(f"topic {topic} does not exist; create the topics with `zhijian topics`")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.5)
 
 
 #: Which field of an event is its partition key (so one entity's events share a partition).

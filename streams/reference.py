@@ -25,10 +25,10 @@ invalid_value - the record's key FR-2 is not its device_id FR-3
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
+from connectors.topics import partitions_of
 from models.contracts import REFERENCES, InvalidRecord, decode, validate
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,7 @@ async def follow(conn: Any, topics: dict[str, str], tables: ReferenceTables,
     try:
         tps = []
         for topic in by_topic:
-            for p in sorted(consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)):
-                tps.append(TopicPartition(topic, p))
+            tps += [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:
@@ -95,12 +94,3 @@ async def follow(conn: Any, topics: dict[str, str], tables: ReferenceTables,
     finally:
         await consumer.stop()
 
-
-async def _partitions(consumer: Any, topic: str) -> set[int]:
-    for _ in range(30):
-        await consumer._client.force_metadata_update()
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return found
-        await asyncio.sleep(1)
-    raise RuntimeError(f"reference topic {topic} does not exist; create the topics with `zhijian topics`")

@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 
 from connectors.console.store import Store
+from connectors.topics import partitions_of
 from models.cases import STATUSES, TRANSITIONS, VERDICTS, CaseBook, CaseError
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         cases = [c for c in console.book.cases.values()
                  if (not f["stream"] or c.stream == f["stream"]) and (not f["status"] or c.status == f["status"])
                  and (not f["family"] or c.family == f["family"])]
-        cases.sort(key=lambda c: (c.status == "closed", -c.strongest_score, c.last_seen), reverse=False)
+        cases.sort(key=lambda c: (c.status == "closed", -c.strongest_score, c.last_seen))
         families = sorted({c.family for c in console.book.cases.values()})
         return _page("queue.html", cases=cases[:500], total=len(console.book.cases), f=f, streams=STREAMS,
                      statuses=STATUSES, families=families, **s)
@@ -219,14 +220,7 @@ async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        for _ in range(30):
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.5)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+        tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
