@@ -70,7 +70,9 @@ class AlertCap(KeyedDetector):
     retention_s = 2 * HOUR_S
 
     def __init__(self, limits: FloodLimits | None = None, per_hour: int | None = None) -> None:
-        super().__init__(limits if limits is not None else FloodLimits(**({"per_hour": per_hour} if per_hour else {})))
+        if limits is None:
+            limits = FloodLimits(per_hour=per_hour) if per_hour else FloodLimits()
+        super().__init__(limits)
 
     @staticmethod
     def key_for(alert: Alert) -> str:

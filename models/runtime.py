@@ -106,7 +106,9 @@ class _Entry:
     def value(self) -> tuple[dict[str, Any], dict[str, float]]:
         """State and timers as JSON values, leaving the entry at rest."""
         s = self._state
-        return (orjson.loads(s) if s else {}) if type(s) is str else s, self._timers or {}  # type: ignore[return-value]
+        if type(s) is str:
+            s = orjson.loads(s) if s else {}
+        return s, self._timers or {}  # type: ignore[return-value]
 
 
 class Runtime:
@@ -151,13 +153,7 @@ class Runtime:
                 key = detector.key_of(event)
                 if key is None:
                     continue
-                entry = self._store.get((i, key))
-                if entry is None:
-                    entry = self._store[(i, key)] = _Entry()
-                if t > entry.seen:
-                    entry.seen = t
-                existed = bool(entry.state or entry.timers)
-                ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
+                entry, ctx, existed = self._enter(i, key, t)
                 alerts += detector.process(ctx, event, source) or []
                 self._settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
@@ -170,6 +166,17 @@ class Runtime:
         """Move the watermark to ``t`` (never back) and fire the timers it passes, in time order."""
         return self._capped(self._advance(t))
 
+    def _enter(self, i: int, key: str, t: float) -> tuple[_Entry, Context, bool]:
+        """The entry of detector ``i`` under ``key`` (made when new), touched at event time ``t``; the context a
+        call on it gets; and whether it held anything before the call."""
+        entry = self._store.get((i, key))
+        if entry is None:
+            entry = self._store[(i, key)] = _Entry()
+        if t > entry.seen:
+            entry.seen = t
+        existed = bool(entry.state or entry.timers)
+        return entry, Context(key, entry.state, self.watermark, entry.timers, self.reference), existed
+
     def _capped(self, alerts: list[Alert]) -> list[Alert]:
         """The alerts the cap lets through, and its summaries (see :mod:`models.flood`)."""
         if self._cap is None or not alerts:
@@ -181,12 +188,7 @@ class Runtime:
                 out.append(alert)
                 continue
             key = cap.key_for(alert)
-            entry = self._store.get((i, key))
-            if entry is None:
-                entry = self._store[(i, key)] = _Entry()
-            existed = bool(entry.state or entry.timers)
-            entry.seen = max(entry.seen, alert.event_t)
-            ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
+            entry, ctx, existed = self._enter(i, key, alert.event_t)
             try:
                 out += cap.admit(ctx, alert)
             except Exception as e:  # the cap must never lose an alert
