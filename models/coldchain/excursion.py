@@ -272,8 +272,7 @@ class ExcursionDetector(KeyedDetector):
                    **self._day(st)}
         return [Alert.build(detector="coldchain.breach", version=self.version, key=f"heat_cumulative@{t}",
                             severity="high", score=minutes / limit, reason=reason, numbers=numbers, evidence=[source],
-                            stream=self.stream, tier="safety", entity_kind="device", entity_id=event["device_id"],
-                            institution_id=event["facility_id"], region=event.get("region", "unknown"), event_t=t)]
+                            **self._common(event, t))]
 
     def _severe(self, event: dict[str, Any], exc: dict[str, Any], source: Source) -> list[Alert]:
         """≥ +45 °C held for the severe-heat minutes: once per run of such readings."""
@@ -300,9 +299,7 @@ class ExcursionDetector(KeyedDetector):
                             numbers={"rule": "severe_heat", "kind": "heat", "limit_c": lim.severe_heat_at_or_above_c,
                                      "peak_c": exc["peak"], "start": iso(severe["since"]),
                                      "duration_minutes": round(minutes, 1), "limit_minutes": lim.severe_heat_minutes},
-                            evidence=[Source(*severe["source"]), source], stream=self.stream, tier="safety",
-                            entity_kind="device", entity_id=event["device_id"], institution_id=event["facility_id"],
-                            region=event.get("region", "unknown"), event_t=event["_t"])]
+                            evidence=[Source(*severe["source"]), source], **self._common(event, event["_t"]))]
 
     @staticmethod
     def _day(st: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +311,8 @@ class ExcursionDetector(KeyedDetector):
             return f"above {self.limits.heat_above_c:g} °C", self.limits.heat_above_c, "medium"
         return f"at or below {self.limits.freeze_at_or_below_c:g} °C", self.limits.freeze_at_or_below_c, "high"
 
-    def _common(self, event: dict[str, Any], exc: _Excursion) -> dict[str, Any]:
+    def _common(self, event: dict[str, Any], event_t: float) -> dict[str, Any]:
+        """The fields every alert of the device shares; ``event_t`` the time it is about."""
         return {
             "stream": self.stream,
             "tier": "safety",
@@ -322,7 +320,7 @@ class ExcursionDetector(KeyedDetector):
             "entity_id": event["device_id"],
             "institution_id": event["facility_id"],
             "region": event.get("region", "unknown"),
-            "event_t": exc.start_t,
+            "event_t": event_t,
         }
 
     def _alert(self, event: dict[str, Any], exc: _Excursion, end_t: float | None = None,
@@ -349,7 +347,7 @@ class ExcursionDetector(KeyedDetector):
         score = abs(exc.peak - limit) + 1.0
         return Alert.build(detector=self.name, version=self.version, key=f"{exc.kind}@{exc.start_t}",
                            severity=severity, score=score, reason=reason, numbers=numbers,
-                           evidence=evidence, status=status, **self._common(event, exc))
+                           evidence=evidence, status=status, **self._common(event, exc.start_t))
 
     def _breach(self, event: dict[str, Any], exc: _Excursion, minutes: float, limit_minutes: float,
                 source: Source, rule: str, day: dict[str, Any]) -> Alert:
@@ -362,4 +360,4 @@ class ExcursionDetector(KeyedDetector):
         return Alert.build(detector="coldchain.breach", version=self.version, key=f"{exc.kind}@{exc.start_t}",
                            severity=severity, score=minutes / limit_minutes, reason=reason, numbers=numbers,
                            evidence=[exc.start_source, source],
-                           **{**self._common(event, exc), "event_t": event["_t"]})
+                           **self._common(event, event["_t"]))
