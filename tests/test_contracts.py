@@ -13,6 +13,16 @@ def example(stream):
     return copy.deepcopy(load_schema(stream)["examples"][0])
 
 
+def example_with(stream, path, value):
+    """The stream's example with the field at ``path`` (keys and list indexes) set to ``value``."""
+    e = example(stream)
+    target = e
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    return e
+
+
 @pytest.mark.parametrize("stream", STREAMS)
 def test_schema_examples_are_valid(stream):
     e = validate(stream, example(stream))
@@ -59,12 +69,7 @@ def test_wrong_type():
     ("claim", ("items", 0, "quantity"), 0),
 ])
 def test_absurd_values(stream, path, value):
-    e = example(stream)
-    target = e
-    for p in path[:-1]:
-        target = target[p]
-    target[path[-1]] = value
-    assert refusal(stream, e).reason == "absurd_value"
+    assert refusal(stream, example_with(stream, path, value)).reason == "absurd_value"
 
 
 def test_unknown_schema_version_and_enum():
@@ -109,12 +114,7 @@ def test_examples_roundtrip_through_orjson():
     ("telemetry", ("device_id",), "\x00"),
 ])
 def test_identifiers_and_codes_refuse_spaces_controls_and_invisible_characters(stream, path, value):
-    e = example(stream)
-    target = e
-    for k in path[:-1]:
-        target = target[k]
-    target[path[-1]] = value
-    err = refusal(stream, e)
+    err = refusal(stream, example_with(stream, path, value))
     assert err.reason == "invalid_value"
     assert err.detail.endswith(f"{path[-1]} must be a code: no spaces, control or invisible format characters")
     assert value not in err.detail
