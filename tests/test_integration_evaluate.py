@@ -8,9 +8,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from connectors.simulator.scenarios import BY_NAME
 
 
+@pytest.mark.timeout(2400)  # the run's own limit below; the suite's 600 s default cut it at 10 min in a fresh clone
 def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_every_scenario(tmp_path):
     report, truth = tmp_path / "report.json", tmp_path / "truth.jsonl"
     proc = subprocess.run([sys.executable, "-m", "streams.cli", "evaluate", "--seed", "7", "--days", "30",
