@@ -79,6 +79,22 @@ def browser():
     driver.quit()
 
 
+def submit(browser, button_id: str, timeout: float = 30.0) -> None:
+    """Click a form's button and wait until the answer has replaced the page.
+
+    A click returns once the post is sent; on a loaded machine the old page
+    is still there when the next line looks for the answer's elements.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, button_id).click()
+    WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, timeout).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def wait_for(fn, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -116,11 +132,11 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
         assert browser.current_url.endswith("/login")
         browser.find_element(By.ID, "user").send_keys("li")
         browser.find_element(By.ID, "password").send_keys("wrong password!")
-        browser.find_element(By.ID, "signin").click()
+        submit(browser, "signin")
         assert "unknown user or wrong password" in browser.find_element(By.ID, "error").text
         browser.find_element(By.ID, "user").send_keys("li")
         browser.find_element(By.ID, "password").send_keys("li's long password")
-        browser.find_element(By.ID, "signin").click()
+        submit(browser, "signin")
         wait_for(lambda: browser.find_elements(By.ID, "queue"))  # signed in: the queue
 
         def carrier_row():
@@ -138,19 +154,19 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
 
         Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("acknowledged")
         browser.find_element(By.ID, "comment").send_keys("<b>called the carrier</b>")
-        browser.find_element(By.ID, "apply").click()
+        submit(browser, "apply")
         assert browser.find_element(By.ID, "status").text == "acknowledged"
         timeline = browser.find_element(By.ID, "timeline")
         assert "<b>called the carrier</b>" in timeline.text  # shown as typed, not rendered
         assert timeline.find_elements(By.TAG_NAME, "b") == []
 
         Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("closed")
-        browser.find_element(By.ID, "apply").click()  # no verdict
+        submit(browser, "apply")  # no verdict
         assert "closing a case needs a verdict" in browser.find_element(By.ID, "error").text
         assert browser.find_element(By.ID, "status").text == "acknowledged"
         Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("closed")
         Select(browser.find_element(By.ID, "new-verdict")).select_by_visible_text("fraud")
-        browser.find_element(By.ID, "apply").click()
+        submit(browser, "apply")
         assert browser.find_element(By.ID, "status").text == "closed"
         assert browser.find_element(By.ID, "verdict").text == "fraud"
 
