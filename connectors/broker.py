@@ -206,7 +206,7 @@ class BrokerSecurity:
 def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[str, str, str, str, str]]:
     """(principal, resource type, pattern type, resource name, operation) rows to allow; nothing else is.
     ``input_topics`` are the topics ingest writes and the worker reads: the event streams and the reference
-    topics (inventory).
+    topics (inventory, beneficiaries).
 
     >>> rows = role_acls("zhijian.", "zhijian", ["zhijian.claims"])
     >>> ("User:analyst", "TOPIC", "LITERAL", "zhijian.alerts", "READ") in rows
@@ -222,6 +222,7 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
     rows += [
         ("User:worker", "TOPIC", "LITERAL", alerts, "WRITE"),
         ("User:worker", "TOPIC", "LITERAL", dead, "WRITE"),
+        ("User:ingest", "TOPIC", "LITERAL", dead, "WRITE"),  # replay sends the rows its mapping refuses
         # Faust's own topics (leader election, changelogs, repartitions) start with the app id
         ("User:worker", "TOPIC", "PREFIXED", f"{app_id}-", "ALL"),
         ("User:worker", "GROUP", "LITERAL", app_id, "READ"),

@@ -46,6 +46,9 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
         TopicSpec(f"{p}telemetry", input_partitions, "telemetry", "疫苗冷链 temperature readings, keyed by device id"),
         TopicSpec(f"{p}inventory", 1, None, "疫苗库存 the last stock count of each cold-chain device (lots), keyed by "
                   "device id; compacted, read whole by every worker", compacted=True, reference="inventory"),
+        TopicSpec(f"{p}beneficiaries", input_partitions, None, "参保人 each insured person's birth date, sex and date "
+                  "of death, keyed by patient; compacted, read whole by every worker", compacted=True,
+                  reference="beneficiary"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
         TopicSpec(f"{p}case-events", 1, None, "案件处置 every change of a workbench case (status, verdict, comment, "
@@ -69,3 +72,5 @@ async def partitions_of(consumer: Any, topic: str, timeout_s: float = 30.0) -> l
 
 #: Which field of an event is its partition key (so one entity's events share a partition).
 KEY_FIELD = {"prescription": "patient_id", "claim": "patient_id", "waste": "manifest_id", "telemetry": "device_id"}
+#: Which field of a reference record is its key (one record per key on a compacted topic).
+REFERENCE_KEY_FIELD = {"inventory": "device_id", "beneficiary": "patient_id"}

@@ -27,9 +27,12 @@ import fastjsonschema
 import orjson
 
 STREAMS: tuple[str, ...] = ("prescription", "claim", "waste", "telemetry")
-#: Reference data the detectors look up (not event streams): the stock of each cold-chain device.
-REFERENCES: tuple[str, ...] = ("inventory",)
+#: Reference data the detectors look up (not event streams): the stock of each cold-chain device, the facts
+#: of each insured person (birth date, sex, date of death).
+REFERENCES: tuple[str, ...] = ("inventory", "beneficiary")
+#: Contract versions accepted per stream; claim v1 stays accepted beside v2 (v2 adds fields, changes none).
 SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {s: (1,) for s in (*STREAMS, *REFERENCES, "alert")}
+SCHEMA_VERSIONS["claim"] = (1, 2)
 
 #: The bounded vocabulary of reasons a record is refused (the ``reason`` metric label).
 REASONS: tuple[str, ...] = (
@@ -201,9 +204,23 @@ def _check_plausible(stream: str, event: dict[str, Any]) -> None:
         for i, item in enumerate(event.get("items") or ()):
             if isinstance(item, dict) and item.get("service_date"):
                 _date(event, f"items[{i}].service_date", item["service_date"])
+        period = event.get("claim_period")
+        if period:
+            start, end = _date(event, "claim_period.start", period["start"]), _date(event, "claim_period.end", period["end"])
+            if end < start:
+                raise InvalidRecord("absurd_value", f"claim_period ends ({end}) before it starts ({start})")
         if adm and dis and date.fromisoformat(dis) < date.fromisoformat(adm):
             raise InvalidRecord("absurd_value", f"discharge_date {dis} is before admission_date {adm}")
         if event["fund_paid"] > event["total_amount"] + 0.01:
             raise InvalidRecord(
                 "absurd_value", f"fund_paid {event['fund_paid']} exceeds total_amount {event['total_amount']}"
             )
+        if event.get("allowed_amount", 0.0) > event["total_amount"] + 0.01:
+            raise InvalidRecord(
+                "absurd_value", f"allowed_amount {event['allowed_amount']} exceeds total_amount {event['total_amount']}"
+            )
+    elif stream == "beneficiary":
+        born = _date(event, "birth_date", event["birth_date"]) if event.get("birth_date") else None
+        died = _date(event, "death_date", event["death_date"]) if event.get("death_date") else None
+        if born and died and died < born:
+            raise InvalidRecord("absurd_value", f"death_date {died} is before birth_date {born}")

@@ -75,6 +75,8 @@ def create_app(settings: Settings) -> faust.App:
     faust_transport.CHECKPOINT = state.Checkpointer(stores, settings.worker.app_id, plan.rekeying, durable=durable)
     faust_transport.CHECKPOINT_BOUNDARY = state.BOUNDARY
     pseudonymize = Pseudonymizer.from_env()
+    plan.reference.pseudonymize = pseudonymize  # beneficiaries are kept under the pseudonym the claims carry
+    reference_ready = asyncio.Event()  # set once the reference topics are read to their end at start
     observer = Observer()
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
     reported: set[tuple[str, int]] = set()  # partitions with a lag series
@@ -89,7 +91,8 @@ def create_app(settings: Settings) -> faust.App:
         ingest = Ingest(stream, plan.units[stream], pseudonymize, KIND_FIELD[stream])
         runtime = plan.runtimes.get(stream)
         agent_fn = _make_agent(stream, ingest, alerts_topic, dead_topic, observer, processed, runtime,
-                               restorer(stream) if runtime is not None else None, app)
+                               restorer(stream) if runtime is not None else None, app,
+                               functools.partial(_reference_read, reference_ready, settings.worker.reference_wait_s))
         app.agent(app.topic(topic, **raw), name=f"zhijian.{stream}")(agent_fn)
     for group, topic in group_topics.items():
         agent_fn = _make_group_agent(group, plan.group_stream[group], plan.receivers[group], alerts_topic, dead_topic,
@@ -118,7 +121,8 @@ def create_app(settings: Settings) -> faust.App:
 
         while True:  # a missing or forbidden topic must not stop the worker: say so, and try again
             try:
-                await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted)
+                await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted,
+                                       reference_ready)
             except Exception as e:  # noqa: BLE001 — reference data only enriches alerts
                 log.error("cannot follow the reference topics %s (%s: %s); alerts go out without the stock "
                           "until it works — retrying in 30 s", ", ".join(settings.reference_topics().values()),
@@ -205,9 +209,23 @@ def _forget_lag(topic: str, partition: int) -> None:
         pass
 
 
+async def _reference_read(ready: asyncio.Event, wait_s: float) -> None:
+    """Wait, once, until the reference topics are read to their end (Kafka Streams bootstraps a global table
+    before it processes): a claim is judged against the beneficiaries published before it."""
+    if ready.is_set():
+        return
+    try:
+        await asyncio.wait_for(ready.wait(), wait_s)
+    except asyncio.TimeoutError:
+        log.error("the reference topics were not read to their end in %.0f s; judging input without waiting "
+                  "(see the reference follower's error above; raise [worker] reference_wait_s on a slow cluster)",
+                  wait_s)
+        ready.set()
+
+
 def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any, observer: Observer,
                 processed: dict[tuple[str, int], int], runtime: PartitionedRuntime | None, restore: Any,
-                app: faust.App) -> Any:
+                app: faust.App, reference_read: Any = None) -> Any:
     records = metrics.RECORDS.labels(stream)
     replayed = metrics.REPLAYED.labels(stream)
     events_read = metrics.EVENTS_READ.labels(stream)
@@ -220,6 +238,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
     async def process(records_stream: faust.StreamT) -> None:
         async for ev in records_stream.events():
             msg = ev.message
+            if reference_read is not None:
+                await reference_read()
             task = None
             if restore is not None:
                 if msg.partition not in runtime.tasks:

@@ -74,7 +74,7 @@ def test_absurd_values(stream, path, value):
 
 def test_unknown_schema_version_and_enum():
     e = example("claim")
-    e["schema_version"] = 2
+    e["schema_version"] = 3
     assert refusal("claim", e).reason == "unknown_schema_version"
     e = example("waste")
     e["category"] = "radioactive"
@@ -127,3 +127,33 @@ def test_free_text_fields_stay_free_and_are_known():
     from models.contracts import free_text_fields
     assert free_text_fields("claim") == {"name", "patient_id"}
     assert free_text_fields("telemetry") == frozenset() and free_text_fields("waste") == frozenset()
+
+
+def test_claim_v2_carries_physicians_diagnoses_drg_and_amounts_and_v1_is_still_accepted():
+    v2 = load_schema("claim", 2)["examples"][0]
+    e = validate("claim", copy.deepcopy(v2))
+    assert (e["principal_diagnosis"], e["drg"], e["physicians"]["attending"]) == ("J18.9", "ES31", "H001-D07")
+    assert validate("claim", example("claim"))["schema_version"] == 1
+    v1_with_v2_fields = dict(example("claim"), drg="ES31")  # v1 knows no DRG: a v2 field on a v1 claim is ignored
+    assert validate("claim", v1_with_v2_fields)
+    bad = copy.deepcopy(v2)
+    bad["claim_period"] = {"start": "2026-11-24", "end": "2026-11-20"}
+    assert refusal("claim", bad).reason == "absurd_value"
+    bad = copy.deepcopy(v2)
+    bad["allowed_amount"] = bad["total_amount"] + 50
+    assert "allowed_amount" in refusal("claim", bad).detail
+    bad = copy.deepcopy(v2)
+    bad["diagnosis_code_system"] = "ICD-11"
+    assert refusal("claim", bad).reason == "invalid_value"
+    bad = copy.deepcopy(v2)
+    bad["physicians"]["attending"] = "H001 D07"  # a code with a space
+    assert "physicians" in refusal("claim", bad).detail or "attending" in refusal("claim", bad).detail
+
+
+def test_beneficiary_facts_are_checked():
+    b = load_schema("beneficiary")["examples"][0]
+    assert validate("beneficiary", copy.deepcopy(b))["sex"] == "M"
+    bad = dict(b, death_date="1980-01-01")
+    assert "death_date 1980-01-01 is before birth_date" in refusal("beneficiary", bad).detail
+    assert refusal("beneficiary", dict(b, sex="X")).reason == "invalid_value"
+    assert refusal("beneficiary", dict(b, national_id="110101199001011234")).reason in REASONS  # no extra fields
