@@ -31,13 +31,13 @@ stream that goes on would eventually do, so that timers due by then have fired i
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import orjson
 
 from models.alert import Alert, Source
 from models.contracts import free_text_fields
-from models.detector import KeyedDetector
+from models.detector import EMPTY, KeyedDetector
 from models.runtime import Runtime
 
 Events = list[tuple[dict[str, Any], Source]]
@@ -61,35 +61,38 @@ def _end(events: Events) -> float:
     return max(e["_t"] for e, _ in events) + 1e-6
 
 
-def reference(factory: Callable[[], KeyedDetector], events: Events) -> set[tuple[str, str, str]]:
-    return _ids(_run(Runtime([factory()]), events, _end(events)))
+def reference(factory: Callable[[], KeyedDetector], events: Events,
+              tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> set[tuple[str, str, str]]:
+    """The alerts of one plain run (``tables``: the reference data the detectors look up)."""
+    return _ids(_run(Runtime([factory()], reference=tables), events, _end(events)))
 
 
 Ids = set[tuple[str, str, str]]
 
 
-def check_repeat(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None) -> None:
+def check_repeat(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                 tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
     twice = [pair for pair in events for _ in (0, 1)]
-    got = _ids(_run(Runtime([factory()]), twice, _end(events)))
-    want = reference(factory, events) if want is None else want
+    got = _ids(_run(Runtime([factory()], reference=tables), twice, _end(events)))
+    want = reference(factory, events, tables) if want is None else want
     assert got == want, f"a repeated event changed the alerts: {sorted(got ^ want)[:5]}"
 
 
 def check_snapshot(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
-                   at: float = 0.5) -> None:
+                   tables: Mapping[str, Mapping[str, Any]] = EMPTY, at: float = 0.5) -> None:
     cut = int(len(events) * at)
-    first = Runtime([factory()])
+    first = Runtime([factory()], reference=tables)
     alerts = _run(first, events[:cut])
     snapshot = orjson.loads(orjson.dumps(first.snapshot()))  # what a changelog would carry
-    second = Runtime([factory()])
+    second = Runtime([factory()], reference=tables)
     second.restore(snapshot)
     alerts += _run(second, events[cut:], _end(events))
-    got, want = _ids(alerts), reference(factory, events) if want is None else want
+    got, want = _ids(alerts), reference(factory, events, tables) if want is None else want
     assert got == want, f"snapshot/restore changed the alerts: {sorted(got ^ want)[:5]}"
 
 
 def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
-                partitions: int = 3) -> None:
+                tables: Mapping[str, Mapping[str, Any]] = EMPTY, partitions: int = 3) -> None:
     probe = factory()
     parts: list[Events] = [[] for _ in range(partitions)]
     for event, source in events:
@@ -99,9 +102,9 @@ def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids 
     alerts: list[Alert] = []
     for part in parts:
         if part:
-            alerts += _run(Runtime([factory()]), part, _end(events))
+            alerts += _run(Runtime([factory()], reference=tables), part, _end(events))
     got = _ids(alerts)
-    want = reference(factory, events) if want is None else want
+    want = reference(factory, events, tables) if want is None else want
     assert got == want, f"splitting by key changed the alerts: {sorted(got ^ want)[:5]}"
 
 
@@ -164,27 +167,29 @@ def _mark(value: Any, fields: frozenset[str]) -> Any:
     return value
 
 
-def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None) -> None:
+def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                       tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
     """Free text from the record never reaches an alert; the alerts are the same without it."""
     fields = free_text_fields(factory().stream)
     marked = [(_mark(e, fields), s) for e, s in events]
-    alerts = _run(Runtime([factory()]), marked, _end(events))
+    alerts = _run(Runtime([factory()], reference=tables), marked, _end(events))
     for a in alerts:
         assert "free text" not in a.to_json().decode(), f"{a.detector} copied free text into an alert: {a.reason}"
     got = _ids(alerts)
-    want = reference(factory, events) if want is None else want
+    want = reference(factory, events, tables) if want is None else want
     assert got == want, f"free-text fields changed the alerts: {sorted(got ^ want)[:5]}"
 
 
 def check_all(factory: Callable[[], KeyedDetector], events: Events,
-              source_key: Callable[[dict], str] | None = None) -> int:
-    """Run every check (the re-keying one given the stream's partition key); return how many alerts the
-    reference run raised."""
-    want = reference(factory, events)
-    check_repeat(factory, events, want)
-    check_snapshot(factory, events, want)
-    check_split(factory, events, want)
-    check_no_free_text(factory, events, want)
+              source_key: Callable[[dict], str] | None = None,
+              tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> int:
+    """Run every check (the re-keying one given the stream's partition key; ``tables``: the reference data
+    the detectors look up); return how many alerts the reference run raised."""
+    want = reference(factory, events, tables)
+    check_repeat(factory, events, want, tables)
+    check_snapshot(factory, events, want, tables)
+    check_split(factory, events, want, tables)
+    check_no_free_text(factory, events, want, tables)
     if source_key is not None:
         check_rekeyed(factory, events, source_key, want)
     return len(want)

@@ -38,12 +38,21 @@ def stream_events(stream: str, scenarios: tuple[str, ...] | None = None, days: f
     return tuple(out)
 
 
+@cache
+def beneficiaries() -> dict:
+    """The simulated region's beneficiary table, under the pseudonyms ``stream_events`` gives (the reference data
+    the death, age and sex rules look up)."""
+    sim = RegionSimulator(SimulationConfig(seed=17, scale=0.4, scenarios=()))
+    return {"beneficiary": {"P" + b["patient_id"]: {k: b[k] for k in ("birth_date", "sex", "death_date") if k in b}
+                            for b in sim.beneficiaries()}}
+
+
 #: The field each stream's topic is partitioned by (after pseudonymization).
 PARTITION_FIELD = {"prescription": "patient", "claim": "patient", "waste": "manifest_id", "telemetry": "device_id"}
 
 
 def test_every_detector_follows_the_contract():
-    assert KEYED == list(registry.detector_classes()) and len(KEYED) == 23
+    assert KEYED == list(registry.detector_classes()) and len(KEYED) == 25
     rekeyed = {c.name: c.key for c in KEYED if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
@@ -56,12 +65,13 @@ def test_conformance(cls):
                              environ={})
     limits = settings.detectors[cls.name]
     events = list(stream_events(cls.stream))
-    if cls.name in SLOW or not checks.reference(lambda: cls(limits), events):
+    tables = beneficiaries() if cls.stream == "claim" else {}
+    if cls.name in SLOW or not checks.reference(lambda: cls(limits), events, tables):
         # a rare or slow pattern (a readmission is billed at its discharge): three weeks of only the scenarios
         # planted for this detector
         planted = tuple(n for n, sc in BY_NAME.items() if cls.name in sc.detectors)
         events = list(stream_events(cls.stream, planted, 21))
     field = PARTITION_FIELD[cls.stream]
     source_key = (lambda e: str(e[field])) if registry.rekeyed(cls) else None
-    raised = checks.check_all(lambda: cls(limits), events, source_key)
+    raised = checks.check_all(lambda: cls(limits), events, source_key, tables)
     assert raised > 0, f"{cls.name} raised nothing on the simulated region: the checks proved little"

@@ -12,6 +12,7 @@ import pytest
 from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
 from connectors.simulator.simulator import DEFAULT_START
 from connectors.simulator.scenarios import BY_NAME, SCENARIOS
+from models.contracts import validate
 from models.pseudonym import Pseudonymizer
 from streams.detectors import build_detectors
 from streams.ingest import Ingest
@@ -182,10 +183,15 @@ def test_simulate_writes_replayable_files_and_truth_beside_them(tmp_path, capsys
     assert "zhijian replay" in capsys.readouterr().out
     truth = [orjson.loads(line) for line in (tmp_path / "truth.jsonl").read_bytes().splitlines()]
     assert {x["scenario"] for x in truth} == set(BY_NAME)
-    sources = [f"{s}={tmp_path / s}.jsonl" for s in ("prescription", "claim", "waste", "telemetry")]
+    sources = [f"{s}={tmp_path / s}.jsonl" for s in ("prescription", "claim", "waste", "telemetry", "beneficiary",
+                                                     "inventory")]
     records = load_sources(sources, {})
     assert len(records) > 5000 and {s for _, s, _ in records} >= {"prescription", "claim", "telemetry"}
     assert [t for t, _, _ in records] == sorted(t for t, _, _ in records)
+    kinds = [s in ("beneficiary", "inventory") for _, s, _ in records]
+    assert kinds == sorted(kinds, reverse=True) and sum(kinds) > 0  # the reference data is replayed before any event
+    dead = [e for _, s, e in records if s == "beneficiary" and "death_date" in e]
+    assert dead and all(validate("beneficiary", dict(e)) for e in dead)
 
 
 def test_simulate_refuses_an_unknown_scenario_in_one_line(tmp_path, capsys):

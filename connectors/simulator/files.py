@@ -1,5 +1,5 @@
-"""The simulation written to files: one JSON-lines file per stream (what `zhijian replay` reads)
-and ``truth.jsonl`` beside them (what nothing but the evaluator reads)."""
+"""The simulation written to files: one JSON-lines file per stream and per reference table (what
+`zhijian replay` reads) and ``truth.jsonl`` beside them (what nothing but the evaluator reads)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -20,6 +20,10 @@ def write_simulation(sim: RegionSimulator, out: Path, days: float) -> Counter[st
     except OSError as e:
         raise ZhijianError(f"cannot write to {out}: {e.strerror}; choose another --out directory") from None
     counts: Counter[str] = Counter()
+    for table, records in sim.references().items():  # the reference data, replayed first
+        with open(out / f"{table}.jsonl", "wb") as f:
+            f.write(b"".join(orjson.dumps(value) + b"\n" for _, value in records))
+        counts[table] = len(records)
     try:
         for stream, _, event in sim.until(sim.t0 + days * 86400):
             files[stream].write(orjson.dumps(event) + b"\n")

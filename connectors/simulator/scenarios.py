@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from connectors.simulator import catalogue as cat
 from connectors.simulator.coldchain import Fault
+from connectors.simulator.simulator import day_of
 
 if TYPE_CHECKING:
     from connectors.simulator.simulator import RegionSimulator
@@ -258,6 +259,33 @@ def upcoding_profile(sim, t, sc):
                added=["S-CT-HEAD", "S-US-ABD", "S-LIVER"])
 
 
+def billing_after_death(sim, t, sc):
+    r = sim.rng_scenario
+    patient = r.choice(sim.deceased)
+    t = _work_hours(t, rng=r)
+    if r.random() < 0.5:
+        inst = r.choice(sim.pharmacies)
+        claim = sim.pharmacy_claim(t, inst, patient, inst.prescribers[0])
+    else:
+        inst = _clinic(sim, "community", "private_clinic")
+        claim = sim.claim(t, inst, r.choice(inst.prescribers), patient, "outpatient", ["I10"],
+                          [sim.service_line("S-CONSULT", 1, day_of(t))])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               died=sim.death_date[patient.id])
+
+
+def sex_age_conflict(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    patient = _patient(sim)
+    t = _work_hours(t, rng=r)
+    diagnosis = "N83.2" if patient.sex == "M" else "N40.0"  # an ovarian cyst for a man, an enlarged prostate for a woman
+    claim = sim.claim(t, inst, _prescriber(sim, inst), patient, "outpatient", [diagnosis],
+                      [sim.service_line("S-CONSULT", 1, day_of(t)), sim.service_line("S-US-ABD", 1, day_of(t))])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               diagnosis=diagnosis, sex=patient.sex)
+
+
 # --- medical waste 医疗废物 ---------------------------------------------------------------------
 def _collection_evening(inst, t: float) -> float:
     """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
@@ -448,6 +476,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              sensor_silent, "a logger sends nothing for 1–8 h"),
     Scenario("warming_drift", "telemetry", "缓慢升温", "device", ("coldchain.abnormal_dynamics", "coldchain.excursion"), 1, 7,
              warming_drift, "a fridge warms by 1.5 °C over about a week, then its compressor fails", earliest_day=7),
+)
+SCENARIOS += (  # placed after the others, so adding them moved none of the earlier placements
+    Scenario("billing_after_death", "claim", "死亡后结算", "institution", ("claim.after_death",), 4, 0,
+             billing_after_death, "a pharmacy or clinic settles a claim for a patient who died 10–400 days before"),
+    Scenario("sex_age_conflict", "claim", "限性别诊疗", "institution", ("claim.sex_age_conflict",), 4, 0,
+             sex_age_conflict, "a hospital bills a female diagnosis for a man, or a male one for a woman"),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 

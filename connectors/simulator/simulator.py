@@ -136,6 +136,12 @@ class RegionSimulator:
         #: event cannot collide with a normal one (which would make a labelled-clean alert look false)
         reserve = min(1000, len(r.patients) // 10)
         self.patients, self.scenario_patients = r.patients[:-reserve], r.patients[-reserve:]
+        #: a few of the reserve died before the start (the civil registry's date, in zhijian.beneficiaries):
+        #: only the settlement-after-death scenario bills them
+        dead = max(1, reserve // 25)
+        self.scenario_patients, self.deceased = self.scenario_patients[:-dead], self.scenario_patients[-dead:]
+        rng_deaths = random.Random(f"deaths-{seed}")
+        self.death_date = {p.id: day_of(self.t0 - rng_deaths.uniform(10, 400) * 86400) for p in self.deceased}
         self.chronic = [p for p in self.patients if p.conditions]
         self.visitors = [i for i in r.institutions if i.weekday_visits > 0]
         self.hospitals = [i for i in r.institutions if i.beds > 0]
@@ -162,6 +168,24 @@ class RegionSimulator:
                              "expiry": (made + timedelta(days=730)).date().isoformat(), "freeze_sensitive": sensitive})
             out.append({"schema_version": 1, "device_id": d.id, "facility_id": d.facility_id,
                         "event_time": iso(self.t0), "lots": lots})
+        return out
+
+    def references(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """The reference data of the region, table → (key, record): what goes on the compacted topics first."""
+        return {"inventory": [(s["device_id"], s) for s in self.stock()],
+                "beneficiary": [(b["patient_id"], b) for b in self.beneficiaries()]}
+
+    def beneficiaries(self) -> list[dict[str, Any]]:
+        """Every insured person's facts (topic ``zhijian.beneficiaries``, keyed by patient id): the birth date
+        their national id carries, their sex, and the date of death of those who died."""
+        out = []
+        for p in self.region.patients:
+            b = p.id[6:14]
+            event = {"schema_version": 1, "patient_id": p.id, "event_time": iso(self.t0 - 86400),
+                     "birth_date": f"{b[:4]}-{b[4:6]}-{b[6:]}", "sex": p.sex, "region": p.district}
+            if p.id in self.death_date:
+                event["death_date"] = self.death_date[p.id]
+            out.append(event)
         return out
 
     # --- the clock -------------------------------------------------------------------------

@@ -3,18 +3,22 @@
 Discharging a patient and admitting them again soon after turns one stay into two bills
 (two DRG payments, two deductibles reset). The detector remembers each patient's last
 inpatient discharge and alerts when a new inpatient claim's admission date lies within
-``max_gap_days`` of it, for the same diagnosis group (ICD-10 three characters), unless either
-stay is a planned cycle — chemotherapy, radiotherapy, dialysis — named by diagnosis prefix or
-billed item. The entity is the institution that readmitted; ``same_institution_only`` (default)
-limits the rule to readmissions at the discharging institution.
+``max_gap_days`` of it for the same condition treated: the same *principal* diagnosis category
+(:func:`models.claims.icd.principal`: named by a v2 claim, else the first listed) or the same
+DRG/DIP group when both stays carry one — not any shared comorbidity (hypertension and diabetes
+ride along on half the stays of the old). A planned cycle is exempt — chemotherapy, radiotherapy,
+dialysis — named by a diagnosis in either code system (ICD-10 Z51, Z49; ICD-9-CM V58.0, V58.1, V56)
+or by a billed item. The entity is the institution that readmitted; ``same_institution_only``
+(default) limits the rule to readmissions at the discharging institution.
 
 >>> from models.alert import Source
 >>> from models.runtime import Runtime
 >>> d = Runtime([SplitAdmissionDetector()])
->>> def stay(n, admitted, discharged, diagnosis="J18.9", items=("BED",)):
+>>> def stay(n, admitted, discharged, diagnosis="J18.9", items=("BED",), **v2):
 ...     e = {"claim_id": f"CL{n}", "claim_type": "inpatient", "institution_id": "H2", "patient": "Pabc",
-...          "admission_date": admitted, "discharge_date": discharged, "diagnoses": [diagnosis],
-...          "items": [{"item_code": c} for c in items], "total_amount": 5000.0, "_t": 1791939600.0 + n}
+...          "admission_date": admitted, "discharge_date": discharged,
+...          "diagnoses": [diagnosis] if isinstance(diagnosis, str) else diagnosis,
+...          "items": [{"item_code": c} for c in items], "total_amount": 5000.0, "_t": 1791939600.0 + n, **v2}
 ...     return d.process(e, Source("zhijian.claims", 1, n, f"CL{n}"))
 >>> stay(1, "2026-10-01", "2026-10-06")
 []
@@ -25,6 +29,23 @@ limits the rule to readmissions at the discharging institution.
 institution H2 readmitted a patient (Pabc) for J18 4 d after discharge (2026-10-06 → 2026-10-10), limit 15 d: claims CL1 and CL2
 >>> stay(3, "2026-10-20", "2026-10-23", "C34.9", ("CHEMO",)), stay(4, "2026-10-30", "2026-11-02", "C34.9", ("CHEMO",))
 ([], [])
+
+A shared comorbidity is not the condition treated; an ICD-9 chemotherapy code is a planned cycle:
+
+>>> stay(5, "2026-11-20", "2026-11-25", ["K35.8", "I10"]), stay(6, "2026-11-28", "2026-11-30", ["J18.9", "I10"])
+([], [])
+>>> icd9 = {"diagnosis_code_system": "ICD-9"}
+>>> stay(7, "2026-12-10", "2026-12-12", ["V58.11", "162.9"], **icd9), stay(8, "2026-12-20", "2026-12-22", ["V58.11", "162.9"], **icd9)
+([], [])
+>>> _ = stay(9, "2027-01-01", "2027-01-04", ["486"], **icd9); [a] = stay(10, "2027-01-06", "2027-01-08", ["486"], **icd9)
+>>> a.numbers["diagnosis_groups"]
+['486']
+
+The same DRG under another principal diagnosis is one condition paid twice:
+
+>>> _ = stay(11, "2027-02-10", "2027-02-15", ["J18.9"], drg="ES31"); [a] = stay(12, "2027-02-20", "2027-02-22", ["J15.9"], drg="ES31")
+>>> a.numbers["diagnosis_groups"]
+['DRG:ES31']
 """
 from __future__ import annotations
 
@@ -33,6 +54,7 @@ from datetime import date
 from typing import Any
 
 from models.alert import Alert, Source
+from models.claims.icd import category, normalize, principal, system_of
 from models.detector import Context, KeyedDetector
 
 
@@ -42,7 +64,10 @@ class ReadmissionRules:
 
     max_gap_days: int = 15
     same_institution_only: bool = True
-    planned_diagnosis_prefixes: list[str] = field(default_factory=lambda: ["Z51", "Z49"])  # chemo/radio, dialysis
+    #: code system → diagnosis code prefixes (no dot) of planned cycles: ICD-10 Z51 (radio-, chemotherapy),
+    #: Z49 (dialysis); ICD-9-CM V58.0 (radiotherapy), V58.1 (chemo-, immunotherapy), V56 (dialysis)
+    planned_diagnoses: dict[str, list[str]] = field(default_factory=lambda: {
+        "ICD-10": ["Z51", "Z49"], "ICD-9": ["V580", "V581", "V56"]})
     planned_item_codes: list[str] = field(default_factory=lambda: ["CHEMO", "S-CHEMO", "S-DIALYSIS", "RADIOTHERAPY"])
 
 
@@ -51,14 +76,14 @@ class _Stay:
     claim_id: str
     institution: str
     discharged: date
-    groups: frozenset[str]
+    groups: frozenset[str]  # the principal diagnosis's category, and "DRG:<group>" when billed under one
     planned: bool
     source: Source
 
 
 class SplitAdmissionDetector(KeyedDetector):
     name = "claim.split_admission"
-    version = "1"
+    version = "2"
     stream = "claim"
     Limits = ReadmissionRules  # its configuration section [claim.split_admission]
     key, key_field = "patient", "patient"
@@ -71,14 +96,23 @@ class SplitAdmissionDetector(KeyedDetector):
 
     def _planned(self, event: dict[str, Any]) -> bool:
         r = self.rules
-        return (any(d.startswith(p) for d in event["diagnoses"] for p in r.planned_diagnosis_prefixes)
+        prefixes = r.planned_diagnoses.get(system_of(event), ())
+        return (any(normalize(d).startswith(p) for d in event["diagnoses"] for p in prefixes)
                 or any(it["item_code"] in r.planned_item_codes for it in event["items"]))
+
+    @staticmethod
+    def _groups(event: dict[str, Any]) -> frozenset[str]:
+        first = principal(event)
+        groups = {category(first)} if first else set()
+        if event.get("drg"):
+            groups.add(f"DRG:{event['drg']}")
+        return frozenset(groups)
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if event["claim_type"] != "inpatient" or not event.get("admission_date") or not event.get("discharge_date"):
             return []
         admitted = date.fromisoformat(event["admission_date"])
-        groups = frozenset(d[:3] for d in event["diagnoses"])
+        groups = self._groups(event)
         planned = self._planned(event)
         st = ctx.state
         alerts = []

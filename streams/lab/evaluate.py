@@ -153,7 +153,8 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
         last_kill = time.monotonic()
         try:
             producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions)
-            producer.send_keyed(settings.reference_topics()["inventory"], ((s["device_id"], s) for s in sim.stock()))
+            for table, records in sim.references().items():
+                producer.send_keyed(settings.reference_topics()[table], records)
             end = sim.t0 + args.days * DAY
             hour = sim.t0
             while hour < end:  # one flush per simulated hour: envelopes hold at most an hour of a partition
