@@ -178,7 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "  the worker joins its consumer group in a few seconds; alerts follow. Ctrl-C stops.\n", flush=True)
         topics = settings.input_topics()
         producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
-        producer.send_keyed(settings.reference_topics()["inventory"], ((s["device_id"], s) for s in sim.stock()))
+        for table, records in sim.references().items():
+            producer.send_keyed(settings.reference_topics()[table], records)
         started = last = time.monotonic()
         clock = sim.t0
         shown = 0
@@ -222,23 +223,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from connectors.broker import wait_until_answers
     from connectors.mapping import Mapping
     from connectors.producer import EnvelopeProducer
-    from connectors.replay import Progress, load_sources, replay
+    from connectors.replay import Progress, Refused, load_sources, replay
 
     settings = _settings(args)
+    joins = {}
+    for spec in args.join or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise ZhijianError(f"--join {spec!r} must be NAME=PATH, NAME a [join.NAME] table of the mapping")
+        joins[name] = path
     mappings = {}
     for spec in args.map or []:
-        stream, sep, path = spec.partition("=")
-        loaded_stream, mapping = Mapping.load(path if sep else spec)
-        mappings[stream if sep else loaded_stream] = mapping
+        target, sep, path = spec.partition("=")
+        loaded_stream, mapping = Mapping.load(path if sep else spec, joins)
+        mappings[target if sep else loaded_stream] = mapping
+    unused = set(joins) - {j.name for m in mappings.values() for j in m.joins}
+    if unused:
+        raise ZhijianError(f"--join {', '.join(sorted(unused))}: no --map file has such a [join.NAME] table")
     records = load_sources(args.sources, mappings)
     wait_until_answers(settings.kafka, timeout=15)
     topics = settings.input_topics()
+    references = settings.reference_topics()
     producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions, max_batch=args.batch)
     try:
-        sent = replay(records, producer, args.rate, Progress(len(records), force=args.progress))
+        sent = replay(records, producer, args.rate, Progress(len(records), force=args.progress), references,
+                      settings.topic("deadletter"))
     finally:
         producer.close()
-    print(f"replayed {sent} events to {', '.join(sorted({topics[s] for _, s, _ in records}))}")
+    refused = sum(isinstance(e, Refused) for _, _, e in records)
+    names = sorted({(references | topics)[s] for _, s, e in records if not isinstance(e, Refused)})
+    print(f"replayed {sent - refused} events to {', '.join(names)}"
+          + (f"; {refused} rows refused by the mapping went to {settings.topic('deadletter')}" if refused else ""))
+    for _, _, e in [r for r in records if isinstance(r[2], Refused)][:5]:
+        print(f"  refused: {e.detail}", file=sys.stderr)
     return 0
 
 
@@ -487,8 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="produce JSON-lines or CSV files to the input topics, in event-time order")
     _common_kafka(r)
     r.add_argument("sources", nargs="+", metavar="STREAM=PATH",
-                   help="e.g. telemetry=readings.jsonl claim=medical_claim.csv (STREAM: prescription, claim, waste, telemetry)")
-    r.add_argument("--map", action="append", metavar="STREAM=MAPPING.toml", help="column mapping for CSV files")
+                   help="e.g. telemetry=readings.jsonl claim=medical_claim.csv (STREAM: prescription, claim, waste, "
+                        "telemetry, or the reference data beneficiary, inventory: produced first)")
+    r.add_argument("--map", action="append", metavar="STREAM=MAPPING.toml",
+                   help="column mapping for CSV files, per stream or per file (medical_claim.csv=tuva_medical_claim.toml)")
+    r.add_argument("--join", action="append", metavar="NAME=PATH", help="the file of a mapping's [join.NAME] table")
     r.add_argument("--rate", type=float, help="at most this many events per second (default: as fast as possible)")
     r.add_argument("--batch", type=int, default=1, help="events per Kafka record (envelopes); 1 = one event each")
     r.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")

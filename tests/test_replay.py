@@ -13,7 +13,7 @@ from connectors.errors import ZhijianError
 from connectors.mapping import Mapping
 from connectors.replay import load_sources
 from models.contracts import InvalidRecord, load_schema, validate
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import alerts_of, read_topic
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "claims-tuva"
 MAPPINGS = Path(__file__).resolve().parents[1] / "connectors" / "mappings"
@@ -109,3 +109,105 @@ def test_missing_value_markers_are_empty_cells_and_a_mapping_may_name_its_own(tm
     m.write_text('stream = "claim"\nmissing = "NA"\n[fields]\nx = "x"\n')
     with pytest.raises(Exception, match="`missing` must be a list of strings"):
         Mapping.load(m)
+
+
+CMS = Path(__file__).resolve().parent / "data" / "cms"
+
+
+def cms_records():
+    _, claims = Mapping.load(MAPPINGS / "cms_provider_claims.toml", {"beneficiary": str(CMS / "Beneficiary.csv")})
+    _, people = Mapping.load(MAPPINGS / "cms_beneficiary.toml")
+    return load_sources([f"claim={CMS / 'Inpatient.csv'}", f"claim={CMS / 'Outpatient.csv'}",
+                         f"beneficiary={CMS / 'Beneficiary.csv'}"], {"claim": claims, "beneficiary": people})
+
+
+def test_a_cms_export_maps_through_one_mapping_na_cells_join_computed_columns_and_procedure_lines():
+    from connectors.replay import Refused
+
+    records = cms_records()
+    assert [s for _, s, _ in records[:3]] == ["beneficiary"] * 3  # reference data first
+    people = {e["patient_id"]: e for _, s, e in records if s == "beneficiary"}
+    assert people["BENE11003"] == {"schema_version": 1, "patient_id": "BENE11003", "event_time": "2009-12-31T00:00:00+00:00",
+                                   "birth_date": "1936-08-01", "sex": "M", "death_date": "2009-06-30", "region": "52-590"}
+    assert "death_date" not in people["BENE11001"]  # DOD "NA": no death
+    claims = {e["claim_id"]: e for _, s, e in records if s == "claim" and not isinstance(e, Refused)}
+    stay = claims["CLM46614"]
+    assert validate("claim", dict(stay))
+    assert (stay["claim_type"], stay["drg"], stay["principal_diagnosis"], stay["admitting_diagnosis"]) == \
+        ("inpatient", "201", "486", "7866")
+    assert stay["physicians"] == {"attending": "PHY390922", "other": ["PHY412132"]}  # OperatingPhysician NA: absent
+    assert (stay["total_amount"], stay["fund_paid"], stay["deductible"]) == (27068.0, 26000.0, 1068.0)  # a sum
+    assert stay["region"] == "39-230"  # joined from the beneficiary file
+    assert [(i["item_code"], i["category"]) for i in stay["items"]] == [("201", "bed"), ("9904", "surgery"),
+                                                                          ("3893", "surgery")]  # 9904.0 → 9904
+    visit = claims["CLM121801"]
+    assert visit["claim_type"] == "outpatient" and "admission_date" not in visit and visit["diagnoses"] == ["25000", "4019"]
+    [refused] = [e for _, _, e in records if isinstance(e, Refused)]
+    assert refused.line == 4 and "column ClaimEndDt: '2009-13-45' is not a date-time" in refused.detail
+    assert len(claims) == 7 and all(validate("claim", dict(e)) for e in claims.values())
+
+
+def test_mapping_errors_name_the_file_and_the_fix(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('stream = "claim"\n[join.people]\non = "BeneID"\n[fields]\nx = "x"\n')
+    with pytest.raises(ZhijianError, match=r"\[join.people\] names no file; give it with --join people=PATH"):
+        Mapping.load(m)
+    with pytest.raises(ZhijianError, match="does not exist; give it with --join people=PATH"):
+        Mapping.load(m, {"people": str(tmp_path / "nowhere.csv")})
+    r = subprocess.run([sys.executable, "-m", "streams.cli", "replay", f"claim={CMS / 'Outpatient.csv'}",
+                        "--map", f"claim={MAPPINGS / 'cms_provider_claims.toml'}", "--join", "people=x.csv",
+                        "--join", f"beneficiary={CMS / 'Beneficiary.csv'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--join people: no --map file has such a [join.NAME] table" in r.stderr
+    m.write_text('stream = "claim"\n[fields]\nitems = { repeat = "proc", line = { c = "proc" } }\n')
+    with pytest.raises(ZhijianError, match=r"repeat needs a column name with \{n\}"):
+        Mapping.load(m)
+
+
+def test_a_cms_export_replays_through_the_worker_death_sex_and_split_rules_fire(broker, worker):
+    bs = broker.bootstrap_servers
+    before = worker.metric("zhijian_reference_records_total", table="beneficiary", outcome="applied")
+    cli = [sys.executable, "-m", "streams.cli", "replay", "--bootstrap-servers", bs,
+           "--map", f"beneficiary={MAPPINGS / 'cms_beneficiary.toml'}",
+           "--map", f"claim={MAPPINGS / 'cms_provider_claims.toml'}", "--join", f"beneficiary={CMS / 'Beneficiary.csv'}"]
+    r = subprocess.run(cli + [f"beneficiary={CMS / 'Beneficiary.csv'}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    worker.wait_metric("zhijian_reference_records_total", before + 3, table="beneficiary", outcome="applied")
+    r = subprocess.run(cli + [f"claim={CMS / 'Inpatient.csv'}", f"claim={CMS / 'Outpatient.csv'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "replayed 7 events to zhijian.claims; 1 rows refused by the mapping went to zhijian.deadletter" in r.stdout
+
+    wanted = {"claim.after_death": "CLM624349", "claim.sex_age_conflict": "CLM189947",
+              "claim.split_admission": "CLM46615"}
+
+    def mine(records):
+        found = {}
+        for rec in records:
+            a = orjson.loads(rec.value)
+            claim = a["numbers"].get("claim_id") or a["numbers"].get("readmission_claim_id")
+            if wanted.get(a["detector"]) == claim:
+                found[a["detector"]] = a
+        return found
+
+    alerts = mine(read_topic(bs, "zhijian.alerts", lambda rs: len(mine(rs)) == 3))
+    death = alerts["claim.after_death"]
+    assert (death["entity"], death["numbers"]["days_after_death"], death["numbers"]["last_service_date"]) == \
+        ({"kind": "institution", "id": "PRV56011"}, 41, "2009-08-10")
+    assert "BENE11003" not in orjson.dumps(death).decode()  # the patient appears as a pseudonym only
+    sex = alerts["claim.sex_age_conflict"]
+    assert sex["numbers"]["conflicts"] == [{"code": "6202", "rule": "female_genital", "allowed": "sex F"}]
+    assert (sex["numbers"]["sex"], sex["numbers"]["age"]) == ("M", 66)
+    split = alerts["claim.split_admission"]
+    assert (split["numbers"]["first_claim_id"], split["numbers"]["gap_days"], split["numbers"]["diagnosis_groups"]) == \
+        ("CLM46614", 4, ["486"])
+    # the two stays of BENE11002 share only hypertension (4019): no split admission
+    assert not any(a["numbers"].get("readmission_claim_id") == "CLM66049"
+                   for a in alerts_of(read_topic(bs, "zhijian.alerts", lambda rs: True, timeout=5)))
+    dead = read_topic(bs, "zhijian.deadletter", lambda rs: any(b"ClaimEndDt" in dict(x.headers).get(
+        "zhijian.error.message", b"") for x in rs))
+    [letter] = [x for x in dead if b"ClaimEndDt" in dict(x.headers).get("zhijian.error.message", b"")]
+    h = dict(letter.headers)
+    assert h["zhijian.error.reason"] == b"invalid_value" and h["zhijian.error.offset"] == b"4"
+    assert orjson.loads(letter.value)["ClaimID"] == "CLM438021"
