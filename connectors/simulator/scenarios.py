@@ -14,6 +14,7 @@ worker's key before matching alerts.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable
@@ -41,6 +42,7 @@ class Scenario:
     inject: Callable[["RegionSimulator", float, "Scenario"], None]
     description: str
     earliest_day: float = 0.0  # models judge an entity against its own history: give them some first
+    at_start: bool = False  # one instance at the start of each horizon, running through it (a standing practice)
 
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
@@ -286,6 +288,39 @@ def sex_age_conflict(sim, t, sc):
                diagnosis=diagnosis, sex=patient.sex)
 
 
+#: the fraud practices an institution may run for a whole horizon, by what it is (and their intensity ranges)
+PRACTICES = {
+    "phantom_visits": (0.12, 0.3),  # 虚构就诊: a share of real visits billed again a few days later, nobody came
+    "upcoding": (0.12, 0.3),  # 过度检查: a share of visits billed a CT or an ultrasound on top
+    "borrowed_physicians": (0.08, 0.2),  # 挂证: a share of visits billed under another institution's physician
+    "long_stays": (1.25, 1.6),  # 挂床 / 延长住院: stays stretched by this factor
+    "readmissions": (0.1, 0.25),  # a share of discharges brought back 16–28 days later (beyond the 15-day rule)
+    "phantom_dispensing": (0.12, 0.3),  # 虚假购药: a share of dispensings billed again days later
+}
+FRAUD_SHARE = 0.25  # of the institutions of each kind
+
+
+def fraudulent_institution(sim, t, sc):
+    """Institutions of every kind and size run fraud practices from the start of the horizon to its end: no
+    rule catches one claim of it, and the institution's own history holds nothing else — only a comparison
+    with its peers (models.risk) shows it."""
+    r = random.Random(f"fraud-{sim.cfg.seed}-{int(t)}")  # its own generator: the honest traffic is unchanged
+    end = t + _days_left(sim, t) * DAY
+    for kind in ("tertiary", "secondary", "community", "private_clinic", "pharmacy"):
+        insts = sim.region.of_kind(kind)
+        for inst in r.sample(insts, max(1, round(len(insts) * FRAUD_SHARE))):
+            if kind == "pharmacy":
+                options = ["phantom_dispensing"]
+            elif inst.beds:
+                options = ["phantom_visits", "upcoding", "borrowed_physicians", "long_stays", "readmissions"]
+            else:
+                options = ["phantom_visits", "upcoding", "borrowed_physicians"]
+            chosen = r.sample(options, min(len(options), 2 if len(options) > 1 else 1))
+            practices = {p: round(r.uniform(*PRACTICES[p]), 3) for p in chosen}
+            sim.fraud[inst.id] = (t, end, practices)
+            sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, kind=kind, practices=practices)
+
+
 # --- medical waste 医疗废物 ---------------------------------------------------------------------
 def _collection_evening(inst, t: float) -> float:
     """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
@@ -478,6 +513,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              warming_drift, "a fridge warms by 1.5 °C over about a week, then its compressor fails", earliest_day=7),
 )
 SCENARIOS += (  # placed after the others, so adding them moved none of the earlier placements
+    Scenario("fraudulent_institution", "claim", "欺诈骗保机构", "institution", ("institution.risk",), 1, 30,
+             fraudulent_institution, "a quarter of the institutions of every kind and size run two fraud practices "
+             "all along (phantom visits or dispensings, upcoding, borrowed physicians, long stays, readmissions)",
+             at_start=True),
     Scenario("billing_after_death", "claim", "死亡后结算", "institution", ("claim.after_death",), 4, 0,
              billing_after_death, "a pharmacy or clinic settles a claim for a patient who died 10–400 days before"),
     Scenario("sex_age_conflict", "claim", "限性别诊疗", "institution", ("claim.sex_age_conflict",), 4, 0,
@@ -499,6 +538,9 @@ def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
     horizon = cfg.days * DAY
     for name in names:
         sc = BY_NAME[name]
+        if sc.at_start:
+            sim._call(start, sim.run_scenario, sc)
+            continue
         n = max(1, round(sc.per_30_days * cfg.days / 30 * cfg.scenario_rate))
         first = min(max(cfg.warmup_days, sc.earliest_day) * DAY, horizon / 4 if not sc.earliest_day else horizon / 2)
         tail = max(DAY, min(sc.span_days * DAY, horizon * 2 / 3))  # and a day: it may move to the next working day

@@ -132,6 +132,10 @@ class RegionSimulator:
         self.waste_factor: dict[str, Callable[[float], float]] = {}
         self.upcoding: dict[str, Callable[[float], float]] = {}
         self.manifest_hooks: list[Callable[[dict[str, Any], float], dict[str, Any] | None]] = []
+        #: institution → (start, end, practice → intensity): the standing fraud of scenarios.fraudulent_institution,
+        #: drawn from its own generator so that the honest traffic around it stays the same
+        self.fraud: dict[str, tuple[float, float, dict[str, float]]] = {}
+        self.rng_fraud = random.Random(f"fraud-acts-{seed}")
         #: the scenarios draw their patients from a reserve normal traffic never visits, so an injected
         #: event cannot collide with a normal one (which would make a labelled-clean alert look false)
         reserve = min(1000, len(r.patients) // 10)
@@ -179,10 +183,11 @@ class RegionSimulator:
         """Every insured person's facts (topic ``zhijian.beneficiaries``, keyed by patient id): the birth date
         their national id carries, their sex, and the date of death of those who died."""
         out = []
+        latest = day_of(self.t0 - 86400)  # an infant's id may carry a day after the start: born by then
         for p in self.region.patients:
             b = p.id[6:14]
             event = {"schema_version": 1, "patient_id": p.id, "event_time": iso(self.t0 - 86400),
-                     "birth_date": f"{b[:4]}-{b[4:6]}-{b[6:]}", "sex": p.sex, "region": p.district}
+                     "birth_date": min(f"{b[:4]}-{b[4:6]}-{b[6:]}", latest), "sex": p.sex, "region": p.district}
             if p.id in self.death_date:
                 event["death_date"] = self.death_date[p.id]
             out.append(event)
@@ -253,12 +258,37 @@ class RegionSimulator:
                 return p
         return None
 
+    def practice(self, inst: Institution, name: str, t: float) -> float:
+        """The intensity of a fraud practice the institution runs at ``t`` (0: none)."""
+        f = self.fraud.get(inst.id)
+        return f[2].get(name, 0.0) if f is not None and f[0] <= t < f[1] else 0.0
+
+    def _phantom_visit(self, t: float, visit: tuple[Institution, str, Patient, list[str], list[str]]) -> None:
+        """A visit billed again days later for a patient who did not come (no prescription: only a bill)."""
+        inst, doctor, patient, diagnoses, services = visit
+        seen = self.visited.setdefault(day_of(t), set())
+        if (patient.id, inst.id) in seen or patient.id in self.stays:
+            return  # a real visit that day, or in hospital: the phantom would collide with another rule
+        seen.add((patient.id, inst.id))
+        self.claim(t, inst, doctor, patient, "outpatient", diagnoses,
+                   [self.service_line(s, 1, day_of(t)) for s in services])
+
+    def _phantom_dispensing(self, t: float, visit: tuple[Institution, Patient]) -> None:
+        inst, patient = visit
+        seen = self.visited.setdefault(day_of(t), set())
+        if (patient.id, inst.id) in seen or patient.id in self.stays:
+            return
+        seen.add((patient.id, inst.id))
+        self.pharmacy_claim(t, inst, patient, inst.prescribers[0])
+
     def visit(self, t: float, inst: Institution) -> None:
         r = self.rng_visit
         if inst.kind == "pharmacy":
             patient = self.pick_patient(inst, t, chronic=r.random() < 0.7)
             if patient is not None:
                 self.pharmacy_claim(t, inst, patient, r.choice(inst.prescribers))
+                if self.rng_fraud.random() < self.practice(inst, "phantom_dispensing", t):
+                    self._call(t + self.rng_fraud.uniform(2, 6) * 86400, self._phantom_dispensing, (inst, patient))
             return
         prescriber = r.choice(inst.prescribers)
         dept = inst.prescriber_dept[prescriber]
@@ -296,8 +326,19 @@ class RegionSimulator:
         if up is not None and r.random() < up(t):
             services += [s for s in ("S-CT-HEAD", "S-US-ABD", "S-LIVER") if s not in services]
         day = day_of(t)
+        billed_by = prescriber
+        if inst.id in self.fraud:
+            f = self.rng_fraud
+            if f.random() < self.practice(inst, "upcoding", t):
+                services += [s for s in (f.choice(("S-CT-HEAD", "S-US-ABD")),) if s not in services]
+            if visit_type != "emergency" and f.random() < self.practice(inst, "borrowed_physicians", t):
+                other = f.choice([i for i in self.visitors if i.id != inst.id and i.kind != "pharmacy"])
+                billed_by = f.choice(other.prescribers)  # 挂证: a physician of another institution on the bill
+            if visit_type != "emergency" and f.random() < self.practice(inst, "phantom_visits", t):
+                again = t + f.uniform(1, 5) * 86400
+                self._call(again, self._phantom_visit, (inst, billed_by, patient, diagnoses, services[:2]))
         lines = [self.service_line(s, 1, day) for s in services] + self.drug_lines(rx["items"], day)
-        self.claim(t + r.uniform(120, 1500), inst, prescriber, patient, "emergency" if visit_type == "emergency"
+        self.claim(t + r.uniform(120, 1500), inst, billed_by, patient, "emergency" if visit_type == "emergency"
                    else "outpatient", diagnoses, lines)
 
     # --- building events -------------------------------------------------------------------
@@ -389,6 +430,9 @@ class RegionSimulator:
         if diagnosis is None:
             diagnosis = {"SURG": "K35.8", "ONC": "C34.9", "CARD": "I21.9", "RESP": "J18.9", "NEPH": "N18.5",
                          "PED": "J18.9"}.get(dept, r.choice(("I63.9", "J44.1", "E11.9", "K80.2")))
+        stretch = self.practice(inst, "long_stays", t)
+        if stretch:
+            los = max(los + 1, round(los * stretch))
         discharge = t + los * 86400 - r.uniform(0, 6) * 3600
         stay = Stay(inst, patient, dept, diagnosis, t, discharge, planned)
         self.stays[patient.id] = stay
@@ -425,9 +469,17 @@ class RegionSimulator:
         doctor = r.choice(inst.prescribers)
         self.claim(t, inst, doctor, stay.patient, "inpatient", [stay.diagnosis], lines,
                    admission_date=day_of(stay.admitted_t), discharge_date=day_of(t))
+        if stay.department != "ONC" and self.rng_fraud.random() < self.practice(inst, "readmissions", t):
+            self._call(t + self.rng_fraud.uniform(16, 28) * 86400, self._readmit_unplanned, stay)
         if stay.department == "ONC" and r.random() < 0.8:  # the next planned chemotherapy cycle
             back = t + r.uniform(14, 21) * 86400
             self._call(back, self._readmit, stay)
+
+    def _readmit_unplanned(self, t: float, stay: Stay) -> None:
+        """Brought back for the same condition after the 15-day rule's window (a fraudulent institution's)."""
+        if stay.patient.id not in self.stays:
+            self.admit(t, stay.institution, max(2, round(self.rng_fraud.uniform(3, 7))), stay.patient,
+                       stay.diagnosis, stay.department)
 
     def _readmit(self, t: float, stay: Stay) -> None:
         if stay.patient.id not in self.stays:
