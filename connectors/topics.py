@@ -51,6 +51,8 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
                   reference="beneficiary"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
+        TopicSpec(f"{p}institution-scores", 1, None, "机构风险评分 each institution's daily risk score, grade and the "
+                  "rates behind it, keyed by institution id (zhijian risk)"),
         TopicSpec(f"{p}case-events", 1, None, "案件处置 every change of a workbench case (status, verdict, comment, "
                   "who, when), keyed by case id"),
     ]

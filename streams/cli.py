@@ -134,6 +134,18 @@ def start_demo_console(bootstrap: str, port: int) -> tuple[Any, str]:
     return proc, f"user demo, password in {secret_file}"
 
 
+def start_demo_risk(bootstrap: str, port: int, configs: list[str]) -> Any:
+    """The institution risk scorer beside the demo (zhijian risk), its log in .zhijian/risk.log."""
+    import os
+    import subprocess
+
+    log = open(STATE_DIR / "risk.log", "ab")
+    cmd = [sys.executable, "-m", "streams.cli", "risk", "--bootstrap-servers", bootstrap, "--metrics-port", str(port)]
+    for c in configs:
+        cmd += ["--config", c]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
     from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
@@ -149,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the demo's broker keeps its data (and the detectors' state) across runs: so does its key
     print(f"  {ensure_run_key(STATE_DIR / 'demo-pseudonym.key')}", flush=True)
     broker = EmbeddedBroker(data_dir=STATE_DIR / "kafka")
-    worker = console = None
+    worker = console = risk = None
     producer = tail = None
     printer = AlertPrinter(jsonl=jsonl)
     produced: Counter[str] = Counter()
@@ -167,11 +179,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         worker = start_worker_process(broker.bootstrap_servers, metrics_port, STATE_DIR / "worker.log", configs)
         console_port = free_port()
         console, console_login = start_demo_console(broker.bootstrap_servers, console_port)
+        risk_port = free_port()
+        risk = start_demo_risk(broker.bootstrap_servers, risk_port, configs)
         print(f"  broker   {broker.bootstrap_servers} (Apache Kafka {KAFKA_VERSION}, KRaft; data in "
               f"{broker.data_dir}, kept across runs)\n"
               f"  worker   pid {worker.pid}, log {STATE_DIR / 'worker.log'}\n"
               f"  metrics  http://127.0.0.1:{metrics_port}/metrics\n"
               f"  console  http://127.0.0.1:{console_port}/ (the workbench; {console_login})\n"
+              f"  risk     institution scores each day to {settings.topic('institution-scores')}, metrics "
+              f"http://127.0.0.1:{risk_port}/metrics, log {STATE_DIR / 'risk.log'}\n"
               f"  traffic  {settings.topics.prefix}{{prescriptions,claims,waste,telemetry}}: a simulated region of "
               f"{len(sim.region.institutions)} institutions and {len(sim.region.devices)} cold-chain devices from "
               f"30 days ago, clock ×{args.speed:g}, risk scenarios (▸) mixed in\n"
@@ -211,6 +227,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             stop_process(worker)
         if console is not None:
             stop_process(console)
+        if risk is not None:
+            stop_process(risk)
         broker.stop()
         if jsonl is not None:
             jsonl.close()
@@ -355,6 +373,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def cmd_rank(args: argparse.Namespace) -> int:
+    from streams.lab.rank import run_rank
+
+    return run_rank(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.lab.processes import simulator_from_args
     from connectors.simulator.files import write_simulation
@@ -396,6 +420,20 @@ def cmd_console_user(args: argparse.Namespace) -> int:
     except StoreError as e:
         raise ZhijianError(f"{e}") from None
     print(f"user {args.name} ({args.role}) saved in {args.db}")
+    return 0
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    from connectors.broker import wait_until_answers
+    from models.pseudonym import Pseudonymizer
+    from streams.risk import run
+
+    settings = _settings(args)
+    wait_until_answers(settings.kafka, timeout=30)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(settings.kafka, settings.topic("claims"), settings.topic("alerts"), settings.topic("institution-scores"),
+        settings.worker.app_id, settings.risk, Pseudonymizer.from_env(), metrics_port=args.metrics_port,
+        idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker)
     return 0
 
 
@@ -538,6 +576,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", metavar="JSON", help="the --json of an earlier one-worker run to compare with "
                                                         "(instead of running it first)")
     ev.set_defaults(func=cmd_evaluate)
+
+    rs = sub.add_parser("risk", help="the institution risk score: follow the claims and alerts, publish every "
+                                     "institution's score and grade each day to zhijian.institution-scores")
+    _common_kafka(rs)
+    rs.add_argument("--metrics-port", type=int, default=9465, help="Prometheus endpoint (0: none; default 9465)")
+    rs.add_argument("--idle-close", type=float, default=60.0, metavar="SECONDS",
+                    help="publish the newest, incomplete day after this long without new claims (default 60)")
+    rs.add_argument("--no-follow-worker", action="store_true",
+                    help="read the claims to their end instead of up to the worker's committed offsets")
+    rs.set_defaults(func=cmd_risk)
+
+    rk = sub.add_parser("rank", help="rank the simulated institutions by the risk score and by naive rankings "
+                                     "(volume, alert counts): ROC-AUC and precision@k per seed, in process")
+    rk.add_argument("--seeds", type=int, nargs="+", default=[7], help="simulator seeds (default 7)")
+    rk.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
+    rk.add_argument("--scale", type=float, default=1.0, help="× the default region (default 1)")
+    rk.add_argument("--json", help="write the full results to this file")
+    rk.set_defaults(func=cmd_rank)
 
     si = sub.add_parser("simulate", help="write the simulated region's events (one JSON-lines file per stream) "
                                          "and its ground truth to a directory")

@@ -12,6 +12,7 @@ from connectors.errors import ConfigError
 from connectors.kafka_config import KafkaConnection
 from connectors.topics import TopicSpec, changelog_specs, topic_specs
 from models import registry
+from models.risk.score import RiskSettings
 
 #: Detector configuration sections → the dataclass holding their thresholds (from the detectors themselves).
 DETECTOR_SECTIONS: dict[str, type] = registry.sections()
@@ -62,6 +63,7 @@ class Settings:
     topics: TopicSettings = field(default_factory=TopicSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     detectors: dict[str, Any] = field(default_factory=lambda: {k: v() for k, v in DETECTOR_SECTIONS.items()})
+    risk: RiskSettings = field(default_factory=RiskSettings)  # the institution risk score ([risk], models/risk)
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the pipeline uses: inputs, alerts, dead letters, and the worker's state changelogs."""
@@ -133,13 +135,13 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
         for name, body in _read_config(p).items():
             if not isinstance(body, dict):
                 raise ConfigError(f"config key {name!r} must be a [section]")
-            if name in ("kafka", "topics", "worker"):
+            if name in ("kafka", "topics", "worker", "risk"):
                 sections.setdefault(name, {}).update(body)
                 continue
             for sub, values in body.items():
                 full = f"{name}.{sub}"
                 if full not in DETECTOR_SECTIONS or not isinstance(values, dict):
-                    raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, "
+                    raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, risk, "
                                       + ", ".join(DETECTOR_SECTIONS))
                 sections.setdefault(full, {}).update(values)
     for var, (section, key) in ENV.items():
@@ -148,7 +150,7 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
     for section, values in (overrides or {}).items():
         sections.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
 
-    unknown = set(sections) - {"kafka", "topics", "worker", *DETECTOR_SECTIONS}
+    unknown = set(sections) - {"kafka", "topics", "worker", "risk", *DETECTOR_SECTIONS}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}")
     kafka = dict(sections.get("kafka", {}))
@@ -162,4 +164,5 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
         topics=_typed(TopicSettings, "topics", sections.get("topics", {})),
         worker=_typed(WorkerSettings, "worker", sections.get("worker", {})),
         detectors={name: _typed(cls, name, sections.get(name, {})) for name, cls in DETECTOR_SECTIONS.items()},
+        risk=_typed(RiskSettings, "risk", sections.get("risk", {})),
     )

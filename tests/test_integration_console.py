@@ -4,7 +4,6 @@ case; the change on zhijian.case-events; a restarted console shows the same case
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 import sys

@@ -71,6 +71,14 @@ class ReadmissionRules:
     planned_item_codes: list[str] = field(default_factory=lambda: ["CHEMO", "S-CHEMO", "S-DIALYSIS", "RADIOTHERAPY"])
 
 
+def planned_stay(event: dict[str, Any], rules: ReadmissionRules) -> bool:
+    """Whether an inpatient claim is a planned cycle (chemotherapy, radiotherapy, dialysis): by a diagnosis in
+    its code system or a billed item."""
+    prefixes = rules.planned_diagnoses.get(system_of(event), ())
+    return (any(normalize(d).startswith(p) for d in event.get("diagnoses") or () for p in prefixes)
+            or any(it.get("item_code") in rules.planned_item_codes for it in event.get("items") or ()))
+
+
 @dataclass(slots=True)
 class _Stay:
     claim_id: str
@@ -95,10 +103,7 @@ class SplitAdmissionDetector(KeyedDetector):
         self.retention_s = (2 * self.rules.max_gap_days + 7) * 86400.0
 
     def _planned(self, event: dict[str, Any]) -> bool:
-        r = self.rules
-        prefixes = r.planned_diagnoses.get(system_of(event), ())
-        return (any(normalize(d).startswith(p) for d in event["diagnoses"] for p in prefixes)
-                or any(it["item_code"] in r.planned_item_codes for it in event["items"]))
+        return planned_stay(event, self.rules)
 
     @staticmethod
     def _groups(event: dict[str, Any]) -> frozenset[str]:

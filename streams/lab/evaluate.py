@@ -135,8 +135,10 @@ def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
     return alerts
 
 
-def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str) -> dict:
-    """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id."""
+def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str,
+                 on_event: Any = None) -> dict:
+    """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id
+    (``on_event(stream, event)`` sees every event produced)."""
     from connectors.broker import EmbeddedBroker, ensure_topics
     from connectors.producer import EnvelopeProducer
     from streams.lab.processes import peak_rss_mib
@@ -162,6 +164,8 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                 for stream, key, event in sim.until(hour):
                     producer.add(stream, key, event)
                     produced[stream] += 1
+                    if on_event is not None:
+                        on_event(stream, event)
                 producer.flush()
                 if int((hour - sim.t0) / 3600) % 24 == 0:
                     _progress(f"  [{label}] produced day {(hour - sim.t0) / DAY:.0f}/{args.days:g}: "
@@ -228,6 +232,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from connectors.simulator.scenarios import BY_NAME
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
+    from models.risk.ledger import InstitutionLedger
+    from streams.lab.rank import RISK_SCORE, compare_rankings, positives
+    from streams.lab.rank import markdown as rank_markdown
     from streams.lab.processes import ensure_run_key, simulator_from_args
 
     if args.days <= 0 or args.scale <= 0:
@@ -251,10 +258,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             _progress("  first the reference: one worker, uninterrupted")
             reference = alert_index(run_pipeline(args, simulator_from_args(args), 1, None, "reference")["alerts"])
-    run = run_pipeline(args, sim, args.workers, args.kill_every, "run")
-    produced, alerts = run["produced"], run["alerts"]
     pseudonymize = Pseudonymizer.from_env()
-    truth = incidents_from_truth(sim.truth, pseudonymize)
+    ledger = InstitutionLedger()  # the institution risk score's view of the same claims
+
+    def learn(stream: str, event: dict[str, Any]) -> None:
+        if stream == "claim":
+            ledger.learn_claim({**event, "patient": pseudonymize(event["patient_id"])})
+
+    run = run_pipeline(args, sim, args.workers, args.kill_every, "run", learn)
+    produced, alerts = run["produced"], run["alerts"]
+    # institution-wide fraud is ranked by the risk score (below), not matched to alerts
+    truth = [i for i in incidents_from_truth(sim.truth, pseudonymize) if i.detectors != (RISK_SCORE,)]
     report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()))
     enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
@@ -268,7 +282,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         **report_dict(report),
         "alert_index": alert_index(alerts),
     }
+    for alert in alerts.values():
+        ledger.learn_alert(alert)
+    as_of = max((d for per in ledger.days.values() for d in per), default=None)
+    if as_of is not None:
+        ranking = compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of,
+                                   {i.id: i.kind for i in sim.region.institutions})
+        result["institution_ranking"] = {k: v for k, v in ranking.items() if k != "scores"}
     print(markdown(report))
+    if as_of is not None:
+        print("\n### institutions ranked by the risk score (models/risk), against naive rankings\n")
+        print(rank_markdown(ranking))
     print(f"\n{sum(produced.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(produced.items()))}), "
           f"{len(alerts)} alerts, {result['wall_seconds']:.0f} s; {layout}, {run['kills']} kill(s)")
     status = 0

@@ -1,0 +1,135 @@
+"""Ranking institutions: the risk score (models.risk) against naive rankings, on labelled institutions.
+
+The positives are the institutions the simulator makes fraudulent for a whole horizon —
+``fraudulent_institution`` (a quarter of every kind and size) and ``upcoding_profile`` — and the
+rankings compared are the score, the plain claim count (volume, the baseline to beat), and the count
+and rate of alerts (what ranking by rule hits gives). Each is reported as ROC-AUC and precision at
+k (k = the number of positives, and 5).
+
+``zhijian rank --seeds 1 2 3`` runs the simulator's claims through the claims detectors in this
+process (no broker: a ranking needs the claims and their alerts, not the transport) and prints one
+table per seed and their mean; ``zhijian evaluate`` prints the same table for its own run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+#: What the fraudulent_institution scenario names as its "detector": the ranking, not an alert.
+RISK_SCORE = "institution.risk"
+#: The scenarios whose institutions are fraudulent as a whole (the ranking's positives).
+INSTITUTION_SCENARIOS = ("fraudulent_institution", "upcoding_profile")
+
+
+def positives(truth: list[dict[str, Any]]) -> set[str]:
+    return {x["entity"]["id"] for x in truth if x["scenario"] in INSTITUTION_SCENARIOS}
+
+
+def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str], as_of: str,
+                     peer_groups: dict[str, str] | None = None) -> dict[str, Any]:
+    """ROC-AUC and precision@k of the score and of the naive rankings, over the institutions scored."""
+    from models.evaluation import precision_at_k, roc_auc
+    from models.risk.score import RiskSettings, score_institutions
+
+    scored = score_institutions(ledger, as_of, RiskSettings(peer_groups=peer_groups or {}))
+    volume = {s.institution_id: float(s.claims) for s in scored}
+    hits = Counter(a.get("institution_id") for a in alerts if a.get("stream") == "claim")
+    rankings = {
+        "risk score": {s.institution_id: s.score for s in scored},
+        "claim volume (baseline)": volume,
+        "claims-rule alerts": {i: float(hits.get(i, 0)) for i in volume},
+        "claims-rule alerts per claim": {i: hits.get(i, 0) / volume[i] for i in volume},
+    }
+    fraud = fraud & set(volume)
+    k = len(fraud)
+    table = {name: {"roc_auc": roc_auc(r, fraud), f"precision_at_{k}": precision_at_k(r, fraud, k),
+                    "precision_at_5": precision_at_k(r, fraud, 5)} for name, r in rankings.items()}
+    return {"as_of": as_of, "institutions": len(volume), "fraudulent": sorted(fraud), "k": k, "rankings": table,
+            "scores": [s.to_dict() for s in scored]}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    k = result["k"]
+    lines = [f"institutions scored: {result['institutions']}, fraudulent: {k} ({', '.join(result['fraudulent'])})",
+             "", f"| ranking | ROC-AUC | precision@{k} | precision@5 |", "|---|---|---|---|"]
+    for name, m in result["rankings"].items():
+        cells = [m["roc_auc"], m[f"precision_at_{k}"], m["precision_at_5"]]
+        lines.append(f"| {name} | " + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + " |")
+    lines += ["", "| rank | institution | score | grade | peer group | claims | strongest rates |", "|---|---|---|---|---|---|---|"]
+    fraud = set(result["fraudulent"])
+    for s in result["scores"][:10]:
+        mark = " ★" if s["institution_id"] in fraud else ""
+        lines.append(f"| {s['rank']} | {s['institution_id']}{mark} | {s['score']:.1f} | {s['grade']} | {s['peer_group']} | "
+                     f"{s['claims']:,} | {', '.join(s['top'])} |")
+    lines.append("\n★ labelled fraudulent")
+    return "\n".join(lines)
+
+
+def run_seed(seed: int, days: float, scale: float) -> dict[str, Any]:
+    """One simulated region's claims through the claims detectors in this process; the rankings compared."""
+    import orjson
+
+    from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+    from models.alert import Source
+    from models.contracts import validate
+    from models.pseudonym import Pseudonymizer
+    from models.risk.ledger import InstitutionLedger
+    from streams.detectors import build_detectors
+    from streams.reference import ReferenceTables
+    from streams.settings import load_settings
+
+    sim = RegionSimulator(SimulationConfig(seed=seed, days=days, scale=scale))
+    settings = load_settings([str(REGION_CONFIG)], environ={})
+    pseudonymize = Pseudonymizer.from_env()
+    tables = ReferenceTables(pseudonymize)
+    for key, record in sim.references()["beneficiary"]:
+        tables.apply("beneficiary", key.encode(), orjson.dumps(record))
+    runtime = build_detectors(settings, tables)["claim"][0]
+    ledger = InstitutionLedger()
+    alerts: dict[str, dict[str, Any]] = {}
+    for offset, (stream, key, event) in enumerate(sim.until(sim.t0 + days * 86400)):
+        if stream != "claim":
+            continue
+        event = validate(stream, event)
+        event["patient"] = pseudonymize(event.pop("patient_id"))
+        ledger.learn_claim(event)
+        for alert in runtime.process(event, Source("zhijian.claims", 0, offset, key)):
+            alerts.setdefault(alert.alert_id, orjson.loads(alert.to_json()))
+    for alert in alerts.values():
+        ledger.learn_alert(alert)
+    as_of = max(d for days_ in ledger.days.values() for d in days_)
+    kinds = {i.id: i.kind for i in sim.region.institutions}
+    return compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of, kinds)
+
+
+def run_rank(args: argparse.Namespace) -> int:
+    from connectors.errors import ZhijianError
+    from streams.lab.processes import ensure_run_key
+
+    if args.days <= 0 or args.scale <= 0 or not args.seeds:
+        raise ZhijianError("--days and --scale must be positive and --seeds name at least one seed")
+    print(f"rank: {ensure_run_key()}", file=sys.stderr)
+    results = []
+    for seed in args.seeds:
+        started = time.monotonic()
+        result = run_seed(seed, args.days, args.scale)
+        results.append(result)
+        print(f"\n## seed {seed}, {args.days:g} days, scale {args.scale:g} ({time.monotonic() - started:.0f} s)\n")
+        print(markdown(result))
+    names = list(results[0]["rankings"])
+    print(f"\n## mean over {len(results)} seed(s)\n\n| ranking | ROC-AUC | precision@k (k = fraudulent) | precision@5 |\n|---|---|---|---|")
+    for name in names:
+        aucs = [r["rankings"][name]["roc_auc"] for r in results if r["rankings"][name]["roc_auc"] is not None]
+        pk = [r["rankings"][name][f"precision_at_{r['k']}"] for r in results]
+        p5 = [r["rankings"][name]["precision_at_5"] for r in results]
+        print(f"| {name} | {statistics.mean(aucs):.2f} | {statistics.mean(pk):.2f} | {statistics.mean(p5):.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seeds": args.seeds, "days": args.days, "scale": args.scale,
+                                               "results": results}, indent=2))
+    return 0
