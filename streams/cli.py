@@ -128,9 +128,12 @@ def start_demo_console(bootstrap: str, port: int) -> tuple[Any, str]:
         store.add_user("demo", "supervisor", password)
     store.db.close()
     log = open(STATE_DIR / "console.log", "ab")
+    from connectors.simulator import REGION_CONFIG
+
+    grids = REGION_CONFIG.with_name("grids.toml")
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
-                             "--port", str(port), "--db", str(db)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ})
+                             "--port", str(port), "--db", str(db), "--grids", str(grids)], stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ})
     return proc, f"user demo, password in {secret_file}"
 
 
@@ -402,9 +405,19 @@ def cmd_console(args: argparse.Namespace) -> int:
     store = Store(args.db)
     if store.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
         raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
+    grids = {}
+    if args.grids:
+        import tomllib
+
+        try:
+            grids = tomllib.loads(Path(args.grids).read_text()).get("grids", {})
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ZhijianError(f"--grids {args.grids}: {e}; give a TOML file with a [grids] table, region = grid") from None
+        if not isinstance(grids, dict) or not all(isinstance(v, str) for v in grids.values()):
+            raise ZhijianError(f"--grids {args.grids}: the [grids] table maps a region code to a grid name")
     wait_until_answers(settings.kafka, timeout=30)
     asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
-                      args.port))
+                      args.port, settings.topic("institution-scores"), grids))
     return 0
 
 
@@ -606,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--host", default="127.0.0.1")
     co.add_argument("--port", type=int, default=8480)
     co.add_argument("--db", default=str(STATE_DIR / "console.db"), help="SQLite store of users and case events")
+    co.add_argument("--grids", metavar="TOML", help="region → grid 网格 table ([grids] \"310101\" = \"Huangpu\"): cases "
+                                                    "go to the grid of their region")
     co.set_defaults(func=cmd_console)
     cu = sub.add_parser("console-user", help="add or replace a workbench user (password from "
                                              "$ZHIJIAN_CONSOLE_PASSWORD or a prompt)")

@@ -26,16 +26,17 @@ pytestmark = [pytest.mark.integration,
 T0 = 1791000000.0  # 2026-10-03
 
 
-def alert(n: int, detector: str, stream: str, kind: str, entity: str, day: int, **numbers):
+def alert(n: int, detector: str, stream: str, kind: str, entity: str, day: int, institution: str = "IT-H1",
+          region: str = "310101", **numbers):
     return Alert.build(detector=detector, version="1", key=f"k{n}", stream=stream, severity="high", tier="violation",
-                       entity_kind=kind, entity_id=entity, institution_id="IT-H1", region="310101",
+                       entity_kind=kind, entity_id=entity, institution_id=institution, region=region,
                        event_t=T0 + day * 86400, score=1.0 + n, reason=f"reason {n}", numbers=numbers,
                        evidence=[Source(f"zhijian.{stream}", 2, 100 + n, f"ev{n}")])
 
 
-def start_console(bootstrap: str, port: int, db: str, log):
+def start_console(bootstrap: str, port: int, db: str, log, *extra: str):
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
-                             "--port", str(port), "--db", db], stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--db", db, *extra], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the console exited"
@@ -208,3 +209,62 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102 — keep the 303 and its cookie
         return None
+
+
+def score(inst: str, day: str, value: float, grade: str, **z):
+    return {"schema_version": 1, "institution_id": inst, "day": day, "score": value, "grade": grade, "rank": 1, "of": 2,
+            "peer_group": "inpatient", "claims": 900, "beneficiaries": 400, "complete": True,
+            "features": {k: 0.5 for k in z}, "z": z, "top": sorted(z, key=lambda k: -z[k])[:3]}
+
+
+def test_institution_grades_from_the_risk_scores_and_grids_route_the_queue(broker, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    bs = broker.bootstrap_servers
+    mine = [alert(20 + n, "claim.duplicate_charge", "claim", "institution", "IT-H7", n, institution="IT-H7",
+                  region="310104", claim_id=f"C{n}") for n in range(2)]
+    other = alert(30, "claim.unbundling", "claim", "institution", "IT-H8", 0, institution="IT-H8", region="310101")
+    for a in mine + [other]:
+        produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
+    for record in (score("IT-H7", "2026-10-01", 2.0, "yellow", amount_per_claim=3.0),
+                   score("IT-H7", "2026-10-02", 7.5, "red", shared_physicians=9.0, amount_per_claim=4.0),
+                   score("IT-H8", "2026-10-02", 0.1, "blue", amount_per_claim=0.5)):
+        produce(bs, "zhijian.institution-scores", [orjson.dumps(record)], key=record["institution_id"])
+    grids = tmp_path / "grids.toml"
+    grids.write_text('[grids]\n"310104" = "Xuhui grid"\n')
+    db = str(tmp_path / "console.db")
+    Store(db).add_user("zhao", "analyst", "zhao's long password")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "console.log", "wb")
+    proc = start_console(bs, port, db, log, "--grids", str(grids))
+    try:
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "user").send_keys("zhao")
+        browser.find_element(By.ID, "password").send_keys("zhao's long password")
+        submit(browser, "signin")
+
+        def rows(query):
+            browser.get(base + "/?" + query)
+            return [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#queue tr.case")]
+        red = wait_for(lambda: [r for r in rows("grade=red") if "IT-H7" in r])
+        assert all("IT-H7" in r and "red" in r and "Xuhui grid" in r for r in rows("grade=red"))
+        assert len(red) == 1  # two alerts of one institution and detector family: one case
+        xuhui = rows("grid=Xuhui+grid")
+        assert xuhui and all("Xuhui grid" in r for r in xuhui)
+        assert any("IT-H8" in r and "blue" in r and "310101" in r for r in rows("grid=310101"))  # no grid named: its region
+
+        browser.get(base + "/institutions/IT-H7")
+        assert browser.find_element(By.ID, "grade").text == "red" and browser.find_element(By.ID, "score").text == "7.50"
+        rates = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#rates tr.rate")]
+        assert rates[0].startswith("shared_physicians") and "9.00" in rates[0]
+        history = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")]
+        assert history == ["2026-10-02 7.50 red", "2026-10-01 2.00 yellow"]
+        assert browser.find_elements(By.CSS_SELECTOR, "#spark polyline")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#cases tr.case")) == 1
+        browser.get(base + "/institutions/NO-SUCH")
+        assert "no score and no case for institution NO-SUCH" in browser.find_element(By.ID, "error").text
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

@@ -5,6 +5,11 @@ Server-rendered pages (aiohttp + Jinja2 with autoescaping, no build chain). The 
 case (:mod:`models.cases`); the case events kept in its store (:mod:`connectors.console.store`) are
 replayed onto the cases, and every new change is written there and to ``zhijian.case-events``.
 
+It also follows ``zhijian.institution-scores`` (:mod:`streams.risk`): each institution's risk grade
+红/橙/黄/蓝 and its history, shown beside its cases and on the institution's page. Each case goes
+to the grid 网格 of its region (a table ``region → grid`` given with ``--grids``; a region not in it
+is its own grid), and the queue filters by grid and by grade.
+
 Users sign in (scrypt-hashed passwords, a signed session cookie); every form carries the session's
 CSRF token. Roles: an ``analyst`` changes cases of claims, prescriptions and medical waste, an
 ``operator`` cold-chain cases, a ``supervisor`` any; all see every case. Patients appear only as
@@ -39,6 +44,9 @@ SESSION_S = 12 * 3600
 MAY_CHANGE: dict[str, set[str] | None] = {"analyst": {"claim", "prescription", "waste"}, "operator": {"telemetry"},
                                           "supervisor": None}
 STREAMS = ("prescription", "claim", "waste", "telemetry")
+GRADES = ("red", "orange", "yellow", "blue")
+#: days of score history kept per institution
+HISTORY_DAYS = 400
 
 _templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                 autoescape=True, undefined=jinja2.StrictUndefined)
@@ -47,8 +55,11 @@ _templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).pa
 class Console:
     """The cases and who may do what to them (no I/O: the web handlers and the followers call it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, grids: dict[str, str] | None = None) -> None:
         self.store = store
+        self.grids = grids or {}  # region → grid 网格
+        self.scores: dict[str, dict[str, Any]] = {}  # institution → its latest score record
+        self.history: dict[str, dict[str, tuple[float, str]]] = {}  # institution → day → (score, grade)
         self.book = CaseBook()
         self.alerts: dict[str, dict[str, Any]] = {}  # alert id → its latest record
         self.pending = store.events()  # case events waiting for their case to be rebuilt
@@ -58,6 +69,23 @@ class Console:
     def add_alert(self, alert: dict[str, Any]) -> None:
         self.alerts[alert["alert_id"]] = alert
         self.book.add(alert)
+
+    def add_score(self, record: dict[str, Any]) -> None:
+        """One record of zhijian.institution-scores (the latest day wins; a day published again replaces it)."""
+        inst, day = record["institution_id"], record["day"]
+        days = self.history.setdefault(inst, {})
+        days[day] = (float(record["score"]), record["grade"])
+        if len(days) > HISTORY_DAYS:
+            del days[min(days)]
+        if day >= self.scores.get(inst, {}).get("day", ""):
+            self.scores[inst] = record
+
+    def grade_of(self, case: Any) -> str:
+        record = self.scores.get(case.institution_id) or self.scores.get(case.entity_id)
+        return record["grade"] if record else ""
+
+    def grid_of(self, case: Any) -> str:
+        return self.grids.get(case.region, case.region or "unassigned")
 
     def apply_pending(self) -> None:
         waiting = []
@@ -112,6 +140,15 @@ class Console:
         return {"user": data["u"], "role": role, "csrf": data["c"]}
 
 
+def _sparkline(values: list[float], width: int = 300, height: int = 40) -> str:
+    """SVG polyline points of a score history (the page draws it; no script, no chart library)."""
+    if len(values) < 2:
+        return ""
+    top = max(max(values), 1e-9)
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}" for i, v in enumerate(values))
+
+
 def _page(name: str, status: int = 200, **values: Any) -> web.Response:
     return web.Response(text=_templates.get_template(name).render(**values), status=status, content_type="text/html")
 
@@ -157,14 +194,37 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         s = who(request)
         if s is None:
             raise web.HTTPSeeOther("/login")
-        f = {k: request.query.get(k, "") for k in ("stream", "status", "family")}
-        cases = [c for c in console.book.cases.values()
-                 if (not f["stream"] or c.stream == f["stream"]) and (not f["status"] or c.status == f["status"])
-                 and (not f["family"] or c.family == f["family"])]
-        cases.sort(key=lambda c: (c.status == "closed", -c.strongest_score, c.last_seen))
+        f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid")}
+        rows = []
+        for c in console.book.cases.values():
+            grade, grid = console.grade_of(c), console.grid_of(c)
+            if ((not f["stream"] or c.stream == f["stream"]) and (not f["status"] or c.status == f["status"])
+                    and (not f["family"] or c.family == f["family"]) and (not f["grade"] or grade == f["grade"])
+                    and (not f["grid"] or grid == f["grid"])):
+                rows.append((c, grade, grid))
+        rank = {g: i for i, g in enumerate(GRADES)}
+        rows.sort(key=lambda r: (r[0].status == "closed", rank.get(r[1], len(GRADES)), -r[0].strongest_score,
+                                 r[0].last_seen))
         families = sorted({c.family for c in console.book.cases.values()})
-        return _page("queue.html", cases=cases[:500], total=len(console.book.cases), f=f, streams=STREAMS,
-                     statuses=STATUSES, families=families, **s)
+        grids = sorted({console.grid_of(c) for c in console.book.cases.values()})
+        return _page("queue.html", rows=rows[:500], total=len(console.book.cases), f=f, streams=STREAMS,
+                     statuses=STATUSES, families=families, grades=GRADES, grids=grids, **s)
+
+    @routes.get("/institutions/{institution_id}")
+    async def institution_page(request: web.Request) -> web.Response:
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        inst = request.match_info["institution_id"]
+        cases = [c for c in console.book.cases.values() if inst in (c.institution_id, c.entity_id)]
+        record = console.scores.get(inst)
+        if record is None and not cases:
+            return error(request, 404, "No such institution", f"no score and no case for institution {inst[:64]}", s)
+        history = sorted(console.history.get(inst, {}).items())
+        cases.sort(key=lambda c: (c.status == "closed", c.last_seen))
+        z = sorted((record or {}).get("z", {}).items(), key=lambda kv: -kv[1])
+        return _page("institution.html", inst=inst, r=record, z=z, features=(record or {}).get("features", {}),
+                     history=history, cases=cases, spark=_sparkline([v[0] for _, v in history]), **s)
 
     @routes.get("/cases/{case_id}")
     async def case_page(request: web.Request) -> web.Response:
@@ -212,6 +272,34 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
     return app
 
 
+async def follow_scores(conn: Any, topic: str, console: Console) -> None:
+    """Read the institution scores from the beginning and keep following them (a missing topic: no grades)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from connectors.errors import ZhijianError
+
+    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        try:
+            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+        except ZhijianError as e:
+            log.warning("no institution grades: %s", e)
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    try:
+                        console.add_score(orjson.loads(r.value))
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                        log.warning("score %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
+    finally:
+        await consumer.stop()
+
+
 async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.Event) -> None:
     """Read the alert topic from its beginning and keep following it."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -239,10 +327,11 @@ async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.
         await consumer.stop()
 
 
-async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, host: str, port: int) -> None:
+async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
+                scores_topic: str | None = None, grids: dict[str, str] | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
-    console = Console(store)
+    console = Console(store, grids)
     producer = AIOKafkaProducer(**conn.aiokafka())
     await producer.start()
 
@@ -251,6 +340,7 @@ async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, h
 
     ready = asyncio.Event()
     follower = asyncio.create_task(follow_alerts(conn, alerts_topic, console, ready))
+    scores = asyncio.create_task(follow_scores(conn, scores_topic, console)) if scores_topic else None
     runner = web.AppRunner(make_app(console, send_event))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -259,5 +349,7 @@ async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, h
     try:
         await follower
     finally:
+        if scores is not None:
+            scores.cancel()
         await runner.cleanup()
         await producer.stop()
