@@ -67,7 +67,7 @@ def test_every_scenario_is_in_the_ground_truth_and_never_in_the_events(labelled)
     for x in sim.truth:
         spec = BY_NAME[x["scenario"]]
         assert x["entity"]["kind"] == spec.entity_kind and tuple(x["detectors"]) == spec.detectors
-        assert sim.t0 < x["start_t"] <= x["end_t"]
+        assert (sim.t0 <= x["start_t"] if spec.at_start else sim.t0 < x["start_t"]) and x["start_t"] <= x["end_t"]
     assert not any(b"scenario" in orjson.dumps(e) for _, _, e in events)
 
 

@@ -8,10 +8,15 @@ plausible yuan figures for a Chinese city, not any region's official list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 #: The region's clock: China Standard Time.
 TZ = timezone(timedelta(hours=8))
+
+
+def day_of(t: float) -> str:
+    """The local calendar day of an epoch time in the simulated region."""
+    return datetime.fromtimestamp(t, TZ).date().isoformat()
 
 
 @dataclass(frozen=True)

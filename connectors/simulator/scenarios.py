@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Callable
 
 from connectors.simulator import catalogue as cat
 from connectors.simulator.coldchain import Fault
-from connectors.simulator.simulator import day_of
 
 if TYPE_CHECKING:
     from connectors.simulator.simulator import RegionSimulator
@@ -271,7 +270,7 @@ def billing_after_death(sim, t, sc):
     else:
         inst = _clinic(sim, "community", "private_clinic")
         claim = sim.claim(t, inst, r.choice(inst.prescribers), patient, "outpatient", ["I10"],
-                          [sim.service_line("S-CONSULT", 1, day_of(t))])
+                          [sim.service_line("S-CONSULT", 1, cat.day_of(t))])
     sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
                died=sim.death_date[patient.id])
 
@@ -283,7 +282,7 @@ def sex_age_conflict(sim, t, sc):
     t = _work_hours(t, rng=r)
     diagnosis = "N83.2" if patient.sex == "M" else "N40.0"  # an ovarian cyst for a man, an enlarged prostate for a woman
     claim = sim.claim(t, inst, _prescriber(sim, inst), patient, "outpatient", [diagnosis],
-                      [sim.service_line("S-CONSULT", 1, day_of(t)), sim.service_line("S-US-ABD", 1, day_of(t))])
+                      [sim.service_line("S-CONSULT", 1, cat.day_of(t)), sim.service_line("S-US-ABD", 1, cat.day_of(t))])
     sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
                diagnosis=diagnosis, sex=patient.sex)
 

@@ -75,8 +75,7 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, TZ).isoformat(timespec="seconds")
 
 
-def day_of(t: float) -> str:
-    return datetime.fromtimestamp(t, TZ).date().isoformat()
+day_of = cat.day_of
 
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -418,14 +417,18 @@ class RegionSimulator:
     def admit(self, t: float, inst: Institution, los: int, patient: Patient | None = None,
               diagnosis: str | None = None, department: str | None = None, planned: bool = False) -> Stay | None:
         r = self.rng_stay
+        seen = self.visited.setdefault(day_of(t), set())
         if patient is None:  # not someone discharged lately: a readmission is a scenario's to plant
             for _ in range(6):
                 p = r.choice(self.patients)
-                if p.id not in self.stays and self.discharged.get(p.id, -1e18) < t - 30 * 86400:
+                # nor someone seen there as an outpatient that day: the stay bills the same tests on that day
+                if (p.id not in self.stays and self.discharged.get(p.id, -1e18) < t - 30 * 86400
+                        and (p.id, inst.id) not in seen):
                     patient = p
                     break
             else:
                 return None
+        seen.add((patient.id, inst.id))  # and no outpatient visit there later that day
         dept = department or r.choice([d for d in inst.departments if d != "ER"] or ["GP"])
         if diagnosis is None:
             diagnosis = {"SURG": "K35.8", "ONC": "C34.9", "CARD": "I21.9", "RESP": "J18.9", "NEPH": "N18.5",

@@ -16,6 +16,8 @@ shared_physicians      claims billed under physicians who bill mostly elsewhere 
                        (挂证, 借用医师)
 duplicate_rate         duplicate-charge and unbundling alerts per claim             claims
 rule_hit_rate          claims-rule alerts per claim                                 claims
+claims_per_bed         claims per approved bed (when ``beds`` names them)           beds
+money_per_bed          money per approved bed                                       beds
 =====================  ==========================================================  ===============
 
 Each rate is compared with the institution's *peers* — the same kind when configured
@@ -75,7 +77,7 @@ from typing import Any
 from models.risk.ledger import DUPLICATE_DETECTORS, InstitutionLedger, bin_floor
 
 FEATURES = ("claims_per_patient", "money_per_patient", "amount_per_claim", "high_value_share", "readmission_rate",
-            "length_of_stay", "shared_physicians", "duplicate_rate", "rule_hit_rate")
+            "length_of_stay", "shared_physicians", "duplicate_rate", "rule_hit_rate", "claims_per_bed", "money_per_bed")
 RULE_FEATURES = ("duplicate_rate", "rule_hit_rate")
 GRADES = (("red", 6.0), ("orange", 3.0), ("yellow", 1.0), ("blue", float("-inf")))
 
@@ -92,6 +94,7 @@ class RiskSettings:
     rule_weight: float = 0.5  # the rule-derived rates corroborate: half weight
     min_peers: int = 5  # a configured kind with fewer members falls back to the kind inferred from the mix
     peer_groups: dict[str, str] = field(default_factory=dict)  # institution → its kind, when known
+    beds: dict[str, int] = field(default_factory=dict)  # institution → its approved beds (核定床位), when known
 
 
 @dataclass
@@ -180,6 +183,10 @@ def _features(t: dict[str, Any], above: int, s: RiskSettings) -> dict[str, Featu
         f["readmission_rate"] = share(t["readmissions"], stays)
         f["length_of_stay"] = (los, stays, max(t["stay_days_sq"] / stays - los * los, 0.0))
     f["shared_physicians"] = share(t["borrowed_claims"], claims)
+    beds = s.beds.get(t["institution_id"], 0)
+    if beds > 0:
+        f["claims_per_bed"] = (claims / beds, beds, claims / beds)  # Poisson claims per bed
+        f["money_per_bed"] = (t["money"] / beds, beds, claims / beds * second)  # compound Poisson
     return f
 
 
@@ -227,7 +234,7 @@ def score_institutions(ledger: InstitutionLedger, as_of: str, settings: RiskSett
     for inst in insts:
         counts = ledger.amount_counts(inst, as_of)
         above = sum(n for (kind, b), n in counts.items() if kind in p90 and b >= p90[kind])
-        feats[inst] = _features(totals[inst], above, s)
+        feats[inst] = _features({**totals[inst], "institution_id": inst}, above, s)
         inferred[inst] = inferred_group(totals[inst], s.min_stays)
     configured: dict[str, list[str]] = {}
     for inst in insts:

@@ -233,7 +233,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import markdown, report_dict, score
     from models.pseudonym import Pseudonymizer
     from models.risk.ledger import InstitutionLedger
-    from streams.lab.rank import RISK_SCORE, compare_rankings, positives
+    from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
     from streams.lab.rank import markdown as rank_markdown
     from streams.lab.processes import ensure_run_key, simulator_from_args
 
@@ -286,8 +286,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         ledger.learn_alert(alert)
     as_of = max((d for per in ledger.days.values() for d in per), default=None)
     if as_of is not None:
-        ranking = compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of,
-                                   {i.id: i.kind for i in sim.region.institutions})
+        ranking = compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of, *registry(sim.region))
         result["institution_ranking"] = {k: v for k, v in ranking.items() if k != "scores"}
     print(markdown(report))
     if as_of is not None:

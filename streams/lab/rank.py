@@ -32,12 +32,12 @@ def positives(truth: list[dict[str, Any]]) -> set[str]:
 
 
 def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str], as_of: str,
-                     peer_groups: dict[str, str] | None = None) -> dict[str, Any]:
+                     peer_groups: dict[str, str] | None = None, beds: dict[str, int] | None = None) -> dict[str, Any]:
     """ROC-AUC and precision@k of the score and of the naive rankings, over the institutions scored."""
     from models.evaluation import precision_at_k, roc_auc
     from models.risk.score import RiskSettings, score_institutions
 
-    scored = score_institutions(ledger, as_of, RiskSettings(peer_groups=peer_groups or {}))
+    scored = score_institutions(ledger, as_of, RiskSettings(peer_groups=peer_groups or {}, beds=beds or {}))
     volume = {s.institution_id: float(s.claims) for s in scored}
     hits = Counter(a.get("institution_id") for a in alerts if a.get("stream") == "claim")
     rankings = {
@@ -104,8 +104,12 @@ def run_seed(seed: int, days: float, scale: float) -> dict[str, Any]:
     for alert in alerts.values():
         ledger.learn_alert(alert)
     as_of = max(d for days_ in ledger.days.values() for d in days_)
-    kinds = {i.id: i.kind for i in sim.region.institutions}
-    return compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of, kinds)
+    return compare_rankings(ledger, list(alerts.values()), positives(sim.truth), as_of, *registry(sim.region))
+
+
+def registry(region: Any) -> tuple[dict[str, str], dict[str, int]]:
+    """What a regulator's registry says of the simulated institutions: their kind and approved beds."""
+    return ({i.id: i.kind for i in region.institutions}, {i.id: i.beds for i in region.institutions if i.beds})
 
 
 def run_rank(args: argparse.Namespace) -> int:
