@@ -217,14 +217,18 @@ def score(inst: str, day: str, value: float, grade: str, **z):
             "features": {k: 0.5 for k in z}, "z": z, "top": sorted(z, key=lambda k: -z[k])[:3]}
 
 
-def test_institution_grades_from_the_risk_scores_and_grids_route_the_queue(broker, browser, tmp_path):
+def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     bs = broker.bootstrap_servers
     mine = [alert(20 + n, "claim.duplicate_charge", "claim", "institution", "IT-H7", n, institution="IT-H7",
                   region="310104", claim_id=f"C{n}") for n in range(2)]
     other = alert(30, "claim.unbundling", "claim", "institution", "IT-H8", 0, institution="IT-H8", region="310101")
-    for a in mine + [other]:
+    fridge = alert(31, "coldchain.excursion", "telemetry", "device", "IT-FR-9", 0, institution="IT-CDC", peak_c=11.0)
+    logger = alert(32, "coldchain.sensor_silent", "telemetry", "device", "IT-FR-8", 0, institution="IT-CDC")
+    for a in mine + [other, fridge, logger]:
         produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
     for record in (score("IT-H7", "2026-10-01", 2.0, "yellow", amount_per_claim=3.0),
                    score("IT-H7", "2026-10-02", 7.5, "red", shared_physicians=9.0, amount_per_claim=4.0),
@@ -233,7 +237,9 @@ def test_institution_grades_from_the_risk_scores_and_grids_route_the_queue(broke
     grids = tmp_path / "grids.toml"
     grids.write_text('[grids]\n"310104" = "Xuhui grid"\n')
     db = str(tmp_path / "console.db")
-    Store(db).add_user("zhao", "analyst", "zhao's long password")
+    store = Store(db)
+    store.add_user("zhao", "analyst", "zhao's long password")
+    store.add_user("qian", "operator", "qian's long password")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "console.log", "wb")
@@ -264,6 +270,31 @@ def test_institution_grades_from_the_risk_scores_and_grids_route_the_queue(broke
         assert len(browser.find_elements(By.CSS_SELECTOR, "#cases tr.case")) == 1
         browser.get(base + "/institutions/NO-SUCH")
         assert "no score and no case for institution NO-SUCH" in browser.find_element(By.ID, "error").text
+
+        # the cold-chain board: an analyst sees it, an operator acknowledges from it
+        browser.get(base + "/coldchain")
+        wait_for(lambda: browser.get(base + "/coldchain") or "IT-FR-9" in browser.find_element(By.ID, "excursions").text)
+        assert "IT-FR-8" in browser.find_element(By.ID, "silent").text
+        assert not browser.find_elements(By.CSS_SELECTOR, "form.ack")  # the analyst may not change cold-chain cases
+        browser.delete_all_cookies()
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "user").send_keys("qian")
+        browser.find_element(By.ID, "password").send_keys("qian's long password")
+        submit(browser, "signin")
+        browser.get(base + "/coldchain")
+        row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-9" in r.text)
+        assert "open" in row.find_element(By.CSS_SELECTOR, ".status").text
+        row.find_element(By.CSS_SELECTOR, ".ack-comment").send_keys("moved the vials to the backup fridge")
+        page = browser.find_element(By.TAG_NAME, "html")
+        row.find_element(By.CSS_SELECTOR, ".ack-button").click()
+        WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
+        assert browser.current_url.endswith("/coldchain")
+        row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-9" in r.text)
+        assert "acknowledged" in row.find_element(By.CSS_SELECTOR, ".status").text
+        events = [orjson.loads(r.value) for r in read_topic(bs, "zhijian.case-events", lambda rs: any(
+            b"backup fridge" in r.value for r in rs))]
+        [ack] = [e for e in events if e.get("comment") == "moved the vials to the backup fridge"]
+        assert (ack["status"], ack["user"]) == ("acknowledged", "qian")
     finally:
         proc.terminate()
         proc.wait(20)

@@ -101,8 +101,12 @@ class Console:
         self.pending = waiting
 
     def may_change(self, role: str, case: Any) -> bool:
+        return self.may_change_stream(role, case.stream)
+
+    @staticmethod
+    def may_change_stream(role: str, stream: str) -> bool:
         streams = MAY_CHANGE.get(role, set())
-        return streams is None or case.stream in streams
+        return streams is None or stream in streams
 
     def change(self, case_id: str, user: str, role: str, status: str, verdict: str | None,
                comment: str | None) -> dict[str, Any]:
@@ -226,6 +230,27 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         return _page("institution.html", inst=inst, r=record, z=z, features=(record or {}).get("features", {}),
                      history=history, cases=cases, spark=_sparkline([v[0] for _, v in history]), **s)
 
+    @routes.get("/coldchain")
+    async def coldchain(request: web.Request) -> web.Response:
+        """The cold-chain board 冷链看板: devices with an open excursion or a silent logger, to acknowledge."""
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        excursions, silent = [], []
+        for c in console.book.cases.values():
+            if c.stream != "telemetry" or c.status == "closed":
+                continue
+            for aid in c.alert_ids:
+                a = console.alerts[aid]
+                if a.get("status") != "open":
+                    continue
+                row = (c, a, console.grid_of(c))
+                (silent if a["detector"] == "coldchain.sensor_silent" else excursions).append(row)
+        excursions.sort(key=lambda r: r[1]["event_time"])
+        silent.sort(key=lambda r: r[1]["event_time"])
+        return _page("coldchain.html", excursions=excursions, silent=silent,
+                     can_change=console.may_change_stream(s["role"], "telemetry"), **s)
+
     @routes.get("/cases/{case_id}")
     async def case_page(request: web.Request) -> web.Response:
         s = who(request)
@@ -265,6 +290,8 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
             return _case(request, s, 400, str(e))
         if send_event is not None:
             await send_event(event)
+        if form.get("back") == "/coldchain":  # acknowledged from the board: back to it (no other target)
+            raise web.HTTPSeeOther("/coldchain")
         raise web.HTTPSeeOther(f"/cases/{event['case_id']}")
 
     app = web.Application(client_max_size=64 * 1024)
