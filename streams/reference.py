@@ -100,7 +100,7 @@ async def follow(conn: Any, topics: dict[str, str], tables: ReferenceTables,
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         while True:
-            if ready is not None and not ready.is_set() and all(await consumer.position(tp) >= ends[tp] for tp in tps):
+            if ready is not None and not ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                 ready.set()
             batches = await consumer.getmany(timeout_ms=1000)
             for tp, records in batches.items():
