@@ -478,14 +478,22 @@ class RegionSimulator:
             back = t + r.uniform(14, 21) * 86400
             self._call(back, self._readmit, stay)
 
+    def _seen_today(self, t: float, stay: Stay, again: Callable[[float, Stay], None]) -> bool:
+        """A patient back for a stay who was seen there as an outpatient earlier that day comes the next day
+        instead (the stay would bill that day's tests a second time)."""
+        if (stay.patient.id, stay.institution.id) in self.visited.get(day_of(t), ()):
+            self._call(t + 86400, again, stay)
+            return True
+        return False
+
     def _readmit_unplanned(self, t: float, stay: Stay) -> None:
         """Brought back for the same condition after the 15-day rule's window (a fraudulent institution's)."""
-        if stay.patient.id not in self.stays:
+        if stay.patient.id not in self.stays and not self._seen_today(t, stay, self._readmit_unplanned):
             self.admit(t, stay.institution, max(2, round(self.rng_fraud.uniform(3, 7))), stay.patient,
                        stay.diagnosis, stay.department)
 
     def _readmit(self, t: float, stay: Stay) -> None:
-        if stay.patient.id not in self.stays:
+        if stay.patient.id not in self.stays and not self._seen_today(t, stay, self._readmit):
             self.admit(t, stay.institution, 3, stay.patient, stay.diagnosis, "ONC", planned=True)
 
     # --- medical waste ---------------------------------------------------------------------
