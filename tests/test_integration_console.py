@@ -48,6 +48,18 @@ def start_console(bootstrap: str, port: int, db: str, log, *extra: str):
     raise AssertionError("the console did not answer")
 
 
+def console_for(bootstrap: str, tmp_path, users: dict[str, str], *extra: str):
+    """A console on a free port with these users (name → role; password "<name>'s long password");
+    returns its store path, port, address, log and process."""
+    db = str(tmp_path / "console.db")
+    store = Store(db)
+    for name, role in users.items():
+        store.add_user(name, role, f"{name}'s long password")
+    port = free_port()
+    log = open(tmp_path / "console.log", "wb")
+    return db, port, f"http://127.0.0.1:{port}", log, start_console(bootstrap, port, db, log, *extra)
+
+
 def post(url: str, fields: dict, cookie: str | None) -> tuple[int, str]:
     req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST")
     if cookie:
@@ -119,14 +131,7 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
     fridge = alert(7, "coldchain.excursion", "telemetry", "device", "IT-FR-1", 0, peak_c=9.5)
     for a in carrier + [fridge]:
         produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
-    db = str(tmp_path / "console.db")
-    store = Store(db)
-    store.add_user("li", "analyst", "li's long password")
-    store.add_user("wang", "operator", "wang's long password")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "console.log", "wb")
-    proc = start_console(bs, port, db, log)
+    db, port, base, log, proc = console_for(bs, tmp_path, {"li": "analyst", "wang": "operator"})
     try:
         browser.get(base + "/")
         assert browser.current_url.endswith("/login")
@@ -236,14 +241,7 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         produce(bs, "zhijian.institution-scores", [orjson.dumps(record)], key=record["institution_id"])
     grids = tmp_path / "grids.toml"
     grids.write_text('[grids]\n"310104" = "Xuhui grid"\n')
-    db = str(tmp_path / "console.db")
-    store = Store(db)
-    store.add_user("zhao", "analyst", "zhao's long password")
-    store.add_user("qian", "operator", "qian's long password")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "console.log", "wb")
-    proc = start_console(bs, port, db, log, "--grids", str(grids))
+    _, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "analyst", "qian": "operator"}, "--grids", str(grids))
     try:
         browser.get(base + "/login")
         browser.find_element(By.ID, "user").send_keys("zhao")

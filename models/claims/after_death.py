@@ -53,6 +53,11 @@ def last_service_date(event: dict[str, Any]) -> date:
     return datetime.fromtimestamp(event["_t"], timezone.utc).date()
 
 
+def beneficiary_facts(ctx: Context, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The birth date, sex and death of the claim's patient, from the reference data (None: not known)."""
+    return ctx.reference.get("beneficiary", {}).get(event["patient"])
+
+
 class SettlementAfterDeathDetector(KeyedDetector):
     name = "claim.after_death"
     version = "1"
@@ -61,7 +66,7 @@ class SettlementAfterDeathDetector(KeyedDetector):
     key = None  # judges each claim alone, against the beneficiary facts
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        facts = ctx.reference.get("beneficiary", {}).get(event["patient"])
+        facts = beneficiary_facts(ctx, event)
         if not facts or not facts.get("death_date"):
             return []
         died = date.fromisoformat(facts["death_date"])

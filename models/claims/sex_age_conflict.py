@@ -42,7 +42,7 @@ from datetime import date
 from typing import Any
 
 from models.alert import Alert, Source
-from models.claims.after_death import last_service_date
+from models.claims.after_death import beneficiary_facts, last_service_date
 from models.claims.icd import category, in_ranges, system_of
 from models.detector import Context, KeyedDetector
 
@@ -96,7 +96,7 @@ class SexAgeConflictDetector(KeyedDetector):
     key = None  # judges each claim alone, against the beneficiary facts
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        facts = ctx.reference.get("beneficiary", {}).get(event["patient"])
+        facts = beneficiary_facts(ctx, event)
         if not facts:
             return []
         sex = facts.get("sex")
