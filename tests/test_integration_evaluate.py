@@ -28,9 +28,13 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     assert "| scenario | incidents | detected | recall | precision | median delay |" in proc.stdout
     assert sum(r["events"].values()) > 800_000 and set(r["events"]) == {"prescription", "claim", "waste", "telemetry"}
     by = {s["scenario"]: s for s in r["scenarios"]}
-    assert set(by) == set(BY_NAME)  # every scenario listed, detected or not
-    # on this seed every scenario is caught; the online models get a little room
-    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift"}
+    assert set(by) == set(BY_NAME) - {"fraudulent_institution"}  # every scenario listed, detected or not …
+    ranking = r["institution_ranking"]["rankings"]  # … the institution-wide fraud ranked by the risk score
+    assert ranking["risk score"]["roc_auc"] > ranking["claim volume (baseline)"]["roc_auc"] + 0.15
+    assert "### institutions ranked by the risk score" in proc.stdout
+    # on this seed every scenario is caught; the online models get a little room, and so does the card burst: a
+    # count over a random background, which the busiest pharmacy reaches by chance about once a month
+    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming"}
     for name in set(BY_NAME) - models:
         assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
     for name in models:
@@ -44,4 +48,5 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     assert by["warming_drift"]["median_delay_s"] < 5 * 86400  # the dynamics model, before the compressor fails
     assert r["false_alarms"] <= 3, r["unmatched_examples"]
     lines = truth.read_text().splitlines()
-    assert len(lines) == sum(s["incidents"] for s in r["scenarios"])
+    ranked = sum('"fraudulent_institution"' in line for line in lines)
+    assert ranked >= 5 and len(lines) == sum(s["incidents"] for s in r["scenarios"]) + ranked
