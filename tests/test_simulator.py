@@ -204,3 +204,11 @@ def test_simulate_refuses_an_unknown_scenario_in_one_line(tmp_path, capsys):
     assert main(["simulate", "--days", "1", "--scenario", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zhijian: error: unknown scenario(s) nope") and "Traceback" not in err
+
+
+def test_every_seed_publishes_valid_beneficiaries_the_dead_born_before_they_died():
+    for seed in range(1, 13):
+        sim = RegionSimulator(SimulationConfig(seed=seed, days=1, scale=0.3, scenarios=()))
+        people = [validate("beneficiary", dict(b)) for _, b in sim.references()["beneficiary"]]
+        dead = [b for b in people if "death_date" in b]
+        assert dead and all(b["birth_date"] <= b["death_date"] < sim.cfg.start.date().isoformat() for b in dead)

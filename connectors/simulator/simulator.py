@@ -144,7 +144,8 @@ class RegionSimulator:
         dead = max(1, reserve // 25)
         self.scenario_patients, self.deceased = self.scenario_patients[:-dead], self.scenario_patients[-dead:]
         rng_deaths = random.Random(f"deaths-{seed}")
-        self.death_date = {p.id: day_of(self.t0 - rng_deaths.uniform(10, 400) * 86400) for p in self.deceased}
+        self.death_date = {p.id: max(day_of(self.t0 - rng_deaths.uniform(10, 400) * 86400), self.birth_date(p))
+                           for p in self.deceased}  # an infant dies no earlier than its birth
         self.chronic = [p for p in self.patients if p.conditions]
         self.visitors = [i for i in r.institutions if i.weekday_visits > 0]
         self.hospitals = [i for i in r.institutions if i.beds > 0]
@@ -178,15 +179,19 @@ class RegionSimulator:
         return {"inventory": [(s["device_id"], s) for s in self.stock()],
                 "beneficiary": [(b["patient_id"], b) for b in self.beneficiaries()]}
 
+    def birth_date(self, p: Patient) -> str:
+        """The birth date a patient's national id carries (an infant's id may carry a day after the start: born
+        by then)."""
+        b = p.id[6:14]
+        return min(f"{b[:4]}-{b[4:6]}-{b[6:]}", day_of(self.t0 - 86400))
+
     def beneficiaries(self) -> list[dict[str, Any]]:
         """Every insured person's facts (topic ``zhijian.beneficiaries``, keyed by patient id): the birth date
         their national id carries, their sex, and the date of death of those who died."""
         out = []
-        latest = day_of(self.t0 - 86400)  # an infant's id may carry a day after the start: born by then
         for p in self.region.patients:
-            b = p.id[6:14]
             event = {"schema_version": 1, "patient_id": p.id, "event_time": iso(self.t0 - 86400),
-                     "birth_date": min(f"{b[:4]}-{b[4:6]}-{b[6:]}", latest), "sex": p.sex, "region": p.district}
+                     "birth_date": self.birth_date(p), "sex": p.sex, "region": p.district}
             if p.id in self.death_date:
                 event["death_date"] = self.death_date[p.id]
             out.append(event)
