@@ -174,10 +174,12 @@ def test_a_cms_export_replays_through_the_worker_death_sex_and_split_rules_fire(
     r = subprocess.run(cli + [f"beneficiary={CMS / 'Beneficiary.csv'}"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     worker.wait_metric("zhijian_reference_records_total", before + 3, table="beneficiary", outcome="applied")
+    judged = worker.metric("zhijian_events_total", stream="claim")
     r = subprocess.run(cli + [f"claim={CMS / 'Inpatient.csv'}", f"claim={CMS / 'Outpatient.csv'}"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "replayed 7 events to zhijian.claims; 1 rows refused by the mapping went to zhijian.deadletter" in r.stdout
+    worker.wait_metric("zhijian_events_total", judged + 7, timeout=180, stream="claim")  # all seven judged
 
     wanted = {"claim.after_death": "CLM624349", "claim.sex_age_conflict": "CLM189947",
               "claim.split_admission": "CLM46615"}
@@ -187,11 +189,21 @@ def test_a_cms_export_replays_through_the_worker_death_sex_and_split_rules_fire(
         for rec in records:
             a = orjson.loads(rec.value)
             claim = a["numbers"].get("claim_id") or a["numbers"].get("readmission_claim_id")
-            if wanted.get(a["detector"]) == claim:
+            if a["detector"] in wanted and wanted[a["detector"]] == claim:
                 found[a["detector"]] = a
         return found
 
-    alerts = mine(read_topic(bs, "zhijian.alerts", lambda rs: len(mine(rs)) == 3))
+    seen: dict = {}
+
+    def all_three(records):
+        seen.update(mine(records))
+        return set(seen) == set(wanted)
+
+    try:
+        read_topic(bs, "zhijian.alerts", all_three, timeout=60)
+    except AssertionError:
+        raise AssertionError(f"only {sorted(seen)} of {sorted(wanted)} were raised") from None
+    alerts = seen
     death = alerts["claim.after_death"]
     assert (death["entity"], death["numbers"]["days_after_death"], death["numbers"]["last_service_date"]) == \
         ({"kind": "institution", "id": "PRV56011"}, 41, "2009-08-10")
