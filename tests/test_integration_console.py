@@ -94,17 +94,28 @@ def browser():
 def submit(browser, button_id: str, timeout: float = 30.0) -> None:
     """Click a form's button and wait until the answer has replaced the page.
 
-    A click returns once the post is sent; on a loaded machine the old page
-    is still there when the next line looks for the answer's elements.
+    A click returns once the post is sent; on a loaded machine the old page is still there when the next
+    line looks for the answer's elements. While the document changes, chromedriver may answer a question
+    about the old page's element with an "unknown error" (the node no longer belongs to the document)
+    rather than "stale element": both mean the old page is gone.
     """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, button_id).click()
-    WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(page))
-    WebDriverWait(browser, timeout).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+    def gone(_):
+        try:
+            page.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(browser, timeout).until(gone)
+    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def wait_for(fn, timeout=30.0):
@@ -224,8 +235,6 @@ def score(inst: str, day: str, value: float, grade: str, **z):
 
 def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     bs = broker.bootstrap_servers
     mine = [alert(20 + n, "claim.duplicate_charge", "claim", "institution", "IT-H7", n, institution="IT-H7",
@@ -283,9 +292,11 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-9" in r.text)
         assert "open" in row.find_element(By.CSS_SELECTOR, ".status").text
         row.find_element(By.CSS_SELECTOR, ".ack-comment").send_keys("moved the vials to the backup fridge")
-        page = browser.find_element(By.TAG_NAME, "html")
+        row.find_element(By.CSS_SELECTOR, ".ack-button").get_attribute("class")  # the button is there
         row.find_element(By.CSS_SELECTOR, ".ack-button").click()
-        WebDriverWait(browser, 30).until(expected_conditions.staleness_of(page))
+        wait_for(lambda: browser.current_url.endswith("/coldchain") and any(
+            "IT-FR-9" in r.text and "acknowledged" in r.text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device")))
         assert browser.current_url.endswith("/coldchain")
         row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-9" in r.text)
         assert "acknowledged" in row.find_element(By.CSS_SELECTOR, ".status").text
