@@ -56,10 +56,6 @@ def amount_bin(amount: float) -> int:
     return max(0, int(math.floor(math.log10(max(amount, 1.0)) * BINS_PER_DECADE)))
 
 
-def bin_floor(b: int) -> float:
-    return 10 ** (b / BINS_PER_DECADE)
-
-
 def day_of(event: dict[str, Any]) -> str:
     """The calendar day of the event in its own offset (a claim settled at 23:00 local is that day's)."""
     return event["event_time"][:10]

@@ -74,7 +74,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.risk.ledger import DUPLICATE_DETECTORS, InstitutionLedger, bin_floor
+from models.risk.ledger import DUPLICATE_DETECTORS, InstitutionLedger
 
 FEATURES = ("claims_per_patient", "money_per_patient", "amount_per_claim", "high_value_share", "readmission_rate",
             "length_of_stay", "shared_physicians", "duplicate_rate", "rule_hit_rate", "claims_per_bed", "money_per_bed")
@@ -273,8 +273,3 @@ def score_institutions(ledger: InstitutionLedger, as_of: str, settings: RiskSett
         x.rank, x.of = rank, len(out)
     return out
 
-
-def high_value_floor(ledger: InstitutionLedger, as_of: str, kind: str) -> float | None:
-    """The amount from which a claim of ``kind`` is in the region's costliest tenth (for the docs and alerts)."""
-    b = _p90_bins(ledger, ledger.institutions(), as_of).get(kind)
-    return None if b is None else bin_floor(b)
