@@ -65,6 +65,16 @@ def _refused_value(raw: bytes | None, event: Any, whole: bool) -> bytes | None:
 
 #: A measurement cannot be later than its upload; an hour covers a device clock running fast.
 MAX_AHEAD_OF_RECORD_S = 3600.0
+#: Within one partition event time moves by minutes or hours. A month further ahead of everything the partition
+#: has shown (beyond what the records' own timestamps moved) is a wrong year or month typed into a record; a
+#: month still lets a replay of several monthly exports, or a quiet small region's partition, move on unhindered.
+MAX_AHEAD_OF_PARTITION_S = 30 * 86400.0
+#: An event stamped within a month of the record that carries it is fresh, whatever the partition showed before
+#: (a backfill of old data followed by live data; loggers read out and claims settled monthly).
+FRESH_S = 31 * 86400.0
+#: Three events that agree on a jump (each within the same bound of the others) confirm it: a replayed file with
+#: a gap, or a second file of later data replayed right after the first.
+CONFIRMATIONS = 3
 
 
 def check_event_time(t: float, record_time: float | None) -> None:
@@ -85,6 +95,57 @@ def check_event_time(t: float, record_time: float | None) -> None:
     if record_time and t > record_time + MAX_AHEAD_OF_RECORD_S:
         raise InvalidRecord("absurd_value", f"event_time is {(t - record_time) / 3600:.1f} h after its record "
                                             f"was written (limit {MAX_AHEAD_OF_RECORD_S / 3600:g} h)")
+
+
+class PartitionClock:
+    """How far one input partition's event time has got, and how far ahead of it an old event may be.
+
+    The record-time bound (:func:`check_event_time`) cannot catch a wrong date inside a replayed file: its
+    records are written now and its events are years old, so a claim of 2019 typed as 2023 is still in the
+    past. Such an event would move the partition's watermark four years on, expire every state and fire every
+    timer. So an event that is not fresh (more than :data:`FRESH_S` before its record was written) is refused
+    (``absurd_value``) when it is more than :data:`MAX_AHEAD_OF_PARTITION_S` ahead of the partition's newest
+    accepted event, beyond what the records' own timestamps moved since (a partition quiet for a month may
+    jump a month), unless :data:`CONFIRMATIONS` such events, within that bound of each other, confirm the jump.
+    A refused event does not move the clock.
+
+    >>> day = 86400.0
+    >>> now = 1795140000.0
+    >>> c = PartitionClock()
+    >>> for n in range(3):                                # a 2019 file replayed now
+    ...     c.admit(1546300800.0 + n * day, now + n)
+    >>> try:
+    ...     c.admit(1546300800.0 + 4 * 365 * day, now + 4)   # 2019 typed as 2023
+    ... except InvalidRecord as e:
+    ...     print(e.reason, "-", e.detail)
+    absurd_value - event_time is 1458.0 days ahead of its partition's newest (limit 30 days)
+    >>> c.admit(now - 60.0, now)                           # then live data: fresh, accepted
+    >>> c.newest == now - 60.0
+    True
+    """
+
+    __slots__ = ("newest", "_newest_record", "_ahead")
+
+    def __init__(self) -> None:
+        self.newest: float | None = None
+        self._newest_record: float | None = None  # the record timestamp of the newest event
+        self._ahead: list[float] = []  # recent refused-ahead event times
+
+    def admit(self, t: float, record_time: float | None) -> None:
+        check_event_time(t, record_time)
+        fresh = record_time is not None and t >= record_time - FRESH_S
+        if not fresh and self.newest is not None:
+            elapsed = max(0.0, record_time - self._newest_record) if record_time and self._newest_record else 0.0
+            ahead = t - self.newest
+            if ahead - elapsed > MAX_AHEAD_OF_PARTITION_S:
+                self._ahead = [a for a in self._ahead if abs(a - t) <= MAX_AHEAD_OF_PARTITION_S][-CONFIRMATIONS:]
+                if len(self._ahead) < CONFIRMATIONS - 1:
+                    self._ahead.append(t)
+                    raise InvalidRecord("absurd_value", f"event_time is {ahead / 86400:.1f} days ahead of its "
+                                                        f"partition's newest (limit {MAX_AHEAD_OF_PARTITION_S / 86400:g} days)")
+                self._ahead = []  # confirmed: the partition's time did jump
+        if self.newest is None or t > self.newest:
+            self.newest, self._newest_record = t, record_time
 
 
 @dataclass(slots=True)
@@ -108,6 +169,7 @@ class Ingest:
         self.detectors = detectors
         self.pseudonymize = pseudonymize
         self._has_patient = stream in ("prescription", "claim")
+        self._clocks: dict[int, PartitionClock] = {}  # input partition → its event-time clock
 
     def handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
                record_time: float | None = None) -> Outcome:
@@ -134,7 +196,10 @@ class Ingest:
         for i, event in enumerate(events):
             try:
                 validate(self.stream, event)
-                check_event_time(event["_t"], record_time)
+                clock = self._clocks.get(partition)
+                if clock is None:
+                    clock = self._clocks[partition] = PartitionClock()
+                clock.admit(event["_t"], record_time)
             except InvalidRecord as e:
                 value = _refused_value(raw, event, whole)
                 out.refused += 1

@@ -122,3 +122,37 @@ def test_an_event_stamped_far_ahead_is_refused_and_does_not_blind_or_trip_the_cl
     assert [a for o in outs for a in o.alerts] == []  # no device looked silent: the clock did not jump
     replayed = reading("IT-D", 185, written_after_s=30 * 86400)  # a file replayed a month later: fine
     assert replayed.dead == [] and replayed.events == 1
+
+
+def test_a_wrong_year_inside_a_replayed_file_is_refused_but_live_data_and_a_real_jump_are_not():
+    from datetime import datetime, timezone
+
+    ing = ingest("claim")
+    written = 1795140000.0  # the replay runs now (2026-11-20); its claims are of 2019
+
+    def claim(n, when, written_at):
+        e = example("claim", claim_id=f"CL-{n}", event_time=when.isoformat())
+        return ing.handle(orjson.dumps(e), "zhijian.claims", 2, n, written_at)
+
+    day = 86400
+    t2019 = datetime(2019, 3, 1, 10, tzinfo=timezone.utc).timestamp()
+    outs = [claim(n, datetime.fromtimestamp(t2019 + n * 3600, tz=timezone.utc), written + n) for n in range(20)]
+    assert all(o.events == 1 for o in outs)
+    typo = claim(20, datetime(2023, 3, 1, 12, tzinfo=timezone.utc), written + 20)  # 2019 typed as 2023
+    assert [d.reason for d in typo.dead] == ["absurd_value"]
+    assert "days ahead of its partition's newest (limit 30 days)" in typo.dead[0].detail
+    assert claim(21, datetime.fromtimestamp(t2019 + 21 * 3600, tz=timezone.utc), written + 21).events == 1
+    live = claim(22, datetime.fromtimestamp(written + 22 - 300, tz=timezone.utc), written + 22)  # then live data
+    assert live.events == 1 and live.dead == []
+    # a second file, of 2024, replayed right after a 2019 one on another partition: the first two wait in the
+    # dead-letter topic, the third confirms the jump and the rest pass
+    ing2 = ingest("claim")
+    for n in range(5):
+        e = example("claim", claim_id=f"A-{n}", event_time=datetime.fromtimestamp(t2019 + n * 3600, tz=timezone.utc).isoformat())
+        assert ing2.handle(orjson.dumps(e), "zhijian.claims", 3, n, written + n).events == 1
+    t2024 = datetime(2024, 1, 2, 9, tzinfo=timezone.utc).timestamp()
+    got = []
+    for n in range(5, 12):
+        e = example("claim", claim_id=f"B-{n}", event_time=datetime.fromtimestamp(t2024 + n * day, tz=timezone.utc).isoformat())
+        got.append(ing2.handle(orjson.dumps(e), "zhijian.claims", 3, n, written + n).events)
+    assert got == [0, 0, 1, 1, 1, 1, 1]
