@@ -62,7 +62,7 @@ from typing import Any, Iterable
 from models.alert import Alert, Source
 from models.detector import KeyedDetector
 from models.flood import AlertCap
-from models.runtime import PerPartition, Runtime
+from models.runtime import HOLD_CLOCK, PerPartition, Runtime
 
 #: How long the watermark waits for a source partition never heard from (event time): a worker's
 #: first fetches may bring a day of one partition before another's first record.
@@ -104,7 +104,7 @@ class Forwarder:
     def add(self, event: dict[str, Any], source: Source) -> None:
         """Note one valid event of this partition; buffer it where a detector wants it."""
         t = event["_t"]
-        if self.watermark is None or t > self.watermark:
+        if (self.watermark is None or t > self.watermark) and not event.get(HOLD_CLOCK):
             self.watermark = t
         offset, index = self._record
         self._record = (offset, index + 1) if offset == source.offset else (source.offset, 0)

@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 #: How often (event time) idle keys are looked for: a sweep visits every key, so not too often; the
 #: shortest retention is days, so six hours of overshoot is a small share of it.
 SWEEP_EVERY_S = 6 * 3600.0
+#: Set on an event that must not move its partition's watermark: judged like any other, but an outlier in time
+#: until later events confirm it (``streams.ingest.PartitionClock``). The runtime and the re-keying forwarder
+#: honour it.
+HOLD_CLOCK = "_hold"
+
 #: The changelog name of a runtime's own record (its watermark and :attr:`Runtime.meta`).
 META = "_runtime"
 
@@ -158,7 +163,7 @@ class Runtime:
                 self._settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
-        if not self.external_watermark:
+        if not self.external_watermark and not event.get(HOLD_CLOCK):
             alerts += self._advance(t)
         return self._capped(alerts)
 

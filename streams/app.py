@@ -273,6 +273,8 @@ def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any,
                     metrics.INVALID.labels(stream, dead.reason).inc()
                     log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
                 events_read.inc(out.read)
+                if out.held:
+                    metrics.EVENTS_HELD.labels(stream).inc(out.held)
                 events_refused.inc(out.refused)
                 if task is not None:
                     task.meta["applied"] = msg.offset

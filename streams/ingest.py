@@ -16,6 +16,7 @@ import orjson
 from models.alert import Alert, Source
 from models.base import Detector
 from models.contracts import InvalidRecord, decode, validate
+from models.runtime import HOLD_CLOCK
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,16 @@ def _refused_value(raw: bytes | None, event: Any, whole: bool) -> bytes | None:
 
 #: A measurement cannot be later than its upload; an hour covers a device clock running fast.
 MAX_AHEAD_OF_RECORD_S = 3600.0
-#: Within one partition event time moves by minutes or hours. A month further ahead of everything the partition
-#: has shown (beyond what the records' own timestamps moved) is a wrong year or month typed into a record; a
-#: month still lets a replay of several monthly exports, or a quiet small region's partition, move on unhindered.
-MAX_AHEAD_OF_PARTITION_S = 30 * 86400.0
-#: An event stamped within a month of the record that carries it is fresh, whatever the partition showed before
-#: (a backfill of old data followed by live data; loggers read out and claims settled monthly).
-FRESH_S = 31 * 86400.0
-#: Three events that agree on a jump (each within the same bound of the others) confirm it: a replayed file with
-#: a gap, or a second file of later data replayed right after the first.
+#: Within one partition event time moves by minutes or hours: an event more than a day further ahead of
+#: everything the partition has shown (beyond what the records' own timestamps moved since) is a wrong date
+#: typed into a record, or the first event after a quiet spell of a sparse partition — which one, only the
+#: events after it can tell.
+MAX_AHEAD_OF_PARTITION_S = 86400.0
+#: An event stamped within a day of the record that carries it is live and moves the clock freely: a backfill
+#: of old data followed by live data must not hold back the first live reading.
+FRESH_S = 86400.0
+#: Three events that agree on a jump (each within the bound of the others) confirm it: the partition's time
+#: did move on (a replayed file with a gap, a second file of later data, a quiet spell).
 CONFIRMATIONS = 3
 
 
@@ -98,29 +100,30 @@ def check_event_time(t: float, record_time: float | None) -> None:
 
 
 class PartitionClock:
-    """How far one input partition's event time has got, and how far ahead of it an old event may be.
+    """How far one input partition's event time has got, and whether an event may move it on.
 
     The record-time bound (:func:`check_event_time`) cannot catch a wrong date inside a replayed file: its
     records are written now and its events are years old, so a claim of 2019 typed as 2023 is still in the
-    past. Such an event would move the partition's watermark four years on, expire every state and fire every
-    timer. So an event that is not fresh (more than :data:`FRESH_S` before its record was written) is refused
-    (``absurd_value``) when it is more than :data:`MAX_AHEAD_OF_PARTITION_S` ahead of the partition's newest
-    accepted event, beyond what the records' own timestamps moved since (a partition quiet for a month may
-    jump a month), unless :data:`CONFIRMATIONS` such events, within that bound of each other, confirm the jump.
-    A refused event does not move the clock.
+    past. Moving the partition's watermark four years on would expire every state and fire every timer of
+    the partition. So an event that is not live (more than :data:`FRESH_S` before its record was written)
+    and more than :data:`MAX_AHEAD_OF_PARTITION_S` ahead of the partition's newest event, beyond what the
+    records' own timestamps moved since, is **held**: judged like any other (nothing is lost: the first
+    claims after a sparse partition's quiet weekend look exactly the same), but it does not move the
+    partition's watermark — until :data:`CONFIRMATIONS` such events within that bound of each other confirm
+    the jump. The worker counts held events (``zhijian_events_held_total``).
 
     >>> day = 86400.0
     >>> now = 1795140000.0
     >>> c = PartitionClock()
-    >>> for n in range(3):                                # a 2019 file replayed now
-    ...     c.admit(1546300800.0 + n * day, now + n)
-    >>> try:
-    ...     c.admit(1546300800.0 + 4 * 365 * day, now + 4)   # 2019 typed as 2023
-    ... except InvalidRecord as e:
-    ...     print(e.reason, "-", e.detail)
-    absurd_value - event_time is 1458.0 days ahead of its partition's newest (limit 30 days)
-    >>> c.admit(now - 60.0, now)                           # then live data: fresh, accepted
-    >>> c.newest == now - 60.0
+    >>> [c.admit(1546300800.0 + n * 3600, now + n) for n in range(3)]   # a 2019 file replayed now
+    [True, True, True]
+    >>> c.admit(1546300800.0 + 4 * 365 * day, now + 4)                # 2019 typed as 2023: judged, held
+    False
+    >>> c.admit(1546300800.0 + 4 * 3600, now + 5), c.newest == 1546300800.0 + 4 * 3600
+    (True, True)
+    >>> [c.admit(1546300800.0 + 5 * day + n, now + 6 + n) for n in range(3)]   # a real jump: the third confirms
+    [False, False, True]
+    >>> c.admit(now - 60.0, now + 9)                                   # live data after the backfill
     True
     """
 
@@ -129,23 +132,24 @@ class PartitionClock:
     def __init__(self) -> None:
         self.newest: float | None = None
         self._newest_record: float | None = None  # the record timestamp of the newest event
-        self._ahead: list[float] = []  # recent refused-ahead event times
+        self._ahead: list[float] = []  # recent held event times
 
-    def admit(self, t: float, record_time: float | None) -> None:
+    def admit(self, t: float, record_time: float | None) -> bool:
+        """Refuses an event stamped after its record (:func:`check_event_time`); else whether it may move the
+        partition's clock."""
         check_event_time(t, record_time)
         fresh = record_time is not None and t >= record_time - FRESH_S
         if not fresh and self.newest is not None:
             elapsed = max(0.0, record_time - self._newest_record) if record_time and self._newest_record else 0.0
-            ahead = t - self.newest
-            if ahead - elapsed > MAX_AHEAD_OF_PARTITION_S:
+            if t - self.newest - elapsed > MAX_AHEAD_OF_PARTITION_S:
                 self._ahead = [a for a in self._ahead if abs(a - t) <= MAX_AHEAD_OF_PARTITION_S][-CONFIRMATIONS:]
                 if len(self._ahead) < CONFIRMATIONS - 1:
                     self._ahead.append(t)
-                    raise InvalidRecord("absurd_value", f"event_time is {ahead / 86400:.1f} days ahead of its "
-                                                        f"partition's newest (limit {MAX_AHEAD_OF_PARTITION_S / 86400:g} days)")
+                    return False
                 self._ahead = []  # confirmed: the partition's time did jump
         if self.newest is None or t > self.newest:
             self.newest, self._newest_record = t, record_time
+        return True
 
 
 @dataclass(slots=True)
@@ -153,6 +157,7 @@ class Outcome:
     read: int = 0  # events the record held (1 for one that could not be decoded)
     refused: int = 0  # of them, refused by the contract (dead-lettered)
     events: int = 0
+    held: int = 0  # of the events judged, those not allowed to move the partition's clock (PartitionClock)
     alerts: list[Alert] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)  # (kind, region) → valid events, for the metrics
@@ -199,7 +204,7 @@ class Ingest:
                 clock = self._clocks.get(partition)
                 if clock is None:
                     clock = self._clocks[partition] = PartitionClock()
-                clock.admit(event["_t"], record_time)
+                moves = clock.admit(event["_t"], record_time)
             except InvalidRecord as e:
                 value = _refused_value(raw, event, whole)
                 out.refused += 1
@@ -211,12 +216,15 @@ class Ingest:
                 out.dead.append(DeadLetter(value, "unprocessable", f"{type(e).__name__} while validating",
                                            None if whole else i))
                 continue
+            if not moves:
+                event[HOLD_CLOCK] = True
+                out.held += 1
             if self._has_patient:
                 event["patient"] = self.pseudonymize(event.pop("patient_id"))
             out.events += 1
             out.kinds[(event.get(self.kind_field) if self.kind_field else None, event.get("region"))] += 1
             t = event.get("_t")
-            if t is not None and (out.newest_t is None or t > out.newest_t):
+            if t is not None and moves and (out.newest_t is None or t > out.newest_t):
                 out.newest_t = t
             source = Source(topic, partition, offset, _event_id(self.stream, event), record_time)
             for detector in self.detectors:

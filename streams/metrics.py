@@ -32,6 +32,9 @@ EVENTS_REFUSED = Counter("zhijian_events_refused", "Events refused by the contra
                          registry=REGISTRY)
 ACCOUNTING_GAP = Gauge("zhijian_accounting_gap", "Events read − (judged + refused), checked every 30 s: 0 unless "
                        "something was lost", ["stream"], registry=REGISTRY)
+EVENTS_HELD = Counter("zhijian_events_held", "Events judged but not allowed to move their partition's event-time "
+                      "clock: an old event far ahead of everything its partition showed, until later ones confirm "
+                      "the jump (a wrong date in a replayed file stays held)", ["stream"], registry=REGISTRY)
 DEAD_REFERENCES = Counter("zhijian_deadletter_references", "Dead letters too large for the topic, sent as a "
                           "reference to the source record instead of its value", ["stream"], registry=REGISTRY)
 AMOUNT = Counter("zhijian_alert_amount_yuan", "Money at stake named by the alerts raised (duplicate amount, "

@@ -124,35 +124,27 @@ def test_an_event_stamped_far_ahead_is_refused_and_does_not_blind_or_trip_the_cl
     assert replayed.dead == [] and replayed.events == 1
 
 
-def test_a_wrong_year_inside_a_replayed_file_is_refused_but_live_data_and_a_real_jump_are_not():
+def test_a_wrong_year_inside_a_replayed_file_is_judged_but_does_not_move_the_clock():
     from datetime import datetime, timezone
 
-    ing = ingest("claim")
-    written = 1795140000.0  # the replay runs now (2026-11-20); its claims are of 2019
-
-    def claim(n, when, written_at):
-        e = example("claim", claim_id=f"CL-{n}", event_time=when.isoformat())
-        return ing.handle(orjson.dumps(e), "zhijian.claims", 2, n, written_at)
-
-    day = 86400
+    ing = ingest("telemetry")
+    written = 1795140000.0  # the replay runs now (2026-11-20); its readings are of 2019
     t2019 = datetime(2019, 3, 1, 10, tzinfo=timezone.utc).timestamp()
-    outs = [claim(n, datetime.fromtimestamp(t2019 + n * 3600, tz=timezone.utc), written + n) for n in range(20)]
-    assert all(o.events == 1 for o in outs)
-    typo = claim(20, datetime(2023, 3, 1, 12, tzinfo=timezone.utc), written + 20)  # 2019 typed as 2023
-    assert [d.reason for d in typo.dead] == ["absurd_value"]
-    assert "days ahead of its partition's newest (limit 30 days)" in typo.dead[0].detail
-    assert claim(21, datetime.fromtimestamp(t2019 + 21 * 3600, tz=timezone.utc), written + 21).events == 1
-    live = claim(22, datetime.fromtimestamp(written + 22 - 300, tz=timezone.utc), written + 22)  # then live data
-    assert live.events == 1 and live.dead == []
-    # a second file, of 2024, replayed right after a 2019 one on another partition: the first two wait in the
-    # dead-letter topic, the third confirms the jump and the rest pass
-    ing2 = ingest("claim")
-    for n in range(5):
-        e = example("claim", claim_id=f"A-{n}", event_time=datetime.fromtimestamp(t2019 + n * 3600, tz=timezone.utc).isoformat())
-        assert ing2.handle(orjson.dumps(e), "zhijian.claims", 3, n, written + n).events == 1
-    t2024 = datetime(2024, 1, 2, 9, tzinfo=timezone.utc).timestamp()
-    got = []
-    for n in range(5, 12):
-        e = example("claim", claim_id=f"B-{n}", event_time=datetime.fromtimestamp(t2024 + n * day, tz=timezone.utc).isoformat())
-        got.append(ing2.handle(orjson.dumps(e), "zhijian.claims", 3, n, written + n).events)
-    assert got == [0, 0, 1, 1, 1, 1, 1]
+
+    def reading(n, device, t, written_at):
+        e = example("telemetry", device_id=device, temperature_c=5.0,
+                    event_time=datetime.fromtimestamp(t, tz=timezone.utc).isoformat())
+        return ing.handle(orjson.dumps(e), "zhijian.telemetry", 2, n, written_at)
+
+    outs = [reading(n, d, t2019 + n * 300, written + n) for n in range(24) for d in ("R-A", "R-B")]
+    typo = reading(24, "R-C", t2019 + 4 * 365 * 86400, written + 24)  # 2019 typed as 2023
+    assert typo.events == 1 and typo.held == 1 and typo.dead == [] and typo.newest_t is None
+    outs += [reading(n, d, t2019 + n * 300, written + n) for n in range(25, 40) for d in ("R-A", "R-B")]
+    # the clock did not jump four years: no device of the partition looks silent, nothing was held but the typo
+    assert [a for o in outs for a in o.alerts] == [] and sum(o.held for o in outs) == 0
+    # a real jump — the next file starts a week later — is confirmed by its third reading
+    later = [reading(n, "R-A", t2019 + 7 * 86400 + n * 300, written + n) for n in range(40, 45)]
+    assert [o.held for o in later] == [1, 1, 0, 0, 0]
+    # and live data after the backfill moves the clock at once
+    assert reading(46, "R-A", written + 40, written + 46).held == 0
+    assert ing._clocks[2].newest == written + 40
