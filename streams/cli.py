@@ -360,13 +360,33 @@ def cmd_import_fridge_tag(args: argparse.Namespace) -> int:
     wait_until_answers(settings.kafka, timeout=15)
     topics = settings.input_topics()
     producer = EnvelopeProducer(settings.kafka, topics, settings.topics.input_partitions)
-    try:
-        for e in events:
+    try:  # the loggers' readings merged in event-time order, as a replay sends them (each partition's clock moves on)
+        for e in sorted(events, key=lambda e: datetime.fromisoformat(e["event_time"]).timestamp()):
             producer.add("telemetry", e["device_id"], e)
         producer.flush()
     finally:
         producer.close()
     print(f"{len(events)} readings sent to {topics['telemetry']}")
+    if args.agreement:
+        from streams.lab.agreement import through_worker
+
+        rows = through_worker(settings, exports, tz, timeout=args.timeout)
+        print(f"\nagreement through the worker (group {settings.worker.app_id!r}, its own excursion rule as "
+              f"configured), per day and rule:\n{'file':44}{'days':>6}{'agree':>7}{'low: both/logger/zhijian':>26}"
+              f"{'high: both/logger/zhijian':>27}")
+        for path, a, differ in rows:
+            if a is None:
+                print(f"{Path(path).name[:43]:44}   (readings and a daily history are both needed: nothing to compare per day)")
+                continue
+            lo, hi = a.by_rule["low"], a.by_rule["high"]
+            print(f"{Path(path).name[:43]:44}{a.days:>6}{a.agree:>7}"
+                  f"{lo['both']:>16}/{lo['logger_only']}/{lo['zhijian_only']:<6}"
+                  f"{hi['both']:>17}/{hi['logger_only']}/{hi['zhijian_only']:<6}")
+            if differ:
+                print(f"    the worker's rule is not the logger's: {'; '.join(differ)}")
+            for d in a.disagreements:
+                print(f"    {d['day']} {d['rule']}: logger {'alarm' if d['logger'] else 'no alarm'} "
+                      f"({d['logger_minutes']:g} min counted), worker {'breach' if d['zhijian'] else 'none'}")
     return 0
 
 
@@ -529,7 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--summaries", help="write the loggers' daily summaries (min/max/mean, alarm minutes) here")
     ft.add_argument("--agreement", action="store_true", help="compare zhijian's excursion rule with the alarms each "
                                                              "logger recorded, per day and rule (exports with readings "
-                                                             "and daily history)")
+                                                             "and daily history); sent to a broker, the running "
+                                                             "worker's alerts are compared too")
+    ft.add_argument("--timeout", type=float, default=300.0, help="with --agreement and a broker: how long to wait "
+                                                                   "for the worker to judge the readings (s)")
     ft.set_defaults(func=cmd_import_fridge_tag)
 
     fz = sub.add_parser("fuzz", help="garbage and near-valid records through the real worker: every event judged or "

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from connectors.fridge_tag import FridgeTagExport, telemetry_events
+
+if TYPE_CHECKING:
+    from models.coldchain.excursion import ExcursionLimits
 
 
 @dataclass
@@ -26,38 +29,55 @@ class Agreement:
     disagreements: list[dict[str, Any]] = field(default_factory=list)
 
 
-def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
-    """None when the export lacks readings or history (nothing to compare)."""
-    from models.alert import Source
-    from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
-    from models.runtime import Runtime
+#: The single-event rules a logger's daily alarm stands for.
+SINGLE_RULES = ("heat_single", "freeze_single")
+
+
+def _t(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def breach_intervals(alerts: Iterable[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """(kind, breach time, end) of every single-event breach among alerts as the alert topic carries them:
+    from the moment the excursion breached its rule to the excursion's end (its closing record), open-ended
+    while it is still open. The records may come in any order."""
+    breached: dict[tuple[str, str], float] = {}
+    ends: dict[tuple[str, str], float] = {}
+    for a in alerts:
+        n = a.get("numbers") or {}
+        excursion = (n.get("kind"), n.get("start"))
+        if a["detector"] == "coldchain.breach" and n.get("rule") in SINGLE_RULES:
+            breached[excursion] = _t(a["event_time"])
+        elif a["detector"] == "coldchain.excursion" and a.get("status") == "closed" and n.get("end"):
+            ends[excursion] = _t(n["end"])
+    return [(kind, t, ends.get((kind, start), float("inf"))) for (kind, start), t in breached.items()]
+
+
+def logger_limits(export: FridgeTagExport) -> ExcursionLimits | None:
+    """zhijian's excursion rule at the logger's own single-event thresholds and minutes (its cumulative and
+    severe-heat options off, so that the rule, not the configuration, is compared); None without both rules."""
+    from models.coldchain.excursion import ExcursionLimits
 
     rules = {r.direction: r for r in export.rules}
-    if not export.readings or not export.days or set(rules) != {"low", "high"}:
+    if set(rules) != {"low", "high"}:
         return None
     low, high = rules["low"], rules["high"]
-    # the logger's own single-event rules only: its cumulative and severe-heat options are not compared here
-    limits = ExcursionLimits(heat_above_c=high.threshold_c, heat_breach_minutes=high.minutes,
-                             freeze_at_or_below_c=low.threshold_c, freeze_breach_minutes=low.minutes,
-                             heat_cumulative_minutes=0.0, severe_heat_minutes=0.0)
-    runtime = Runtime([ExcursionDetector(limits)])
-    breached: dict[tuple[str, str], list[Any]] = {}  # (kind, excursion start) → [kind, breach time, end time]
-    events = telemetry_events(export, tz, "agreement")
-    for i, e in enumerate(events):
-        e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
-        for a in runtime.process(e, Source("fridge-tag", 0, i, e["event_time"])):
-            excursion = (a.numbers["kind"], a.numbers["start"])
-            if a.detector == "coldchain.breach":
-                breached[excursion] = [a.numbers["kind"], a.event_t, float("inf")]
-            elif a.status == "closed" and excursion in breached:  # the excursion that breached has ended
-                breached[excursion][2] = datetime.fromisoformat(a.numbers["end"]).timestamp()
-    intervals = list(breached.values())
+    return ExcursionLimits(heat_above_c=high.threshold_c, heat_breach_minutes=high.minutes,
+                           freeze_at_or_below_c=low.threshold_c, freeze_breach_minutes=low.minutes,
+                           heat_cumulative_minutes=0.0, severe_heat_minutes=0.0)
+
+
+def compare_days(export: FridgeTagExport, tz: timezone, intervals: list[tuple[str, float, float]]) -> Agreement:
+    """Per day the readings cover and per rule (low, high): the logger's verdict beside zhijian's — a breach of
+    that kind covering part of the day."""
+    rules = {r.direction: r for r in export.rules}
+    times = [_t(e["event_time"]) for e in telemetry_events(export, tz, "agreement")]
     out = Agreement()
-    names = {"low": ("freeze", low.index), "high": ("heat", high.index)}
+    names = {"low": ("freeze", rules["low"].index), "high": ("heat", rules["high"].index)}
     for day in export.days:
         start = datetime.fromisoformat(day.day).replace(tzinfo=tz).timestamp()
         end = start + 86400
-        if start > events[-1]["_t"] or end < events[0]["_t"]:
+        if not times or start > times[-1] or end < times[0]:
             continue  # a day the readings do not cover
         out.days += 1
         all_agree = True
@@ -74,6 +94,79 @@ def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
         out.agree += all_agree
     return out
 
+
+def comparable(export: FridgeTagExport) -> bool:
+    """An export with readings, a daily history and both a low and a high rule."""
+    return bool(export.readings and export.days and logger_limits(export) is not None)
+
+
+def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
+    """zhijian's excursion rule run here, at the logger's thresholds, against the logger's daily alarms; None
+    when the export lacks readings, history or rules (nothing to compare)."""
+    from models.alert import Source
+    from models.coldchain.excursion import ExcursionDetector
+    from models.runtime import Runtime
+
+    if not comparable(export):
+        return None
+    runtime = Runtime([ExcursionDetector(logger_limits(export))])
+    alerts = []
+    for i, e in enumerate(telemetry_events(export, tz, "agreement")):
+        e["_t"] = _t(e["event_time"])
+        alerts += [a.to_dict() for a in runtime.process(e, Source("fridge-tag", 0, i, e["event_time"]))]
+    return compare_days(export, tz, breach_intervals(alerts))
+
+
+def rules_differ(export: FridgeTagExport, worker: ExcursionLimits) -> list[str]:
+    """Where the worker's single-event rules differ from the logger's: a comparison of those days would
+    compare configurations, not rules."""
+    mine = logger_limits(export)
+    out = []
+    if mine is None:
+        return ["the logger has no low and high rule"]
+    for name, label in (("heat_above_c", "heat above"), ("heat_breach_minutes", "heat minutes"),
+                        ("freeze_at_or_below_c", "freeze at or below"), ("freeze_breach_minutes", "freeze minutes")):
+        if abs(getattr(mine, name) - getattr(worker, name)) > 1e-9:
+            out.append(f"{label} {getattr(mine, name):g} (logger) vs {getattr(worker, name):g} (worker)")
+    return out
+
+
+def through_worker(settings: Any, exports: list[tuple[str, FridgeTagExport]], tz: timezone,
+                   timeout: float = 300.0) -> list[tuple[str, Agreement | None, list[str]]]:
+    """After the readings were sent: wait until the worker group has judged the telemetry topic to its end,
+    read every alert about the loggers back from the alert topic, and compare per file, day and rule the
+    worker's single-event breaches with the logger's own alarms. Each row names where the worker's configured
+    rule differs from the logger's (then the comparison shows the configurations' difference too)."""
+    import time
+
+    from connectors.errors import ZhijianError
+    from streams.lab.evaluate import alert_records, drained
+
+    topic = settings.input_topics()["telemetry"]
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:  # judged to the end twice, a second apart: the alerts of the last record are sent before it is
+        done, left = drained(settings.kafka, settings.worker.app_id, [topic])
+        calm = calm + 1 if done else 0
+        if time.monotonic() > deadline:
+            raise ZhijianError(f"the worker group {settings.worker.app_id!r} left {left} records of {topic} unjudged "
+                               f"after {timeout:g} s; is a worker running on this broker (zhijian worker)?")
+        time.sleep(1.0)
+    serials = {export.serial for _, export in exports}
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for a in alert_records(settings.kafka, settings.topic("alerts")):
+        entity = a.get("entity") or {}
+        if entity.get("kind") == "device" and entity.get("id") in serials:
+            by_device.setdefault(entity["id"], []).append(a)
+    worker = settings.detectors["coldchain.excursion"]
+    rows = []
+    for path, export in exports:
+        if not comparable(export):
+            rows.append((path, None, []))
+            continue
+        got = compare_days(export, tz, breach_intervals(by_device.get(export.serial, [])))
+        rows.append((path, got, rules_differ(export, worker)))
+    return rows
 
 
 @dataclass

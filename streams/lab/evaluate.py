@@ -109,8 +109,8 @@ def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
     return left == 0, left
 
 
-def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
-    """Every alert on the topic, by id (the first record of an id is its opening one)."""
+def alert_records(conn: Any, topic: str) -> list[dict[str, Any]]:
+    """Every record on the alert topic, in each partition's order (an alert's opening record, then its updates)."""
     from kafka import KafkaConsumer, TopicPartition
 
     import orjson
@@ -121,17 +121,23 @@ def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
-        alerts: dict[str, dict[str, Any]] = {}
+        out: list[dict[str, Any]] = []
         deadline = time.monotonic() + 120
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             for records in consumer.poll(timeout_ms=500).values():
-                for r in records:
-                    alert = orjson.loads(r.value)
-                    alerts.setdefault(alert["alert_id"], alert)
+                out += [orjson.loads(r.value) for r in records]
             if time.monotonic() > deadline:
                 raise ZhijianError(f"could not read the alert topic {topic} to its end in 120 s")
     finally:
         consumer.close()
+    return out
+
+
+def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
+    """Every alert on the topic, by id (the first record of an id is its opening one)."""
+    alerts: dict[str, dict[str, Any]] = {}
+    for alert in alert_records(conn, topic):
+        alerts.setdefault(alert["alert_id"], alert)
     return alerts
 
 
