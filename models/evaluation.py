@@ -10,7 +10,10 @@ extended by a grace period (a breach is only known some time after its start).
   matching nothing is a false alarm); precision of a scenario = the same over the alerts of
   the detectors expected to catch it (none yet: no precision, shown as –);
 * delay = event time of the first matching alert − incident start (median over detected incidents);
-* false alarms per 10,000 events = unmatched alerts / events × 10,000.
+* false alarms per 10,000 events = unmatched alerts / events × 10,000;
+* an incident still running when the run ends (``until``) and not detected is *incomplete*: neither
+  found nor missed (its decisive event — a discharge, a deadline — may lie after the end), counted
+  apart.
 
 Every scenario is reported, including those nothing detects (recall 0).
 
@@ -53,6 +56,7 @@ class ScenarioScore:
     median_delay_s: float | None
     precision: float | None = None
     detectors: tuple[str, ...] = ()
+    incomplete: int = 0  # still running when the run ended and not detected: left out of the incidents above
 
 
 @dataclass
@@ -74,8 +78,16 @@ class Report:
 
 
 def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: int,
-          grace_s: float = 86400.0) -> Report:
-    """Alerts are dicts with ``detector``, ``entity`` {kind, id} and ``t`` (event time, epoch s)."""
+          grace_s: float = 86400.0, until: float | None = None) -> Report:
+    """Alerts are dicts with ``detector``, ``entity`` {kind, id} and ``t`` (event time, epoch s); ``until``: when
+    the run's events end.
+
+    >>> truth = [Incident("split", "institution", "H1", 0.0, 100.0, ("x",)),
+    ...          Incident("split", "institution", "H2", 0.0, 900.0, ("x",))]
+    >>> [s] = score(truth, [], events=10, until=500.0).scenarios
+    >>> s.incidents, s.detected, s.recall, s.incomplete
+    (1, 0, 0.0, 1)
+    """
     incidents = list(truth)
     by_entity: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, inc in enumerate(incidents):
@@ -102,14 +114,18 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
         scenarios[inc.scenario].append(i)
     scenario_scores = []
     for name in sorted(scenarios):
-        ids = scenarios[name]
+        ids = [i for i in scenarios[name] if until is None or incidents[i].end_t <= until or i in first_hit]
+        incomplete = len(scenarios[name]) - len(ids)
+        if not ids:
+            scenario_scores.append(ScenarioScore(name, 0, 0, 0.0, None, None, (), incomplete))
+            continue
         delays = [first_hit[i] - incidents[i].start_t for i in ids if i in first_hit]
         expected = tuple(sorted({d for i in ids for d in incidents[i].detectors}))
         n_alerts = sum(per_detector[d][0] for d in expected if d in per_detector)
         n_true = sum(per_detector[d][1] for d in expected if d in per_detector)
         scenario_scores.append(ScenarioScore(name, len(ids), len(delays), len(delays) / len(ids),
                                              statistics.median(delays) if delays else None,
-                                             n_true / n_alerts if n_alerts else None, expected))
+                                             n_true / n_alerts if n_alerts else None, expected, incomplete))
     detectors = {d: DetectorScore(d, n, ok, ok / n if n else None) for d, (n, ok) in sorted(per_detector.items())}
     return Report(scenario_scores, detectors, events, len(unmatched),
                   len(unmatched) * 10_000 / events if events else 0.0, unmatched[:20])
@@ -131,7 +147,8 @@ def markdown(report: Report) -> str:
              "|---|---|---|---|---|---|---|"]
     for s in report.scenarios:
         p = "–" if s.precision is None else f"{s.precision:.2f}"
-        lines.append(f"| {s.scenario} | {s.incidents} | {s.detected} | {s.recall:.2f} | {p} | "
+        running = f" (+{s.incomplete} running at the end)" if s.incomplete else ""
+        lines.append(f"| {s.scenario} | {s.incidents}{running} | {s.detected} | {s.recall:.2f} | {p} | "
                      f"{_duration(s.median_delay_s)} | {', '.join(s.detectors)} |")
     lines += ["", "| detector | alerts | matching an incident | precision |", "|---|---|---|---|"]
     for d in report.detectors.values():

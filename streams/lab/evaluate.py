@@ -275,7 +275,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     produced, alerts = run["produced"], run["alerts"]
     # institution-wide fraud is ranked by the risk score (below), not matched to alerts
     truth = [i for i in incidents_from_truth(sim.truth, pseudonymize) if i.detectors != (RISK_SCORE,)]
-    report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()))
+    report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()),
+                   until=sim.t0 + sim.cfg.days * DAY)
     enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
         "seed": args.seed, "days": args.days, "scale": args.scale, "workers": args.workers,
