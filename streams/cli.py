@@ -441,6 +441,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console_bench(args: argparse.Namespace) -> int:
+    from streams.lab.console_bench import run_console_bench
+
+    return run_console_bench(args)
+
+
 def cmd_console_user(args: argparse.Namespace) -> int:
     import getpass
     import os
@@ -645,6 +651,13 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--grids", metavar="TOML", help="region → grid 网格 table ([grids] \"310101\" = \"Huangpu\"): cases "
                                                     "go to the grid of their region")
     co.set_defaults(func=cmd_console)
+    cb = sub.add_parser("console-bench", help="cases built per second and page times with many cases in the "
+                                              "workbench, beside references measured in the same run")
+    cb.add_argument("--cases", type=int, default=100_000)
+    cb.add_argument("--requests", type=int, default=30, help="requests per page")
+    cb.add_argument("--seed", type=int, default=1)
+    cb.add_argument("--json", help="write the figures to this file")
+    cb.set_defaults(func=cmd_console_bench)
     cu = sub.add_parser("console-user", help="add or replace a workbench user (password from "
                                              "$ZHIJIAN_CONSOLE_PASSWORD or a prompt)")
     cu.add_argument("name")

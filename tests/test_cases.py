@@ -85,3 +85,33 @@ def test_the_lifecycle_refuses_what_it_does_not_allow():
     later = book.add({"alert_id": "y", "detector": "claim.duplicate_charge", "entity": {"kind": "institution", "id": "H1"},
                       "event_time": "2026-10-02T10:00:00+00:00", "score": 2.0})
     assert later.case_id != c.case_id and later.status == "open"  # a closed case is not reopened by a new alert
+
+
+def test_the_queue_keeps_its_order_as_cases_change_grades_move_and_cases_close():
+    from connectors.console.app import Console
+    from connectors.console.store import Store
+
+    console = Console(Store(":memory:"))
+
+    def alert(n, inst, entity, score, day=1):
+        return {"alert_id": f"q{n}", "detector": "claim.over_standard", "stream": "claim",
+                "entity": {"kind": "patient", "id": entity}, "institution_id": inst, "region": "310101",
+                "score": score, "event_time": f"2026-10-{day:02d}T10:00:00+00:00", "status": "open", "numbers": {}}
+
+    for n, (inst, entity, score) in enumerate([("H1", "P1", 2.0), ("H2", "P2", 5.0), ("H3", "P3", 3.0)]):
+        console.add_alert(alert(n, inst, entity, score))
+
+    def order(**f):
+        return [c.entity_id for c, _, _ in console.queue(f)]
+
+    assert order() == ["P2", "P3", "P1"]  # no grades yet: strongest first
+    console.add_alert(alert(9, "H1", "P1", 9.0, day=2))  # a stronger alert joins P1's case
+    assert order() == ["P1", "P2", "P3"]
+    console.add_score({"institution_id": "H3", "day": "2026-10-02", "score": 7.0, "grade": "red"})
+    assert order() == ["P3", "P1", "P2"] and order(grade="red") == ["P3"]
+    [p3] = [c for c, _, _ in console.queue({}) if c.entity_id == "P3"]
+    console.change(p3.case_id, "li", "analyst", "closed", "fraud", "confirmed")
+    assert order() == ["P1", "P2", "P3"] and order(status="closed") == ["P3"]
+    console.add_score({"institution_id": "H3", "day": "2026-10-03", "score": 1.0, "grade": "yellow"})
+    assert order() == ["P1", "P2", "P3"] and console.cases_of("H3") == {p3.case_id}
+    assert console.families == {"claim.over_standard"} and order(stream="waste") == []

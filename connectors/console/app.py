@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import hashlib
 import hmac
 import logging
@@ -31,6 +32,7 @@ from typing import Any
 import jinja2
 import orjson
 from aiohttp import web
+from sortedcontainers import SortedList
 
 from connectors.console.store import Store
 from connectors.topics import partitions_of
@@ -45,6 +47,7 @@ MAY_CHANGE: dict[str, set[str] | None] = {"analyst": {"claim", "prescription", "
                                           "supervisor": None}
 STREAMS = ("prescription", "claim", "waste", "telemetry")
 GRADES = ("red", "orange", "yellow", "blue")
+GRADE_RANK = {g: i for i, g in enumerate(GRADES)}
 #: days of score history kept per institution
 HISTORY_DAYS = 400
 
@@ -64,11 +67,57 @@ class Console:
         self.alerts: dict[str, dict[str, Any]] = {}  # alert id → its latest record
         self.pending = store.events()  # case events waiting for their case to be rebuilt
         self._key = store.secret()
+        # the queue's order, kept as cases change (a page reads its first rows instead of sorting every case):
+        # open before closed, then the institution's grade (red first), the strongest alert, the oldest incident
+        self._order: SortedList = SortedList()
+        self._place_of: dict[str, tuple[Any, ...]] = {}  # case id → its key in _order
+        self._cases_of: dict[str, set[str]] = {}  # institution (or an entity that is one) → its case ids
+        self.families: set[str] = set()
+        self.grid_names: set[str] = set()
 
     # -- cases
     def add_alert(self, alert: dict[str, Any]) -> None:
         self.alerts[alert["alert_id"]] = alert
-        self.book.add(alert)
+        case = self.book.add(alert)
+        if case.case_id not in self._place_of:
+            for inst in {case.institution_id, case.entity_id}:
+                self._cases_of.setdefault(inst, set()).add(case.case_id)
+            self.families.add(case.family)
+            self.grid_names.add(self.grid_of(case))
+        self._place(case)
+
+    def _place(self, case: Any) -> None:
+        """(Re)file a case in the queue's order after anything its place depends on changed."""
+        key = (case.status == "closed", GRADE_RANK.get(self.grade_of(case), len(GRADES)), -case.strongest_score,
+               case.first_seen, case.case_id)
+        old = self._place_of.get(case.case_id)
+        if old == key:  # most alerts join a case without moving it
+            return
+        if old is not None:
+            self._order.remove(old)
+        self._order.add(key)
+        self._place_of[case.case_id] = key
+
+    def cases_of(self, institution: str) -> set[str]:
+        """The ids of the cases of an institution (its own, and those of its prescribers, patients, devices)."""
+        return self._cases_of.get(institution, set())
+
+    def queue(self, f: dict[str, str], limit: int = 500) -> list[tuple[Any, str, str]]:
+        """The first ``limit`` cases in queue order that pass the filters, as (case, grade, grid)."""
+        rows = []
+        cases = self.book.cases
+        for key in self._order:
+            c = cases[key[-1]]
+            if ((f.get("stream") and c.stream != f["stream"]) or (f.get("status") and c.status != f["status"])
+                    or (f.get("family") and c.family != f["family"])):
+                continue
+            grade, grid = self.grade_of(c), self.grid_of(c)
+            if (f.get("grade") and grade != f["grade"]) or (f.get("grid") and grid != f["grid"]):
+                continue
+            rows.append((c, grade, grid))
+            if len(rows) >= limit:
+                break
+        return rows
 
     def add_score(self, record: dict[str, Any]) -> None:
         """One record of zhijian.institution-scores (the latest day wins; a day published again replaces it)."""
@@ -78,7 +127,11 @@ class Console:
         if len(days) > HISTORY_DAYS:
             del days[min(days)]
         if day >= self.scores.get(inst, {}).get("day", ""):
+            before = self.scores.get(inst, {}).get("grade")
             self.scores[inst] = record
+            if record["grade"] != before:  # its cases move in the queue
+                for case_id in self.cases_of(inst):
+                    self._place(self.book.cases[case_id])
 
     def grade_of(self, case: Any) -> str:
         record = self.scores.get(case.institution_id) or self.scores.get(case.entity_id)
@@ -98,6 +151,7 @@ class Console:
                 case.change(e["status"], user=e["user"], at=e["at"], comment=e["comment"], verdict=e["verdict"])
             except CaseError as err:  # already applied, or the store holds what this version refuses
                 log.warning("case event for %s not replayed: %s", e["case_id"], err)
+            self._place(case)
         self.pending = waiting
 
     def may_change(self, role: str, case: Any) -> bool:
@@ -117,6 +171,7 @@ class Console:
             raise PermissionError(f"the {role} role may not change {case.stream} cases")
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         event = case.change(status, user=user, at=at, comment=comment or None, verdict=verdict or None).to_dict()
+        self._place(case)
         self.store.add_event(event)
         return event
 
@@ -199,20 +254,9 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         if s is None:
             raise web.HTTPSeeOther("/login")
         f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid")}
-        rows = []
-        for c in console.book.cases.values():
-            grade, grid = console.grade_of(c), console.grid_of(c)
-            if ((not f["stream"] or c.stream == f["stream"]) and (not f["status"] or c.status == f["status"])
-                    and (not f["family"] or c.family == f["family"]) and (not f["grade"] or grade == f["grade"])
-                    and (not f["grid"] or grid == f["grid"])):
-                rows.append((c, grade, grid))
-        rank = {g: i for i, g in enumerate(GRADES)}
-        rows.sort(key=lambda r: (r[0].status == "closed", rank.get(r[1], len(GRADES)), -r[0].strongest_score,
-                                 r[0].last_seen))
-        families = sorted({c.family for c in console.book.cases.values()})
-        grids = sorted({console.grid_of(c) for c in console.book.cases.values()})
-        return _page("queue.html", rows=rows[:500], total=len(console.book.cases), f=f, streams=STREAMS,
-                     statuses=STATUSES, families=families, grades=GRADES, grids=grids, **s)
+        return _page("queue.html", rows=console.queue(f), total=len(console.book.cases), f=f, streams=STREAMS,
+                     statuses=STATUSES, families=sorted(console.families), grades=GRADES,
+                     grids=sorted(console.grid_names), **s)
 
     @routes.get("/institutions/{institution_id}")
     async def institution_page(request: web.Request) -> web.Response:
@@ -220,7 +264,7 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         if s is None:
             raise web.HTTPSeeOther("/login")
         inst = request.match_info["institution_id"]
-        cases = [c for c in console.book.cases.values() if inst in (c.institution_id, c.entity_id)]
+        cases = [console.book.cases[c] for c in console.cases_of(inst)]
         record = console.scores.get(inst)
         if record is None and not cases:
             return error(request, 404, "No such institution", f"no score and no case for institution {inst[:64]}", s)
@@ -349,6 +393,10 @@ async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.
                         log.warning("alert %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
             console.apply_pending()
             if not ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                # caught up: what was built so far lives on — keep the collector from walking it again and again
+                # (with 100,000 cases a full collection paused a page for over a second)
+                gc.collect()
+                gc.freeze()
                 ready.set()
     finally:
         await consumer.stop()
