@@ -61,6 +61,48 @@ TRANSITIONS = {"open": ("acknowledged", "in_progress", "closed"), "acknowledged"
                "in_progress": ("closed",), "closed": ()}
 
 
+#: 不良执业行为记分 — the points a case weighs on its institution. A suspicion (a case not yet closed) weighs a
+#: point; a confirmed case weighs by its verdict: fraud 欺诈骗保 the 12 points at which the provinces' 记分 rules
+#: suspend billing within a cycle, a violation 违规 half of that. A case closed as a false positive, justified or
+#: a duplicate weighs nothing.
+POINTS = {"open": 1.0, "fraud": 12.0, "violation": 6.0}
+#: Points fade with event time since the case's last alert: half after this many days, so that a 记分周期 of
+#: twelve months holds a confirmed fraud at a quarter of its weight at its end, and an old suspicion fades away.
+POINTS_HALF_LIFE_DAYS = 180.0
+#: Institution points → its grade 记分等级 (the risk grade's colours): a confirmed fraud keeps its institution red
+#: for 47 days (12 → 10 points) and orange for 227, a confirmed violation orange for 47 days; three open
+#: suspicions make it yellow.
+POINT_GRADES = ((10.0, "red"), (5.0, "orange"), (2.5, "yellow"), (0.0, "blue"))
+
+
+def case_points(case: "Case", now_t: float) -> float:
+    """The points a case weighs now (event time ``now_t``).
+
+    >>> c = Case("c", "institution", "H1", "claim.over_standard", "claim", "H1", "310101",
+    ...          "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
+    >>> t = _t("2026-01-01T00:00:00+00:00")
+    >>> case_points(c, t), round(case_points(c, t + 180 * 86400), 3)
+    (1.0, 0.5)
+    >>> c.status, c.verdict = "closed", "fraud"
+    >>> case_points(c, t)
+    12.0
+    >>> c.verdict = "false_positive"
+    >>> case_points(c, t)
+    0.0
+    """
+    weight = POINTS["open"] if case.status != "closed" else POINTS.get(case.verdict or "", 0.0)
+    age_days = max(0.0, now_t - _t(case.last_seen)) / 86400.0
+    return weight * 0.5 ** (age_days / POINTS_HALF_LIFE_DAYS)
+
+
+def points_grade(points: float) -> str:
+    """
+    >>> points_grade(11.9), points_grade(6.5), points_grade(2.0)
+    ('red', 'orange', 'blue')
+    """
+    return next(grade for floor, grade in POINT_GRADES if points >= floor)
+
+
 class CaseError(ValueError):
     """A change the lifecycle does not allow (the message says why)."""
 

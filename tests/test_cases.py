@@ -110,7 +110,9 @@ def test_the_queue_keeps_its_order_as_cases_change_grades_move_and_cases_close()
     console.add_score({"institution_id": "H3", "day": "2026-10-02", "score": 7.0, "grade": "red"})
     assert order() == ["P3", "P1", "P2"] and order(grade="red") == ["P3"]
     [p3] = [c for c, _, _ in console.queue({}) if c.entity_id == "P3"]
+    assert console.points_total("H3") == 0.5 ** (1 / 180)  # one open case, a day before the newest alert
     console.change(p3.case_id, "li", "analyst", "closed", "fraud", "confirmed")
+    assert console.points_total("H3") == 12 * 0.5 ** (1 / 180)  # the remembered total follows the verdict
     assert order() == ["P1", "P2", "P3"] and order(status="closed") == ["P3"]
     console.add_score({"institution_id": "H3", "day": "2026-10-03", "score": 1.0, "grade": "yellow"})
     assert order() == ["P1", "P2", "P3"] and console.cases_of("H3") == {p3.case_id}

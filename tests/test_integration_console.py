@@ -180,11 +180,20 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
         submit(browser, "apply")  # no verdict
         assert "closing a case needs a verdict" in browser.find_element(By.ID, "error").text
         assert browser.find_element(By.ID, "status").text == "acknowledged"
+        browser.get(base + "/institutions/IT-H1")  # two open cases: two points (记分), a blue points grade
+        points_before = float(browser.find_element(By.ID, "points").text)
+        assert 1.5 < points_before < 2.5 and browser.find_element(By.ID, "points-grade").text == "blue"
+        browser.get(case_url)
         Select(browser.find_element(By.ID, "new-status")).select_by_visible_text("closed")
         Select(browser.find_element(By.ID, "new-verdict")).select_by_visible_text("fraud")
         submit(browser, "apply")
         assert browser.find_element(By.ID, "status").text == "closed"
         assert browser.find_element(By.ID, "verdict").text == "fraud"
+        browser.get(base + "/institutions/IT-H1")  # confirmed fraud: 12 points, the institution turns red
+        assert float(browser.find_element(By.ID, "points").text) == round(points_before - 1 + 12, 1)
+        assert browser.find_element(By.ID, "points-grade").text == "red"
+        assert "closed — fraud" in browser.find_element(By.ID, "cases").text
+        browser.get(case_url)
 
         browser.get(base + "/cases/no-such-case")
         assert "there is no case no-such-case" in browser.find_element(By.ID, "error").text
