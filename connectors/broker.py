@@ -227,6 +227,9 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
         ("User:worker", "TOPIC", "PREFIXED", f"{app_id}-", "ALL"),
         ("User:worker", "GROUP", "LITERAL", app_id, "READ"),
         ("User:analyst", "TOPIC", "LITERAL", alerts, "READ"),
+        # the workbench follows the watch lists and its supervisors edit them
+        ("User:analyst", "TOPIC", "LITERAL", f"{prefix}watchlist", "READ"),
+        ("User:analyst", "TOPIC", "LITERAL", f"{prefix}watchlist", "WRITE"),
         ("User:analyst", "GROUP", "PREFIXED", "analyst", "READ"),
     ]
     return rows

@@ -49,6 +49,9 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
         TopicSpec(f"{p}beneficiaries", input_partitions, None, "参保人 each insured person's birth date, sex and date "
                   "of death, keyed by patient; compacted, read whole by every worker", compacted=True,
                   reference="beneficiary"),
+        TopicSpec(f"{p}watchlist", 1, None, "重点监管名单 / 黑名单 watch-listed entities (stricter limits) and excluded "
+                  "providers, keyed by entity kind:id; compacted, read whole by every worker, edited in the workbench",
+                  compacted=True, reference="watchlist"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
         TopicSpec(f"{p}institution-scores", 1, None, "机构风险评分 each institution's daily risk score, grade and the "
@@ -75,4 +78,11 @@ async def partitions_of(consumer: Any, topic: str, timeout_s: float = 30.0) -> l
 #: Which field of an event is its partition key (so one entity's events share a partition).
 KEY_FIELD = {"prescription": "patient_id", "claim": "patient_id", "waste": "manifest_id", "telemetry": "device_id"}
 #: Which field of a reference record is its key (one record per key on a compacted topic).
-REFERENCE_KEY_FIELD = {"inventory": "device_id", "beneficiary": "patient_id"}
+REFERENCE_KEY_FIELD = {"inventory": "device_id", "beneficiary": "patient_id", "watchlist": "entity_kind:entity_id"}
+
+
+def reference_key(table: str, value: dict) -> str:
+    """The key a reference record must carry: its id field, or for the watch lists ``entity_kind:entity_id``."""
+    if table == "watchlist":
+        return f"{value['entity_kind']}:{value['entity_id']}"
+    return value[REFERENCE_KEY_FIELD[table]]

@@ -29,7 +29,7 @@ import orjson
 STREAMS: tuple[str, ...] = ("prescription", "claim", "waste", "telemetry")
 #: Reference data the detectors look up (not event streams): the stock of each cold-chain device, the facts
 #: of each insured person (birth date, sex, date of death).
-REFERENCES: tuple[str, ...] = ("inventory", "beneficiary")
+REFERENCES: tuple[str, ...] = ("inventory", "beneficiary", "watchlist")
 #: Contract versions accepted per stream; claim v1 stays accepted beside v2 (v2 adds fields, changes none).
 SCHEMA_VERSIONS: dict[str, tuple[int, ...]] = {s: (1,) for s in (*STREAMS, *REFERENCES, "alert")}
 SCHEMA_VERSIONS["claim"] = (1, 2)

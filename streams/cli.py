@@ -437,7 +437,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             raise ZhijianError(f"--grids {args.grids}: the [grids] table maps a region code to a grid name")
     wait_until_answers(settings.kafka, timeout=30)
     asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
-                      args.port, settings.topic("institution-scores"), grids))
+                      args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist")))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 ``zhijian.inventory`` (key: device id) holds the last stock count of each cold-chain device; the
 excursion rule names the lots at risk from it (:func:`models.coldchain.excursion.affected_stock`).
-``zhijian.beneficiaries`` (key: patient id) holds each insured person's birth date, sex and date of
+``zhijian.watchlist`` (key: ``entity_kind:entity_id``) holds the watch lists 重点监管名单 and the excluded
+providers 黑名单 the workbench edits (:mod:`models.watchlist`). ``zhijian.beneficiaries`` (key: patient id) holds each insured person's birth date, sex and date of
 death; the table keeps them under the patient's pseudonym, as the claims carry it, and only those
 three facts. Every worker reads every partition from the beginning and then follows the topic — no
 consumer group, no offsets committed: a restarted worker reads it again, as Kafka Streams does a
@@ -38,13 +39,15 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from connectors.topics import REFERENCE_KEY_FIELD, partitions_of
+from connectors.topics import REFERENCE_KEY_FIELD, partitions_of, reference_key
 from models.contracts import REFERENCES, InvalidRecord, decode, validate
 
 log = logging.getLogger(__name__)
 
 #: the beneficiary facts a table keeps (the claim rules need no more)
 BENEFICIARY_FACTS = ("birth_date", "sex", "death_date")
+#: what the workers keep of a watch-list entry (its basis and author stay on the topic)
+WATCH_FIELDS = ("list", "factor", "until")
 
 
 class ReferenceTables(dict):
@@ -69,10 +72,12 @@ class ReferenceTables(dict):
         if len(events) != 1:
             raise InvalidRecord("invalid_value", f"a {table} record holds one snapshot, not {len(events)}")
         value = validate(table, events[0])
-        if value[REFERENCE_KEY_FIELD[table]] != k:
+        if reference_key(table, value) != k:
             raise InvalidRecord("invalid_value", f"the record's key {k} is not its {REFERENCE_KEY_FIELD[table]} "
-                                                 f"{value[REFERENCE_KEY_FIELD[table]]}")
-        if table == "beneficiary":
+                                                 f"{reference_key(table, value)}")
+        if table == "watchlist":
+            self[table][k] = {f: value[f] for f in WATCH_FIELDS if f in value}
+        elif table == "beneficiary":
             self[table][self._key(table, k)] = {f: value[f] for f in BENEFICIARY_FACTS if f in value}
         elif value.get("lots"):
             self[table][k] = value

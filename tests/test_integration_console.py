@@ -317,3 +317,87 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, browser, tmp_path):
+    """A supervisor excludes a doctor and watch-lists a prescriber in the browser; the entries go out on
+    zhijian.watchlist, the running worker applies them — a claim by the excluded doctor raises
+    claim.excluded_provider, five days' supply from the watched prescriber breaks the halved 7-day limit — and a
+    removal is a tombstone. An analyst, a forged form and an identifier with a space change nothing."""
+    import copy
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from models.contracts import load_schema
+
+    bs = broker.bootstrap_servers
+    db, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "supervisor", "li": "analyst"})
+    try:
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "user").send_keys("zhao")
+        browser.find_element(By.ID, "password").send_keys("zhao's long password")
+        submit(browser, "signin")
+        browser.get(base + "/watchlist")
+        for kind, ident, lst, factor in (("doctor", "IT-WL-D1", "excluded", ""), ("prescriber", "IT-WL-P1", "watch", "0.5")):
+            Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text(kind)
+            browser.find_element(By.ID, "entity-id").send_keys(ident)
+            Select(browser.find_element(By.ID, "list")).select_by_value(lst)
+            browser.find_element(By.ID, "factor").send_keys(factor)
+            browser.find_element(By.ID, "basis").send_keys("YB-2026-117")
+            submit(browser, "watch-add")
+        Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text("doctor")
+        browser.find_element(By.ID, "entity-id").send_keys("IT WL")  # a space: not an identifier
+        submit(browser, "watch-add")
+        assert "entity_id must be a code" in browser.find_element(By.ID, "error").text
+        rows = {r.find_element(By.CSS_SELECTOR, ".entity").text: r.find_element(By.CSS_SELECTOR, ".list").text
+                for r in browser.find_elements(By.CSS_SELECTOR, "#watchlist tr.entry")}
+        assert rows == {"doctor:IT-WL-D1": "excluded", "prescriber:IT-WL-P1": "watch"}
+        cookie = browser.get_cookie("zj_session")["value"]
+        assert post(base + "/watchlist", {"remove": "doctor:IT-WL-D1"}, cookie)[0] == 403  # no CSRF token
+        li = login_cookie(base, "li", "li's long password")
+        status, page = post(base + "/watchlist", {"remove": "doctor:IT-WL-D1", "csrf": session_of(li)["c"]}, li)
+        assert status == 403 and "the analyst role may not edit the watch lists" in page
+
+        records = read_topic(bs, "zhijian.watchlist", lambda rs: len(rs) >= 2)
+        entries = {r.key.decode(): orjson.loads(r.value) for r in records}
+        assert entries["doctor:IT-WL-D1"]["list"] == "excluded" and entries["doctor:IT-WL-D1"]["set_by"] == "zhao"
+        assert entries["prescriber:IT-WL-P1"]["factor"] == 0.5
+        worker.wait_metric("zhijian_reference_records_total", 2, table="watchlist", outcome="applied")
+
+        claim = copy.deepcopy(load_schema("claim")["examples"][0])
+        claim.update(claim_id="IT-WL-CL1", doctor_id="IT-WL-D1")
+        rx = copy.deepcopy(load_schema("prescription")["examples"][0])
+        rx.update(prescription_id="IT-WL-RX1", prescriber_id="IT-WL-P1", visit_type="outpatient")
+        rx["items"] = [{**rx["items"][0], "days_supply": 5}]
+        produce(bs, "zhijian.claims", [claim], key=claim["patient_id"])
+        produce(bs, "zhijian.prescriptions", [rx], key=rx["patient_id"])
+        found = read_topic(bs, "zhijian.alerts", lambda rs: sum(b"IT-WL-" in r.value for r in rs) >= 2, timeout=60)
+        alerts = {a["detector"]: a for a in (orjson.loads(r.value) for r in found if b"IT-WL-" in r.value)}
+        excluded = alerts["claim.excluded_provider"]
+        assert excluded["entity"] == {"kind": "doctor", "id": "IT-WL-D1"}
+        assert excluded["numbers"]["excluded"] == [{"kind": "doctor", "id": "IT-WL-D1", "as": "doctor"}]
+        assert "YB-2026-117" not in orjson.dumps(excluded).decode()  # the basis stays on the list, not in alerts
+        over = alerts["prescription.over_supply"]
+        assert over["numbers"]["limit_days"] == 3.5 and over["numbers"]["watch_factor"] == 0.5
+        assert over["entity"] == {"kind": "prescriber", "id": "IT-WL-P1"}
+
+        browser.get(base + "/watchlist")
+        submit(browser, "remove-doctor:IT-WL-D1")
+        assert [r.find_element(By.CSS_SELECTOR, ".entity").text
+                for r in browser.find_elements(By.CSS_SELECTOR, "#watchlist tr.entry")] == ["prescriber:IT-WL-P1"]
+        gone = read_topic(bs, "zhijian.watchlist", lambda rs: any(r.value is None for r in rs))
+        assert [r.key for r in gone if r.value is None] == [b"doctor:IT-WL-D1"]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+def login_cookie(base: str, user: str, password: str) -> str:
+    data = urllib.parse.urlencode({"user": user, "password": password}).encode()
+    try:
+        urllib.request.build_opener(NoRedirect()).open(urllib.request.Request(base + "/login", data=data), timeout=10)
+    except urllib.error.HTTPError as e:
+        return e.headers["Set-Cookie"].split("zj_session=", 1)[1].split(";", 1)[0]
+    raise AssertionError("no session cookie")

@@ -36,6 +36,7 @@ from sortedcontainers import SortedList
 
 from connectors.console.store import Store
 from connectors.topics import partitions_of
+from models.contracts import InvalidRecord, validate
 from models.cases import STATUSES, TRANSITIONS, VERDICTS, CaseBook, CaseError, case_points, points_grade
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Console:
         self._cases_of: dict[str, set[str]] = {}  # institution (or an entity that is one) → its case ids
         self.families: set[str] = set()
         self.now, self.now_t = "", 0.0  # the newest alert's event time: what points fade towards
+        self.watchlist: dict[str, dict[str, Any]] = {}  # entity_kind:entity_id → entry, as zhijian.watchlist holds it
         self._points: dict[str, tuple[float, float]] = {}  # institution → (now_t, its points then)
         self._points_dirty: set[str] = set()  # institutions a case of which changed since
         self.grid_names: set[str] = set()
@@ -154,6 +156,34 @@ class Console:
                 for case_id in self.cases_of(inst):
                     self._place(self.book.cases[case_id])
 
+    def add_watch(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of zhijian.watchlist: an entry set or replaced, or (a tombstone) removed."""
+        if key is None:
+            return
+        k = key.decode("utf-8", "replace")
+        if value is None:
+            self.watchlist.pop(k, None)
+        else:
+            self.watchlist[k] = orjson.loads(value)
+
+    def watch_entry(self, form: Any, user: str) -> dict[str, Any]:
+        """A watch-list entry from the form, checked against its contract (raises InvalidRecord)."""
+        entry: dict[str, Any] = {"schema_version": 1, "entity_kind": str(form.get("entity_kind", "")),
+                                 "entity_id": str(form.get("entity_id", "")).strip(),
+                                 "list": str(form.get("list", "")), "set_by": user,
+                                 "event_time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        for field in ("until", "basis"):
+            if str(form.get(field, "")).strip():
+                entry[field] = str(form.get(field)).strip()
+        if str(form.get("factor", "")).strip():
+            try:
+                entry["factor"] = float(str(form.get("factor")))
+            except ValueError:
+                raise InvalidRecord("wrong_type", "factor must be a number between 0 and 1") from None
+        event = dict(entry)
+        validate("watchlist", event)
+        return entry
+
     def grade_of(self, case: Any) -> str:
         record = self.scores.get(case.institution_id) or self.scores.get(case.entity_id)
         return record["grade"] if record else ""
@@ -233,8 +263,9 @@ def _page(name: str, status: int = 200, **values: Any) -> web.Response:
     return web.Response(text=_templates.get_template(name).render(**values), status=status, content_type="text/html")
 
 
-def make_app(console: Console, send_event: Any = None) -> web.Application:
-    """The web application; ``send_event(dict)`` (a coroutine) writes a case event to Kafka."""
+def make_app(console: Console, send_event: Any = None, send_watch: Any = None) -> web.Application:
+    """The web application; ``send_event(dict)`` (a coroutine) writes a case event to Kafka, ``send_watch(key,
+    entry or None)`` a watch-list entry or its removal."""
     routes = web.RouteTableDef()
 
     def who(request: web.Request) -> dict[str, Any] | None:
@@ -321,6 +352,47 @@ def make_app(console: Console, send_event: Any = None) -> web.Application:
         return _page("coldchain.html", excursions=excursions, silent=silent,
                      can_change=console.may_change_stream(s["role"], "telemetry"), **s)
 
+    @routes.get("/watchlist")
+    async def watchlist_page(request: web.Request) -> web.Response:
+        """Watch lists 重点监管名单 and excluded providers 黑名单: what every worker applies; supervisors edit."""
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        return _watchlist(s)
+
+    def _watchlist(s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
+        entries = sorted(console.watchlist.items(), key=lambda kv: (kv[1].get("list", ""), kv[0]))
+        return _page("watchlist.html", status, entries=entries, error=message,
+                     can_edit=s["role"] == "supervisor", **s)
+
+    @routes.post("/watchlist")
+    async def watchlist_change(request: web.Request) -> web.Response:
+        s = who(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        form = await request.post()
+        if not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
+            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
+        if s["role"] != "supervisor":
+            return error(request, 403, "Not allowed", f"the {s['role']} role may not edit the watch lists", s)
+        if send_watch is None:
+            return error(request, 503, "Not connected", "this console cannot write to the watch-list topic", s)
+        remove = str(form.get("remove", ""))
+        if remove:
+            if remove not in console.watchlist:
+                return _watchlist(s, 404, f"no entry {remove[:80]} on the watch lists")
+            await send_watch(remove, None)
+            console.add_watch(remove.encode(), None)
+        else:
+            try:
+                entry = console.watch_entry(form, s["user"])
+            except InvalidRecord as e:
+                return _watchlist(s, 400, e.detail)
+            key = f"{entry['entity_kind']}:{entry['entity_id']}"
+            await send_watch(key, entry)
+            console.add_watch(key.encode(), orjson.dumps(entry))
+        raise web.HTTPSeeOther("/watchlist")
+
     @routes.get("/cases/{case_id}")
     async def case_page(request: web.Request) -> web.Response:
         s = who(request)
@@ -397,6 +469,34 @@ async def follow_scores(conn: Any, topic: str, console: Console) -> None:
         await consumer.stop()
 
 
+async def follow_watchlist(conn: Any, topic: str, console: Console) -> None:
+    """Read the watch lists from the beginning and keep following them (what every worker applies)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from connectors.errors import ZhijianError
+
+    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        try:
+            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+        except ZhijianError as e:
+            log.warning("no watch lists: %s", e)
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    try:
+                        console.add_watch(r.key, r.value)
+                    except (orjson.JSONDecodeError, TypeError) as e:
+                        log.warning("watch-list record %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
+    finally:
+        await consumer.stop()
+
+
 async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.Event) -> None:
     """Read the alert topic from its beginning and keep following it."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -429,7 +529,8 @@ async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.
 
 
 async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
-                scores_topic: str | None = None, grids: dict[str, str] | None = None) -> None:
+                scores_topic: str | None = None, grids: dict[str, str] | None = None,
+                watch_topic: str | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     console = Console(store, grids)
@@ -439,10 +540,14 @@ async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, h
     async def send_event(event: dict[str, Any]) -> None:
         await producer.send_and_wait(events_topic, key=event["case_id"].encode(), value=orjson.dumps(event))
 
+    async def send_watch(key: str, entry: dict[str, Any] | None) -> None:
+        await producer.send_and_wait(watch_topic, key=key.encode(), value=None if entry is None else orjson.dumps(entry))
+
     ready = asyncio.Event()
     follower = asyncio.create_task(follow_alerts(conn, alerts_topic, console, ready))
     scores = asyncio.create_task(follow_scores(conn, scores_topic, console)) if scores_topic else None
-    runner = web.AppRunner(make_app(console, send_event))
+    watching = asyncio.create_task(follow_watchlist(conn, watch_topic, console)) if watch_topic else None
+    runner = web.AppRunner(make_app(console, send_event, send_watch if watch_topic else None))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     print(f"zhijian console: http://{host}:{port}/ (alerts from {alerts_topic}, case events to {events_topic})",
@@ -450,7 +555,8 @@ async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, h
     try:
         await follower
     finally:
-        if scores is not None:
-            scores.cancel()
+        for task in (scores, watching):
+            if task is not None:
+                task.cancel()
         await runner.cleanup()
         await producer.stop()

@@ -2,7 +2,8 @@
 
 Limits from 处方管理办法 Art. 19 and 长期处方管理规范 (2021): outpatient ≤ 7 days,
 emergency ≤ 3 days, long-term prescriptions ≤ 12 weeks, and a long-term prescription over
-4 weeks must carry a reason. Inpatient orders have no days'-supply limit here.
+4 weeks must carry a reason. Inpatient orders have no days'-supply limit here. A watch-listed prescriber
+or institution (:mod:`models.watchlist`) is held to the limits times its factor.
 One alert per prescription, naming every offending item; the entity is the prescriber.
 
 >>> from models.alert import Source
@@ -25,6 +26,7 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.detector import Context, KeyedDetector
+from models.watchlist import watch_factor
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ class OverSupplyDetector(KeyedDetector):
         limit = self.limits.limit(visit, bool(event.get("long_term_reason")))
         if limit is None:
             return []
+        factor = watch_factor(ctx.reference, [("prescriber", event["prescriber_id"]),
+                                              ("institution", event["institution_id"])], event.get("event_time", "")[:10])
+        if factor < 1:  # a watch-listed prescriber or institution is held to a stricter limit
+            limit *= factor
         offending = [
             {"drug_code": it["drug_code"], "days_supply": it["days_supply"], "limit_days": limit}
             for it in event["items"]
@@ -68,15 +74,17 @@ class OverSupplyDetector(KeyedDetector):
         worst = max(o["days_supply"] for o in offending)
         drugs = ", ".join(f"{o['drug_code']} for {o['days_supply']:g} d" for o in offending)
         note = " without a long-term reason" if visit == "long_term" and limit == self.limits.long_term_reason_after_days else ""
+        watched = f" (watch-listed: limits × {factor:g})" if factor < 1 else ""
         reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
                   f"{visit.replace('_', '-')} prescription {event['prescription_id']} supplies {drugs}, "
-                  f"limit {limit:g} d{note}")
+                  f"limit {limit:g} d{note}{watched}")
         return [Alert.build(
             detector=self.name, version=self.version, key=event["prescription_id"],
             stream=self.stream, severity="medium", tier="violation",
             entity_kind="prescriber", entity_id=event["prescriber_id"],
             institution_id=event["institution_id"], region=event.get("region", "unknown"),
             event_t=event["_t"], score=worst / limit, reason=reason,
-            numbers={"visit_type": visit, "limit_days": limit, "max_days_supply": worst, "items": offending},
+            numbers={"visit_type": visit, "limit_days": limit, "max_days_supply": worst, "items": offending,
+                     **({"watch_factor": factor} if factor < 1 else {})},
             evidence=[source],
         )]

@@ -2,7 +2,7 @@
 
 处方管理办法: a Western or Chinese-patent-medicine prescription holds at most 5 drugs.
 Inpatient orders are not prescriptions in this sense and are not checked. The entity is
-the prescriber.
+the prescriber; a watch-listed one (:mod:`models.watchlist`) is held to the limit times its factor.
 
 >>> from models.alert import Source
 >>> from models.runtime import Runtime
@@ -25,6 +25,7 @@ from typing import Any
 
 from models.alert import Alert, Source
 from models.detector import Context, KeyedDetector
+from models.watchlist import watch_factor
 
 
 @dataclass(frozen=True)
@@ -48,18 +49,22 @@ class TooManyDrugsDetector(KeyedDetector):
         if event["visit_type"] == "inpatient":
             return []
         drugs = len({it["drug_code"] for it in event["items"]})
-        limit = self.limit.max_drugs
+        factor = watch_factor(ctx.reference, [("prescriber", event["prescriber_id"]),
+                                              ("institution", event["institution_id"])], event.get("event_time", "")[:10])
+        limit = self.limit.max_drugs * factor if factor < 1 else self.limit.max_drugs  # watch-listed: stricter
         if drugs <= limit:
             return []
         visit = event["visit_type"].replace("_", "-")
+        watched = f" (watch-listed: limits × {factor:g})" if factor < 1 else ""
         reason = (f"prescriber {event['prescriber_id']} ({event['institution_id']}/{event['department']}): "
-                  f"{visit} prescription {event['prescription_id']} holds {drugs} drugs, limit {limit}")
+                  f"{visit} prescription {event['prescription_id']} holds {drugs} drugs, limit {limit:g}{watched}")
         return [Alert.build(
             detector=self.name, version=self.version, key=event["prescription_id"],
             stream=self.stream, severity="low", tier="violation",
             entity_kind="prescriber", entity_id=event["prescriber_id"],
             institution_id=event["institution_id"], region=event.get("region", "unknown"),
             event_t=event["_t"], score=drugs / limit, reason=reason,
-            numbers={"drugs": drugs, "limit": limit, "drug_codes": sorted({it["drug_code"] for it in event["items"]})},
+            numbers={"drugs": drugs, "limit": limit, "drug_codes": sorted({it["drug_code"] for it in event["items"]}),
+                     **({"watch_factor": factor} if factor < 1 else {})},
             evidence=[source],
         )]
