@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 # System packages: a JDK 17+ and Maven (the embedded Kafka broker), kcat (an independent Kafka client),
 # prometheus with promtool (rules and dashboards checked against a real Prometheus) and docker-compose
 # (to validate the compose file; no Docker engine is needed), Chromium and its driver (the workbench's
-# pages are tested in a real headless browser).
+# pages are tested in a real headless browser), PostgreSQL (the workbench's store by URL, tested on a server
+# the test starts; the service itself is not enabled).
 system:
 	@missing=""; \
 	java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jdk-headless"; \
@@ -36,6 +37,7 @@ system:
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \

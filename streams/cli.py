@@ -419,11 +419,14 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     from connectors.broker import wait_until_answers
     from connectors.console.app import serve
-    from connectors.console.store import Store
+    from connectors.console.store import Store, StoreError
 
     settings = _settings(args)
-    store = Store(args.db)
-    if store.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
+    try:
+        store = Store(args.db)
+    except StoreError as e:
+        raise ZhijianError(f"--db: {e}") from None
+    if store.users() == 0:
         raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
     grids = {}
     if args.grids:
@@ -451,14 +454,14 @@ def cmd_console_user(args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from connectors.console.store import Store, StoreError
+    from connectors.console.store import Store, StoreError, _redacted, is_url
 
     password = os.environ.get("ZHIJIAN_CONSOLE_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
     try:
         Store(args.db).add_user(args.name, args.role, password)
     except StoreError as e:
         raise ZhijianError(f"{e}") from None
-    print(f"user {args.name} ({args.role}) saved in {args.db}")
+    print(f"user {args.name} ({args.role}) saved in {_redacted(args.db) if is_url(args.db) else args.db}")
     return 0
 
 

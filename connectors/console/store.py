@@ -1,9 +1,12 @@
-"""The workbench's own store: users and the case events, in SQLite (``.zhijian/console.db`` by default).
+"""The workbench's own store: users and the case events, in SQLite (``.zhijian/console.db`` by default) or in
+PostgreSQL when given a URL (``--db postgresql://user@host:5432/db``).
 
 Schema changes are numbered migrations applied in order at start (``schema_version`` remembers the
-last): a store written by an older console is brought up to date, never rebuilt. The cases themselves
-are not stored: they are rebuilt from the alert topic (deterministic case ids) and the case events
-replayed onto them, the events being also written to ``zhijian.case-events`` for other systems.
+last): a store written by an older console is brought up to date, never rebuilt. The same migrations
+serve both databases (SQLite's ``INTEGER PRIMARY KEY AUTOINCREMENT`` and ``BLOB`` become PostgreSQL's
+``BIGSERIAL PRIMARY KEY`` and ``BYTEA``). The cases themselves are not stored: they are rebuilt from the
+alert topic (deterministic case ids) and the case events replayed onto them, the events being also
+written to ``zhijian.case-events`` for other systems.
 
 >>> s = Store(":memory:")
 >>> s.version
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import os
 import sqlite3
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ MIN_PASSWORD = 12
 MIGRATIONS = [
     """CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL);
        CREATE TABLE case_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, case_id TEXT NOT NULL, kind TEXT NOT NULL,
-                                 at TEXT NOT NULL, user TEXT, status TEXT, verdict TEXT, comment TEXT);""",
+                                 at TEXT NOT NULL, "user" TEXT, status TEXT, verdict TEXT, comment TEXT);""",
     """CREATE INDEX case_events_case ON case_events (case_id);
        CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);""",
 ]
@@ -41,29 +45,62 @@ def _hash(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
 
 
+def is_url(db: str | Path) -> bool:
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
+def _postgres(sql: str) -> str:
+    """A statement of SQLite's dialect, as PostgreSQL reads it (the few differences the migrations use)."""
+    return (sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY").replace("BLOB", "BYTEA")
+            .replace("?", "%s"))
+
+
 class Store:
-    def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = self.db.execute("SELECT version FROM schema_version").fetchone()
+    def __init__(self, db: str | Path) -> None:
+        self.postgres = is_url(db)
+        if self.postgres:
+            try:
+                import psycopg
+            except ImportError:  # pragma: no cover — a dependency of the project
+                raise StoreError("PostgreSQL needs psycopg: pip install 'psycopg[binary]'") from None
+            try:
+                self.db: Any = psycopg.connect(str(db), autocommit=True)
+            except psycopg.Error as e:
+                raise StoreError(f"cannot connect to {_redacted(str(db))}: {str(e).strip().splitlines()[0]}") from None
+        else:
+            if str(db) != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(db), check_same_thread=False)
+        self._run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self._run("SELECT version FROM schema_version").fetchone()
         self.version = row[0] if row else 0
         for n, sql in enumerate(MIGRATIONS[self.version:], start=self.version + 1):
-            with self.db:
-                self.db.executescript(sql)
-                self.db.execute("DELETE FROM schema_version")
-                self.db.execute("INSERT INTO schema_version VALUES (?)", (n,))
+            with self._transaction():
+                if self.postgres:
+                    self.db.execute(_postgres(sql))
+                else:
+                    self.db.executescript(sql)
+                self._run("DELETE FROM schema_version")
+                self._run("INSERT INTO schema_version VALUES (?)", (n,))
             self.version = n
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.db.execute(_postgres(sql) if self.postgres else sql, params)
+
+    def _transaction(self) -> Any:
+        return self.db.transaction() if self.postgres else (self.db if not self.db.in_transaction else nullcontext())
+
+    def users(self) -> int:
+        return self._run("SELECT count(*) FROM users").fetchone()[0]
 
     def secret(self) -> bytes:
         """The key that signs session cookies (made once, kept in the store)."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
+        row = self._run("SELECT value FROM meta WHERE key = 'secret'").fetchone()
         if row:
             return bytes(row[0])
         value = os.urandom(32)
-        with self.db:
-            self.db.execute("INSERT INTO meta VALUES ('secret', ?)", (value,))
+        with self._transaction():
+            self._run("INSERT INTO meta VALUES ('secret', ?)", (value,))
         return value
 
     def add_user(self, name: str, role: str, password: str) -> None:
@@ -72,27 +109,39 @@ class Store:
         if len(password) < MIN_PASSWORD:
             raise StoreError(f"a password needs at least {MIN_PASSWORD} characters")
         salt = os.urandom(16)
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)", (name, role, salt, _hash(password, salt)))
+        with self._transaction():
+            self._run("INSERT INTO users VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
+                      "salt = excluded.salt, hash = excluded.hash", (name, role, salt, _hash(password, salt)))
 
     def check_password(self, name: str, password: str) -> str | None:
         """The user's role when the password is theirs, else None."""
-        row = self.db.execute("SELECT role, salt, hash FROM users WHERE name = ?", (name,)).fetchone()
+        row = self._run("SELECT role, salt, hash FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             _hash(password, b"0" * 16)  # the same work for an unknown name: no timing hint
             return None
         return row[0] if hmac.compare_digest(_hash(password, bytes(row[1])), bytes(row[2])) else None
 
     def role_of(self, name: str) -> str | None:
-        row = self.db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        row = self._run("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
     def add_event(self, event: dict[str, Any]) -> None:
-        with self.db:
-            self.db.execute("INSERT INTO case_events (case_id, kind, at, user, status, verdict, comment) "
-                            "VALUES (:case_id, :kind, :at, :user, :status, :verdict, :comment)",
-                            {k: event.get(k) for k in ("case_id", "kind", "at", "user", "status", "verdict", "comment")})
+        with self._transaction():
+            self._run('INSERT INTO case_events (case_id, kind, at, "user", status, verdict, comment) '
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(event.get(k) for k in EVENT_FIELDS))
 
     def events(self) -> list[dict[str, Any]]:
-        cur = self.db.execute("SELECT case_id, kind, at, user, status, verdict, comment FROM case_events ORDER BY seq")
-        return [dict(zip(("case_id", "kind", "at", "user", "status", "verdict", "comment"), r)) for r in cur]
+        cur = self._run('SELECT case_id, kind, at, "user", status, verdict, comment FROM case_events ORDER BY seq')
+        return [dict(zip(EVENT_FIELDS, r)) for r in cur]
+
+
+EVENT_FIELDS = ("case_id", "kind", "at", "user", "status", "verdict", "comment")
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for an error line."""
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        auth, _, host = rest.rpartition("@")
+        rest = auth.split(":", 1)[0] + ":***@" + host if ":" in auth else rest
+    return f"{scheme}://{rest}"
