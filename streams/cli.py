@@ -444,6 +444,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_triage(args: argparse.Namespace) -> int:
+    from streams.lab.triage import run_triage
+
+    return run_triage(args)
+
+
 def cmd_console_bench(args: argparse.Namespace) -> int:
     from streams.lab.console_bench import run_console_bench
 
@@ -654,6 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--grids", metavar="TOML", help="region → grid 网格 table ([grids] \"310101\" = \"Huangpu\"): cases "
                                                     "go to the grid of their region")
     co.set_defaults(func=cmd_console)
+    tr = sub.add_parser("triage", help="precision of the workbench queue's top 20 before and after 50 and 200 "
+                                       "verdicts of a simulated analyst, learned order against the rules' own")
+    tr.add_argument("--seeds", type=int, nargs="+", default=[7])
+    tr.add_argument("--days", type=float, default=30.0)
+    tr.add_argument("--scale", type=float, default=1.0)
+    tr.add_argument("--scenario-rate", type=float, default=3.0, help="× each scenario's and look-alike's instances "
+                                                                     "(enough cases for 200 verdicts)")
+    tr.set_defaults(func=cmd_triage)
     cb = sub.add_parser("console-bench", help="cases built per second and page times with many cases in the "
                                               "workbench, beside references measured in the same run")
     cb.add_argument("--cases", type=int, default=100_000)

@@ -117,3 +117,55 @@ def test_the_queue_keeps_its_order_as_cases_change_grades_move_and_cases_close()
     console.add_score({"institution_id": "H3", "day": "2026-10-03", "score": 1.0, "grade": "yellow"})
     assert order() == ["P1", "P2", "P3"] and console.cases_of("H3") == {p3.case_id}
     assert console.families == {"claim.over_standard"} and order(stream="waste") == []
+
+
+def test_the_queue_learns_from_verdicts_which_cases_analysts_confirm():
+    """Defrost-like excursions (short, just over 8 °C) are justified, long ones confirmed: once five verdicts of
+    each kind are in, an open long excursion comes before an open short one with a stronger alert."""
+    from connectors.console.app import Console
+    from connectors.console.store import Store
+
+    console = Console(Store(":memory:"))
+
+    def excursion(n, minutes, peak, score):
+        return {"alert_id": f"x{n}", "detector": "coldchain.excursion", "stream": "telemetry",
+                "entity": {"kind": "device", "id": f"FR-{n}"}, "institution_id": "CDC-1", "region": "310101",
+                "score": score, "event_time": f"2026-10-{1 + n % 28:02d}T10:00:00+00:00", "status": "closed",
+                "numbers": {"kind": "heat", "duration_minutes": minutes, "peak_c": peak}}
+
+    for n in range(10):
+        long = n % 2 == 0
+        console.add_alert(excursion(n, 300 if long else 20, 12.0 if long else 8.6, 2.0))
+    cases = {c.entity_id: c for c, _, _ in console.queue({})}
+    for n in range(10):
+        assert not console.priority.ready
+        console.change(cases[f"FR-{n}"].case_id, "wang", "operator", "closed",
+                       "violation" if n % 2 == 0 else "justified", None)
+    assert console.priority.ready and console.priority.seen == {True: 5, False: 5}
+    console.add_alert(excursion(20, 15, 8.4, 5.0))  # short, but the stronger alert
+    console.add_alert(excursion(21, 280, 11.5, 1.0))  # long
+    assert [c.entity_id for c, _, _ in console.queue({"status": "open"})] == ["FR-21", "FR-20"]
+    assert console.priority_of(cases["FR-0"]) > 0.5 > console.priority_of(cases["FR-1"])
+
+
+def test_the_triage_measure_ranks_both_orders_on_the_same_open_cases():
+    """zhijian triage's analyst on hand-made cases: over-supply of an antibiotic is confirmed, of a maintenance
+    drug justified, the rules' score cannot tell them apart; after 50 verdicts the learned order's top 20 is
+    all confirmed, the rules' order is not."""
+    from types import SimpleNamespace
+
+    from streams.lab.triage import work_the_queue
+
+    cases, labels, strongest = [], {}, {}
+    for n in range(300):
+        fraud = n % 3 == 0
+        cid = f"c{n:03d}"
+        cases.append(SimpleNamespace(case_id=cid, family="prescription.over_supply", entity_kind="prescriber",
+                                     stream="prescription", alerts=1, money=0.0, strongest_score=3.0 + (n % 7) / 10,
+                                     first_seen=f"2026-10-01T{n % 24:02d}:00:00+00:00"))
+        labels[cid] = "confirmed" if fraud else "justified"
+        strongest[cid] = {"numbers": {"items": [{"atc_code": "J01CA04" if fraud else f"C0{n % 9 + 1}AA01"}]}}
+    got = work_the_queue(cases, labels, strongest)
+    assert got["learned"][0] == got["rules"][0]  # before any verdict the orders are the same
+    assert got["learned"][50] == 1.0 > got["rules"][50]
+    assert got["learned"][200] == 1.0

@@ -38,6 +38,7 @@ from connectors.console.store import Store
 from connectors.topics import partitions_of
 from models.contracts import InvalidRecord, validate
 from models.cases import STATUSES, TRANSITIONS, VERDICTS, CaseBook, CaseError, case_points, points_grade
+from models.priority import CONFIRMING, CasePriority, case_features
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Console:
         self.families: set[str] = set()
         self.now, self.now_t = "", 0.0  # the newest alert's event time: what points fade towards
         self.watchlist: dict[str, dict[str, Any]] = {}  # entity_kind:entity_id → entry, as zhijian.watchlist holds it
+        self.priority = CasePriority()  # learned from the verdicts (models.priority); orders the queue once ready
         self._points: dict[str, tuple[float, float]] = {}  # institution → (now_t, its points then)
         self._points_dirty: set[str] = set()  # institutions a case of which changed since
         self.grid_names: set[str] = set()
@@ -96,8 +98,7 @@ class Console:
     def _place(self, case: Any) -> None:
         """(Re)file a case in the queue's order after anything its place depends on changed."""
         self._points_dirty.update((case.institution_id, case.entity_id))
-        key = (case.status == "closed", GRADE_RANK.get(self.grade_of(case), len(GRADES)), -case.strongest_score,
-               case.first_seen, case.case_id)
+        key = self._queue_key(case)
         old = self._place_of.get(case.case_id)
         if old == key:  # most alerts join a case without moving it
             return
@@ -120,6 +121,28 @@ class Console:
         shares = [(case, case_points(case, self.now_t)) for case in map(self.book.cases.get, self.cases_of(institution))]
         shares.sort(key=lambda x: -x[1])
         return sum(p for _, p in shares), shares
+
+    def _queue_key(self, case: Any) -> tuple[Any, ...]:
+        """A case's place: open before closed; then, once the priority has learned from both kinds of verdict,
+        the chance an analyst confirms it; then its institution's grade, its strongest alert, its age."""
+        learned = -round(self.priority_of(case), 3) if self.priority.ready and case.status != "closed" else 0.0
+        return (case.status == "closed", learned, GRADE_RANK.get(self.grade_of(case), len(GRADES)),
+                -case.strongest_score, case.first_seen, case.case_id)
+
+    def priority_of(self, case: Any) -> float:
+        """The learned chance that an analyst confirms the case (0.5 before any verdict)."""
+        return self.priority.score_one(case_features(case, self.alerts.get(case.strongest or ""), self.grade_of(case)))
+
+    def learn_verdict(self, case: Any) -> None:
+        """A case closed with a verdict teaches the priority; the open cases are placed anew."""
+        if case.verdict is None:
+            return
+        self.priority.learn_one(case_features(case, self.alerts.get(case.strongest or ""), self.grade_of(case)),
+                                case.verdict in CONFIRMING)
+        if self.priority.ready:  # every open case may move: place them all at once
+            self._place_of = {cid: self._queue_key(c) for cid, c in self.book.cases.items()}
+            self._order = SortedList(self._place_of.values())
+            self._points_dirty.update(c.institution_id for c in self.book.cases.values())
 
     def cases_of(self, institution: str) -> set[str]:
         """The ids of the cases of an institution (its own, and those of its prescribers, patients, devices)."""
@@ -202,7 +225,10 @@ class Console:
                 case.change(e["status"], user=e["user"], at=e["at"], comment=e["comment"], verdict=e["verdict"])
             except CaseError as err:  # already applied, or the store holds what this version refuses
                 log.warning("case event for %s not replayed: %s", e["case_id"], err)
+                continue
             self._place(case)
+            if e["status"] == "closed":
+                self.learn_verdict(case)
         self.pending = waiting
 
     def may_change(self, role: str, case: Any) -> bool:
@@ -223,6 +249,8 @@ class Console:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         event = case.change(status, user=user, at=at, comment=comment or None, verdict=verdict or None).to_dict()
         self._place(case)
+        if status == "closed":
+            self.learn_verdict(case)
         self.store.add_event(event)
         return event
 
@@ -308,7 +336,10 @@ def make_app(console: Console, send_event: Any = None, send_watch: Any = None) -
         f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid")}
         rows = console.queue(f)
         points = {inst: console.points_total(inst) for inst in {c.institution_id for c, _, _ in rows if c.institution_id}}
-        return _page("queue.html", rows=rows, points=points, total=len(console.book.cases), f=f, streams=STREAMS,
+        learned = ({c.case_id: console.priority_of(c) for c, _, _ in rows if c.status != "closed"}
+                   if console.priority.ready else {})
+        return _page("queue.html", rows=rows, points=points, learned=learned,
+                     verdicts=sum(console.priority.seen.values()), total=len(console.book.cases), f=f, streams=STREAMS,
                      statuses=STATUSES, families=sorted(console.families), grades=GRADES,
                      grids=sorted(console.grid_names), **s)
 

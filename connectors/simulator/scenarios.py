@@ -524,6 +524,62 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
+# --- benign look-alikes 合理情形: what raises an alert but an analyst justifies ----------------------
+# Off by default (evaluate and the demo score the rules on the scenarios above); SimulationConfig.look_alikes
+# plants them for the triage simulation, where a priority learned from verdicts must tell them apart. Three
+# times as many as the frauds they resemble: most of what a rule flags, an analyst justifies.
+def justified_long_prescription(sim, t, sc):
+    """A chronic patient about to travel gets two to four weeks of their usual maintenance drug: over the
+    outpatient limit, and justified (长期处方 without the paperwork)."""
+    r = sim.rng_scenario
+    inst = _clinic(sim, "community", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    condition = r.choice([c for c in patient.conditions if cat.CHRONIC.get(c)] or list(cat.CHRONIC))
+    days = r.choice((14, 21, 28))
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(r.choice(cat.CHRONIC[condition]), days)],
+                          ["Z76.0"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, benign=True, prescription_id=rx["prescription_id"],
+               days_supply=days)
+
+
+def elderly_polypharmacy(sim, t, sc):
+    """An elderly patient's repeat prescription of the maintenance drugs of several chronic conditions: more
+    than five drugs, each indicated."""
+    r = sim.rng_scenario
+    inst = _clinic(sim, "community", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    pool = [d for drugs in cat.CHRONIC.values() for d in drugs]
+    drugs = r.sample(pool, min(len(pool), r.randint(6, 7)))
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(d, 7) for d in drugs], ["I10", "E11.9"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, benign=True, prescription_id=rx["prescription_id"],
+               drugs=len(drugs))
+
+
+def defrost_cycle(sim, t, sc):
+    """A fridge's defrost heater runs long: the probe passes +8 °C for a quarter of an hour and the unit pulls
+    back — an excursion the operator checks and closes as justified (no vaccine at risk)."""
+    r = sim.rng_scenario
+    d = _device(sim, ("fridge",))
+    minutes = r.uniform(25, 35)
+    sim.units[d.id].fault = Fault("defrost", t, t + minutes * 60, target_c=r.uniform(13.0, 15.0))
+    sim.record(sc.name, "device", d.id, t, t + 2 * HOUR, sc.detectors, benign=True, minutes=round(minutes))
+
+
+LOOK_ALIKES: tuple[Scenario, ...] = (
+    Scenario("justified_long_prescription", "prescription", "长期处方(合理)", "prescriber",
+             ("prescription.over_supply",), 36, 0, justified_long_prescription,
+             "a chronic patient's maintenance drug for 14–28 days before travel"),
+    Scenario("elderly_polypharmacy", "prescription", "多病共存用药(合理)", "prescriber",
+             ("prescription.too_many_drugs", "prescription.same_action"), 24, 0, elderly_polypharmacy,
+             "six or seven maintenance drugs for several chronic conditions"),
+    Scenario("defrost_cycle", "telemetry", "除霜(合理)", "device", ("coldchain.excursion",), 18, 1, defrost_cycle,
+             "a defrost heater passing +8 °C for a quarter of an hour"),
+)
+LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
+
+
 def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
     """Place each enabled scenario's instances over the horizon, stratified in time; with
     ``repeat``, place them again over each following horizon (the demo runs until stopped)."""
@@ -535,8 +591,10 @@ def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
     r = sim.rng_scenario
     start = sim.t0 if cycle_start is None else cycle_start
     horizon = cfg.days * DAY
+    if cfg.look_alikes:
+        names += [s.name for s in LOOK_ALIKES]
     for name in names:
-        sc = BY_NAME[name]
+        sc = BY_NAME.get(name) or LOOK_ALIKE_BY_NAME[name]
         if sc.at_start:
             sim._call(start, sim.run_scenario, sc)
             continue

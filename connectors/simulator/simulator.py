@@ -58,6 +58,7 @@ class SimulationConfig:
     scenario_rate: float = 1.0  # × each scenario's instances per 30 days
     warmup_days: float = 1.0  # no scenario starts before this (detectors that learn need some history)
     repeat: bool = False  # place the scenarios again over every following horizon
+    look_alikes: bool = False  # plant benign look-alikes too (scenarios.LOOK_ALIKES: alerts an analyst justifies)
 
 
 @dataclass

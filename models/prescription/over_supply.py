@@ -65,7 +65,8 @@ class OverSupplyDetector(KeyedDetector):
         if factor < 1:  # a watch-listed prescriber or institution is held to a stricter limit
             limit *= factor
         offending = [
-            {"drug_code": it["drug_code"], "days_supply": it["days_supply"], "limit_days": limit}
+            {"drug_code": it["drug_code"], **({"atc_code": it["atc_code"]} if it.get("atc_code") else {}),
+             "days_supply": it["days_supply"], "limit_days": limit}
             for it in event["items"]
             if it["days_supply"] > limit
         ]

@@ -65,6 +65,7 @@ class TooManyDrugsDetector(KeyedDetector):
             institution_id=event["institution_id"], region=event.get("region", "unknown"),
             event_t=event["_t"], score=drugs / limit, reason=reason,
             numbers={"drugs": drugs, "limit": limit, "drug_codes": sorted({it["drug_code"] for it in event["items"]}),
+                     "atc_codes": sorted({it.get("atc_code", "") for it in event["items"]} - {""}),
                      **({"watch_factor": factor} if factor < 1 else {})},
             evidence=[source],
         )]
