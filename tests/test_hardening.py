@@ -5,25 +5,10 @@ import copy
 
 import orjson
 
-from models.contracts import load_schema
 from models.pseudonym import Pseudonymizer
 from streams import metrics
-from streams.detectors import build_detectors
-from streams.ingest import Ingest
 from streams.observe import Observer
-from streams.settings import load_settings
-
-PSEUDO = Pseudonymizer(b"hardening-key-0123456789abcdef-0123456789")
-
-
-def ingest(stream):
-    return Ingest(stream, build_detectors(load_settings(environ={}))[stream], PSEUDO)
-
-
-def example(stream, **changes):
-    e = copy.deepcopy(load_schema(stream)["examples"][0])
-    e.update(changes)
-    return e
+from tests.test_ingest import example, ingest
 
 
 def test_claims_dated_year_one_or_9999_are_refused_and_do_not_blind_duplicate_charges():

@@ -472,8 +472,9 @@ def make_app(console: Console, send_event: Any = None, send_watch: Any = None) -
     return app
 
 
-async def follow_scores(conn: Any, topic: str, console: Console) -> None:
-    """Read the institution scores from the beginning and keep following them (a missing topic: no grades)."""
+async def follow(conn: Any, topic: str, apply: Any, what: str) -> None:
+    """Read a topic from the beginning and keep following it, handing each record to ``apply(record)`` (a record
+    it cannot take is logged and skipped; a missing topic is logged: the console goes on without it)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from connectors.errors import ZhijianError
@@ -485,7 +486,7 @@ async def follow_scores(conn: Any, topic: str, console: Console) -> None:
         try:
             tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
         except ZhijianError as e:
-            log.warning("no institution grades: %s", e)
+            log.warning("no %s: %s", what, e)
             return
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -493,39 +494,21 @@ async def follow_scores(conn: Any, topic: str, console: Console) -> None:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for r in records:
                     try:
-                        console.add_score(orjson.loads(r.value))
+                        apply(r)
                     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        log.warning("score %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
+                        log.warning("%s record %s[%d]@%d skipped: %s", what, r.topic, r.partition, r.offset, e)
     finally:
         await consumer.stop()
+
+
+async def follow_scores(conn: Any, topic: str, console: Console) -> None:
+    """The institution scores: each institution's grade and its history."""
+    await follow(conn, topic, lambda r: console.add_score(orjson.loads(r.value)), "institution grades")
 
 
 async def follow_watchlist(conn: Any, topic: str, console: Console) -> None:
-    """Read the watch lists from the beginning and keep following them (what every worker applies)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from connectors.errors import ZhijianError
-
-    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        try:
-            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-        except ZhijianError as e:
-            log.warning("no watch lists: %s", e)
-            return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    try:
-                        console.add_watch(r.key, r.value)
-                    except (orjson.JSONDecodeError, TypeError) as e:
-                        log.warning("watch-list record %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
-    finally:
-        await consumer.stop()
+    """The watch lists, as every worker applies them."""
+    await follow(conn, topic, lambda r: console.add_watch(r.key, r.value), "watch lists")
 
 
 async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.Event) -> None:
