@@ -151,7 +151,7 @@ def start_demo_risk(bootstrap: str, port: int, configs: list[str]) -> Any:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
-    from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
+    from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_processes
     from connectors.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
     from connectors.producer import EnvelopeProducer
     from connectors.simulator import RegionSimulator, SimulationConfig
@@ -226,12 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             producer.close()
         if tail is not None:
             tail.close()
-        if worker is not None:
-            stop_process(worker)
-        if console is not None:
-            stop_process(console)
-        if risk is not None:
-            stop_process(risk)
+        stop_processes([worker, console, risk])
         broker.stop()
         if jsonl is not None:
             jsonl.close()

@@ -1,8 +1,8 @@
-"""`zhijian evaluate --seed 7 --days 20 --workers 2 --kill-every 20`: the simulated region through the real
+"""`zhijian evaluate --seed 7 --days 30 --workers 2 --kill-every 20`: the simulated region through the real
 worker on its own embedded broker, once with one worker uninterrupted, then with two workers one of which is
 killed with SIGKILL every 20 s and replaced; the alert sets must be identical by id, and the run is scored per
-scenario. The documentation's tables come from the same command over 30 days; 20 keep CI near 20 minutes (the
-30-day run alone took 15 of its 27)."""
+scenario. This is the run the documentation's tables come from. (A 20-day run, tried to shorten CI, lost one
+re-keyed waste-generation alert after its kills in two runs of three: an open defect, see docs/state.md.)"""
 from __future__ import annotations
 
 import json
@@ -15,9 +15,9 @@ from connectors.simulator.scenarios import BY_NAME
 
 
 @pytest.mark.timeout(2400)  # the run's own limit below; the suite's 600 s default cut it at 10 min in a fresh clone
-def test_evaluate_twenty_days_with_kills_gives_the_alerts_of_one_worker_and_every_scenario(tmp_path):
+def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_every_scenario(tmp_path):
     report, truth = tmp_path / "report.json", tmp_path / "truth.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", "evaluate", "--seed", "7", "--days", "20",
+    proc = subprocess.run([sys.executable, "-m", "streams.cli", "evaluate", "--seed", "7", "--days", "30",
                            "--workers", "2", "--kill-every", "20", "--json", str(report), "--truth", str(truth)],
                           capture_output=True, text=True, timeout=2400, cwd=tmp_path.parent)
     print(proc.stdout[-1500:])
@@ -27,7 +27,7 @@ def test_evaluate_twenty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     assert r["comparison"]["alerts"] == r["alerts"] > 100 and r["workers"] == 2 and r["kills"] >= 3
     assert "alert set identical, by id, to the one-worker uninterrupted run" in proc.stdout
     assert "| scenario | incidents | detected | recall | precision | median delay |" in proc.stdout
-    assert sum(r["events"].values()) > 550_000 and set(r["events"]) == {"prescription", "claim", "waste", "telemetry"}
+    assert sum(r["events"].values()) > 800_000 and set(r["events"]) == {"prescription", "claim", "waste", "telemetry"}
     by = {s["scenario"]: s for s in r["scenarios"]}
     assert set(by) == set(BY_NAME) - {"fraudulent_institution"}  # every scenario listed, detected or not …
     ranking = r["institution_ranking"]["rankings"]  # … the institution-wide fraud ranked by the risk score

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from connectors.errors import ZhijianError
@@ -52,6 +53,21 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes] | None], timeout: float = 20.0) -> None:
+    """SIGTERM every process at once, then wait for them together (SIGKILL what is left after ``timeout``): a
+    demo's worker, console and risk scorer stop side by side, not one after another."""
+    alive = [p for p in procs if p is not None and p.poll() is None]
+    for p in alive:
+        p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for p in alive:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def simulated_region_configs(user: list[str] | None) -> list[str]:
