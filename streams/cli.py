@@ -169,6 +169,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     printer = AlertPrinter(jsonl=jsonl)
     produced: Counter[str] = Counter()
     by_detector: Counter[str] = Counter()
+    # Ctrl-C (or SIGTERM) sets a flag the loop checks: a KeyboardInterrupt raised inside a Kafka client call can be
+    # swallowed there, and the demo then ran on (CI caught it twice)
+    interrupted: list[int] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        interrupted.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         broker.start()
         configs = simulated_region_configs(args.config)
@@ -202,7 +210,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started = last = time.monotonic()
         clock = sim.t0
         shown = 0
-        while args.duration is None or time.monotonic() - started < args.duration:
+        while not interrupted and (args.duration is None or time.monotonic() - started < args.duration):
             now = time.monotonic()
             clock = min(clock + (now - last) * args.speed, time.time())
             last = now
@@ -219,9 +227,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     by_detector[alert["detector"]] += 1
             if worker.poll() is not None:
                 raise ZhijianError(f"the worker exited with code {worker.returncode}; see {STATE_DIR / 'worker.log'}")
+        if interrupted:
+            print("\ninterrupted; stopping …", file=sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted; stopping …", file=sys.stderr)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if producer is not None:
             producer.close()
         if tail is not None:
