@@ -1,1 +1,2 @@
-"""Sources and sinks: the embedded broker, topic management, the region simulator, file replay, alert output."""
+"""The outside world: Kafka (the embedded broker, connections, topics, producers, the topic follower), files
+(replay through column mappings, logger exports) and the alert printer."""

@@ -8,7 +8,7 @@ from typing import IO, Any, Iterator
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from connectors.kafka_config import KafkaConnection
+from connectors.kafka.connection import KafkaConnection
 
 SEVERITY_MARK = {"low": "  low ", "medium": " MED  ", "high": " HIGH ", "critical": " CRIT "}
 COLOURS = {"low": "\033[36m", "medium": "\033[33m", "high": "\033[31m", "critical": "\033[1;41;37m"}

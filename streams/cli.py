@@ -32,10 +32,10 @@ def _settings(args: argparse.Namespace, **worker: Any):
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from connectors.broker import ensure_topics, wait_until_answers
-    from streams.app import run_worker
+    from connectors.kafka.broker import ensure_topics, wait_until_answers
+    from streams.worker.app import run_worker
 
-    from models.pseudonym import Pseudonymizer
+    from models.contracts.pseudonym import Pseudonymizer
 
     settings = _settings(args, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                          log_level=args.log_level)
@@ -52,7 +52,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from connectors.broker import ensure_topics, wait_until_answers
+    from connectors.kafka.broker import ensure_topics, wait_until_answers
 
     settings = _settings(args)
     wait_until_answers(settings.kafka, timeout=args.connect_timeout)
@@ -66,7 +66,7 @@ def _interrupt(*_: object) -> None:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from connectors.broker import KAFKA_VERSION, ROLES, BrokerSecurity, EmbeddedBroker, apply_acls, ensure_topics, role_acls
+    from connectors.kafka.broker import KAFKA_VERSION, ROLES, BrokerSecurity, EmbeddedBroker, apply_acls, ensure_topics, role_acls
     from streams.settings import load_settings
 
     security = None if args.security == "none" else BrokerSecurity(tls=args.security == "scram-tls")
@@ -115,7 +115,7 @@ def start_demo_console(bootstrap: str, port: int) -> tuple[Any, str]:
     import secrets
     import subprocess
 
-    from connectors.console.store import Store
+    from streams.workbench.store import Store
 
     db = STATE_DIR / "console.db"
     secret_file = STATE_DIR / "console-demo-password"
@@ -128,7 +128,7 @@ def start_demo_console(bootstrap: str, port: int) -> tuple[Any, str]:
         store.add_user("demo", "supervisor", password)
     store.db.close()
     log = open(STATE_DIR / "console.log", "ab")
-    from connectors.simulator import REGION_CONFIG
+    from streams.lab.simulator import REGION_CONFIG
 
     grids = REGION_CONFIG.with_name("grids.toml")
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
@@ -152,9 +152,9 @@ def start_demo_risk(bootstrap: str, port: int, configs: list[str]) -> Any:
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.alert_sink import AlertPrinter, AlertTail
     from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_processes
-    from connectors.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
-    from connectors.producer import EnvelopeProducer
-    from connectors.simulator import RegionSimulator, SimulationConfig
+    from connectors.kafka.broker import KAFKA_VERSION, EmbeddedBroker, ensure_topics, free_port
+    from connectors.kafka.producer import EnvelopeProducer
+    from streams.lab.simulator import RegionSimulator, SimulationConfig
     from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
@@ -248,10 +248,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from connectors.broker import wait_until_answers
-    from connectors.mapping import Mapping
-    from connectors.producer import EnvelopeProducer
-    from connectors.replay import Progress, Refused, load_sources, replay
+    from connectors.kafka.broker import wait_until_answers
+    from connectors.files.mapping import Mapping
+    from connectors.kafka.producer import EnvelopeProducer
+    from connectors.files.replay import Progress, Refused, load_sources, replay
 
     settings = _settings(args)
     joins = {}
@@ -292,7 +292,7 @@ def cmd_import_fridge_tag(args: argparse.Namespace) -> int:
     import json
     from datetime import timezone
 
-    from connectors.fridge_tag import FridgeTagError, parse, telemetry_events
+    from connectors.files.fridge_tag import FridgeTagError, parse, telemetry_events
 
     try:
         sign = -1 if args.tz.startswith("-") else 1
@@ -360,8 +360,8 @@ def cmd_import_fridge_tag(args: argparse.Namespace) -> int:
         Path(args.out).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
         print(f"{len(events)} telemetry events written to {args.out}")
         return 0
-    from connectors.broker import wait_until_answers
-    from connectors.producer import EnvelopeProducer
+    from connectors.kafka.broker import wait_until_answers
+    from connectors.kafka.producer import EnvelopeProducer
 
     settings = _settings(args)
     wait_until_answers(settings.kafka, timeout=15)
@@ -411,7 +411,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.lab.processes import simulator_from_args
-    from connectors.simulator.files import write_simulation
+    from streams.lab.simulator.files import write_simulation
 
     sim = simulator_from_args(args)
     counts = write_simulation(sim, Path(args.out), args.days)
@@ -424,9 +424,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
 
-    from connectors.broker import wait_until_answers
-    from connectors.console.app import serve
-    from connectors.console.store import Store, StoreError
+    from connectors.kafka.broker import wait_until_answers
+    from streams.workbench.console import serve
+    from streams.workbench.store import Store, StoreError
 
     settings = _settings(args)
     try:
@@ -467,7 +467,7 @@ def cmd_console_user(args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from connectors.console.store import Store, StoreError, _redacted, is_url
+    from streams.workbench.store import Store, StoreError, _redacted, is_url
 
     password = os.environ.get("ZHIJIAN_CONSOLE_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
     try:
@@ -479,9 +479,9 @@ def cmd_console_user(args: argparse.Namespace) -> int:
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
-    from connectors.broker import wait_until_answers
-    from models.pseudonym import Pseudonymizer
-    from streams.risk import run
+    from connectors.kafka.broker import wait_until_answers
+    from models.contracts.pseudonym import Pseudonymizer
+    from streams.workbench.risk.scorer import run
 
     settings = _settings(args)
     wait_until_answers(settings.kafka, timeout=30)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ConfigError
-from connectors.kafka_config import KafkaConnection
-from connectors.topics import TopicSpec, changelog_specs, topic_specs
-from models import registry
-from models.risk.score import RiskSettings
+from connectors.kafka.connection import KafkaConnection
+from connectors.kafka.topics import TopicSpec, changelog_specs, topic_specs
+from models.rules import registry
+from streams.workbench.risk.score import RiskSettings
 
 #: Detector configuration sections → the dataclass holding their thresholds (from the detectors themselves).
 DETECTOR_SECTIONS: dict[str, type] = registry.sections()
@@ -81,7 +81,7 @@ class Settings:
         return {s.stream: s.name for s in topic_specs(t.prefix, t.input_partitions, t.alert_partitions) if s.stream}
 
     def reference_topics(self) -> dict[str, str]:
-        """Reference table → the compacted topic carrying it (streams/reference.py)."""
+        """Reference table → the compacted topic carrying it (streams/worker/reference.py)."""
         t = self.topics
         return {s.reference: s.name for s in topic_specs(t.prefix, t.input_partitions, t.alert_partitions)
                 if s.reference}

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from connectors.broker import free_port
-from models.pseudonym import KEY_ENV
+from connectors.kafka.broker import free_port
+from models.contracts.pseudonym import KEY_ENV
 
 # the tests' pseudonymization key, inherited by every worker process they start (there is no default key)
 os.environ.setdefault(KEY_ENV, "zhijian-tests-" + "k" * 40)

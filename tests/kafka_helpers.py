@@ -17,7 +17,7 @@ from streams.lab.processes import start_worker_process
 def broker_with_topics(log_path, app_id: str | None = None) -> Iterator[Any]:
     """An embedded broker (temporary log) with every topic of the settings created, the state changelogs
     of ``app_id`` included."""
-    from connectors.broker import EmbeddedBroker, ensure_topics
+    from connectors.kafka.broker import EmbeddedBroker, ensure_topics
     from streams.settings import load_settings
 
     with EmbeddedBroker(log_path=log_path) as b:
@@ -67,7 +67,7 @@ class Worker:
 
 def produce_simulation(settings: Any, sim: Any, until: float, max_batch: int) -> int:
     """Send the simulator's events up to event time ``until`` in envelopes; return how many."""
-    from connectors.producer import EnvelopeProducer
+    from connectors.kafka.producer import EnvelopeProducer
 
     producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions,
                                 max_batch=max_batch)

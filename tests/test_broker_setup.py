@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.broker import KAFKA_VERSION, MIN_JAVA
+from connectors.kafka.broker import KAFKA_VERSION, MIN_JAVA
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +70,6 @@ def test_port_taken():
                                         ('openjdk version "25" 2025-09-16', 25),
                                         ('java version "1.8.0_392"', 8)])
 def test_java_major(text, major):
-    from connectors.broker import java_major
+    from connectors.kafka.broker import java_major
 
     assert java_major(text) == major

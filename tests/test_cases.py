@@ -2,11 +2,11 @@
 it does not allow."""
 import pytest
 
-from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-from models.alert import Source
-from models.cases import CaseBook, CaseError
-from models.contracts import validate
-from streams.detectors import build_detectors
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from models.contracts.alert import Source
+from streams.workbench.cases import CaseBook, CaseError
+from models.contracts.records import validate
+from streams.worker.plan import build_detectors
 from streams.settings import load_settings
 
 
@@ -88,8 +88,8 @@ def test_the_lifecycle_refuses_what_it_does_not_allow():
 
 
 def test_the_queue_keeps_its_order_as_cases_change_grades_move_and_cases_close():
-    from connectors.console.app import Console
-    from connectors.console.store import Store
+    from streams.workbench.console import Console
+    from streams.workbench.store import Store
 
     console = Console(Store(":memory:"))
 
@@ -122,8 +122,8 @@ def test_the_queue_keeps_its_order_as_cases_change_grades_move_and_cases_close()
 def test_the_queue_learns_from_verdicts_which_cases_analysts_confirm():
     """Defrost-like excursions (short, just over 8 °C) are justified, long ones confirmed: once five verdicts of
     each kind are in, an open long excursion comes before an open short one with a stronger alert."""
-    from connectors.console.app import Console
-    from connectors.console.store import Store
+    from streams.workbench.console import Console
+    from streams.workbench.store import Store
 
     console = Console(Store(":memory:"))
 

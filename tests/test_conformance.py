@@ -1,4 +1,4 @@
-"""Every detector written to the keyed contract passes the conformance checks (models/checks.py)
+"""Every detector written to the keyed contract passes the conformance checks (models/engine/conformance.py)
 on a simulated region with its risk scenarios planted: repeated events, snapshot → restore
 mid-stream, and a split by key over partitions each give exactly the alerts of one plain run."""
 from __future__ import annotations
@@ -7,13 +7,14 @@ from functools import cache
 
 import pytest
 
-from connectors.simulator import RegionSimulator, SimulationConfig
-from connectors.simulator.scenarios import BY_NAME
-from connectors.topics import topic_specs
-from models import checks, registry
-from models.alert import Source
-from models.contracts import validate
-from models.detector import KeyedDetector
+from streams.lab.simulator import RegionSimulator, SimulationConfig
+from streams.lab.simulator.scenarios import BY_NAME
+from connectors.kafka.topics import topic_specs
+from models.engine import conformance as checks
+from models.rules import registry
+from models.contracts.alert import Source
+from models.contracts.records import validate
+from models.engine.detector import KeyedDetector
 from streams.settings import load_settings
 
 #: Patterns that take weeks to show (a readmission is billed at discharge): straight to their own stream.
@@ -61,7 +62,7 @@ def test_every_detector_follows_the_contract():
 
 @pytest.mark.parametrize("cls", KEYED, ids=lambda c: c.name)
 def test_conformance(cls):
-    settings = load_settings([str(__import__("connectors.simulator", fromlist=["REGION_CONFIG"]).REGION_CONFIG)],
+    settings = load_settings([str(__import__("streams.lab.simulator", fromlist=["REGION_CONFIG"]).REGION_CONFIG)],
                              environ={})
     limits = settings.detectors[cls.name]
     events = list(stream_events(cls.stream))

@@ -4,7 +4,7 @@ import copy
 import orjson
 import pytest
 
-from models.contracts import REASONS, InvalidRecord, decode, load_schema, validate
+from models.contracts.records import REASONS, InvalidRecord, decode, load_schema, validate
 
 STREAMS = ["prescription", "claim", "waste", "telemetry"]
 
@@ -124,7 +124,7 @@ def test_free_text_fields_stay_free_and_are_known():
     e = example("prescription")
     e["items"][0]["name"] = "阿莫西林胶囊 0.25 g\u202e"  # a drug's name may hold anything; no alert copies it
     validate("prescription", e)
-    from models.contracts import free_text_fields
+    from models.contracts.records import free_text_fields
     assert free_text_fields("claim") == {"name", "patient_id"}
     assert free_text_fields("telemetry") == frozenset() and free_text_fields("waste") == frozenset()
 

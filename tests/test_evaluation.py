@@ -1,5 +1,5 @@
 """Detection-quality arithmetic on a hand-made case, where every number can be checked by hand."""
-from models.evaluation import Incident, markdown, score
+from streams.lab.scoring import Incident, markdown, score
 
 H = 3600.0
 

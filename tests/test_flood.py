@@ -1,11 +1,11 @@
 """Alert floods bounded (issue 9): past the hourly cap per entity, one summary alert instead of the rest."""
 import orjson
 
-from models.alert import Source, alert_id, iso
-from models.flood import AlertCap
-from models.prescription.over_supply import OverSupplyDetector
-from models.runtime import Runtime
-from streams.detectors import build_detectors
+from models.contracts.alert import Source, alert_id, iso
+from models.engine.flood import AlertCap
+from models.rules.prescription.over_supply import OverSupplyDetector
+from models.engine.runtime import Runtime
+from streams.worker.plan import build_detectors
 from streams.settings import load_settings
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z, an hour's start

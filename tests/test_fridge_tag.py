@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.fridge_tag import FridgeTagError, parse, telemetry_events
+from connectors.files.fridge_tag import FridgeTagError, parse, telemetry_events
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "coldchain" / "raw"
 FILES = sorted(RAW.rglob("*.txt"))

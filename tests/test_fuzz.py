@@ -10,10 +10,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.contracts import REASONS, STREAMS, load_schema
-from models.pseudonym import Pseudonymizer
-from streams.detectors import build_detectors
-from streams.ingest import Ingest
+from models.contracts.records import REASONS, STREAMS, load_schema
+from models.contracts.pseudonym import Pseudonymizer
+from streams.worker.plan import build_detectors
+from streams.worker.ingest import Ingest
 from streams.settings import load_settings
 
 PSEUDO = Pseudonymizer(b"fuzz-key-0123456789abcdef-0123456789")

@@ -5,9 +5,9 @@ import copy
 
 import orjson
 
-from models.pseudonym import Pseudonymizer
-from streams import metrics
-from streams.observe import Observer
+from models.contracts.pseudonym import Pseudonymizer
+from streams.worker import metrics
+from streams.worker.observe import Observer
 from tests.test_ingest import example, ingest
 
 

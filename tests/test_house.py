@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("streams", "models", "connectors")
-LAB = ("streams.lab", "connectors.simulator", "connectors.replay", "models.evaluation", "models.nab_score")
+LAB = ("streams.lab", "streams.lab.simulator", "connectors.files.replay", "streams.lab.scoring", "streams.lab.nab_score")
 
 
 def modules() -> dict[str, Path]:
@@ -43,11 +43,11 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
 
 
 def test_the_worker_imports_none_of_the_lab_tools():
-    code = ("import sys, streams.app, streams.cli; "
+    code = ("import sys, streams.worker.app, streams.cli; "
             "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in ('streams', 'models', 'connectors'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                             check=True).stdout.split()
-    assert "models.rekey" in loaded and "streams.state" in loaded  # the probe saw the worker
+    assert "models.engine.rekey" in loaded and "streams.worker.checkpoint" in loaded  # the probe saw the worker
     assert [m for m in loaded if m.startswith(LAB)] == []
 
 
@@ -91,4 +91,4 @@ def test_no_import_cycles():
     for v in graph:
         if v not in index:
             visit(v)
-    assert graph["streams.app"] and cycles == []
+    assert graph["streams.worker.app"] and cycles == []

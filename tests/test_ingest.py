@@ -3,10 +3,10 @@ import copy
 
 import orjson
 
-from models.contracts import load_schema
-from models.pseudonym import Pseudonymizer
-from streams.detectors import build_detectors
-from streams.ingest import Ingest
+from models.contracts.records import load_schema
+from models.contracts.pseudonym import Pseudonymizer
+from streams.worker.plan import build_detectors
+from streams.worker.ingest import Ingest
 from streams.settings import load_settings
 
 PSEUDO = Pseudonymizer(b"test-key-0123456789abcdef-0123456789")

@@ -10,7 +10,7 @@ from kafka.admin import NewTopic
 from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 from kafka.structs import OffsetAndMetadata
 
-from connectors.broker import EmbeddedBroker
+from connectors.kafka.broker import EmbeddedBroker
 
 TOPIC = "zhijian.restart-check"
 

@@ -15,9 +15,9 @@ import urllib.request
 import orjson
 import pytest
 
-from connectors.broker import free_port
-from connectors.console.store import Store
-from models.alert import Alert, Source
+from connectors.kafka.broker import free_port
+from streams.workbench.store import Store
+from models.contracts.alert import Alert, Source
 from tests.kafka_helpers import produce, read_topic
 
 pytestmark = [pytest.mark.integration,
@@ -329,7 +329,7 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from models.contracts import load_schema
+    from models.contracts.records import load_schema
 
     bs = broker.bootstrap_servers
     db, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "supervisor", "li": "analyst"})

@@ -33,7 +33,7 @@ def test_demo_writes_alerts_from_all_four_streams(tmp_path):
     assert "Traceback" not in stderr
     # the workbench ran beside it, with a demo user whose password the newcomer can read
     assert "  console  http://127.0.0.1:" in stdout and "user demo, password in .zhijian/console-demo-password" in stdout
-    from connectors.console.store import Store
+    from streams.workbench.store import Store
     password = (tmp_path / ".zhijian" / "console-demo-password").read_text().strip()
     assert Store(tmp_path / ".zhijian" / "console.db").check_password("demo", password) == "supervisor"
 

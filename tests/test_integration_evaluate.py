@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from connectors.simulator.scenarios import BY_NAME
+from streams.lab.simulator.scenarios import BY_NAME
 
 
 @pytest.mark.timeout(2400)  # the run's own limit below; the suite's 600 s default cut it at 10 min in a fresh clone

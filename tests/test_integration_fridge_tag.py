@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.broker import ensure_topics, free_port
+from connectors.kafka.broker import ensure_topics, free_port
 from streams.settings import load_settings
 from tests.kafka_helpers import Worker
 

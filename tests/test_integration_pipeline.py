@@ -8,9 +8,9 @@ import subprocess
 import orjson
 import pytest
 
-from models.alert import alert_id
-from models.contracts import load_schema
-from models.pseudonym import Pseudonymizer
+from models.contracts.alert import alert_id
+from models.contracts.records import load_schema
+from models.contracts.pseudonym import Pseudonymizer
 from tests.kafka_helpers import alerts_of, produce, read_topic
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connectors.broker import free_port
-from connectors.simulator import RegionSimulator, SimulationConfig
+from connectors.kafka.broker import free_port
+from streams.lab.simulator import RegionSimulator, SimulationConfig
 from streams.settings import load_settings
 from tests.kafka_helpers import Worker, produce, produce_simulation
 from tests.test_observability import PROM, alert_signal, panel_queries, rules
@@ -42,7 +42,7 @@ def scraped(broker, tmp_path_factory):
     bs = broker.bootstrap_servers
     worker = Worker(bs, free_port(), tmp / "worker.log", env={"ZHIJIAN_APP_ID": "zhijian-prometheus-test"})
     worker.start()
-    region = str(Path(__file__).resolve().parent.parent / "connectors" / "simulator" / "region.toml")
+    region = str(Path(__file__).resolve().parent.parent / "streams" / "lab" / "simulator" / "region.toml")
     s = load_settings([region], overrides={"kafka": {"bootstrap_servers": bs}}, environ={})
     sim = RegionSimulator(SimulationConfig(seed=21, days=3, scale=0.5, scenario_rate=6, warmup_days=0.2))
     n = produce_simulation(s, sim, sim.t0 + 3 * 86400, max_batch=200)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from connectors.broker import ensure_topics, free_port
+from connectors.kafka.broker import ensure_topics, free_port
 from streams.settings import load_settings
 from tests.kafka_helpers import Worker, produce, read_topic
 

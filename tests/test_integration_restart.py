@@ -7,15 +7,15 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 
-from connectors.broker import free_port
-from models.contracts import load_schema
+from connectors.kafka.broker import free_port
+from models.contracts.records import load_schema
 from tests.kafka_helpers import Worker, alerts_of, produce, read_topic
 
 
 def over_supply(i, prescriber):
     e = copy.deepcopy(load_schema("prescription")["examples"][0])
     e.update(prescription_id=f"{prescriber}-RX{i:04d}", prescriber_id=prescriber, patient_id=f"patient-{i}",
-             # one an hour: 400 in one hour would be a flood, capped at 20 alerts and a summary (models/flood.py)
+             # one an hour: 400 in one hour would be a flood, capped at 20 alerts and a summary (models/engine/flood.py)
              event_time=(datetime(2026, 10, 1, tzinfo=timezone(timedelta(hours=8))) + timedelta(hours=i)).isoformat())
     e["items"][0]["days_supply"] = 10 + i % 5
     return e

@@ -12,8 +12,8 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from connectors.broker import ensure_topics, free_port
-from connectors.producer import EnvelopeProducer
+from connectors.kafka.broker import ensure_topics, free_port
+from connectors.kafka.producer import EnvelopeProducer
 from streams.settings import load_settings
 from tests.kafka_helpers import read_topic
 

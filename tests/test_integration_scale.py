@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from connectors.broker import free_port
-from connectors.simulator import RegionSimulator, SimulationConfig
+from connectors.kafka.broker import free_port
+from streams.lab.simulator import RegionSimulator, SimulationConfig
 from streams.settings import load_settings
 from tests.kafka_helpers import Worker, broker_with_topics, produce_simulation
 

@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError, TransactionalIdAuthorizationFailedError
 
-from connectors.broker import ROLES, free_port
+from connectors.kafka.broker import ROLES, free_port
 from streams.settings import load_settings
 from tests.kafka_helpers import Worker
 

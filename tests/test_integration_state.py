@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from connectors.broker import free_port
-from connectors.producer import partition_for
+from connectors.kafka.broker import free_port
+from connectors.kafka.producer import partition_for
 from tests.kafka_helpers import Worker, alerts_of, broker_with_topics, produce, read_topic
 
 APP = "zhijian-state-test"

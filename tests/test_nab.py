@@ -33,7 +33,7 @@ def _windows(name: str) -> list[tuple[float, float]]:
 @pytest.mark.parametrize("name", SERIES)
 def test_the_per_row_scores_are_those_nab_wrote_in_its_result_files(name):
     """ARTime's result files carry NAB's per-row score S(t) in every profile (written by NAB's sweeper)."""
-    from models.nab_score import PROFILES, sweep_scores
+    from streams.lab.nab_score import PROFILES, sweep_scores
 
     rows, published = _published("ARTime", name)
     for profile, weights in PROFILES.items():
@@ -45,7 +45,7 @@ def test_the_per_row_scores_are_those_nab_wrote_in_its_result_files(name):
 def test_the_per_file_scores_are_those_nab_gives_the_published_detectors():
     """NAB's scorer (numenta/NAB at ea702d75), standard profile, on the published result files at the published
     thresholds: numenta HTM 67.0 / 31.0 and ARTime 82.0 / 91.4 on the machine / ambient series."""
-    from models.nab_score import score_file
+    from streams.lab.nab_score import score_file
 
     thresholds = json.loads((DEFAULT_DIR / "config" / "thresholds.json").read_text())
     want = {"numenta": (67.0, 31.0), "ARTime": (82.0, 91.4), "null": (0.0, 0.0)}

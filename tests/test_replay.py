@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from connectors.errors import ZhijianError
-from connectors.mapping import Mapping
-from connectors.replay import load_sources
-from models.contracts import InvalidRecord, load_schema, validate
+from connectors.files.mapping import Mapping
+from connectors.files.replay import load_sources
+from models.contracts.records import InvalidRecord, load_schema, validate
 from tests.kafka_helpers import alerts_of, read_topic
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "claims-tuva"
-MAPPINGS = Path(__file__).resolve().parents[1] / "connectors" / "mappings"
+MAPPINGS = Path(__file__).resolve().parents[1] / "connectors" / "files" / "mappings"
 
 
 def reading(device, minute):
@@ -98,7 +98,7 @@ def test_single_event_replay_is_keyed_and_rate_limited(broker, worker, tmp_path)
 
 
 def test_missing_value_markers_are_empty_cells_and_a_mapping_may_name_its_own(tmp_path):
-    from connectors.mapping import Mapping
+    from connectors.files.mapping import Mapping
 
     m = tmp_path / "m.toml"
     m.write_text('stream = "claim"\nmissing = ["."]\n[fields]\ndoctor_id = "doc"\ndiagnoses = { columns = "dx_*" }\n')
@@ -122,7 +122,7 @@ def cms_records():
 
 
 def test_a_cms_export_maps_through_one_mapping_na_cells_join_computed_columns_and_procedure_lines():
-    from connectors.replay import Refused
+    from connectors.files.replay import Refused
 
     records = cms_records()
     assert [s for _, s, _ in records[:3]] == ["beneficiary"] * 3  # reference data first

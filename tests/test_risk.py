@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from models.risk.ledger import InstitutionLedger
-from models.risk.score import RiskSettings, score_institutions
+from streams.workbench.risk.ledger import InstitutionLedger
+from streams.workbench.risk.score import RiskSettings, score_institutions
 
 
 def outpatient(ledger, n, inst, patient, amount, day, doctor=None, **kw):

@@ -1,12 +1,12 @@
 """The four first rules: the right alert, entity, numbers and evidence — and no false ones."""
 import orjson
 
-from models.alert import Source, alert_id
-from models.runtime import PartitionedRuntime
-from models.claims.duplicate_charge import DuplicateChargeConfig, DuplicateChargeDetector
-from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
-from models.prescription.over_supply import OverSupplyDetector, SupplyLimits
-from models.waste.storage_overdue import StorageOverdueDetector
+from models.contracts.alert import Source, alert_id
+from models.engine.runtime import PartitionedRuntime
+from models.rules.claims.duplicate_charge import DuplicateChargeConfig, DuplicateChargeDetector
+from models.rules.coldchain.excursion import ExcursionDetector, ExcursionLimits
+from models.rules.prescription.over_supply import OverSupplyDetector, SupplyLimits
+from models.rules.waste.storage_overdue import StorageOverdueDetector
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
 
@@ -160,7 +160,7 @@ def test_storage_state_shrinks_once_disposed_and_is_forgotten_after_its_retentio
 
 
 def test_a_claim_repeating_a_thousand_lines_is_one_alert_naming_them_all():
-    from models.runtime import Runtime
+    from models.engine.runtime import Runtime
 
     d = Runtime([DuplicateChargeDetector()])
     lines = [{"item_code": f"LAB-{i}", "quantity": 1, "unit_price": 10.0, "amount": 10.0} for i in range(1000)]
@@ -178,7 +178,7 @@ def test_a_claim_repeating_a_thousand_lines_is_one_alert_naming_them_all():
 
 
 def test_an_excursion_ends_at_its_last_reading_when_the_device_falls_silent_past_the_gap_limit():
-    from models.runtime import Runtime
+    from models.engine.runtime import Runtime
 
     d = Runtime([ExcursionDetector(ExcursionLimits(heat_breach_minutes=60, max_gap_minutes=120))])
 
@@ -256,8 +256,8 @@ def test_every_excursion_alert_carries_the_minutes_out_of_range_of_its_day():
 def test_a_new_setpoint_alarms_once_becomes_the_normal_and_a_later_failure_alarms_again():
     import random
 
-    from models.coldchain.dynamics import DynamicsDetector
-    from models.runtime import Runtime
+    from models.rules.coldchain.dynamics import DynamicsDetector
+    from models.engine.runtime import Runtime
 
     rng = random.Random(11)
     d = Runtime([DynamicsDetector()])

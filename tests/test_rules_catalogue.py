@@ -1,17 +1,17 @@
 """Edges of the catalogue rules beyond their doctests: what must not fire, and what fires once."""
 from __future__ import annotations
 
-from models.alert import Source
-from models.runtime import PartitionedRuntime, Runtime
-from models.claims.card_burst import CardBurstDetector, CardBurstLimits
-from models.claims.over_standard import OverStandardDetector, PriceCatalogue
-from models.claims.phantom_bed import PhantomBedDetector
-from models.claims.split_admission import SplitAdmissionDetector
-from models.claims.unbundling import PackageDictionary, UnbundlingDetector
-from models.coldchain.sensor_silent import SensorSilentDetector
-from models.prescription.controlled_drugs import ControlledDrugDetector
-from models.waste.manifest_open import ManifestOpenDetector
-from models.waste.weight_discrepancy import WeightDiscrepancyDetector
+from models.contracts.alert import Source
+from models.engine.runtime import PartitionedRuntime, Runtime
+from models.rules.claims.card_burst import CardBurstDetector, CardBurstLimits
+from models.rules.claims.over_standard import OverStandardDetector, PriceCatalogue
+from models.rules.claims.phantom_bed import PhantomBedDetector
+from models.rules.claims.split_admission import SplitAdmissionDetector
+from models.rules.claims.unbundling import PackageDictionary, UnbundlingDetector
+from models.rules.coldchain.sensor_silent import SensorSilentDetector
+from models.rules.prescription.controlled_drugs import ControlledDrugDetector
+from models.rules.waste.manifest_open import ManifestOpenDetector
+from models.rules.waste.weight_discrepancy import WeightDiscrepancyDetector
 
 T0 = 1791939600.0  # 2026-10-14T09:00:00+08:00
 
@@ -135,9 +135,9 @@ def test_card_bursts_rearm_after_a_quiet_window_and_ignore_outpatient_claims():
 
 def rekeyed(factory, sources: int, targets: int = 2):
     """Forwarders at ``sources`` input partitions and receivers at ``targets`` repartition partitions, as the
-    worker wires them (models.rekey): feed(event, partition) forwards and delivers, returning the alerts;
+    worker wires them (models.engine.rekey): feed(event, partition) forwards and delivers, returning the alerts;
     deliver(until) moves every source's watermark; receivers hold the state."""
-    from models.rekey import Forwarder, Receiver
+    from models.engine.rekey import Forwarder, Receiver
 
     forwarders = [Forwarder([factory()], "t", p, targets) for p in range(sources)]
     receivers = [Receiver([factory()], sources) for _ in range(targets)]
@@ -221,7 +221,7 @@ def test_card_bursts_are_found_in_event_time_whatever_order_the_partitions_arriv
 def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_in():
     from datetime import datetime, timedelta
 
-    from models.prescription.excess_usage import ExcessUsageDetector
+    from models.rules.prescription.excess_usage import ExcessUsageDetector
 
     def rx(i, when, antimicrobial):
         atc = "J01CA04" if antimicrobial else "M01AE01"
@@ -250,8 +250,8 @@ def test_daily_models_judge_a_day_once_its_stragglers_from_other_partitions_are_
 
 
 def test_a_partition_read_days_ahead_does_not_wipe_what_a_lagging_one_still_needs():
-    from models.claims.duplicate_charge import DuplicateChargeDetector
-    from models.claims.impossible_day import ImpossibleDayDetector
+    from models.rules.claims.duplicate_charge import DuplicateChargeDetector
+    from models.rules.claims.impossible_day import ImpossibleDayDetector
 
     from datetime import datetime
 
@@ -292,7 +292,7 @@ def test_a_burst_is_found_even_when_partitions_arrive_one_after_another():
 
 
 def test_a_manifest_whose_events_arrive_in_reverse_order_raises_nothing():
-    from models.waste.storage_overdue import StorageOverdueDetector
+    from models.rules.waste.storage_overdue import StorageOverdueDetector
 
     rt = Runtime([StorageOverdueDetector(), ManifestOpenDetector()])
     t0 = T0
@@ -311,8 +311,8 @@ def test_a_manifest_whose_events_arrive_in_reverse_order_raises_nothing():
 def test_a_flush_cut_into_several_envelopes_moves_the_watermark_only_with_the_last():
     """A backlog gives a target more events than one envelope holds: the receiver must not close a day before the
     envelopes carrying the rest of it have come (a kill run once lost card bursts this way)."""
-    from models.detector import KeyedDetector
-    from models.rekey import Forwarder, Receiver
+    from models.engine.detector import KeyedDetector
+    from models.engine.rekey import Forwarder, Receiver
 
     class DayCount(KeyedDetector):
         name, version, stream, key, key_field, Limits = "demo.days", "1", "claim", "institution", "inst", dict
@@ -343,8 +343,8 @@ def test_institution_profile_never_judges_a_day_on_fewer_claims_than_its_minimum
     import random
     from datetime import datetime
 
-    from models.claims.entity_anomaly import EntityAnomalyDetector
-    from models.runtime import Runtime
+    from models.rules.claims.entity_anomaly import EntityAnomalyDetector
+    from models.engine.runtime import Runtime
 
     rng = random.Random(2)
     rt = Runtime([EntityAnomalyDetector()])  # at least 10 claims a day

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 import orjson
 import pytest
 
-from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-from connectors.simulator.simulator import DEFAULT_START
-from connectors.simulator.scenarios import BY_NAME, SCENARIOS
-from models.contracts import validate
-from models.pseudonym import Pseudonymizer
-from streams.detectors import build_detectors
-from streams.ingest import Ingest
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.lab.simulator.simulator import DEFAULT_START
+from streams.lab.simulator.scenarios import BY_NAME, SCENARIOS
+from models.contracts.records import validate
+from models.contracts.pseudonym import Pseudonymizer
+from streams.worker.plan import build_detectors
+from streams.worker.ingest import Ingest
 from streams.settings import load_settings
 
 DAY = 86400
@@ -81,8 +81,8 @@ def test_clean_traffic_raises_no_alert_from_the_rules_that_exist(clean):
 
 
 def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
-    from connectors.simulator import catalogue as cat
-    from connectors.simulator.region import build_region
+    from streams.lab.simulator import catalogue as cat
+    from streams.lab.simulator.region import build_region
 
     d = load_settings([str(REGION_CONFIG)], environ={}).detectors
     assert d["claim.over_standard"].prices == {s.code: s.price for s in cat.SERVICES}
@@ -180,7 +180,7 @@ def test_unknown_scenario_is_refused_by_name():
 
 
 def test_simulate_writes_replayable_files_and_truth_beside_them(tmp_path, capsys):
-    from connectors.replay import load_sources
+    from connectors.files.replay import load_sources
     from streams.cli import main
 
     assert main(["simulate", "--days", "1", "--scale", "0.2", "--out", str(tmp_path)]) == 0

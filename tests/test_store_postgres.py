@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.broker import free_port
-from connectors.console.store import Store, StoreError
+from connectors.kafka.broker import free_port
+from streams.workbench.store import Store, StoreError
 
 BIN = next((p for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True) if (p / "initdb").exists()),
            None) if Path("/usr/lib/postgresql").exists() else None

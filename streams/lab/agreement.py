@@ -1,7 +1,7 @@
 """Agreement with the loggers: zhijian's excursion rule against the alarms a Fridge-tag recorded itself.
 
 For an export that carries both its readings (``Data:``) and its daily history (``Hist:``), the
-readings go through :class:`models.coldchain.excursion.ExcursionDetector` — configured with the
+readings go through :class:`models.rules.coldchain.excursion.ExcursionDetector` — configured with the
 logger's own thresholds and minutes, so that the rule, not the configuration, is compared — and,
 per day and per alarm rule (low, high), the logger's verdict (it alarmed that day, ``C A``/``TS A``)
 is set beside zhijian's: a breached excursion of that kind covered part of the day, from the
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
-from connectors.fridge_tag import FridgeTagExport, telemetry_events
+from connectors.files.fridge_tag import FridgeTagExport, telemetry_events
 
 if TYPE_CHECKING:
-    from models.coldchain.excursion import ExcursionLimits
+    from models.rules.coldchain.excursion import ExcursionLimits
 
 
 @dataclass
@@ -56,7 +56,7 @@ def breach_intervals(alerts: Iterable[dict[str, Any]]) -> list[tuple[str, float,
 def logger_limits(export: FridgeTagExport) -> ExcursionLimits | None:
     """zhijian's excursion rule at the logger's own single-event thresholds and minutes (its cumulative and
     severe-heat options off, so that the rule, not the configuration, is compared); None without both rules."""
-    from models.coldchain.excursion import ExcursionLimits
+    from models.rules.coldchain.excursion import ExcursionLimits
 
     rules = {r.direction: r for r in export.rules}
     if set(rules) != {"low", "high"}:
@@ -103,9 +103,9 @@ def comparable(export: FridgeTagExport) -> bool:
 def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
     """zhijian's excursion rule run here, at the logger's thresholds, against the logger's daily alarms; None
     when the export lacks readings, history or rules (nothing to compare)."""
-    from models.alert import Source
-    from models.coldchain.excursion import ExcursionDetector
-    from models.runtime import Runtime
+    from models.contracts.alert import Source
+    from models.rules.coldchain.excursion import ExcursionDetector
+    from models.engine.runtime import Runtime
 
     if not comparable(export):
         return None
@@ -187,9 +187,9 @@ def alarm_agreement(export: FridgeTagExport, tz: timezone) -> list[RuleAgreement
     """Per alarm rule of a Q-tag: its own alarms against zhijian's at the same thresholds and minutes, an alarm
     matching when zhijian's comes within two logging intervals of the logger's. None without ``Res:`` alarms or
     readings. The logger measures every minute and logs every few: zhijian sees only the logged readings."""
-    from models.alert import Source
-    from models.coldchain.excursion import ExcursionDetector, ExcursionLimits
-    from models.runtime import Runtime
+    from models.contracts.alert import Source
+    from models.rules.coldchain.excursion import ExcursionDetector, ExcursionLimits
+    from models.engine.runtime import Runtime
 
     if not export.readings or not export.rules or not any(r.mode for r in export.rules) or not export.alarms:
         return None

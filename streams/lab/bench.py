@@ -136,8 +136,8 @@ def state_figures(settings: Any) -> dict[str, Any]:
 def _restore(bootstrap: str, configs: list[str], producer: Any, paced: list[Any], topics: dict[str, str],
              parts: int, expected: int) -> dict[str, float]:
     """A fresh worker takes every partition over; a few records wake each one; the time its restores took."""
-    from connectors.broker import free_port
-    from connectors.producer import build_envelopes
+    from connectors.kafka.broker import free_port
+    from connectors.kafka.producer import build_envelopes
     from streams.lab.processes import start_worker_process, stop_process
 
     port = free_port()
@@ -146,7 +146,7 @@ def _restore(bootstrap: str, configs: list[str], producer: Any, paced: list[Any]
     try:
         _wait_assigned([port], [worker], expected, 180)
         # one event again on every input partition (no new alert): each partition's first record restores its state
-        from connectors.producer import partition_for
+        from connectors.kafka.producer import partition_for
 
         wake: dict[tuple[str, int], Any] = {}
         for item in paced:
@@ -173,9 +173,9 @@ def run_bench(args: argparse.Namespace) -> int:
     """Start the workers, preload N events and time their draining; measure latency at a steady rate; then the
     state's size, and the time a fresh worker takes to restore it."""
     from connectors.alert_sink import AlertTail
-    from connectors.broker import EmbeddedBroker, ensure_topics, free_port
-    from connectors.producer import EnvelopeProducer, build_envelopes
-    from connectors.simulator import RegionSimulator, SimulationConfig
+    from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
+    from connectors.kafka.producer import EnvelopeProducer, build_envelopes
+    from streams.lab.simulator import RegionSimulator, SimulationConfig
     from streams.lab.evaluate import drained as drained_topics
     from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
     from streams.settings import load_settings

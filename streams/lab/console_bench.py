@@ -4,7 +4,7 @@ many cases in the store.
 Two measurements, each beside a reference taken in the same run on the same machine:
 
 * **cases built**: alert records (JSON bytes, as on ``zhijian.alerts``) decoded and filed into cases by the
-  console's own path (:meth:`connectors.console.app.Console.add_alert`), against decoding alone with orjson
+  console's own path (:meth:`streams.workbench.console.Console.add_alert`), against decoding alone with orjson
   (what reading the topic costs at least);
 * **pages**: the console served over HTTP on loopback (aiohttp, the same application ``zhijian console``
   runs) with that many cases, a signed-in analyst asking for the queue (whole, and filtered by stream and
@@ -97,8 +97,8 @@ async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float
     import aiohttp
     from aiohttp import web
 
-    from connectors.broker import free_port
-    from connectors.console.app import make_app
+    from connectors.kafka.broker import free_port
+    from streams.workbench.console import make_app
 
     port = free_port()
     runner = web.AppRunner(make_app(console))
@@ -139,8 +139,8 @@ async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float
 
 
 def run_console_bench(args: argparse.Namespace) -> int:
-    from connectors.console.app import Console
-    from connectors.console.store import Store
+    from streams.workbench.console import Console
+    from streams.workbench.store import Store
 
     print(f"generating alerts for {args.cases:,} cases (seed {args.seed}) …", flush=True)
     alerts = generate_alerts(int(args.cases * 1.2), args.seed)  # an entity's incidents a week apart merge: ~1/6

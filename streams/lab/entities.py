@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from models.alert import Source, iso
-from models.contracts import load_schema
-from models.runtime import SWEEP_EVERY_S
-from streams.detectors import build_detectors
+from models.contracts.alert import Source, iso
+from models.contracts.records import load_schema
+from models.engine.runtime import SWEEP_EVERY_S
+from streams.worker.plan import build_detectors
 from streams.settings import load_settings
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")

@@ -24,7 +24,7 @@ DAY = 86400.0
 
 def incidents_from_truth(truth: list[dict[str, Any]], pseudonymize) -> list:
     """Ground-truth records → Incidents; patient entities take the worker's pseudonym."""
-    from models.evaluation import Incident
+    from streams.lab.scoring import Incident
 
     out = []
     for x in truth:
@@ -57,7 +57,7 @@ class Fleet:
             self._start()
 
     def _start(self) -> None:
-        from connectors.broker import free_port
+        from connectors.kafka.broker import free_port
         from streams.lab.processes import start_worker_process
 
         port = free_port()
@@ -145,8 +145,8 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                  on_event: Any = None) -> dict:
     """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id
     (``on_event(stream, event)`` sees every event produced)."""
-    from connectors.broker import EmbeddedBroker, ensure_topics
-    from connectors.producer import EnvelopeProducer
+    from connectors.kafka.broker import EmbeddedBroker, ensure_topics
+    from connectors.kafka.producer import EnvelopeProducer
     from streams.lab.processes import peak_rss_mib
     from streams.lab.processes import simulated_region_configs
     from streams.settings import load_settings
@@ -234,11 +234,11 @@ def _print_comparison(c: dict[str, Any], layout: str) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from connectors.simulator.files import write_truth
-    from connectors.simulator.scenarios import BY_NAME
-    from models.evaluation import markdown, report_dict, score
-    from models.pseudonym import Pseudonymizer
-    from models.risk.ledger import InstitutionLedger
+    from streams.lab.simulator.files import write_truth
+    from streams.lab.simulator.scenarios import BY_NAME
+    from streams.lab.scoring import markdown, report_dict, score
+    from models.contracts.pseudonym import Pseudonymizer
+    from streams.workbench.risk.ledger import InstitutionLedger
     from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
     from streams.lab.rank import markdown as rank_markdown
     from streams.lab.processes import ensure_run_key, simulator_from_args

@@ -40,7 +40,7 @@ class RecordFuzzer:
     """
 
     def __init__(self, stream: str, seed: int) -> None:
-        from models.contracts import load_schema
+        from models.contracts.records import load_schema
 
         self.stream = stream
         self.rng = random.Random(f"{stream}/{seed}")
@@ -97,7 +97,7 @@ class RecordFuzzer:
 def run_fuzz(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
-    from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+    from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
     from streams.lab.bench import scrape
     from streams.lab.evaluate import drained
     from streams.lab.processes import ensure_run_key, start_worker_process, stop_process

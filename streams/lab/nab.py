@@ -1,8 +1,8 @@
 """`zhijian nab`: the temperature-dynamics detector on NAB's real temperature series, NAB-scored.
 
-Each series is fed to :class:`models.coldchain.dynamics.DynamicsDetector` as one device's
+Each series is fed to :class:`models.rules.coldchain.dynamics.DynamicsDetector` as one device's
 readings, in time order, exactly as the worker would hand them over; the alarms are scored
-on NAB's labelled windows with :mod:`models.nab_score` — NAB's own scoring, in its three profiles.
+on NAB's labelled windows with :mod:`streams.lab.nab_score` — NAB's own scoring, in its three profiles.
 Beside it, in the same run: a reference of ours, a windowed Gaussian (the last 2,000 readings'
 mean and deviation, alarm past 4 σ, at most one alarm a day), and NAB's published detectors
 (their result files under ``results/``, each at its published threshold per profile).
@@ -45,9 +45,9 @@ def load_series(root: Path, name: str) -> list[tuple[float, float]]:
 
 
 def dynamics_alarms(series: list[tuple[float, float]], device: str) -> list[float]:
-    from models.alert import Source
-    from models.coldchain.dynamics import DynamicsDetector
-    from models.runtime import Runtime
+    from models.contracts.alert import Source
+    from models.rules.coldchain.dynamics import DynamicsDetector
+    from models.engine.runtime import Runtime
 
     d = Runtime([DynamicsDetector()])
     alarms = []
@@ -87,7 +87,7 @@ def published_detections(root: Path, detector: str, name: str, threshold: float)
 
 
 def run_nab(args: argparse.Namespace) -> int:
-    from models.nab_score import PROFILES, rows_of, score_file
+    from streams.lab.nab_score import PROFILES, rows_of, score_file
 
     root = Path(args.data) if args.data else DEFAULT_DIR
     labels = root / "labels" / "combined_windows.json"

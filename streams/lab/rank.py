@@ -1,4 +1,4 @@
-"""Ranking institutions: the risk score (models.risk) against naive rankings, on labelled institutions.
+"""Ranking institutions: the risk score (streams.workbench.risk) against naive rankings, on labelled institutions.
 
 The positives are the institutions the simulator makes fraudulent for a whole horizon —
 ``fraudulent_institution`` (a quarter of every kind and size) and ``upcoding_profile`` — and the
@@ -34,8 +34,8 @@ def positives(truth: list[dict[str, Any]]) -> set[str]:
 def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str], as_of: str,
                      peer_groups: dict[str, str] | None = None, beds: dict[str, int] | None = None) -> dict[str, Any]:
     """ROC-AUC and precision@k of the score and of the naive rankings, over the institutions scored."""
-    from models.evaluation import precision_at_k, roc_auc
-    from models.risk.score import RiskSettings, score_institutions
+    from streams.lab.scoring import precision_at_k, roc_auc
+    from streams.workbench.risk.score import RiskSettings, score_institutions
 
     scored = score_institutions(ledger, as_of, RiskSettings(peer_groups=peer_groups or {}, beds=beds or {}))
     volume = {s.institution_id: float(s.claims) for s in scored}
@@ -75,13 +75,13 @@ def run_seed(seed: int, days: float, scale: float) -> dict[str, Any]:
     """One simulated region's claims through the claims detectors in this process; the rankings compared."""
     import orjson
 
-    from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-    from models.alert import Source
-    from models.contracts import validate
-    from models.pseudonym import Pseudonymizer
-    from models.risk.ledger import InstitutionLedger
-    from streams.detectors import build_detectors
-    from streams.reference import ReferenceTables
+    from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+    from models.contracts.alert import Source
+    from models.contracts.records import validate
+    from models.contracts.pseudonym import Pseudonymizer
+    from streams.workbench.risk.ledger import InstitutionLedger
+    from streams.worker.plan import build_detectors
+    from streams.worker.reference import ReferenceTables
     from streams.settings import load_settings
 
     sim = RegionSimulator(SimulationConfig(seed=seed, days=days, scale=scale))

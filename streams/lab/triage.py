@@ -6,7 +6,7 @@ alerts an analyst justifies) through every detector in this process (no broker: 
 queue, not the transport); the alerts are filed into cases as the workbench files them. A simulated analyst
 then works the rules' queue from the top, one case at a time, and gives each the verdict its ground truth says:
 confirmed (violation/fraud) when one of its alerts matches a planted incident, justified when it matches a
-look-alike, false positive otherwise. After each verdict the model learns (:class:`models.priority.CasePriority`).
+look-alike, false positive otherwise. After each verdict the model learns (:class:`streams.workbench.priority.CasePriority`).
 
 Printed: the precision of the top 20 open cases (the share an analyst would confirm) before any verdict and
 after 50 and 200, for the learned order and for the rules' own order (strongest alert first), both ranking
@@ -29,14 +29,14 @@ def region_cases(seed: int, days: float, scale: float, scenario_rate: float) -> 
     """(cases, label per case id, strongest alert per case id) of one simulated region with look-alikes."""
     import orjson
 
-    from connectors.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-    from models.alert import Source
-    from models.cases import CaseBook
-    from models.contracts import validate
-    from models.pseudonym import Pseudonymizer
-    from streams.detectors import build_detectors
+    from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+    from models.contracts.alert import Source
+    from streams.workbench.cases import CaseBook
+    from models.contracts.records import validate
+    from models.contracts.pseudonym import Pseudonymizer
+    from streams.worker.plan import build_detectors
     from streams.lab.processes import ensure_run_key
-    from streams.reference import ReferenceTables
+    from streams.worker.reference import ReferenceTables
     from streams.settings import load_settings
 
     ensure_run_key()
@@ -89,7 +89,7 @@ def work_the_queue(cases: list[Any], labels: dict[str, str], strongest: dict[str
     """The analyst closes the top case of the rules' own queue (strongest alert first) after each look, and the
     model learns each verdict; at each checkpoint, both orders are measured on the same open cases: the share of
     the top ones the analyst would confirm."""
-    from models.priority import CasePriority, case_features
+    from streams.workbench.priority import CasePriority, case_features
 
     model = CasePriority()
     x = {c.case_id: case_features(c, strongest[c.case_id]) for c in cases}

@@ -1,0 +1,195 @@
+"""Conformance checks every keyed detector passes, in the spirit of river's ``checks``.
+
+Each check runs a detector over the same events in two ways that must not differ, and
+compares the alerts by (detector, alert id, status):
+
+* :func:`check_repeat` — every event delivered twice (at-least-once) gives no new alert id;
+* :func:`check_snapshot` — a snapshot taken mid-stream, through JSON, restored into a fresh
+  runtime that carries on, gives exactly the alerts of an uninterrupted run;
+* :func:`check_split` — the events split by the detector's key over several partitions, each
+  with its own runtime (as several workers would hold them), give exactly the alerts of one;
+* :func:`check_rekeyed` — for a detector keyed by another entity than its stream's partition key:
+  the events split over input partitions by *that* key, forwarded through repartition envelopes
+  (:mod:`models.engine.rekey`) delivered interleaved, some twice, to receivers one of which is restored
+  from a snapshot mid-stream, give exactly the alerts of one plain run;
+* :func:`check_no_free_text` — with every free-text field of the contract (a drug's name, a
+  long-term reason) replaced by a marker, no alert carries the marker: reasons and numbers hold
+  codes and numbers only.
+
+At the end of a run every runtime is advanced to the newest event time of the whole stream, as a
+stream that goes on would eventually do, so that timers due by then have fired in every layout.
+
+>>> from models.contracts.alert import Source
+>>> from models.rules.prescription.over_supply import OverSupplyDetector
+>>> rx = {"prescription_id": "RX1", "institution_id": "H1", "department": "IM", "prescriber_id": "D7",
+...       "patient": "P1", "visit_type": "outpatient", "_t": 1767225600.0,
+...       "items": [{"drug_code": "A", "name": "amoxicillin", "days_supply": 14}]}
+>>> events = [(rx, Source("zhijian.prescriptions", 0, 0, "RX1"))]
+>>> check_all(OverSupplyDetector, events)
+1
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Iterable, Mapping
+
+import orjson
+
+from models.contracts.alert import Alert, Source
+from models.contracts.records import free_text_fields
+from models.engine.detector import EMPTY, KeyedDetector
+from models.engine.runtime import Runtime
+
+Events = list[tuple[dict[str, Any], Source]]
+
+
+def _ids(alerts: Iterable[Alert]) -> set[tuple[str, str, str]]:
+    return {(a.detector, a.alert_id, a.status) for a in alerts}
+
+
+def _run(runtime: Runtime, events: Events, until: float | None = None) -> list[Alert]:
+    out: list[Alert] = []
+    for event, source in events:
+        out += runtime.process(dict(event), source)
+    if until is not None:
+        out += runtime.advance(until)
+    assert not runtime.failures, runtime.failures
+    return out
+
+
+def _end(events: Events) -> float:
+    return max(e["_t"] for e, _ in events) + 1e-6
+
+
+def reference(factory: Callable[[], KeyedDetector], events: Events,
+              tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> set[tuple[str, str, str]]:
+    """The alerts of one plain run (``tables``: the reference data the detectors look up)."""
+    return _ids(_run(Runtime([factory()], reference=tables), events, _end(events)))
+
+
+Ids = set[tuple[str, str, str]]
+
+
+def check_repeat(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                 tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+    twice = [pair for pair in events for _ in (0, 1)]
+    got = _ids(_run(Runtime([factory()], reference=tables), twice, _end(events)))
+    want = reference(factory, events, tables) if want is None else want
+    assert got == want, f"a repeated event changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+def check_snapshot(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                   tables: Mapping[str, Mapping[str, Any]] = EMPTY, at: float = 0.5) -> None:
+    cut = int(len(events) * at)
+    first = Runtime([factory()], reference=tables)
+    alerts = _run(first, events[:cut])
+    snapshot = orjson.loads(orjson.dumps(first.snapshot()))  # what a changelog would carry
+    second = Runtime([factory()], reference=tables)
+    second.restore(snapshot)
+    alerts += _run(second, events[cut:], _end(events))
+    got, want = _ids(alerts), reference(factory, events, tables) if want is None else want
+    assert got == want, f"snapshot/restore changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                tables: Mapping[str, Mapping[str, Any]] = EMPTY, partitions: int = 3) -> None:
+    probe = factory()
+    parts: list[Events] = [[] for _ in range(partitions)]
+    for event, source in events:
+        key = probe.key_of(event)
+        p = zlib.crc32(key.encode()) % partitions if key is not None else 0
+        parts[p].append((event, source._replace(partition=p)))
+    alerts: list[Alert] = []
+    for part in parts:
+        if part:
+            alerts += _run(Runtime([factory()], reference=tables), part, _end(events))
+    got = _ids(alerts)
+    want = reference(factory, events, tables) if want is None else want
+    assert got == want, f"splitting by key changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+def check_rekeyed(factory: Callable[[], KeyedDetector], events: Events, source_key: Callable[[dict], str],
+                  want: Ids | None = None, sources: int = 3, targets: int = 2) -> None:
+    from models.engine.rekey import Forwarder, Receiver
+
+    parts: list[Events] = [[] for _ in range(sources)]
+    for event, source in events:
+        p = zlib.crc32(source_key(event).encode()) % sources
+        parts[p].append((event, source._replace(partition=p, offset=len(parts[p]))))
+    forwarders = [Forwarder([factory()], "input", p, targets) for p in range(sources)]
+    receivers = [Receiver([factory()], sources) for _ in range(targets)]
+    alerts: list[Alert] = []
+    sent: list[tuple[int, dict[str, Any]]] = []
+
+    def deliver(envelopes: list[tuple[int, dict[str, Any]]]) -> None:
+        for target, envelope in envelopes:
+            envelope = orjson.loads(orjson.dumps(envelope))  # what a repartition topic would carry
+            alerts.extend(receivers[target].receive(envelope))
+            sent.append((target, envelope))
+
+    step, cursor = 0, [0] * sources
+    while any(cursor[p] < len(parts[p]) for p in range(sources)):  # sources read at uneven speeds
+        for p in range(sources):
+            n = 1 + (step * (p + 2)) % 40
+            for event, source in parts[p][cursor[p]:cursor[p] + n]:
+                forwarders[p].add(dict(event), source)
+            cursor[p] += n
+            if step % (p + 2) == 0:
+                deliver(forwarders[p].flush())
+        step += 1
+        if step % 17 == 0 and sent:
+            deliver(sent[-3:])  # a worker died after forwarding, before its commit: sent again
+        if step == 29:  # the owner of target 0 dies: its successor restores the checkpoint
+            snapshot = orjson.loads(orjson.dumps(receivers[0].runtime.snapshot()))
+            receivers[0] = Receiver([factory()], sources)
+            receivers[0].runtime.restore(snapshot)
+    end = _end(events)
+    for f in forwarders:
+        f.watermark = end  # the stream goes on: every source moves past the last event
+        deliver(f.flush())
+    for r in receivers:
+        assert not r.runtime.failures, r.runtime.failures
+    got = _ids(alerts)
+    want = reference(factory, events) if want is None else want
+    assert got == want, f"re-keying changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+#: What :func:`check_no_free_text` writes into every free-text field.
+FREE_TEXT_MARKER = "\u202efree text\u001b[0m"
+
+
+def _mark(value: Any, fields: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: (FREE_TEXT_MARKER if k in fields and isinstance(v, str) else _mark(v, fields))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark(v, fields) for v in value]
+    return value
+
+
+def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, want: Ids | None = None,
+                       tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+    """Free text from the record never reaches an alert; the alerts are the same without it."""
+    fields = free_text_fields(factory().stream)
+    marked = [(_mark(e, fields), s) for e, s in events]
+    alerts = _run(Runtime([factory()], reference=tables), marked, _end(events))
+    for a in alerts:
+        assert "free text" not in a.to_json().decode(), f"{a.detector} copied free text into an alert: {a.reason}"
+    got = _ids(alerts)
+    want = reference(factory, events, tables) if want is None else want
+    assert got == want, f"free-text fields changed the alerts: {sorted(got ^ want)[:5]}"
+
+
+def check_all(factory: Callable[[], KeyedDetector], events: Events,
+              source_key: Callable[[dict], str] | None = None,
+              tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> int:
+    """Run every check (the re-keying one given the stream's partition key; ``tables``: the reference data
+    the detectors look up); return how many alerts the reference run raised."""
+    want = reference(factory, events, tables)
+    check_repeat(factory, events, want, tables)
+    check_snapshot(factory, events, want, tables)
+    check_split(factory, events, want, tables)
+    check_no_free_text(factory, events, want, tables)
+    if source_key is not None:
+        check_rekeyed(factory, events, source_key, want)
+    return len(want)

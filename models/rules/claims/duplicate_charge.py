@@ -1,0 +1,113 @@
+"""Duplicate charge 重复收费: the same item billed twice for one patient, day and institution.
+
+Lines are matched on (patient pseudonym, institution, item code, service day). A
+redelivered claim (same claim id and line) is not a duplicate. State lives under the patient
+and keeps ``retention_days`` of service days behind the newest one seen for that patient (a
+horizon of the patient's own, so it is the same however the stream is split), so memory stays
+bounded; a patient idle longer is forgotten.
+The entity is the billing institution; 重复收费 is a violation (违规, Art. 38 of
+医疗保障基金使用监督管理条例). One alert per claim names every line it bills again (a claim of a
+thousand repeated lines is one alert, not a thousand), with the amount charged again in all.
+
+>>> from models.contracts.alert import Source
+>>> from models.engine.runtime import Runtime
+>>> d = Runtime([DuplicateChargeDetector()])
+>>> def claim(cid, offset):
+...     return {"claim_id": cid, "institution_id": "H1", "patient": "Pabc", "doctor_id": "D1",
+...             "event_time": "2026-01-05T10:00:00+08:00", "_t": 1767578400.0,
+...             "items": [{"item_code": "CT-HEAD", "quantity": 1, "unit_price": 300.0, "amount": 300.0}]}
+>>> d.process(claim("C1", 1), Source("zhijian.claims", 0, 1, "C1"))
+[]
+>>> d.process(claim("C1", 1), Source("zhijian.claims", 0, 1, "C1"))  # redelivery
+[]
+>>> [a] = d.process(claim("C2", 2), Source("zhijian.claims", 0, 2, "C2"))
+>>> print(a.reason)
+institution H1 billed CT-HEAD again for patient Pabc on 2026-01-05 on claim C2 (first on C1): 1 line, 300.00 charged again
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from models.contracts.alert import Alert, Source
+from models.engine.detector import Context, KeyedDetector
+
+
+@dataclass(frozen=True)
+class DuplicateChargeConfig:
+    retention_days: int = 3
+
+
+@dataclass(slots=True)
+class _Line:
+    claim_id: str
+    line: int
+    amount: float
+    source: Source
+
+
+class DuplicateChargeDetector(KeyedDetector):
+    name = "claim.duplicate_charge"
+    version = "2"  # 2: one alert per claim listing its repeated lines (1: one per line)
+    stream = "claim"
+    Limits = DuplicateChargeConfig  # its configuration section [claim.duplicate_charge]
+    key, key_field = "patient", "patient"
+
+    def __init__(self, config: DuplicateChargeConfig | None = None) -> None:
+        super().__init__(config)
+        self.config = self.limits
+        self.retention_s = (self.config.retention_days + 1) * 86400.0
+
+    def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
+        st = ctx.state
+        settled_day = event["event_time"][:10]
+        days = [it.get("service_date") or settled_day for it in event["items"]]
+        newest = max([*days, st.get("newest", "")])
+        if not newest:
+            return []  # a claim without lines bills nothing
+        horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
+        # (institution, item, service day) → [claim id, line, amount, source] of its first billing
+        lines = {k: v for k, v in st.get("lines", {}).items() if k.rsplit("|", 1)[1] >= horizon}
+        repeated: list[tuple[int, dict[str, Any], str, _Line]] = []
+        for i, (item, day) in enumerate(zip(event["items"], days)):
+            key = f"{event['institution_id']}|{item['item_code']}|{day}"
+            kept = lines.get(key)
+            if kept is None:
+                if day >= horizon:  # older than the retention: not kept
+                    lines[key] = [event["claim_id"], i, item["amount"], list(source)]
+                continue
+            first = _Line(kept[0], kept[1], kept[2], Source(*kept[3]))
+            if first.claim_id == event["claim_id"] and first.line == i:
+                continue  # the same line redelivered
+            repeated.append((i, item, day, first))
+        st["newest"], st["lines"] = newest, lines
+        return [self._alert(event, repeated, source)] if repeated else []
+
+    #: Lines listed in one alert's numbers (the count and the amount cover them all).
+    MAX_LINES_LISTED = 50
+
+    def _alert(self, event: dict[str, Any], repeated: list[tuple[int, dict[str, Any], str, _Line]],
+               source: Source) -> Alert:
+        _, item, day, first = repeated[0]
+        again = sum(it["amount"] for _, it, _, _ in repeated)
+        more = f" and {len(repeated) - 1} more" if len(repeated) > 1 else ""
+        reason = (f"institution {event['institution_id']} billed {item['item_code']}{more} again for patient "
+                  f"{event['patient']} on {day} on claim {event['claim_id']} (first on {first.claim_id}): "
+                  f"{len(repeated)} line{'s' if len(repeated) > 1 else ''}, {again:.2f} charged again")
+        firsts = {f.claim_id: f.source for _, _, _, f in reversed(repeated)}  # each first claim's record, once
+        return Alert.build(
+            detector=self.name, version=self.version, key=f"{event['claim_id']}",
+            stream=self.stream, severity="high", tier="violation",
+            entity_kind="institution", entity_id=event["institution_id"],
+            institution_id=event["institution_id"], region=event.get("region", "unknown"),
+            event_t=event["_t"], score=2.0, reason=reason,
+            numbers={"item_code": item["item_code"], "service_date": day, "patient": event["patient"],
+                     "first_claim_id": first.claim_id, "first_amount": first.amount,
+                     "duplicate_claim_id": event["claim_id"], "duplicate_amount": round(again, 2),
+                     "lines": len(repeated), "doctor_id": event["doctor_id"],
+                     "repeated": [{"line": i, "item_code": it["item_code"], "service_date": d,
+                                   "amount": it["amount"], "first_claim_id": f.claim_id, "first_line": f.line}
+                                  for i, it, d, f in repeated[:self.MAX_LINES_LISTED]]},
+            evidence=[*list(reversed(firsts.values()))[:20], source],
+        )

@@ -1,0 +1,76 @@
+"""The registry of detectors 检测规则目录: found in their modules, not listed by hand.
+
+Every module under ``models/prescription``, ``models/claims``, ``models/waste`` and
+``models/coldchain`` that defines a detector class — one with ``name`` (also its configuration
+section), ``stream``, ``Limits`` (the dataclass of its thresholds) and ``process`` — is a detector
+of the worker. Adding a detector is adding its module (and its test): the settings, the worker
+and the documentation tables all read this registry.
+
+>>> names = [d.name for d in detector_classes()]
+>>> len(names), names[0], "coldchain.excursion" in names
+(27, 'prescription.controlled_drugs', True)
+>>> sections()["coldchain.excursion"].__name__
+'ExcursionLimits'
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from functools import cache
+from typing import Any
+
+STREAMS = ("prescription", "claim", "waste", "telemetry")
+#: The entity each stream's topic is partitioned by: detectors keyed by it run where the events are read;
+#: detectors keyed by another entity are re-keyed through a repartition topic (:mod:`models.engine.rekey`).
+PARTITION_ENTITY = {"prescription": "patient", "claim": "patient", "waste": "manifest", "telemetry": "device"}
+PACKAGES = ("models.rules.prescription", "models.rules.claims", "models.rules.waste", "models.rules.coldchain")
+
+
+def _is_detector(obj: Any, module: str) -> bool:
+    return (inspect.isclass(obj) and obj.__module__ == module and isinstance(getattr(obj, "name", None), str)
+            and getattr(obj, "stream", None) in STREAMS and inspect.isclass(getattr(obj, "Limits", None))
+            and callable(getattr(obj, "process", None)))
+
+
+@cache
+def detector_classes() -> tuple[type, ...]:
+    """Every detector class, by stream (prescription, claim, waste, telemetry) then name."""
+    found = []
+    for package_name in PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            found += [obj for _, obj in inspect.getmembers(module, lambda o: _is_detector(o, module.__name__))]
+    names = [d.name for d in found]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise RuntimeError(f"two detectors share the name(s) {sorted(duplicates)}")
+    return tuple(sorted(found, key=lambda d: (STREAMS.index(d.stream), d.name)))
+
+
+def sections() -> dict[str, type]:
+    """Configuration section → the dataclass of its thresholds (``[coldchain.excursion]`` → ExcursionLimits)."""
+    return {d.name: d.Limits for d in detector_classes()}
+
+
+def build(configs: dict[str, Any]) -> dict[str, list[Any]]:
+    """One instance of every detector with its configuration, grouped by stream."""
+    out: dict[str, list[Any]] = {s: [] for s in STREAMS}
+    for cls in detector_classes():
+        out[cls.stream].append(cls(configs[cls.name]))
+    return out
+
+
+def groups() -> dict[str, str]:
+    """Re-keyed group (``claim-by-doctor``) → its stream, for every detector keyed by another entity than
+    its stream's partition key."""
+    from models.engine.rekey import group_name
+
+    return {group_name(d.stream, d.key): d.stream for d in detector_classes() if rekeyed(d)}
+
+
+def rekeyed(detector: Any) -> bool:
+    """Whether the detector's state lives under another entity than its stream's partition key."""
+    key = getattr(detector, "key", None)
+    return key is not None and key != PARTITION_ENTITY[detector.stream]

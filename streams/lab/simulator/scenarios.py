@@ -1,0 +1,609 @@
+"""Labelled risk scenarios (风险场景) and their ground truth.
+
+Each scenario is a kind of wrongdoing or failure a regulator names in the detection catalogue
+(``../shared/brief/requirements.md``), at least one per rule or model family. The simulator
+places its instances over the horizon (stratified in time, so a 30-day run sees them spread
+out), and each instance, when its time comes, alters or adds events and records one
+*incident*: scenario, entity, time window and the detectors expected to catch it. The
+incidents go to :attr:`RegionSimulator.truth` — a file beside the events, never a topic.
+
+Entities are what a regulator acts on: the prescriber for prescribing, the institution for
+billing, the patient for card and drug misuse, the carrier for transport, the device for the
+cold chain. Patient entities carry the raw identifier; the evaluator pseudonymizes it with the
+worker's key before matching alerts.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable
+
+from streams.lab.simulator import catalogue as cat
+from streams.lab.simulator.coldchain import Fault
+
+if TYPE_CHECKING:
+    from streams.lab.simulator.simulator import RegionSimulator
+
+DAY = 86400.0
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    stream: str
+    term: str  # the regulator's Chinese term
+    entity_kind: str
+    detectors: tuple[str, ...]
+    per_30_days: float
+    span_days: float  # how long an instance runs (placement keeps it inside the horizon)
+    inject: Callable[["RegionSimulator", float, "Scenario"], None]
+    description: str
+    earliest_day: float = 0.0  # models judge an entity against its own history: give them some first
+    at_start: bool = False  # one instance at the start of each horizon, running through it (a standing practice)
+
+
+def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
+    """A time between ``lo`` and ``hi`` o'clock, on the day of ``t`` or the next: never before ``t``."""
+
+    d = datetime.fromtimestamp(t, cat.TZ).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    at = d + (lo + (hi - lo) * (rng.random() if rng else 0.5)) * HOUR
+    return at if at >= t else at + DAY
+
+
+def _days_left(sim: "RegionSimulator", t: float) -> float:
+    """Days from ``t`` to the end of the horizon (of the current cycle, when scenarios repeat)."""
+    horizon = sim.cfg.days * DAY
+    cycle_end = sim.t0 + horizon * (1 + (t - sim.t0) // horizon)
+    return (cycle_end - t) / DAY
+
+
+def _clinic(sim: "RegionSimulator", *kinds: str):
+    return sim.rng_scenario.choice(sim.region.of_kind(*kinds))
+
+
+def _prescriber(sim: "RegionSimulator", inst, not_dept: str = "ER") -> str:
+    r = sim.rng_scenario
+    return r.choice([p for p, d in inst.prescriber_dept.items() if d != not_dept] or inst.prescribers)
+
+
+def _patient(sim: "RegionSimulator", chronic: bool = False):
+    r = sim.rng_scenario
+    pool = [p for p in sim.scenario_patients if p.conditions] if chronic else sim.scenario_patients
+    while True:
+        p = r.choice(pool)
+        if p.id not in sim.stays:
+            return p
+
+
+# --- prescriptions 处方 ----------------------------------------------------------------------
+def over_supply(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary", "community", "private_clinic")
+    doc, patient = _prescriber(sim, inst), _patient(sim)
+    t = _work_hours(t, rng=r)
+    days = r.randint(14, 30)
+    items = [sim.item(r.choice(cat.ACUTE), days)]
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", items, ["M54.5"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, prescription_id=rx["prescription_id"],
+               days_supply=days, limit_days=7)
+
+
+def too_many_drugs(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "secondary", "community", "private_clinic")
+    doc, patient = _prescriber(sim, inst), _patient(sim)
+    t = _work_hours(t, rng=r)
+    pool = [d for d in cat.DRUGS if d.controlled == "none" and not d.key_monitored and d.code != "D-NIF30"
+            and d.form != "injection"]
+    drugs = r.sample(pool, r.randint(7, 9))
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(d, r.randint(3, 5)) for d in drugs],
+                          ["J06.9", "M54.5"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, prescription_id=rx["prescription_id"],
+               drugs=len(drugs), limit=5)
+
+
+def controlled_over_limit(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim)
+    t = _work_hours(t, rng=r)
+    days = r.randint(5, 7)
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(cat.DRUG_BY_CODE["D-MOR10"], days)],
+                          ["C34.9"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, prescription_id=rx["prescription_id"],
+               drug="morphine 10 mg", days_supply=days, limit_days=3)
+
+
+def doctor_shopping(sim, t, sc):
+    r = sim.rng_scenario
+    patient = _patient(sim)
+    hospitals = sim.region.of_kind("tertiary", "secondary", "community")
+    sites = r.sample(hospitals, min(4, len(hospitals)))
+    start = _work_hours(t, rng=r)
+    at = start
+    ids = []
+    for inst in sites:
+        rx = sim.prescription(at, inst, _prescriber(sim, inst), patient, "outpatient",
+                              [sim.item(cat.DRUG_BY_CODE["D-MORCR30"], 7)], ["M54.5"])
+        ids.append(rx["prescription_id"])
+        at = _work_hours(at + r.uniform(1, 3) * DAY, rng=r)
+    sim.record(sc.name, "patient", patient.id, start, at, sc.detectors, prescriptions=ids,
+               prescribers=len(sites), institutions=len(sites))
+
+
+def same_action_duplication(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "community", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    items = [sim.item(cat.DRUG_BY_CODE["D-AML5"], 28), sim.item(cat.DRUG_BY_CODE["D-NIF30"], 28)]
+    rx = sim.prescription(t, inst, doc, patient, "long_term", items, ["I10"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, prescription_id=rx["prescription_id"],
+               atc_level4="C08CA")
+
+
+def antimicrobial_ramp(sim, t, sc):
+    inst = _clinic(sim, "tertiary", "secondary")
+    doc = _prescriber(sim, inst)
+    span = min(sc.span_days, max(4.0, _days_left(sim, t))) * DAY
+    ramp = span * 2 / 3
+    sim.antimicrobial_boost[doc] = lambda now, s=t, e=t + span: (
+        1.0 if not s <= now < e else 1.0 + 2.0 * min(1.0, (now - s) / ramp))
+    sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, ramp_to=3.0, ramp_days=round(ramp / DAY, 1),
+               base_rate=round(sim.antimicrobial_rate[doc], 3))
+
+
+# --- insurance claims 医保结算 ------------------------------------------------------------------
+def duplicate_charge(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary", "community")
+    doc, patient = r.choice(inst.prescribers), _patient(sim)
+    t = _work_hours(t, 9, 13, r)
+    test = r.choice(("S-CBC", "S-CRP", "S-XRAY", "S-ECG"))
+    first = sim.claim(t, inst, doc, patient, "outpatient", ["J06.9"],
+                      [sim.service_line("S-CONSULT", 1), sim.service_line(test, 1)])
+    again_t = t + r.uniform(1, 5) * HOUR
+    again = sim.claim(again_t, inst, doc, patient, "outpatient", ["J06.9"], [sim.service_line(test, 1)])
+    sim.record(sc.name, "institution", inst.id, t, again_t, sc.detectors, item_code=test,
+               claims=[first["claim_id"], again["claim_id"]])
+
+
+def unbundling(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    doc, patient = r.choice(inst.prescribers), _patient(sim)
+    t = _work_hours(t, rng=r)
+    package = cat.SERVICE_BY_CODE["S-LIVER"]
+    lines = [sim.service_line("S-CONSULT", 1)] + [sim.service_line(c, 1) for c in package.components]
+    claim = sim.claim(t, inst, doc, patient, "outpatient", ["K76.0"], lines)
+    billed = sum(cat.SERVICE_BY_CODE[c].price for c in package.components)
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               package="S-LIVER", package_price=package.price, billed=billed)
+
+
+def over_standard_price(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "secondary", "private_clinic", "community")
+    doc, patient = r.choice(inst.prescribers), _patient(sim)
+    t = _work_hours(t, rng=r)
+    service = cat.SERVICE_BY_CODE[r.choice(("S-CT-HEAD", "S-US-ABD", "S-XRAY"))]
+    price = round(service.price * r.uniform(1.3, 2.0), 2)
+    claim = sim.claim(t, inst, doc, patient, "outpatient", ["R51"],
+                      [sim.service_line("S-CONSULT", 1), sim.service_line(service.code, 1, price=price)])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               item_code=service.code, catalogue_price=service.price, billed_price=price)
+
+
+def split_admission(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    patient = _patient(sim)
+    t = _work_hours(t, rng=r)
+    stay = sim.admit(t, inst, 5, patient, "J18.9", "RESP")
+    back = stay.discharge_t + r.uniform(2, 8) * DAY
+
+    def readmit(now, _=None):
+        if patient.id not in sim.stays:
+            sim.admit(now, inst, 5, patient, "J18.9", "RESP")
+
+    sim._call(back, readmit)
+    sim.record(sc.name, "institution", inst.id, t, back + 5 * DAY, sc.detectors, patient_pseudonymized=True,
+               gap_days=round((back - stay.discharge_t) / DAY, 1), limit_days=15)
+
+
+def phantom_bed(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "secondary", "community")
+    patient = _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    stay = sim.admit(t, inst, 9, patient, "I63.9", None)
+    pharmacy = r.choice(sim.pharmacies)
+    for d in (2, 5):
+        sim.pharmacy_claim(_work_hours(t + d * DAY, 10, 18, r), pharmacy, patient, pharmacy.prescribers[0])
+    sim.record(sc.name, "institution", inst.id, t, stay.discharge_t, sc.detectors, pharmacy=pharmacy.id,
+               settlements_during_stay=2)
+
+
+def card_skimming(sim, t, sc):
+    r = sim.rng_scenario
+    pharmacy = r.choice(sim.pharmacies)
+    t = _work_hours(t, 19, 20.5, r)
+    drugs = [cat.DRUG_BY_CODE["D-ATV20"], cat.DRUG_BY_CODE["D-OME20"]]
+    at, cards = t, r.randint(15, 30)
+    for patient in r.sample([p for p in sim.scenario_patients if p.id not in sim.stays], cards):
+        sim.pharmacy_claim(at, pharmacy, patient, pharmacy.prescribers[-1], drugs)
+        at += r.uniform(20, 70)
+    sim.record(sc.name, "institution", pharmacy.id, t, at, sc.detectors, cards=cards,
+               minutes=round((at - t) / 60, 1))
+
+
+def impossible_day(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    doc = r.choice(inst.prescribers)
+    start = _work_hours(t, 8, 8, r)
+    n = r.randint(28, 36)
+    patients = r.sample([p for p in sim.scenario_patients if p.id not in sim.stays], n)
+    for k, patient in enumerate(patients):
+        at = start + k * (10 * HOUR / n)
+        sim.claim(at, inst, doc, patient, "outpatient", ["M54.5"], [sim.service_line("S-PHYSIO", 2)])
+    sim.record(sc.name, "doctor", doc, start, start + 10 * HOUR, sc.detectors, billed_hours=n, limit_hours=24)
+
+
+def upcoding_profile(sim, t, sc):
+    inst = _clinic(sim, "private_clinic", "community")
+    span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
+    sim.upcoding[inst.id] = lambda now, s=t, e=t + span: 0.7 if s <= now < e else 0.0
+    sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, share_of_visits_upcoded=0.7,
+               added=["S-CT-HEAD", "S-US-ABD", "S-LIVER"])
+
+
+def billing_after_death(sim, t, sc):
+    r = sim.rng_scenario
+    patient = r.choice(sim.deceased)
+    t = _work_hours(t, rng=r)
+    if r.random() < 0.5:
+        inst = r.choice(sim.pharmacies)
+        claim = sim.pharmacy_claim(t, inst, patient, inst.prescribers[0])
+    else:
+        inst = _clinic(sim, "community", "private_clinic")
+        claim = sim.claim(t, inst, r.choice(inst.prescribers), patient, "outpatient", ["I10"],
+                          [sim.service_line("S-CONSULT", 1, cat.day_of(t))])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               died=sim.death_date[patient.id])
+
+
+def sex_age_conflict(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    patient = _patient(sim)
+    t = _work_hours(t, rng=r)
+    diagnosis = "N83.2" if patient.sex == "M" else "N40.0"  # an ovarian cyst for a man, an enlarged prostate for a woman
+    claim = sim.claim(t, inst, _prescriber(sim, inst), patient, "outpatient", [diagnosis],
+                      [sim.service_line("S-CONSULT", 1, cat.day_of(t)), sim.service_line("S-US-ABD", 1, cat.day_of(t))])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"],
+               diagnosis=diagnosis, sex=patient.sex)
+
+
+#: the fraud practices an institution may run for a whole horizon, by what it is (and their intensity ranges)
+PRACTICES = {
+    "phantom_visits": (0.12, 0.3),  # 虚构就诊: a share of real visits billed again a few days later, nobody came
+    "upcoding": (0.12, 0.3),  # 过度检查: a share of visits billed a CT or an ultrasound on top
+    "borrowed_physicians": (0.08, 0.2),  # 挂证: a share of visits billed under another institution's physician
+    "long_stays": (1.25, 1.6),  # 挂床 / 延长住院: stays stretched by this factor
+    "readmissions": (0.1, 0.25),  # a share of discharges brought back 16–28 days later (beyond the 15-day rule)
+    "phantom_dispensing": (0.12, 0.3),  # 虚假购药: a share of dispensings billed again days later
+}
+FRAUD_SHARE = 0.25  # of the institutions of each kind
+
+
+def fraudulent_institution(sim, t, sc):
+    """Institutions of every kind and size run fraud practices from the start of the horizon to its end: no
+    rule catches one claim of it, and the institution's own history holds nothing else — only a comparison
+    with its peers (streams.workbench.risk) shows it."""
+    r = random.Random(f"fraud-{sim.cfg.seed}-{int(t)}")  # its own generator: the honest traffic is unchanged
+    end = t + _days_left(sim, t) * DAY
+    for kind in ("tertiary", "secondary", "community", "private_clinic", "pharmacy"):
+        insts = sim.region.of_kind(kind)
+        for inst in r.sample(insts, max(1, round(len(insts) * FRAUD_SHARE))):
+            if kind == "pharmacy":
+                options = ["phantom_dispensing"]
+            elif inst.beds:
+                options = ["phantom_visits", "upcoding", "borrowed_physicians", "long_stays", "readmissions"]
+            else:
+                options = ["phantom_visits", "upcoding", "borrowed_physicians"]
+            chosen = r.sample(options, min(len(options), 2 if len(options) > 1 else 1))
+            practices = {p: round(r.uniform(*PRACTICES[p]), 3) for p in chosen}
+            sim.fraud[inst.id] = (t, end, practices)
+            sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, kind=kind, practices=practices)
+
+
+# --- medical waste 医疗废物 ---------------------------------------------------------------------
+def _collection_evening(inst, t: float) -> float:
+    """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
+
+    at = _work_hours(t, 20, 20)
+    while inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, cat.TZ).toordinal() % 2:
+        at += DAY
+    return at
+
+
+def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
+    """One more manifest of ``inst``, weighed with its others on the first collection evening from
+    ``t``, its later steps ``times`` after that (None: never). Returns (manifest id, weight, time)."""
+
+    t = _collection_evening(inst, t)
+    r = sim.rng_scenario
+    weight = round(r.uniform(3, 25), 1)
+    n = sum(1 for x in sim.truth if x["scenario"] == sc.name)
+    mid = f"MF-{inst.id}-{datetime.fromtimestamp(t, cat.TZ):%Y%m%d}-{category[:3].upper()}-S{n + 1}"
+
+    def hook(m, now):
+        if m.get("_scenario") is None and now == t and m["institution"] is inst and m["category"] == category:
+            return {**m, "manifest_id": mid, "weight": weight, "received_weight": weight, "_scenario": sc.name,
+                    **(fields or {}), **{k: (now + v if v is not None else None) for k, v in times.items()}}
+        return None
+
+    sim.manifest_hooks.insert(0, hook)  # first: other scenarios' hooks then see this manifest as it is
+    sim.manifest(t, inst, category, weight)
+    sim.manifest_hooks.remove(hook)
+    return mid, weight, t
+
+
+def storage_overdue(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary", "community", "private_clinic")
+    held = r.uniform(55, 80) * HOUR
+    mid, w, t = _extra_manifest(sim, t, sc, inst, "infectious", handed=held, received=held + 2 * HOUR,
+                                disposed=held + 8 * HOUR)
+    sim.record(sc.name, "institution", inst.id, t, t + held, sc.detectors, manifest_id=mid,
+               stored_hours=round(held / HOUR, 1), limit_hours=48)
+
+
+def manifest_not_closed(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary", "community")
+    handed = r.uniform(11, 15) * HOUR
+    mid, w, t = _extra_manifest(sim, t, sc, inst, "sharps", handed=handed, received=None, disposed=None)
+    sim.record(sc.name, "carrier", sim.carrier_of[inst.id], t + handed, t + handed + 48 * HOUR, sc.detectors,
+               manifest_id=mid, institution=inst.id, transport_window_hours=24)
+
+
+def category_mismatch(sim, t, sc):
+    r = sim.rng_scenario
+    inst = _clinic(sim, "tertiary", "secondary")
+    handed = r.uniform(11, 15) * HOUR
+    category = r.choice(("pathological", "chemical"))
+    mid, w, t = _extra_manifest(sim, t, sc, inst, category, {"facility": "FAC-2"}, handed=handed,
+                                received=handed + 2 * HOUR, disposed=handed + 8 * HOUR)
+    sim.record(sc.name, "facility", "FAC-2", t + handed, t + handed + 2 * HOUR, sc.detectors, manifest_id=mid,
+               category=category, licensed=list(sim.region.facilities["FAC-2"]))
+
+
+def weight_loss_in_transit(sim, t, sc):
+    r = sim.rng_scenario
+    carrier = r.choice(sim.region.carriers)
+    end = t + sc.span_days * DAY
+    loss = r.uniform(0.13, 0.17)
+
+    def lose(m, now):
+        if m["carrier"] == carrier and t <= now < end and m.get("received") is not None:
+            return {**m, "received_weight": round(m["weight"] * (1 - loss), 1)}
+        return None
+
+    sim.manifest_hooks.append(lose)
+    sim.record(sc.name, "carrier", carrier, t, end + DAY, sc.detectors, weight_lost=round(loss, 3), threshold=0.10)
+
+
+def generation_drop(sim, t, sc):
+    inst = _clinic(sim, "tertiary", "secondary")
+    span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
+    sim.waste_factor[inst.id] = lambda now, s=t, e=t + span: 0.4 if s <= now < e else 1.0
+    sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, factor=0.4)
+
+
+# --- vaccine cold chain 疫苗冷链 ----------------------------------------------------------------
+def _device(sim, kinds=("fridge", "cold_room")):
+    r = sim.rng_scenario
+    busy = {x["entity"]["id"] for x in sim.truth if x["entity"]["kind"] == "device" and x["end_t"] > sim.now - DAY}
+    choices = [d for d in sim.region.devices if d.kind in kinds and d.id not in busy]
+    return r.choice(choices or [d for d in sim.region.devices if d.kind in kinds])
+
+
+def power_loss(sim, t, sc):
+    r = sim.rng_scenario
+    d = _device(sim)
+    hours = r.uniform(3, 14)
+    sim.units[d.id].fault = Fault("power_loss", t, t + hours * HOUR)
+    sim.record(sc.name, "device", d.id, t, t + (hours + 1) * HOUR, sc.detectors, hours=round(hours, 1))
+
+
+def thermostat_freeze(sim, t, sc):
+    r = sim.rng_scenario
+    d = _device(sim)
+    hours, target = r.uniform(2, 6), r.uniform(-4, -2)
+    sim.units[d.id].fault = Fault("freeze", t, t + hours * HOUR, target_c=target)
+    sim.record(sc.name, "device", d.id, t, t + (hours + 1) * HOUR, sc.detectors, hours=round(hours, 1),
+               target_c=round(target, 1))
+
+
+def sensor_silent(sim, t, sc):
+    r = sim.rng_scenario
+    d = _device(sim)
+    hours = r.uniform(1, 8)
+    sim.silent[d.id] = (t, t + hours * HOUR)
+    sim.record(sc.name, "device", d.id, t, t + hours * HOUR, sc.detectors, hours=round(hours, 1),
+               limit_minutes=30)
+
+
+def warming_drift(sim, t, sc):
+    r = sim.rng_scenario
+    d = _device(sim, ("fridge",))
+    unit = sim.units[d.id]
+    span = min(sc.span_days, max(2.0, _days_left(sim, t) - 1)) * DAY
+    rate = 1.5 / (span / DAY)  # +1.5 °C by the time the compressor gives out
+    unit.fault = Fault("drift", t, t + span, drift_c_per_day=rate)
+    repair = r.uniform(4, 8) * HOUR
+
+    def fail(now, _=None):
+        unit.fault = Fault("compressor_failure", now, now + repair)
+        unit.drift_c = 0.0
+
+    sim._call(t + span, fail)
+    sim.record(sc.name, "device", d.id, t, t + span + repair, sc.detectors, drift_c_per_day=round(rate, 3),
+               failure_after_days=round(span / DAY, 1))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("over_supply", "prescription", "超量开药", "prescriber", ("prescription.over_supply",), 12, 0,
+             over_supply, "outpatient prescription of 14–30 days' supply (limit 7)"),
+    Scenario("too_many_drugs", "prescription", "大处方", "prescriber", ("prescription.too_many_drugs",), 8, 0,
+             too_many_drugs, "7–9 drugs on one prescription (limit 5)"),
+    Scenario("controlled_over_limit", "prescription", "麻醉药品超量", "prescriber",
+             ("prescription.controlled_drugs",), 6, 0, controlled_over_limit,
+             "immediate-release morphine for 5–7 days (limit 3)"),
+    Scenario("doctor_shopping", "prescription", "重复开药", "patient", ("prescription.duplicate_overlap",), 3, 10,
+             doctor_shopping, "one patient, controlled-release morphine from 4 prescribers at 4 institutions, "
+             "overlapping supply"),
+    Scenario("same_action_duplication", "prescription", "同类药物重复", "prescriber", ("prescription.same_action",),
+             6, 0, same_action_duplication, "amlodipine and nifedipine (ATC C08CA) on one prescription"),
+    Scenario("antimicrobial_ramp", "prescription", "抗菌药物超常", "prescriber", ("prescription.excess_usage",), 2,
+             21, antimicrobial_ramp, "a prescriber's antimicrobial use ramps to 3× over two weeks, then holds", earliest_day=7),
+    Scenario("duplicate_charge", "claim", "重复收费", "institution", ("claim.duplicate_charge",), 12, 0,
+             duplicate_charge, "the same test billed again to the same patient the same day"),
+    Scenario("unbundling", "claim", "分解项目收费", "institution", ("claim.unbundling",), 10, 0, unbundling,
+             "liver panel billed as its four components"),
+    Scenario("over_standard_price", "claim", "超标准收费", "institution", ("claim.over_standard",), 8, 0,
+             over_standard_price, "an imaging item billed at 1.3–2× the catalogue price"),
+    Scenario("split_admission", "claim", "分解住院", "institution", ("claim.split_admission",), 6, 20,
+             split_admission, "pneumonia patient readmitted 2–8 days after discharge, not a planned cycle"),
+    Scenario("phantom_bed", "claim", "挂床住院", "institution", ("claim.phantom_bed",), 4, 9, phantom_bed,
+             "an inpatient settles at a pharmacy twice during the stay"),
+    Scenario("card_skimming", "claim", "套刷社保卡", "institution", ("claim.card_misuse",), 4, 0, card_skimming,
+             "15–30 different cards settle the same drugs at one pharmacy within minutes"),
+    Scenario("impossible_day", "claim", "超时计费", "doctor", ("claim.impossible_day",), 3, 0, impossible_day,
+             "a doctor bills 28–36 hours of physiotherapy in one day"),
+    Scenario("upcoding_profile", "claim", "机构画像异常", "institution", ("claim.entity_anomaly",), 1, 14,
+             upcoding_profile, "a clinic adds CT, ultrasound and a liver panel to 70 % of visits for two weeks", earliest_day=7),
+    Scenario("storage_overdue", "waste", "超时贮存", "institution", ("waste.storage_overdue",), 8, 4,
+             storage_overdue, "a manifest handed over 55–80 h after generation (limit 48)"),
+    Scenario("manifest_not_closed", "waste", "联单未闭环", "carrier", ("waste.manifest_not_closed",), 6, 3,
+             manifest_not_closed, "handed over to the carrier, never received"),
+    Scenario("category_mismatch", "waste", "超范围处置", "facility", ("waste.category_mismatch",), 4, 1,
+             category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
+             "infectious and sharps"),
+    Scenario("weight_loss_in_transit", "waste", "转运重量差异", "carrier", ("waste.weight_discrepancy",), 2, 3,
+             weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for the manifests "
+             "of three days"),
+    Scenario("generation_drop", "waste", "医废产生量异常", "institution", ("waste.generation_anomaly",), 1, 10,
+             generation_drop, "a hospital's waste falls to 40 % of normal (leaking out of the system)", earliest_day=7),
+    Scenario("power_loss", "telemetry", "断电", "device",
+             ("coldchain.excursion", "coldchain.breach", "coldchain.abnormal_dynamics", "coldchain.device_status"), 4,
+             1, power_loss,
+             "a fridge or cold room without power for 3–14 h"),
+    Scenario("thermostat_freeze", "telemetry", "冻结", "device",
+             ("coldchain.excursion", "coldchain.breach", "coldchain.abnormal_dynamics"), 3, 1,
+             thermostat_freeze, "a thermostat fault pulls the contents to −2…−4 °C for 2–6 h"),
+    Scenario("sensor_silent", "telemetry", "传感器离线", "device", ("coldchain.sensor_silent",), 4, 1,
+             sensor_silent, "a logger sends nothing for 1–8 h"),
+    Scenario("warming_drift", "telemetry", "缓慢升温", "device", ("coldchain.abnormal_dynamics", "coldchain.excursion"), 1, 7,
+             warming_drift, "a fridge warms by 1.5 °C over about a week, then its compressor fails", earliest_day=7),
+)
+SCENARIOS += (  # placed after the others, so adding them moved none of the earlier placements
+    Scenario("fraudulent_institution", "claim", "欺诈骗保机构", "institution", ("institution.risk",), 1, 30,
+             fraudulent_institution, "a quarter of the institutions of every kind and size run two fraud practices "
+             "all along (phantom visits or dispensings, upcoding, borrowed physicians, long stays, readmissions)",
+             at_start=True),
+    Scenario("billing_after_death", "claim", "死亡后结算", "institution", ("claim.after_death",), 4, 0,
+             billing_after_death, "a pharmacy or clinic settles a claim for a patient who died 10–400 days before"),
+    Scenario("sex_age_conflict", "claim", "限性别诊疗", "institution", ("claim.sex_age_conflict",), 4, 0,
+             sex_age_conflict, "a hospital bills a female diagnosis for a man, or a male one for a woman"),
+)
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+# --- benign look-alikes 合理情形: what raises an alert but an analyst justifies ----------------------
+# Off by default (evaluate and the demo score the rules on the scenarios above); SimulationConfig.look_alikes
+# plants them for the triage simulation, where a priority learned from verdicts must tell them apart. Three
+# times as many as the frauds they resemble: most of what a rule flags, an analyst justifies.
+def justified_long_prescription(sim, t, sc):
+    """A chronic patient about to travel gets two to four weeks of their usual maintenance drug: over the
+    outpatient limit, and justified (长期处方 without the paperwork)."""
+    r = sim.rng_scenario
+    inst = _clinic(sim, "community", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    condition = r.choice([c for c in patient.conditions if cat.CHRONIC.get(c)] or list(cat.CHRONIC))
+    days = r.choice((14, 21, 28))
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(r.choice(cat.CHRONIC[condition]), days)],
+                          ["Z76.0"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, benign=True, prescription_id=rx["prescription_id"],
+               days_supply=days)
+
+
+def elderly_polypharmacy(sim, t, sc):
+    """An elderly patient's repeat prescription of the maintenance drugs of several chronic conditions: more
+    than five drugs, each indicated."""
+    r = sim.rng_scenario
+    inst = _clinic(sim, "community", "secondary")
+    doc, patient = _prescriber(sim, inst), _patient(sim, chronic=True)
+    t = _work_hours(t, rng=r)
+    pool = [d for drugs in cat.CHRONIC.values() for d in drugs]
+    drugs = r.sample(pool, min(len(pool), r.randint(6, 7)))
+    rx = sim.prescription(t, inst, doc, patient, "outpatient", [sim.item(d, 7) for d in drugs], ["I10", "E11.9"])
+    sim.record(sc.name, "prescriber", doc, t, t, sc.detectors, benign=True, prescription_id=rx["prescription_id"],
+               drugs=len(drugs))
+
+
+def defrost_cycle(sim, t, sc):
+    """A fridge's defrost heater runs long: the probe passes +8 °C for a quarter of an hour and the unit pulls
+    back — an excursion the operator checks and closes as justified (no vaccine at risk)."""
+    r = sim.rng_scenario
+    d = _device(sim, ("fridge",))
+    minutes = r.uniform(25, 35)
+    sim.units[d.id].fault = Fault("defrost", t, t + minutes * 60, target_c=r.uniform(13.0, 15.0))
+    sim.record(sc.name, "device", d.id, t, t + 2 * HOUR, sc.detectors, benign=True, minutes=round(minutes))
+
+
+LOOK_ALIKES: tuple[Scenario, ...] = (
+    Scenario("justified_long_prescription", "prescription", "长期处方(合理)", "prescriber",
+             ("prescription.over_supply",), 36, 0, justified_long_prescription,
+             "a chronic patient's maintenance drug for 14–28 days before travel"),
+    Scenario("elderly_polypharmacy", "prescription", "多病共存用药(合理)", "prescriber",
+             ("prescription.too_many_drugs", "prescription.same_action"), 24, 0, elderly_polypharmacy,
+             "six or seven maintenance drugs for several chronic conditions"),
+    Scenario("defrost_cycle", "telemetry", "除霜(合理)", "device", ("coldchain.excursion",), 18, 1, defrost_cycle,
+             "a defrost heater passing +8 °C for a quarter of an hour"),
+)
+LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
+
+
+def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
+    """Place each enabled scenario's instances over the horizon, stratified in time; with
+    ``repeat``, place them again over each following horizon (the demo runs until stopped)."""
+    cfg = sim.cfg
+    names = [s.name for s in SCENARIOS] if cfg.scenarios is None else list(cfg.scenarios)
+    unknown = sorted(set(names) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    r = sim.rng_scenario
+    start = sim.t0 if cycle_start is None else cycle_start
+    horizon = cfg.days * DAY
+    if cfg.look_alikes:
+        names += [s.name for s in LOOK_ALIKES]
+    for name in names:
+        sc = BY_NAME.get(name) or LOOK_ALIKE_BY_NAME[name]
+        if sc.at_start:
+            sim._call(start, sim.run_scenario, sc)
+            continue
+        n = max(1, round(sc.per_30_days * cfg.days / 30 * cfg.scenario_rate))
+        first = min(max(cfg.warmup_days, sc.earliest_day) * DAY, horizon / 4 if not sc.earliest_day else horizon / 2)
+        tail = max(DAY, min(sc.span_days * DAY, horizon * 2 / 3))  # and a day: it may move to the next working day
+        room = max(horizon / 4, horizon - first - tail)
+        for k in range(n):
+            at = start + first + room * (k + r.random()) / n
+            sim._call(at, sim.run_scenario, sc)
+    if cfg.repeat and names:
+        sim._call(start + horizon, lambda t: schedule(sim, t))
