@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-from streams.lab.simulator.simulator import DEFAULT_START
+from streams.lab.simulator.traffic import DEFAULT_START
 from streams.lab.simulator.scenarios import BY_NAME, SCENARIOS
 from models.contracts.records import validate
 from models.contracts.pseudonym import Pseudonymizer

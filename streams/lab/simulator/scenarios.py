@@ -5,7 +5,7 @@ Each scenario is a kind of wrongdoing or failure a regulator names in the detect
 places its instances over the horizon (stratified in time, so a 30-day run sees them spread
 out), and each instance, when its time comes, alters or adds events and records one
 *incident*: scenario, entity, time window and the detectors expected to catch it. The
-incidents go to :attr:`RegionSimulator.truth` — a file beside the events, never a topic.
+incidents go to :attr:`RegionTraffic.truth` — a file beside the events, never a topic.
 
 Entities are what a regulator acts on: the prescriber for prescribing, the institution for
 billing, the patient for card and drug misuse, the carrier for transport, the device for the
@@ -17,13 +17,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from streams.lab.simulator import catalogue as cat
 from streams.lab.simulator.coldchain import Fault
-
-if TYPE_CHECKING:
-    from streams.lab.simulator.simulator import RegionSimulator
+from streams.lab.simulator.traffic import RegionTraffic
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -38,7 +36,7 @@ class Scenario:
     detectors: tuple[str, ...]
     per_30_days: float
     span_days: float  # how long an instance runs (placement keeps it inside the horizon)
-    inject: Callable[["RegionSimulator", float, "Scenario"], None]
+    inject: Callable[[RegionTraffic, float, "Scenario"], None]
     description: str
     earliest_day: float = 0.0  # models judge an entity against its own history: give them some first
     at_start: bool = False  # one instance at the start of each horizon, running through it (a standing practice)
@@ -52,23 +50,23 @@ def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
     return at if at >= t else at + DAY
 
 
-def _days_left(sim: "RegionSimulator", t: float) -> float:
+def _days_left(sim: RegionTraffic, t: float) -> float:
     """Days from ``t`` to the end of the horizon (of the current cycle, when scenarios repeat)."""
     horizon = sim.cfg.days * DAY
     cycle_end = sim.t0 + horizon * (1 + (t - sim.t0) // horizon)
     return (cycle_end - t) / DAY
 
 
-def _clinic(sim: "RegionSimulator", *kinds: str):
+def _clinic(sim: RegionTraffic, *kinds: str):
     return sim.rng_scenario.choice(sim.region.of_kind(*kinds))
 
 
-def _prescriber(sim: "RegionSimulator", inst, not_dept: str = "ER") -> str:
+def _prescriber(sim: RegionTraffic, inst, not_dept: str = "ER") -> str:
     r = sim.rng_scenario
     return r.choice([p for p, d in inst.prescriber_dept.items() if d != not_dept] or inst.prescribers)
 
 
-def _patient(sim: "RegionSimulator", chronic: bool = False):
+def _patient(sim: RegionTraffic, chronic: bool = False):
     r = sim.rng_scenario
     pool = [p for p in sim.scenario_patients if p.conditions] if chronic else sim.scenario_patients
     while True:
@@ -580,7 +578,7 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
 LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
 
 
-def schedule(sim: "RegionSimulator", cycle_start: float | None = None) -> None:
+def schedule(sim: RegionTraffic, cycle_start: float | None = None) -> None:
     """Place each enabled scenario's instances over the horizon, stratified in time; with
     ``repeat``, place them again over each following horizon (the demo runs until stopped)."""
     cfg = sim.cfg
