@@ -1,17 +1,16 @@
-"""The Faust application: one agent per input stream, alerts and dead letters out.
+"""The worker 工作进程: the engine on Kafka through Faust — an agent per input topic and per repartition topic,
+alerts and dead letters out, detector state checkpointed at every offset commit.
 
-Agents consume raw bytes (a typed topic would let one bad record kill the agent) and
-hand each record to :class:`streams.worker.ingest.Ingest`. Alerts are sent at once; Faust flushes the
-producer before each offset commit, and the state checkpoint and the forwarded events are
-written there too (:mod:`streams.worker.checkpoint`), so a worker that dies mid-way reprocesses records
-rather than losing them: at-least-once alerts with deterministic ids, and state that applies
-each record once. Re-keyed detectors run in the agents of the repartition topics
-(:mod:`streams.worker.plan`).
+Agents consume raw bytes (a typed topic would let one bad record kill the agent) and hand each record to
+:class:`streams.worker.ingest.Ingest`. Alerts are sent at once; the offset commit is the checkpoint's
+(:class:`streams.worker.checkpoint.Checkpoint`): it captures the state between two records, flushes the alerts,
+writes the state and forwarded events, then commits — so a worker that dies mid-way reprocesses records rather
+than losing them: at-least-once alerts with deterministic ids, and state that applies each record once.
+Re-keyed detectors run in the agents of the repartition topics (:mod:`streams.worker.plan`).
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import time
@@ -23,22 +22,34 @@ import faust
 import orjson
 
 from connectors.kafka.topics import KEY_FIELD
+from models.contracts.alert import Alert
 from models.contracts.pseudonym import Pseudonymizer
-from models.engine.rekey import PartitionedReceiver
-from models.engine.runtime import PartitionedRuntime
-from streams.worker import checkpoint, metrics, reference, transport
-from streams.worker.plan import build_plan, repartition_topics
+from streams.settings import Settings
+from streams.worker import metrics, reference, transport
+from streams.worker.checkpoint import Checkpoint
 from streams.worker.ingest import DeadLetter, Ingest
 from streams.worker.observe import KIND_FIELD, Observer
-from streams.settings import Settings
+from streams.worker.plan import build_plan, repartition_topics
 
 log = logging.getLogger(__name__)
 
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+#: A dead letter larger than this goes as a reference to its source record: Kafka refuses records over 1 MiB by
+#: default (message.max.bytes), and the headers need room too.
+DEAD_LETTER_MAX_BYTES = 900 * 1024
 
-def create_app(settings: Settings) -> faust.App:
+
+class WorkerApp(faust.App):
+    """Faust's app, carrying what the worker's transport reads (:mod:`streams.worker.transport`)."""
+
+    checkpoint: Checkpoint | None = None  # the commit protocol
+    fetch_max_wait_ms: int | None = None  # the consumer's fetch wait ([worker] fetch_max_wait_ms)
+
+
+def faust_app(settings: Settings) -> WorkerApp:
+    """The Faust app with the worker's consumer and producer settings."""
     conn = settings.kafka
-    transport.FETCH_MAX_WAIT_MS = settings.worker.fetch_max_wait_ms
-    app = faust.App(
+    app = WorkerApp(
         settings.worker.app_id,
         broker=conn.faust_url(transport.SCHEME),
         broker_credentials=conn.faust_credentials(),
@@ -63,120 +74,234 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_batch_size=512 * 1024,
         cython_optimizations=True,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    alerts_topic = app.topic(settings.topic("alerts"), **raw)
-    dead_topic = app.topic(settings.topic("deadletter"), **raw)
-    plan = build_plan(settings)
-    inputs = settings.input_topics()
-    group_topics = repartition_topics(settings, plan)
-    durable = settings.worker.durable_state  # False: state in memory only, nothing checkpointed or restored
-    stores: dict[str, Any] = {**plan.runtimes, **plan.receivers}  # name (stream or group) → its state
-    store_topics = {**inputs, **group_topics}  # name → the topic its state follows
-    transport.CHECKPOINT = checkpoint.Checkpointer(stores, settings.worker.app_id, plan.rekeying, durable=durable)
-    transport.CHECKPOINT_BOUNDARY = checkpoint.BOUNDARY
-    pseudonymize = Pseudonymizer.from_env()
-    plan.reference.pseudonymize = pseudonymize  # beneficiaries are kept under the pseudonym the claims carry
-    reference_ready = asyncio.Event()  # set once the reference topics are read to their end at start
-    observer = Observer()
-    processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
-    reported: set[tuple[str, int]] = set()  # partitions with a lag series
+    app.fetch_max_wait_ms = settings.worker.fetch_max_wait_ms
+    return app
 
-    def restorer(name: str) -> Any:
-        if not durable:
-            return None
-        return functools.partial(checkpoint.ensure_restored, conn, settings.worker.app_id, name, stores[name],
-                                 store_topics[name])
 
-    for stream, topic in inputs.items():
-        ingest = Ingest(stream, plan.units[stream], pseudonymize, KIND_FIELD[stream])
-        runtime = plan.runtimes.get(stream)
-        agent_fn = _make_agent(stream, ingest, alerts_topic, dead_topic, observer, processed, runtime,
-                               restorer(stream) if runtime is not None else None, app,
-                               functools.partial(_reference_read, reference_ready, settings.worker.reference_wait_s))
-        app.agent(app.topic(topic, **raw), name=f"zhijian.{stream}")(agent_fn)
-    for group, topic in group_topics.items():
-        agent_fn = _make_group_agent(group, plan.group_stream[group], plan.receivers[group], alerts_topic, dead_topic,
-                                     observer, processed, restorer(group), app, pseudonymize.key_id)
-        app.agent(app.topic(topic, **raw), name=f"zhijian.{group}")(agent_fn)
+class Worker:
+    """The agents, tasks and timers of one worker process over its Faust app."""
 
-    @app.task
-    async def mark_up() -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = faust_app(settings)
+        self.plan = build_plan(settings)
+        self.inputs = settings.input_topics()
+        self.group_topics = repartition_topics(settings, self.plan)
+        self.consumed = {**self.inputs, **self.group_topics}  # stream or group → the topic it reads
+        self.app.checkpoint = Checkpoint(settings.kafka, {**self.plan.runtimes, **self.plan.receivers},
+                                         self.consumed, settings.worker.app_id, self.plan.rekeying,
+                                         durable=settings.worker.durable_state, report=metrics.checkpointed)
+        self.checkpoint = self.app.checkpoint
+        self.pseudonymize = Pseudonymizer.from_env()
+        self.plan.reference.pseudonymize = self.pseudonymize  # beneficiaries kept under the claims' pseudonyms
+        self.reference_ready = asyncio.Event()  # set once the reference topics are read to their end at start
+        self.observer = Observer()
+        self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
+        self.reported: set[tuple[str, int]] = set()  # partitions with a lag series
+        self.alerts_topic = self.app.topic(settings.topic("alerts"), **RAW)
+        self.dead_topic = self.app.topic(settings.topic("deadletter"), **RAW)
+        for stream, topic in self.inputs.items():
+            self.app.agent(self.app.topic(topic, **RAW), name=f"zhijian.{stream}")(self._input_agent(stream))
+        for group, topic in self.group_topics.items():
+            self.app.agent(self.app.topic(topic, **RAW), name=f"zhijian.{group}")(self._group_agent(group))
+        self._services()
+
+    # -- what every agent sends
+
+    async def send_alerts(self, alerts: list[Alert]) -> None:
+        # force=True: Faust would otherwise hold a message sent from an agent until the offset commit covers its
+        # record, so a checkpoint could hold a record's effects while its alerts were not yet sent (a kill then
+        # lost them)
+        for alert in alerts:
+            alert.pseudonym_key_id = self.pseudonymize.key_id
+            await self.alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
+            self.observer.alert(alert)
+
+    async def send_dead(self, stream: str, msg: Any, dead: DeadLetter, value: bytes | None = None) -> None:
+        headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
+        value = dead.value if value is None else value
+        if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
+            value = dead_reference(msg.topic, msg.partition, msg.offset, value, dead.reason)
+            headers.append(("zhijian.error.reference", b"1"))
+            metrics.DEAD_REFERENCES.labels(stream).inc()
+        await self.dead_topic.send(key=msg.key, value=value, headers=headers, force=True)
+        metrics.INVALID.labels(stream, dead.reason).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
+
+    # -- the agents
+
+    def _input_agent(self, stream: str) -> Any:
+        ingest = Ingest(stream, self.plan.units[stream], self.pseudonymize, KIND_FIELD[stream])
+        runtime = self.plan.runtimes.get(stream)
+        durable = self.settings.worker.durable_state and runtime is not None
+        wait_s = self.settings.worker.reference_wait_s
+        counters = {name: getattr(metrics, name).labels(stream)
+                    for name in ("RECORDS", "REPLAYED", "EVENTS_READ", "EVENTS_REFUSED", "EVENTS", "LATENCY")}
+
+        async def process(records: faust.StreamT) -> None:
+            async for ev in records.events():
+                msg = ev.message
+                await self._reference_read(wait_s)
+                task = None
+                if durable:
+                    if msg.partition not in runtime.tasks:
+                        await self.checkpoint.ensure_restored(stream, msg.partition, self.app.consumer.assignment())
+                    task = runtime.task(msg.partition)
+                    if msg.offset <= task.meta.get("applied", -1):
+                        # in the restored state already: its alerts and forwarded events went out before the
+                        # checkpoint was written, so it is not applied twice
+                        counters["REPLAYED"].inc()
+                        self.processed[(msg.topic, msg.partition)] = msg.offset + 1
+                        continue
+                async with self.checkpoint.boundary:  # a checkpoint is captured between records, not inside one
+                    out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
+                    if out.newest_t is not None:
+                        self.observer.event_time(stream, out.newest_t)
+                    await self.send_alerts(out.alerts)
+                    for dead in out.dead:
+                        await self.send_dead(stream, msg, dead)
+                    counters["EVENTS_READ"].inc(out.read)
+                    if out.held:
+                        metrics.EVENTS_HELD.labels(stream).inc(out.held)
+                    counters["EVENTS_REFUSED"].inc(out.refused)
+                    if task is not None:
+                        task.meta["applied"] = msg.offset
+                        task.touch()
+                counters["RECORDS"].inc()
+                counters["EVENTS"].inc(out.events)
+                self.observer.events(stream, out.kinds)
+                self.processed[(msg.topic, msg.partition)] = msg.offset + 1
+                if msg.timestamp:
+                    counters["LATENCY"].observe(max(0.0, time.time() - msg.timestamp))
+
+        process.__name__ = f"process_{stream}"
+        process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
+        return process
+
+    def _group_agent(self, group: str) -> Any:
+        """The agent of a repartition topic: envelopes of re-keyed events → the group's detectors."""
+        stream = self.plan.group_stream[group]
+        receiver = self.plan.receivers[group]
+        forwarded = metrics.FORWARDED.labels(group)
+        durable = self.settings.worker.durable_state
+
+        async def process(records: faust.StreamT) -> None:
+            async for ev in records.events():
+                msg = ev.message
+                if durable and msg.partition not in receiver.tasks:
+                    await self.checkpoint.ensure_restored(group, msg.partition, self.app.consumer.assignment())
+                async with self.checkpoint.boundary:
+                    try:
+                        envelope = orjson.loads(ev.value)
+                        alerts = receiver.receive(msg.partition, envelope)
+                    except Exception as e:  # written by a worker of another version, or damaged
+                        log.error("%s[%d]@%d: unreadable envelope: %s", msg.topic, msg.partition, msg.offset, e)
+                        envelope, alerts = None, []
+                        receiver.failures.append(e)
+                    await self.send_alerts(alerts)
+                    while receiver.failures:
+                        f = receiver.failures.pop(0)
+                        reason = "detector_error" if envelope is not None else "bad_envelope"
+                        log.error("%s failed on %s[%d]@%d: %s", group, msg.topic, msg.partition, msg.offset, f)
+                        await self.send_dead(stream, msg, DeadLetter(ev.value, reason, str(f)))
+                if envelope is not None:
+                    forwarded.inc(len(envelope.get("events", ())))
+                self.processed[(msg.topic, msg.partition)] = msg.offset + 1
+
+        process.__name__ = f"process_{group.replace('-', '_')}"
+        process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
+        return process
+
+    async def _reference_read(self, wait_s: float) -> None:
+        """Wait, once, until the reference topics are read to their end (Kafka Streams bootstraps a global table
+        before it processes): a claim is judged against the beneficiaries published before it."""
+        if self.reference_ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self.reference_ready.wait(), wait_s)
+        except asyncio.TimeoutError:
+            log.error("the reference topics were not read to their end in %.0f s; judging input without waiting "
+                      "(see the reference follower's error above; raise [worker] reference_wait_s on a slow "
+                      "cluster)", wait_s)
+            self.reference_ready.set()
+
+    # -- tasks and timers
+
+    def _services(self) -> None:
+        app = self.app
+        app.task(self.mark_up)
+        app.task(self.follow_reference)
+        app.on_partitions_assigned.connect(self.on_assignment)
+        app.timer(interval=30.0)(self.reconcile)
+        app.timer(interval=5.0)(self.report_lag)
+
+    async def mark_up(self) -> None:
         metrics.UP.set(1)
-        observer.refresh()
+        self.observer.refresh()
 
-    @app.task
-    async def follow_reference() -> None:
-        """Every worker reads the reference topics whole (inventory: the stock in each cold-chain device)."""
+    async def follow_reference(self) -> None:
+        """Every worker reads the reference topics whole (stock, beneficiaries, watch lists)."""
+        topics = self.settings.reference_topics()
 
         async def refused(table: str, record: Any, e: Any) -> None:
-            headers = DeadLetter(record.value, e.reason, e.detail).headers(record.topic, record.partition,
-                                                                           record.offset)
-            await dead_topic.send(key=record.key, value=record.value, headers=headers, force=True)
+            dead = DeadLetter(record.value, e.reason, e.detail)
+            await self.dead_topic.send(key=record.key, value=record.value, force=True,
+                                       headers=dead.headers(record.topic, record.partition, record.offset))
             metrics.INVALID.labels(table, e.reason).inc()
             log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, e.reason)
 
         def counted(table: str, ok: bool) -> None:
             metrics.REFERENCE_RECORDS.labels(table, "applied" if ok else "refused").inc()
-            metrics.REFERENCE_KEYS.labels(table).set(len(plan.reference[table]))
+            metrics.REFERENCE_KEYS.labels(table).set(len(self.plan.reference[table]))
 
         while True:  # a missing or forbidden topic must not stop the worker: say so, and try again
             try:
-                await reference.follow(conn, settings.reference_topics(), plan.reference, refused, counted,
-                                       reference_ready)
+                await reference.follow(self.settings.kafka, topics, self.plan.reference, refused, counted,
+                                       self.reference_ready)
             except Exception as e:  # noqa: BLE001 — reference data only enriches alerts
                 log.error("cannot follow the reference topics %s (%s: %s); alerts go out without the stock "
-                          "until it works — retrying in 30 s", ", ".join(settings.reference_topics().values()),
-                          type(e).__name__, e)
+                          "until it works — retrying in 30 s", ", ".join(topics.values()), type(e).__name__, e)
                 await asyncio.sleep(30)
 
-    consumed = {**inputs, **group_topics}
-
-    @app.on_partitions_assigned.connect
-    async def count_assignment(sender: Any, assigned: Any, **_: Any) -> None:
+    async def on_assignment(self, sender: Any, assigned: Any, **_: Any) -> None:
         """Faust's eager rebalancing hands over the whole new assignment each time."""
-        checkpoint.on_assignment(stores, store_topics, assigned, plan.rekeying)
+        self.checkpoint.on_assignment(assigned)
+        for name, keys in self.checkpoint.keys().items():
+            metrics.STATE_KEYS.labels(name).set(keys)
         owned = Counter(tp.topic for tp in assigned)
-        for topic in consumed.values():
+        for topic in self.consumed.values():
             metrics.ASSIGNED.labels(topic).set(owned.get(topic, 0))
         metrics.REBALANCES.inc()
         now_owned = {(tp.topic, tp.partition) for tp in assigned}
-        for key in set(processed) - now_owned:
-            processed.pop(key, None)
-        for key in reported - now_owned:
-            reported.discard(key)
+        for key in set(self.processed) - now_owned:
+            self.processed.pop(key, None)
+        for key in self.reported - now_owned:
+            self.reported.discard(key)
             _forget_lag(*key)
 
-    @app.timer(interval=30.0)
-    async def reconcile() -> None:
+    async def reconcile(self) -> None:
         """Every record read ends as events judged or refused: the counters must agree."""
-        check_accounting(inputs)
+        check_accounting(self.inputs)
 
-    @app.timer(interval=5.0)
-    async def report_lag() -> None:
-        """Consumer lag per owned input partition: high watermark − next offset to process."""
-        observer.refresh()
-        owned = [tp for tp in app.consumer.assignment() if tp.topic in consumed.values()]
+    async def report_lag(self) -> None:
+        """Consumer lag per owned partition: high watermark − next offset to process."""
+        self.observer.refresh()
+        consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic in self.consumed.values()]
         if not owned:
             return
         try:
-            highwaters = await app.consumer.highwaters(*owned)
+            highwaters = await consumer.highwaters(*owned)
         except Exception as e:  # the broker may be away for a moment; report on the next tick
             log.info("could not read high watermarks: %s", e)
             return
         for tp, high in highwaters.items():
-            position = processed.get((tp.topic, tp.partition))
+            position = self.processed.get((tp.topic, tp.partition))
             if position is None:
-                position = await app.consumer.position(tp)
+                position = await consumer.position(tp)
             if position is not None and high is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
-                reported.add((tp.topic, tp.partition))
-
-    return app
-
-
-#: A dead letter larger than this goes as a reference to its source record: Kafka refuses records over 1 MiB by
-#: default (message.max.bytes), and the headers need room too.
-DEAD_LETTER_MAX_BYTES = 900 * 1024
+                self.reported.add((tp.topic, tp.partition))
 
 
 def dead_reference(topic: str, partition: int, offset: int, value: bytes, reason: str) -> bytes:
@@ -209,125 +334,9 @@ def _forget_lag(topic: str, partition: int) -> None:
         pass
 
 
-async def _reference_read(ready: asyncio.Event, wait_s: float) -> None:
-    """Wait, once, until the reference topics are read to their end (Kafka Streams bootstraps a global table
-    before it processes): a claim is judged against the beneficiaries published before it."""
-    if ready.is_set():
-        return
-    try:
-        await asyncio.wait_for(ready.wait(), wait_s)
-    except asyncio.TimeoutError:
-        log.error("the reference topics were not read to their end in %.0f s; judging input without waiting "
-                  "(see the reference follower's error above; raise [worker] reference_wait_s on a slow cluster)",
-                  wait_s)
-        ready.set()
-
-
-def _make_agent(stream: str, ingest: Ingest, alerts_topic: Any, dead_topic: Any, observer: Observer,
-                processed: dict[tuple[str, int], int], runtime: PartitionedRuntime | None, restore: Any,
-                app: faust.App, reference_read: Any = None) -> Any:
-    records = metrics.RECORDS.labels(stream)
-    replayed = metrics.REPLAYED.labels(stream)
-    events_read = metrics.EVENTS_READ.labels(stream)
-    events_refused = metrics.EVENTS_REFUSED.labels(stream)
-    references = metrics.DEAD_REFERENCES.labels(stream)
-    events = metrics.EVENTS.labels(stream)
-    latency = metrics.LATENCY.labels(stream)
-    key_id = ingest.pseudonymize.key_id
-
-    async def process(records_stream: faust.StreamT) -> None:
-        async for ev in records_stream.events():
-            msg = ev.message
-            if reference_read is not None:
-                await reference_read()
-            task = None
-            if restore is not None:
-                if msg.partition not in runtime.tasks:
-                    await restore(msg.partition, app.consumer)
-                task = runtime.task(msg.partition)
-                if msg.offset <= task.meta.get("applied", -1):
-                    # in the restored state already: its alerts and forwarded events went out before the
-                    # checkpoint was written, so it is not applied twice
-                    replayed.inc()
-                    processed[(msg.topic, msg.partition)] = msg.offset + 1
-                    continue
-            # a checkpoint is captured between records, not inside one; force=True below: Faust would otherwise
-            # hold a message sent from an agent until the offset commit covers its record, so a checkpoint could
-            # hold a record's effects while its alerts were not yet sent (a kill then lost them)
-            async with checkpoint.BOUNDARY:
-                out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
-                if out.newest_t is not None:
-                    observer.event_time(stream, out.newest_t)
-                for alert in out.alerts:
-                    alert.pseudonym_key_id = key_id
-                    await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
-                    observer.alert(alert)
-                for dead in out.dead:
-                    headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
-                    value = dead.value
-                    if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
-                        value = dead_reference(msg.topic, msg.partition, msg.offset, value, dead.reason)
-                        headers.append(("zhijian.error.reference", b"1"))
-                        references.inc()
-                    await dead_topic.send(key=msg.key, value=value, headers=headers, force=True)
-                    metrics.INVALID.labels(stream, dead.reason).inc()
-                    log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
-                events_read.inc(out.read)
-                if out.held:
-                    metrics.EVENTS_HELD.labels(stream).inc(out.held)
-                events_refused.inc(out.refused)
-                if task is not None:
-                    task.meta["applied"] = msg.offset
-                    task.touch()
-            records.inc()
-            events.inc(out.events)
-            observer.events(stream, out.kinds)
-            processed[(msg.topic, msg.partition)] = msg.offset + 1
-            if msg.timestamp:
-                latency.observe(max(0.0, time.time() - msg.timestamp))
-
-    process.__name__ = f"process_{stream}"
-    process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
-    return process
-
-
-def _make_group_agent(group: str, stream: str, receiver: PartitionedReceiver, alerts_topic: Any, dead_topic: Any,
-                      observer: Observer, processed: dict[tuple[str, int], int], restore: Any, app: faust.App,
-                      key_id: str) -> Any:
-    """The agent of a repartition topic: envelopes of re-keyed events → the group's detectors."""
-    forwarded = metrics.FORWARDED.labels(group)
-
-    async def process(records_stream: faust.StreamT) -> None:
-        async for ev in records_stream.events():
-            msg = ev.message
-            if restore is not None and msg.partition not in receiver.tasks:
-                await restore(msg.partition, app.consumer)
-            async with checkpoint.BOUNDARY:
-                try:
-                    envelope = orjson.loads(ev.value)
-                    alerts = receiver.receive(msg.partition, envelope)
-                except Exception as e:  # written by a worker of another version, or damaged
-                    log.error("%s[%d]@%d: unreadable envelope: %s", msg.topic, msg.partition, msg.offset, e)
-                    envelope, alerts = None, []
-                    receiver.failures.append(e)
-                for alert in alerts:
-                    alert.pseudonym_key_id = key_id
-                    await alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
-                    observer.alert(alert)
-                while receiver.failures:
-                    f = receiver.failures.pop(0)
-                    reason = "detector_error" if envelope is not None else "bad_envelope"
-                    log.error("%s failed on %s[%d]@%d: %s", group, msg.topic, msg.partition, msg.offset, f)
-                    headers = DeadLetter(None, reason, str(f)).headers(msg.topic, msg.partition, msg.offset)
-                    await dead_topic.send(key=None, value=ev.value, headers=headers, force=True)
-                    metrics.INVALID.labels(stream, reason).inc()
-            if envelope is not None:
-                forwarded.inc(len(envelope.get("events", ())))
-            processed[(msg.topic, msg.partition)] = msg.offset + 1
-
-    process.__name__ = f"process_{group.replace('-', '_')}"
-    process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
-    return process
+def create_app(settings: Settings) -> faust.App:
+    """The worker's Faust app with its agents, tasks and timers."""
+    return Worker(settings).app
 
 
 def run_worker(settings: Settings) -> int:

@@ -5,6 +5,8 @@ institution, a prescriber or a patient.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 disable_created_metrics()  # the *_created series double the exposition for no use here
@@ -85,3 +87,16 @@ def serve(host: str, port: int) -> None:
     """Serve /metrics on host:port in a background thread (port 0 disables it)."""
     if port:
         start_http_server(port, addr=host, registry=REGISTRY)
+
+
+def checkpointed(report: Any) -> None:
+    """A checkpoint's or a restore's figures (:class:`streams.worker.checkpoint.Report`)."""
+    if report.kind == "checkpoint":
+        CHECKPOINT_RECORDS.inc(report.records)
+        CHECKPOINT_SECONDS.observe(report.seconds)
+    else:
+        RESTORE_SECONDS.set(report.seconds)
+        RESTORE_SECONDS_ALL.inc(report.seconds)
+        RESTORED_RECORDS.inc(report.records)
+    for name, keys in (report.keys or {}).items():
+        STATE_KEYS.labels(name).set(keys)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.kafka.topics import repartition_name
-from models.rules import registry
 from models.engine.detector import KeyedDetector
 from models.engine.flood import AlertCap
 from models.engine.rekey import PartitionedReceiver, Rekeying, group_name
 from models.engine.runtime import PartitionedRuntime
-from streams.worker.reference import ReferenceTables
+from models.rules import registry
 from streams.settings import Settings
+from streams.worker.reference import ReferenceTables
 
 
 @dataclass

@@ -39,7 +39,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from connectors.kafka.topics import REFERENCE_KEY_FIELD, partitions_of, reference_key
+from connectors.kafka.follower import TopicFollower
+from connectors.kafka.topics import REFERENCE_KEY_FIELD, reference_key
 from models.contracts.records import REFERENCES, InvalidRecord, decode, validate
 
 log = logging.getLogger(__name__)
@@ -91,32 +92,16 @@ async def follow(conn: Any, topics: dict[str, str], tables: ReferenceTables,
                  ready: asyncio.Event | None = None) -> None:
     """Read every partition of each reference topic from the beginning and keep following (runs forever);
     ``ready`` is set once every partition is read to the end offset it had when reading began."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     by_topic = {topic: table for table, topic in topics.items()}
-    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tps = []
-        for topic in by_topic:
-            tps += [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while True:
-            if ready is not None and not ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                ready.set()
-            batches = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batches.items():
-                table = by_topic[tp.topic]
-                for r in records:
-                    try:
-                        tables.apply(table, r.key, r.value)
-                        on_record(table, True)
-                    except InvalidRecord as e:
-                        on_record(table, False)
-                        await refused(table, r, e)
-    finally:
-        await consumer.stop()
 
+    async def apply(record: Any) -> None:
+        table = by_topic[record.topic]
+        try:
+            tables.apply(table, record.key, record.value)
+            on_record(table, True)
+        except InvalidRecord as e:
+            on_record(table, False)
+            await refused(table, record, e)
+
+    async with TopicFollower(conn, by_topic) as follower:
+        await follower.follow(apply, ready.set if ready is not None else None)
