@@ -1,14 +1,11 @@
-"""Reading the alert topic back: a live console view and a JSON-lines file."""
+"""The alert printer: alerts as one line each on a terminal, and as JSON lines in a file."""
 from __future__ import annotations
 
 import re
 import sys
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
-
-from connectors.kafka.connection import KafkaConnection
 
 SEVERITY_MARK = {"low": "  low ", "medium": " MED  ", "high": " HIGH ", "critical": " CRIT "}
 COLOURS = {"low": "\033[36m", "medium": "\033[33m", "high": "\033[31m", "critical": "\033[1;41;37m"}
@@ -37,37 +34,6 @@ def format_alert(a: dict[str, Any], colour: bool = False) -> str:
     status = " (closed)" if a.get("status") == "closed" else ""
     when = printable(a.get("event_time", ""))[:16].replace("T", " ")
     return f"{when} {mark} {printable(a.get('detector', '?')):28} {printable(a.get('reason', ''))}{status}"
-
-
-class AlertTail:
-    """Reads every partition of the alert topic, without a consumer group: from the beginning, or
-    (``from_end``) only what arrives after it was created — the demo's broker keeps earlier runs' alerts."""
-
-    def __init__(self, conn: KafkaConnection, topic: str, from_end: bool = False) -> None:
-        self.consumer = KafkaConsumer(**conn.kafka_python(), enable_auto_commit=False, group_id=None)
-        parts = None
-        for _ in range(50):
-            parts = self.consumer.partitions_for_topic(topic)
-            if parts:
-                break
-            self.consumer.poll(timeout_ms=100)
-        if not parts:
-            raise RuntimeError(f"topic {topic} has no partitions")
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        self.consumer.assign(tps)
-        if from_end:
-            for tp, end in self.consumer.end_offsets(tps).items():
-                self.consumer.seek(tp, end)
-        else:
-            self.consumer.seek_to_beginning(*tps)
-
-    def poll(self, timeout_ms: int = 200) -> Iterator[tuple[Any, dict[str, Any]]]:
-        for records in self.consumer.poll(timeout_ms=timeout_ms, max_records=1000).values():
-            for rec in records:
-                yield rec, orjson.loads(rec.value)
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 class AlertPrinter:

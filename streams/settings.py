@@ -1,4 +1,10 @@
-"""Settings: defaults < TOML config file (--config or $ZHIJIAN_CONFIG) < environment < flags."""
+"""Settings of every zhijian program: defaults < TOML config files (--config or $ZHIJIAN_CONFIG) < environment <
+flags.
+
+``[kafka]``, ``[topics]`` and ``[worker]`` are read here, and every detector's section from the rules' registry
+(``[coldchain.excursion]`` …). A section another program owns — ``[risk]``, the workbench's institution risk
+score — is kept as written and typed by that program (:meth:`Settings.section`), so the worker carries none of
+the workbench's code and a mistake in ``[risk]`` is refused by ``zhijian risk``, which reads it."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +18,9 @@ from connectors.errors import ConfigError
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.topics import TopicSpec, changelog_specs, topic_specs
 from models.rules import registry
-from streams.workbench.risk.score import RiskSettings
 
+#: Sections another program owns and types itself (Settings.section): the institution risk score's.
+PROGRAM_SECTIONS = ("risk",)
 #: Detector configuration sections → the dataclass holding their thresholds (from the detectors themselves).
 DETECTOR_SECTIONS: dict[str, type] = registry.sections()
 
@@ -63,7 +70,12 @@ class Settings:
     topics: TopicSettings = field(default_factory=TopicSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     detectors: dict[str, Any] = field(default_factory=lambda: {k: v() for k, v in DETECTOR_SECTIONS.items()})
-    risk: RiskSettings = field(default_factory=RiskSettings)  # the institution risk score ([risk], models/risk)
+    #: sections other programs own, as written (``[risk]``: the workbench's risk score); see :meth:`section`
+    programs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str, cls: type) -> Any:
+        """A program's own section typed by its dataclass: unknown keys and wrong types are refused here."""
+        return _typed(cls, name, self.programs.get(name, {}))
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic the pipeline uses: inputs, alerts, dead letters, and the worker's state changelogs."""
@@ -135,13 +147,14 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
         for name, body in _read_config(p).items():
             if not isinstance(body, dict):
                 raise ConfigError(f"config key {name!r} must be a [section]")
-            if name in ("kafka", "topics", "worker", "risk"):
+            if name in ("kafka", "topics", "worker", *PROGRAM_SECTIONS):
                 sections.setdefault(name, {}).update(body)
                 continue
             for sub, values in body.items():
                 full = f"{name}.{sub}"
                 if full not in DETECTOR_SECTIONS or not isinstance(values, dict):
-                    raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, risk, "
+                    raise ConfigError(f"unknown config section [{full}]; known: kafka, topics, worker, "
+                                      + ", ".join(PROGRAM_SECTIONS) + ", "
                                       + ", ".join(DETECTOR_SECTIONS))
                 sections.setdefault(full, {}).update(values)
     for var, (section, key) in ENV.items():
@@ -150,7 +163,7 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
     for section, values in (overrides or {}).items():
         sections.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
 
-    unknown = set(sections) - {"kafka", "topics", "worker", "risk", *DETECTOR_SECTIONS}
+    unknown = set(sections) - {"kafka", "topics", "worker", *PROGRAM_SECTIONS, *DETECTOR_SECTIONS}
     if unknown:
         raise ConfigError(f"unknown config section(s) {sorted(unknown)}")
     kafka = dict(sections.get("kafka", {}))
@@ -164,5 +177,5 @@ def load_settings(path: str | Path | list[str | Path] | None = None,
         topics=_typed(TopicSettings, "topics", sections.get("topics", {})),
         worker=_typed(WorkerSettings, "worker", sections.get("worker", {})),
         detectors={name: _typed(cls, name, sections.get(name, {})) for name, cls in DETECTOR_SECTIONS.items()},
-        risk=_typed(RiskSettings, "risk", sections.get("risk", {})),
+        programs={name: sections[name] for name in PROGRAM_SECTIONS if name in sections},
     )

@@ -43,3 +43,22 @@ def test_the_worker_refuses_to_run_without_a_real_pseudonymization_key():
                            timeout=60, env=env)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith("zhijian: error: ") and says in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_in_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = zhijian("worker", "--bootstrap-servers", "127.0.0.1:1", "--metrics-port", str(port))
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert f"port {port} for /metrics is in use" in r.stderr and "--metrics-port 0" in r.stderr
+
+
+def test_a_program_section_is_typed_by_its_program(tmp_path):
+    cfg = tmp_path / "z.toml"
+    cfg.write_text("[risk]\nmin_claimz = 5\n")
+    r = zhijian("risk", "--config", str(cfg), "--bootstrap-servers", "127.0.0.1:1")
+    assert r.returncode == 2 and "unknown setting [risk] min_claimz" in r.stderr and "Traceback" not in r.stderr

@@ -1,5 +1,7 @@
-"""The shape of the code: data flows one way, the worker carries none of the lab tools, models stay pure,
-and no module imports itself through others."""
+"""The shape of the code (docs/architecture.md): every module belongs to one wing, imports run only along the
+arrows the plan allows, models stay pure, the worker carries neither the workbench nor the lab, nothing imports
+itself through others (a ``TYPE_CHECKING`` import counts: a dodge is still a loop), and no function outside the
+tests runs past 80 lines without a written reason."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +11,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("streams", "models", "connectors")
-LAB = ("streams.lab", "streams.lab.simulator", "connectors.files.replay", "streams.lab.scoring", "streams.lab.nab_score")
+
+#: module prefix → its wing (the longest prefix wins)
+WINGS = {
+    "models": "models",  # the package's face only
+    "models.contracts": "contracts",
+    "models.engine": "engine",
+    "models.rules": "rules",
+    "connectors": "connectors",
+    "streams": "streams",  # the package's face only
+    "streams.settings": "settings",
+    "streams.worker": "worker",
+    "streams.workbench": "workbench",
+    "streams.lab": "lab",
+    "streams.cli": "cli",
+}
+#: wing → the wings it may import (besides itself). Data flows one way: connectors → topics → the worker
+#: (engine and rules) → alerts → the workbench; the lab drives all of them from outside; the CLI starts them.
+ALLOWED = {
+    "models": set(),
+    "streams": set(),
+    "contracts": set(),
+    "engine": {"contracts"},
+    "rules": {"contracts", "engine"},
+    "connectors": {"contracts"},
+    "settings": {"connectors", "contracts", "rules"},
+    "worker": {"contracts", "engine", "rules", "connectors", "settings"},
+    "workbench": {"contracts", "rules", "connectors", "settings"},
+    "lab": {"contracts", "engine", "rules", "connectors", "settings", "worker", "workbench"},
+    "cli": {"contracts", "engine", "rules", "connectors", "settings", "worker", "workbench", "lab"},
+}
+#: the longest a function may be without a reason written beside it (``# long: …`` on its ``def`` line)
+MAX_FUNCTION_LINES = 80
 
 
 def modules() -> dict[str, Path]:
@@ -21,16 +54,17 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def wing(module: str) -> str:
+    prefix = max((p for p in WINGS if module == p or module.startswith(p + ".")), key=len)
+    return WINGS[prefix]
+
+
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """Project modules ``name`` imports anywhere in its body (function-level imports count too)."""
+    """Project modules ``name`` imports anywhere in its body: function-level imports and ``TYPE_CHECKING`` ones
+    count too."""
     found = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test).endswith("TYPE_CHECKING") for n in ast.walk(block)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue  # for type checkers only: not imported when the program runs
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -42,13 +76,38 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
-def test_the_worker_imports_none_of_the_lab_tools():
+def test_every_module_belongs_to_a_wing_and_imports_along_the_allowed_arrows():
+    known = modules()
+    wrong = []
+    for name, path in known.items():
+        mine = wing(name)
+        for other in imports(name, path, known):
+            theirs = wing(other)
+            if theirs != mine and theirs not in ALLOWED[mine]:
+                wrong.append(f"{name} ({mine}) → {other} ({theirs})")
+    assert wrong == [], "imports against the house plan (docs/architecture.md):\n" + "\n".join(sorted(wrong))
+
+
+#: modules that import by name, and why: arrows an AST cannot see, so they stay inside their own wing
+IMPORT_BY_NAME = {"models/rules/registry.py": "finds every rule module under its own packages (models.rules.*)"}
+
+
+def test_no_importlib_hides_an_arrow():
+    hidden = [str(path.relative_to(ROOT)) for path in modules().values()
+              if "import_module(" in path.read_text() or "__import__(" in path.read_text()]
+    assert sorted(hidden) == sorted(IMPORT_BY_NAME)
+    from models.rules import registry
+
+    assert all(wing(p) == "rules" for p in registry.PACKAGES)
+
+
+def test_the_worker_carries_neither_the_workbench_nor_the_lab():
     code = ("import sys, streams.worker.app, streams.cli; "
             "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in ('streams', 'models', 'connectors'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                             check=True).stdout.split()
     assert "models.engine.rekey" in loaded and "streams.worker.checkpoint" in loaded  # the probe saw the worker
-    assert [m for m in loaded if m.startswith(LAB)] == []
+    assert [m for m in loaded if wing(m) in ("lab", "workbench")] == []
 
 
 def test_models_are_pure():
@@ -92,3 +151,21 @@ def test_no_import_cycles():
         if v not in index:
             visit(v)
     assert graph["streams.worker.app"] and cycles == []
+
+
+def test_no_function_runs_past_80_lines_without_a_reason():
+    long = []
+    for name, path in modules().items():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES and "# long:" not in lines[node.lineno - 1]:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert long == []
+
+
+def test_every_package_says_what_it_holds():
+    silent = [str(p.relative_to(ROOT)) for name, p in modules().items()
+              if p.name == "__init__.py" and not ast.get_docstring(ast.parse(p.read_text()))]
+    assert silent == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,11 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
         time.sleep(0.5)
         kids = children_of(p.pid)
     assert len(kids) >= 3
+    # a second demo in the same folder while the first runs: one line naming what is busy and what to do
+    second = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--metrics-port", "0"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert "another zhijian demo runs in this folder" in second.stderr and "kill" in second.stderr
     time.sleep(3)
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=120)  # under CI's load the worker's graceful stop alone took ~20 s
@@ -53,3 +59,15 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path):
     assert "produced" in stdout
     for pid in kids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_a_demo_whose_metrics_port_is_taken_says_so_in_one_line(tmp_path):
+    with socket.socket() as taken:  # what a first demo's worker holds
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--metrics-port", str(port)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"port {port}" in r.stderr and "--metrics-port 0" in r.stderr
+    assert not (tmp_path / ".zhijian" / "kafka").exists()  # nothing was started

@@ -89,7 +89,9 @@ def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
     assert d["claim.over_standard"].max_units_per_day == {s.code: s.max_per_day for s in cat.SERVICES}
     assert d["claim.unbundling"].packages == {s.code: list(s.components) for s in cat.SERVICES if s.components}
     assert d["waste.category_mismatch"].licences == {k: list(v) for k, v in build_region(1, 0.2).facilities.items()}
-    peers = load_settings([str(REGION_CONFIG)], environ={}).risk.peer_groups
+    from streams.workbench.risk.score import RiskSettings
+
+    peers = load_settings([str(REGION_CONFIG)], environ={}).section("risk", RiskSettings).peer_groups
     for scale in (1.0, 2.0):  # the registry of institution kinds covers the regions evaluate and demo build
         kinds = {i.id: i.kind for i in build_region(3, scale).institutions if i.kind != "cdc_store"}
         assert {i: peers.get(i) for i in kinds} == kinds

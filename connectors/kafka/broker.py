@@ -28,6 +28,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, KafkaAdminClient,
+                         NewTopic, ResourcePattern, ResourcePatternFilter, ResourceType)
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from connectors.errors import BrokerError
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.topics import TopicSpec
@@ -122,8 +126,6 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def wait_until_answers(conn: KafkaConnection, timeout: float = 30.0) -> None:
     """Block until the cluster answers a metadata request, or raise BrokerError."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -153,9 +155,6 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000),
 
 def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_factor: int = 1) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
     try:
@@ -238,8 +237,6 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
 def apply_acls(conn: KafkaConnection, rows: list[tuple[str, str, str, str, str]], timeout: float = 30.0) -> None:
     """Create the ACLs and wait until the broker enforces them (KRaft applies them from its metadata log a
     moment after the controller accepted them: a client that comes at once could be refused)."""
-    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
-                             KafkaAdminClient, ResourcePattern, ResourcePatternFilter, ResourceType)
 
     admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
     try:
@@ -336,19 +333,28 @@ class EmbeddedBroker:
         assert self.data_dir is not None
         return self.data_dir / "broker.pid"
 
-    def _check_not_running(self) -> None:
-        """One broker per data directory: a second would fail on Kafka's lock with a stack trace."""
+    def owner(self) -> tuple[int, str] | None:
+        """(pid, port) of an embedded broker already running on this data directory, or None."""
+        if self.data_dir is None:
+            return None
         try:
             pid_s, _, port = self.pid_file.read_text().partition(" ")
             pid = int(pid_s)
             os.kill(pid, 0)
         except (OSError, ValueError):
-            return
+            return None
         cmdline = Path(f"/proc/{pid}/cmdline")
         if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
-            return  # a stale pid file whose number was reused
-        raise BrokerError(f"an embedded broker (pid {pid}) already runs on {self.data_dir} at 127.0.0.1:{port.strip()}: "
-                          f"use it (--bootstrap-servers 127.0.0.1:{port.strip()}) or stop it (kill {pid})")
+            return None  # a stale pid file whose number was reused
+        return pid, port.strip()
+
+    def _check_not_running(self) -> None:
+        """One broker per data directory: a second would fail on Kafka's lock with a stack trace."""
+        owner = self.owner()
+        if owner is not None:
+            pid, port = owner
+            raise BrokerError(f"an embedded broker (pid {pid}) already runs on {self.data_dir} at 127.0.0.1:{port}: "
+                              f"use it (--bootstrap-servers 127.0.0.1:{port}) or stop it (kill {pid})")
 
     def _properties(self) -> str:
         assert self.data_dir is not None

@@ -11,14 +11,18 @@ disagreements are listed with both figures so that each can be explained.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable
 
+from connectors.errors import ZhijianError
 from connectors.files.fridge_tag import FridgeTagExport, telemetry_events
-
-if TYPE_CHECKING:
-    from models.rules.coldchain.excursion import ExcursionLimits
+from models.contracts.alert import Source
+from models.engine.runtime import Runtime
+from models.rules.coldchain.excursion import ExcursionDetector, ExcursionLimits
+from streams.lab.evaluate import alert_records, drained
 
 
 @dataclass
@@ -56,8 +60,6 @@ def breach_intervals(alerts: Iterable[dict[str, Any]]) -> list[tuple[str, float,
 def logger_limits(export: FridgeTagExport) -> ExcursionLimits | None:
     """zhijian's excursion rule at the logger's own single-event thresholds and minutes (its cumulative and
     severe-heat options off, so that the rule, not the configuration, is compared); None without both rules."""
-    from models.rules.coldchain.excursion import ExcursionLimits
-
     rules = {r.direction: r for r in export.rules}
     if set(rules) != {"low", "high"}:
         return None
@@ -103,10 +105,6 @@ def comparable(export: FridgeTagExport) -> bool:
 def agreement(export: FridgeTagExport, tz: timezone) -> Agreement | None:
     """zhijian's excursion rule run here, at the logger's thresholds, against the logger's daily alarms; None
     when the export lacks readings, history or rules (nothing to compare)."""
-    from models.contracts.alert import Source
-    from models.rules.coldchain.excursion import ExcursionDetector
-    from models.engine.runtime import Runtime
-
     if not comparable(export):
         return None
     runtime = Runtime([ExcursionDetector(logger_limits(export))])
@@ -137,10 +135,6 @@ def through_worker(settings: Any, exports: list[tuple[str, FridgeTagExport]], tz
     read every alert about the loggers back from the alert topic, and compare per file, day and rule the
     worker's single-event breaches with the logger's own alarms. Each row names where the worker's configured
     rule differs from the logger's (then the comparison shows the configurations' difference too)."""
-    import time
-
-    from connectors.errors import ZhijianError
-    from streams.lab.evaluate import alert_records, drained
 
     topic = settings.input_topics()["telemetry"]
     deadline = time.monotonic() + timeout
@@ -187,10 +181,6 @@ def alarm_agreement(export: FridgeTagExport, tz: timezone) -> list[RuleAgreement
     """Per alarm rule of a Q-tag: its own alarms against zhijian's at the same thresholds and minutes, an alarm
     matching when zhijian's comes within two logging intervals of the logger's. None without ``Res:`` alarms or
     readings. The logger measures every minute and logs every few: zhijian sees only the logged readings."""
-    from models.contracts.alert import Source
-    from models.rules.coldchain.excursion import ExcursionDetector, ExcursionLimits
-    from models.engine.runtime import Runtime
-
     if not export.readings or not export.rules or not any(r.mode for r in export.rules) or not export.alarms:
         return None
     events = telemetry_events(export, tz, "agreement")
@@ -238,3 +228,55 @@ def alarm_agreement(export: FridgeTagExport, tz: timezone) -> list[RuleAgreement
                     row.matched += 1
         out.append(row)
     return out
+
+
+def print_agreement(exports: list[tuple[str, FridgeTagExport]], tz: timezone) -> None:
+    """zhijian's excursion rule at each logger's thresholds against the logger's own alarms, per day and rule and
+    (for a Q-tag's ``Res:`` alarms) per alarm, as ``zhijian import fridge-tag --agreement`` prints it."""
+    print(f"\nagreement with the loggers' own alarms, per day and rule (zhijian's excursion rule at each logger's "
+          f"thresholds):\n{_HEADER}")
+    for path, export in exports:
+        a = agreement(export, tz)
+        if a is None:
+            continue
+        print(_row(path, a))
+        for d in a.disagreements:
+            print(f"    {d['day']} {d['rule']}: logger {'alarm' if d['logger'] else 'no alarm'} "
+                  f"({d['logger_minutes']:g} min counted), zhijian {'breach' if d['zhijian'] else 'none'}; "
+                  f"min {d['min_c']} °C, max {d['max_c']} °C")
+    for path, export in exports:
+        rows = alarm_agreement(export, tz)
+        if not rows:
+            continue
+        print(f"\n{Path(path).name}: the logger's own alarms (Res:) beside zhijian's at its thresholds, an alarm "
+              f"matching within two logging intervals")
+        for r in rows:
+            ours = "(no such rule)" if r.zhijian is None else ", ".join(r.zhijian) or "none"
+            print(f"    rule {r.rule} {r.direction} {r.mode} {r.threshold_c:g} °C / {r.minutes:g} min: logger "
+                  f"{', '.join(r.logger) or 'none'}; zhijian {ours}; matched {r.matched}/{len(r.logger)}")
+
+
+def print_worker_agreement(settings: Any, rows: list[tuple[str, Agreement | None, list[str]]]) -> None:
+    """:func:`through_worker`'s rows as ``zhijian import fridge-tag --agreement`` prints them."""
+    print(f"\nagreement through the worker (group {settings.worker.app_id!r}, its own excursion rule as "
+          f"configured), per day and rule:\n{_HEADER}")
+    for path, a, differ in rows:
+        if a is None:
+            print(f"{Path(path).name[:43]:44}   (readings and a daily history are both needed: nothing to compare "
+                  "per day)")
+            continue
+        print(_row(path, a))
+        if differ:
+            print(f"    the worker's rule is not the logger's: {'; '.join(differ)}")
+        for d in a.disagreements:
+            print(f"    {d['day']} {d['rule']}: logger {'alarm' if d['logger'] else 'no alarm'} "
+                  f"({d['logger_minutes']:g} min counted), worker {'breach' if d['zhijian'] else 'none'}")
+
+
+_HEADER = f"{'file':44}{'days':>6}{'agree':>7}{'low: both/logger/zhijian':>26}{'high: both/logger/zhijian':>27}"
+
+
+def _row(path: str, a: Agreement) -> str:
+    lo, hi = a.by_rule["low"], a.by_rule["high"]
+    return (f"{Path(path).name[:43]:44}{a.days:>6}{a.agree:>7}{lo['both']:>16}/{lo['logger_only']}/"
+            f"{lo['zhijian_only']:<6}{hi['both']:>17}/{hi['logger_only']}/{hi['zhijian_only']:<6}")

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer
 
-from streams.lab.processes import peak_rss_mib
+from connectors.errors import ZhijianError
+from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.kafka.follower import Tail, read_topics
+from connectors.kafka.producer import EnvelopeProducer, build_envelopes, partition_for
+from streams.lab.evaluate import drained
+from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_region_configs, start_worker_process,
+                                   stop_process)
+from streams.lab.simulator import RegionSimulator, SimulationConfig
+from streams.settings import load_settings
 
 STATE_DIR = Path(".zhijian")
 
@@ -39,7 +48,6 @@ def _count(port: int) -> float:
 def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[bytes],
                     log: Path = STATE_DIR / "bench-worker.log", hint: str = "") -> float:
     """Wait until the worker on ``port`` has counted ``n`` events (valid or refused); the time it did."""
-    from connectors.errors import ZhijianError
 
     deadline = time.monotonic() + timeout
     done = 0.0
@@ -58,7 +66,6 @@ def wait_for_events(port: int, n: int, timeout: float, proc: subprocess.Popen[by
 
 async def raw_reference(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:
     """A bare aiokafka consumer: getmany() + orjson.loads, counting events (envelopes unpacked)."""
-    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
@@ -99,28 +106,15 @@ def _wait_assigned(ports: list[int], workers: list[Any], expected: int, timeout:
 
 def state_figures(settings: Any) -> dict[str, Any]:
     """Keys and bytes held in the state changelogs (the latest record of each key, tombstones dropped)."""
-    from kafka import KafkaConsumer, TopicPartition
 
     latest: dict[tuple[str, bytes], int] = {}
-    consumer = KafkaConsumer(**settings.kafka.kafka_python(), enable_auto_commit=False)
-    try:
-        for spec in settings.internal_topic_specs():
-            if not spec.compacted:
-                continue
-            tps = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            while any(consumer.position(tp) < ends[tp] for tp in tps):
-                for records in consumer.poll(timeout_ms=500).values():
-                    for r in records:
-                        k = (spec.name, r.key)
-                        if r.value is None:
-                            latest.pop(k, None)
-                        else:
-                            latest[k] = len(r.key) + len(r.value)
-    finally:
-        consumer.close()
+    changelogs = [spec.name for spec in settings.internal_topic_specs() if spec.compacted]
+    for r in read_topics(settings.kafka, changelogs):
+        k = (r.topic, r.key)
+        if r.value is None:
+            latest.pop(k, None)
+        else:
+            latest[k] = len(r.key) + len(r.value)
     by: dict[str, dict[str, float]] = {}
     for (_, key), size in latest.items():
         d = by.setdefault(key.split(b"\x1f")[0].decode(), {"keys": 0, "bytes": 0})
@@ -136,9 +130,6 @@ def state_figures(settings: Any) -> dict[str, Any]:
 def _restore(bootstrap: str, configs: list[str], producer: Any, paced: list[Any], topics: dict[str, str],
              parts: int, expected: int) -> dict[str, float]:
     """A fresh worker takes every partition over; a few records wake each one; the time its restores took."""
-    from connectors.kafka.broker import free_port
-    from connectors.kafka.producer import build_envelopes
-    from streams.lab.processes import start_worker_process, stop_process
 
     port = free_port()
     started = time.monotonic()
@@ -146,7 +137,6 @@ def _restore(bootstrap: str, configs: list[str], producer: Any, paced: list[Any]
     try:
         _wait_assigned([port], [worker], expected, 180)
         # one event again on every input partition (no new alert): each partition's first record restores its state
-        from connectors.kafka.producer import partition_for
 
         wake: dict[tuple[str, int], Any] = {}
         for item in paced:
@@ -172,174 +162,217 @@ def _restore(bootstrap: str, configs: list[str], producer: Any, paced: list[Any]
 def run_bench(args: argparse.Namespace) -> int:
     """Start the workers, preload N events and time their draining; measure latency at a steady rate; then the
     state's size, and the time a fresh worker takes to restore it."""
-    from connectors.alert_sink import AlertTail
-    from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
-    from connectors.kafka.producer import EnvelopeProducer, build_envelopes
-    from streams.lab.simulator import RegionSimulator, SimulationConfig
-    from streams.lab.evaluate import drained as drained_topics
-    from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process, stop_process
-    from streams.settings import load_settings
 
     STATE_DIR.mkdir(exist_ok=True)
     print(ensure_run_key(), flush=True)
-    n, rate, paced_s = args.events, args.latency_rate, args.latency_seconds
-    print(f"generating {n} + {int(rate * paced_s)} events …", flush=True)
-    def generate(sim: Any, count: int) -> list[Any]:
-        out: list[Any] = []
-        horizon = sim.t0
-        while len(out) < count:
-            horizon += 3600
-            out.extend(sim.until(horizon))
-        return out[:count]
-
-    # the preload is a region as the evaluation simulates it; the paced phase follows it in time with
-    # risks planted 100× as often, so that enough alerts come out to measure their latency
-    preload = generate(RegionSimulator(SimulationConfig(seed=11, days=60)), n)
-    after = datetime.fromisoformat(preload[-1][2]["event_time"]) + timedelta(hours=1)
-    paced = generate(RegionSimulator(SimulationConfig(seed=12, days=2, start=after, scenario_rate=100,
-                                                      warmup_days=0)), int(rate * paced_s))
-
-    workers_n = args.workers
+    bench = Bench(args)
     with EmbeddedBroker(log_path=STATE_DIR / "bench-broker.log") as broker:
-        settings = load_settings(overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
-        ensure_topics(settings.kafka, settings.topic_specs())
-        topics = settings.input_topics()
-        parts = settings.topics.input_partitions
-        producer = EnvelopeProducer(settings.kafka, topics, parts, max_batch=args.batch)
-        envelopes = build_envelopes(preload, topics, parts, args.batch)
-        configs = simulated_region_configs(None)
-        consumed = len(topics) + sum(s.name.endswith("-repartition") for s in settings.internal_topic_specs())
-        expected = consumed * parts  # partitions the group shares
-        ports = [free_port() for _ in range(workers_n)]
-        worker_started = time.monotonic()
-        workers = [start_worker_process(broker.bootstrap_servers, port, STATE_DIR / f"bench-worker-{i}.log", configs)
-                   for i, port in enumerate(ports)]
-
-        def count() -> float:
-            total = 0.0
-            for port in ports:
-                try:
-                    total += _count(port)
-                except OSError:
-                    pass
-            return total
-
+        bench.on(broker)
         try:
-            # the workers join their group before the preload, so that N of them share it from its first record
-            print(f"starting {workers_n} worker(s) and waiting until they share the partitions …", flush=True)
-            _wait_assigned(ports, workers, expected, 180)
-            join_s = time.monotonic() - worker_started
-            print(f"preloading {n} events in {len(envelopes)} records …", flush=True)
-            t0 = time.monotonic()
-            for envelope in envelopes:
-                producer.send_envelope(*envelope)
-            producer.flush()
-            produce_s = time.monotonic() - t0
-            deadline = time.monotonic() + 600
-            while True:  # timed from the first record sent: the workers read while the preload is written
-                if any(w.poll() is not None for w in workers) or time.monotonic() > deadline:
-                    raise RuntimeError(f"worker did not drain; see {STATE_DIR}/bench-worker-*.log")
-                c = count()
-                now = time.monotonic()
-                if c >= n:
-                    break
-                time.sleep(0.02)
-            inputs_s = now - t0
-            # the re-keyed detectors run on the repartition topics, behind the inputs: the work is done when the
-            # group has committed every record of every topic it consumes
-            consumed_topics = list(topics.values()) + [
-                s.name for s in settings.internal_topic_specs() if s.name.endswith("-repartition")]
-            while not drained_topics(settings.kafka, settings.worker.app_id, consumed_topics)[0]:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the repartition topics did not drain; see {STATE_DIR}/bench-worker-*.log")
-                time.sleep(0.1)
-            drain_s = time.monotonic() - t0
-            drained = n
-
-            # the state checkpoint that follows a burst (one changelog record per key the preload touched) runs
-            # on the commit path; let it finish, and report it, so the paced phase measures steady flow
-            settle_start, last, stable_since = time.monotonic(), -1.0, time.monotonic()
-            while time.monotonic() - settle_start < 60 and time.monotonic() - stable_since < 2:
-                written = sum(scrape(port).get("zhijian_checkpoint_records_total", 0.0) for port in ports)
-                if written != last:
-                    last, stable_since = written, time.monotonic()
-                time.sleep(0.1)
-            settle_s = max(0.0, stable_since - settle_start)
-            print(f"state checkpoint after the preload: {last:.0f} changelog records, settled in {settle_s:.1f} s",
-                  flush=True)
-            print(f"latency phase: {rate:g} events/s for {paced_s:g} s in envelopes of {args.latency_batch} …",
-                  flush=True)
-            phase_start = time.time()
-            step = args.latency_batch / rate
-            t_next = time.monotonic()
-            for i in range(0, len(paced), args.latency_batch):
-                for envelope in build_envelopes(paced[i:i + args.latency_batch], topics, parts, args.latency_batch):
-                    producer.send_envelope(*envelope)
-                producer.producer.flush()
-                t_next += step
-                time.sleep(max(0.0, t_next - time.monotonic()))
-            deadline = time.monotonic() + 120
-            while count() < n + len(paced):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"workers did not process the paced phase; see {STATE_DIR}/bench-worker-*.log")
-                time.sleep(0.05)
-            rss = max(peak_rss_mib(w.pid) for w in workers)
-            per_worker = [scrape(port) for port in ports]
-            metrics = {k: sum(m.get(k, 0.0) for m in per_worker) for k in set().union(*per_worker)}
-            latencies = []
-            tail = AlertTail(settings.kafka, settings.topic("alerts"))
-            idle = time.monotonic()
-            while time.monotonic() - idle < 3:
-                for rec, alert in tail.poll(500):
-                    idle = time.monotonic()
-                    src = alert["evidence"][-1].get("record_time")
-                    if src and src >= phase_start:
-                        latencies.append(rec.timestamp / 1000 - src)
-            tail.close()
+            bench.start_workers()
+            bench.drain()
+            bench.settle()
+            bench.paced_phase()
+            bench.collect()
         finally:
-            for w in workers:
-                stop_process(w)
-        state = state_figures(settings)
-        print("restoring: a fresh worker takes every partition over …", flush=True)
-        state["restore"] = _restore(broker.bootstrap_servers, configs, producer, paced, topics, parts, expected)
-        producer.close()
-        ref = asyncio.run(raw_reference(broker.bootstrap_servers, list(topics.values()), n))
+            bench.stop_workers()
+        bench.after(broker)
+    result = bench.result()
+    print_result(result, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
 
-    lat = sorted(latencies)
-    q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan"))
-    result = {
-        "events": n,
-        "workers": workers_n,
-        "envelope_size": args.batch,
-        "producer_preload_events_per_s": round(n / produce_s, 1),
-        "worker": {
-            "events_per_s": round(drained / drain_s, 1),
-            "drain_seconds": round(drain_s, 3),
-            "input_topics_drained_seconds": round(inputs_s, 3),
-            "start_to_partitions_shared_seconds": round(join_s, 2),
-            "checkpoint_records_after_preload": int(last),
-            "checkpoint_settle_seconds": round(settle_s, 2),
-            "checkpoints": int(metrics.get("zhijian_checkpoint_seconds_count", 0)),
-            "checkpoint_mean_seconds": round(metrics.get("zhijian_checkpoint_seconds_sum", 0.0)
-                                             / max(1.0, metrics.get("zhijian_checkpoint_seconds_count", 0.0)), 4),
-            "alerts": int(metrics.get("zhijian_alerts_total", 0)),
-            "peak_rss_mib": round(rss, 1),
-            "latency_phase": {"events_per_s": rate, "seconds": paced_s, "envelope_size": args.latency_batch,
-                              "alerts": len(lat), "alert_latency_p50_s": round(q(0.50), 4),
-                              "alert_latency_p99_s": round(q(0.99), 4)},
-        },
-        "raw_aiokafka_reference": {"events_per_s": round(ref["events_per_s"], 1), "seconds": round(ref["seconds"], 3)},
-        "state": state,
-    }
-    result["ratio_worker_to_reference"] = round(result["worker"]["events_per_s"] / ref["events_per_s"], 4)
-    w, r, lp = result["worker"], result["raw_aiokafka_reference"], result["worker"]["latency_phase"]
+
+def _generate(sim: Any, count: int) -> list[Any]:
+    out: list[Any] = []
+    horizon = sim.t0
+    while len(out) < count:
+        horizon += 3600
+        out.extend(sim.until(horizon))
+    return out[:count]
+
+
+class Bench:
+    """One bench run's phases and what they measured."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+
+        self.args = args
+        self.n, self.rate, self.paced_s = args.events, args.latency_rate, args.latency_seconds
+        print(f"generating {self.n} + {int(self.rate * self.paced_s)} events …", flush=True)
+        # the preload is a region as the evaluation simulates it; the paced phase follows it in time with
+        # risks planted 100× as often, so that enough alerts come out to measure their latency
+        self.preload = _generate(RegionSimulator(SimulationConfig(seed=11, days=60)), self.n)
+        after = datetime.fromisoformat(self.preload[-1][2]["event_time"]) + timedelta(hours=1)
+        self.paced = _generate(RegionSimulator(SimulationConfig(seed=12, days=2, start=after, scenario_rate=100,
+                                                                warmup_days=0)), int(self.rate * self.paced_s))
+        self.figures: dict[str, Any] = {}
+        self.workers: list[Any] = []
+
+    def on(self, broker: Any) -> None:
+
+        self.broker = broker
+        self.settings = s = load_settings(overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
+        ensure_topics(s.kafka, s.topic_specs())
+        self.topics = s.input_topics()
+        self.parts = s.topics.input_partitions
+        self.producer = EnvelopeProducer(s.kafka, self.topics, self.parts, max_batch=self.args.batch)
+        self.configs = simulated_region_configs(None)
+        self.repartition = [spec.name for spec in s.internal_topic_specs() if spec.name.endswith("-repartition")]
+        self.expected = (len(self.topics) + len(self.repartition)) * self.parts  # partitions the group shares
+
+    def count(self) -> float:
+        total = 0.0
+        for port in self.ports:
+            try:
+                total += _count(port)
+            except OSError:
+                pass
+        return total
+
+    def start_workers(self) -> None:
+        """The workers join their group before the preload, so that N of them share it from its first record."""
+
+        n = self.args.workers
+        self.ports = [free_port() for _ in range(n)]
+        started = time.monotonic()
+        self.workers = [start_worker_process(self.broker.bootstrap_servers, port, STATE_DIR / f"bench-worker-{i}.log",
+                                             self.configs) for i, port in enumerate(self.ports)]
+        print(f"starting {n} worker(s) and waiting until they share the partitions …", flush=True)
+        _wait_assigned(self.ports, self.workers, self.expected, 180)
+        self.figures["join_s"] = time.monotonic() - started
+
+    def drain(self) -> None:
+        """The preload sent, timed from its first record until every record of every consumed topic is
+        committed (the re-keyed detectors run on the repartition topics, behind the inputs)."""
+
+        envelopes = build_envelopes(self.preload, self.topics, self.parts, self.args.batch)
+        print(f"preloading {self.n} events in {len(envelopes)} records …", flush=True)
+        t0 = time.monotonic()
+        for envelope in envelopes:
+            self.producer.send_envelope(*envelope)
+        self.producer.flush()
+        self.figures["produce_s"] = time.monotonic() - t0
+        deadline = time.monotonic() + 600
+        while self.count() < self.n:  # the workers read while the preload is written
+            if any(w.poll() is not None for w in self.workers) or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not drain; see {STATE_DIR}/bench-worker-*.log")
+            time.sleep(0.02)
+        self.figures["inputs_s"] = time.monotonic() - t0
+        consumed = list(self.topics.values()) + self.repartition
+        while not drained(self.settings.kafka, self.settings.worker.app_id, consumed)[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the repartition topics did not drain; see {STATE_DIR}/bench-worker-*.log")
+            time.sleep(0.1)
+        self.figures["drain_s"] = time.monotonic() - t0
+
+    def settle(self) -> None:
+        """The checkpoint that follows a burst (one changelog record per key the preload touched): let it
+        finish, and report it, so the paced phase measures steady flow."""
+        settle_start, last, stable_since = time.monotonic(), -1.0, time.monotonic()
+        while time.monotonic() - settle_start < 60 and time.monotonic() - stable_since < 2:
+            written = sum(scrape(port).get("zhijian_checkpoint_records_total", 0.0) for port in self.ports)
+            if written != last:
+                last, stable_since = written, time.monotonic()
+            time.sleep(0.1)
+        self.figures["settle_s"] = max(0.0, stable_since - settle_start)
+        self.figures["checkpoint_records"] = last
+        print(f"state checkpoint after the preload: {last:.0f} changelog records, settled in "
+              f"{self.figures['settle_s']:.1f} s", flush=True)
+
+    def paced_phase(self) -> None:
+
+        batch = self.args.latency_batch
+        print(f"latency phase: {self.rate:g} events/s for {self.paced_s:g} s in envelopes of {batch} …", flush=True)
+        self.phase_start = time.time()
+        step = batch / self.rate
+        t_next = time.monotonic()
+        for i in range(0, len(self.paced), batch):
+            for envelope in build_envelopes(self.paced[i:i + batch], self.topics, self.parts, batch):
+                self.producer.send_envelope(*envelope)
+            self.producer.producer.flush()
+            t_next += step
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        deadline = time.monotonic() + 120
+        while self.count() < self.n + len(self.paced):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not process the paced phase; see {STATE_DIR}/bench-worker-*.log")
+            time.sleep(0.05)
+
+    def collect(self) -> None:
+        """Peak memory, the workers' metrics, and the latency of every alert of the paced phase."""
+
+        self.figures["rss"] = max(peak_rss_mib(w.pid) for w in self.workers)
+        per_worker = [scrape(port) for port in self.ports]
+        self.metrics = {k: sum(m.get(k, 0.0) for m in per_worker) for k in set().union(*per_worker)}
+        self.latencies = []
+        tail = Tail(self.settings.kafka, [self.settings.topic("alerts")])
+        idle = time.monotonic()
+        while time.monotonic() - idle < 3:
+            for rec in tail.poll(500):
+                idle = time.monotonic()
+                src = orjson.loads(rec.value)["evidence"][-1].get("record_time")
+                if src and src >= self.phase_start:
+                    self.latencies.append(rec.timestamp / 1000 - src)
+        tail.close()
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            stop_process(w)
+
+    def after(self, broker: Any) -> None:
+        """The state's size, a fresh worker's restore, and the raw consumer's reference on the same topics."""
+        self.state = state_figures(self.settings)
+        print("restoring: a fresh worker takes every partition over …", flush=True)
+        self.state["restore"] = _restore(broker.bootstrap_servers, self.configs, self.producer, self.paced,
+                                         self.topics, self.parts, self.expected)
+        self.producer.close()
+        self.ref = asyncio.run(raw_reference(broker.bootstrap_servers, list(self.topics.values()), self.n))
+
+    def result(self) -> dict[str, Any]:
+        f, m, args = self.figures, self.metrics, self.args
+        lat = sorted(self.latencies)
+        q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan"))
+        result = {
+            "events": self.n,
+            "workers": args.workers,
+            "envelope_size": args.batch,
+            "producer_preload_events_per_s": round(self.n / f["produce_s"], 1),
+            "worker": {
+                "events_per_s": round(self.n / f["drain_s"], 1),
+                "drain_seconds": round(f["drain_s"], 3),
+                "input_topics_drained_seconds": round(f["inputs_s"], 3),
+                "start_to_partitions_shared_seconds": round(f["join_s"], 2),
+                "checkpoint_records_after_preload": int(f["checkpoint_records"]),
+                "checkpoint_settle_seconds": round(f["settle_s"], 2),
+                "checkpoints": int(m.get("zhijian_checkpoint_seconds_count", 0)),
+                "checkpoint_mean_seconds": round(m.get("zhijian_checkpoint_seconds_sum", 0.0)
+                                                 / max(1.0, m.get("zhijian_checkpoint_seconds_count", 0.0)), 4),
+                "alerts": int(m.get("zhijian_alerts_total", 0)),
+                "peak_rss_mib": round(f["rss"], 1),
+                "latency_phase": {"events_per_s": self.rate, "seconds": self.paced_s,
+                                  "envelope_size": args.latency_batch, "alerts": len(lat),
+                                  "alert_latency_p50_s": round(q(0.50), 4), "alert_latency_p99_s": round(q(0.99), 4)},
+            },
+            "raw_aiokafka_reference": {"events_per_s": round(self.ref["events_per_s"], 1),
+                                       "seconds": round(self.ref["seconds"], 3)},
+            "state": self.state,
+        }
+        result["ratio_worker_to_reference"] = round(result["worker"]["events_per_s"] / self.ref["events_per_s"], 4)
+        return result
+
+
+def print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
+    w, r, lp, state = result["worker"], result["raw_aiokafka_reference"], result["worker"]["latency_phase"], result["state"]
     print(f"\n{'':30}{'events/s':>12}{'p50 alert':>12}{'p99 alert':>12}{'peak RSS':>11}")
     print(f"{'zhijian worker (Faust)':30}{w['events_per_s']:>12,.0f}{lp['alert_latency_p50_s']:>11.3f}s"
           f"{lp['alert_latency_p99_s']:>11.3f}s{w['peak_rss_mib']:>8.0f} MiB")
     print(f"{'raw aiokafka getmany + orjson':30}{r['events_per_s']:>12,.0f}{'-':>12}{'-':>12}{'-':>11}")
-    print(f"{workers_n} worker(s) started and sharing the partitions after {w['start_to_partitions_shared_seconds']:.1f} s; "
-          f"input topics processed after {w['input_topics_drained_seconds']:.1f} s, everything (re-keyed detectors "
-          f"included, committed) after {w['drain_seconds']:.1f} s")
+    print(f"{result['workers']} worker(s) started and sharing the partitions after "
+          f"{w['start_to_partitions_shared_seconds']:.1f} s; input topics processed after "
+          f"{w['input_topics_drained_seconds']:.1f} s, everything (re-keyed detectors included, committed) after "
+          f"{w['drain_seconds']:.1f} s")
     print(f"checkpoints: {w['checkpoints']}, mean {1000 * w['checkpoint_mean_seconds']:.1f} ms; after the preload "
           f"{w['checkpoint_records_after_preload']:,} changelog records, settled in {w['checkpoint_settle_seconds']:.1f} s")
     rs = state["restore"]
@@ -348,9 +381,6 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"state: {state['keys']:,} keys, {state['bytes']:,} bytes, {state['bytes_per_key']:.0f} bytes per key")
     for name, d in sorted(state["by_detector"].items(), key=lambda kv: -kv[1]["bytes_per_key"]):
         print(f"  {name:34}{d['keys']:>9,} keys{d['bytes_per_key']:>9.0f} bytes per key")
-    print(f"ratio worker / reference: {result['ratio_worker_to_reference']:.3f}   ({n} preloaded events in envelopes "
-          f"of {args.batch}; latency over {lp['alerts']} alerts at {rate:g} events/s in envelopes of "
-          f"{args.latency_batch})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0
+    print(f"ratio worker / reference: {result['ratio_worker_to_reference']:.3f}   ({result['events']} preloaded events "
+          f"in envelopes of {args.batch}; latency over {lp['alerts']} alerts at {lp['events_per_s']:g} events/s in "
+          f"envelopes of {args.latency_batch})")

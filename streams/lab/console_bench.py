@@ -28,7 +28,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
+from aiohttp import web
+
+from connectors.kafka.broker import free_port
+from streams.workbench.console import Console
+from streams.workbench.store import Store
+from streams.workbench.web import make_app
 
 #: (detector, stream, entity kind, share of cases)
 DETECTORS = [
@@ -94,11 +101,6 @@ def _timed(n: int, fn: Any) -> float:
 
 
 async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float]]:
-    import aiohttp
-    from aiohttp import web
-
-    from connectors.kafka.broker import free_port
-    from streams.workbench.console import make_app
 
     port = free_port()
     runner = web.AppRunner(make_app(console))
@@ -139,9 +141,6 @@ async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float
 
 
 def run_console_bench(args: argparse.Namespace) -> int:
-    from streams.workbench.console import Console
-    from streams.workbench.store import Store
-
     print(f"generating alerts for {args.cases:,} cases (seed {args.seed}) …", flush=True)
     alerts = generate_alerts(int(args.cases * 1.2), args.seed)  # an entity's incidents a week apart merge: ~1/6
     scores = scores_for(alerts, args.seed)

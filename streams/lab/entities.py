@@ -22,8 +22,8 @@ import orjson
 from models.contracts.alert import Source, iso
 from models.contracts.records import load_schema
 from models.engine.runtime import SWEEP_EVERY_S
-from streams.worker.plan import build_detectors
 from streams.settings import load_settings
+from streams.worker.plan import build_detectors
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")
 DAY_S = 86400.0

@@ -16,7 +16,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
 from connectors.errors import ZhijianError
+from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.kafka.follower import read_topics
+from connectors.kafka.producer import EnvelopeProducer
+from models.contracts.pseudonym import Pseudonymizer
+from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_region_configs, simulator_from_args,
+                                   start_worker_process, stop_process)
+from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
+from streams.lab.rank import markdown as rank_markdown
+from streams.lab.scoring import Incident, markdown, report_dict, score
+from streams.lab.simulator.files import write_truth
+from streams.lab.simulator.scenarios import BY_NAME
+from streams.settings import load_settings
+from streams.workbench.risk.ledger import InstitutionLedger
 
 STATE_DIR = Path(".zhijian")
 DAY = 86400.0
@@ -24,7 +41,6 @@ DAY = 86400.0
 
 def incidents_from_truth(truth: list[dict[str, Any]], pseudonymize) -> list:
     """Ground-truth records → Incidents; patient entities take the worker's pseudonym."""
-    from streams.lab.scoring import Incident
 
     out = []
     for x in truth:
@@ -57,8 +73,6 @@ class Fleet:
             self._start()
 
     def _start(self) -> None:
-        from connectors.kafka.broker import free_port
-        from streams.lab.processes import start_worker_process
 
         port = free_port()
         log = STATE_DIR / f"evaluate-worker-{self.label}-{self.started}.log"
@@ -83,7 +97,6 @@ class Fleet:
                                    f"{STATE_DIR}/evaluate-worker-{self.label}-*.log")
 
     def stop(self) -> None:
-        from streams.lab.processes import stop_process
 
         for proc in self.procs:
             stop_process(proc)
@@ -91,8 +104,6 @@ class Fleet:
 
 def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
     """Whether the group has committed every record of ``topics``; and how many remain."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
 
     admin = KafkaAdminClient(**conn.kafka_python())
     consumer = KafkaConsumer(**conn.kafka_python())
@@ -111,26 +122,8 @@ def drained(conn: Any, group: str, topics: list[str]) -> tuple[bool, int]:
 
 def alert_records(conn: Any, topic: str) -> list[dict[str, Any]]:
     """Every record on the alert topic, in each partition's order (an alert's opening record, then its updates)."""
-    from kafka import KafkaConsumer, TopicPartition
 
-    import orjson
-
-    consumer = KafkaConsumer(**conn.kafka_python(), enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 120
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=500).values():
-                out += [orjson.loads(r.value) for r in records]
-            if time.monotonic() > deadline:
-                raise ZhijianError(f"could not read the alert topic {topic} to its end in 120 s")
-    finally:
-        consumer.close()
-    return out
+    return [orjson.loads(r.value) for r in read_topics(conn, [topic])]
 
 
 def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
@@ -145,11 +138,6 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                  on_event: Any = None) -> dict:
     """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id
     (``on_event(stream, event)`` sees every event produced)."""
-    from connectors.kafka.broker import EmbeddedBroker, ensure_topics
-    from connectors.kafka.producer import EnvelopeProducer
-    from streams.lab.processes import peak_rss_mib
-    from streams.lab.processes import simulated_region_configs
-    from streams.settings import load_settings
 
     started = time.monotonic()
     produced: Counter[str] = Counter()
@@ -234,15 +222,6 @@ def _print_comparison(c: dict[str, Any], layout: str) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from streams.lab.simulator.files import write_truth
-    from streams.lab.simulator.scenarios import BY_NAME
-    from streams.lab.scoring import markdown, report_dict, score
-    from models.contracts.pseudonym import Pseudonymizer
-    from streams.workbench.risk.ledger import InstitutionLedger
-    from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
-    from streams.lab.rank import markdown as rank_markdown
-    from streams.lab.processes import ensure_run_key, simulator_from_args
-
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")
     if args.workers < 1 or (args.kill_every is not None and args.kill_every <= 0):

@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from kafka import KafkaProducer
 
 from connectors.errors import ZhijianError
+from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
+from models.contracts.records import load_schema
+from streams.lab.bench import scrape
+from streams.lab.evaluate import drained
+from streams.lab.processes import ensure_run_key, start_worker_process, stop_process
+from streams.settings import load_settings
 
 STATE_DIR = Path(".zhijian")
 ODD_STRINGS = ["0000-01-01", "9999-12-31T23:59:59+14:00", "2026-02-30", "", "NaN", "\u202e", "\x1b[31m", "1e309",
@@ -40,8 +47,6 @@ class RecordFuzzer:
     """
 
     def __init__(self, stream: str, seed: int) -> None:
-        from models.contracts.records import load_schema
-
         self.stream = stream
         self.rng = random.Random(f"{stream}/{seed}")
         self.examples = load_schema(stream)["examples"]
@@ -95,14 +100,6 @@ class RecordFuzzer:
 
 
 def run_fuzz(args: argparse.Namespace) -> int:
-    from kafka import KafkaProducer
-
-    from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
-    from streams.lab.bench import scrape
-    from streams.lab.evaluate import drained
-    from streams.lab.processes import ensure_run_key, start_worker_process, stop_process
-    from streams.settings import load_settings
-
     if args.records <= 0:
         raise ZhijianError("--records must be positive")
     STATE_DIR.mkdir(exist_ok=True)

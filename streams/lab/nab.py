@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors.errors import ZhijianError
+from models.contracts.alert import Source
+from models.engine.runtime import Runtime
+from models.rules.coldchain.dynamics import DynamicsDetector
+from streams.lab.nab_score import PROFILES, rows_of, score_file
 
 SERIES = ("realKnownCause/machine_temperature_system_failure.csv",
           "realKnownCause/ambient_temperature_system_failure.csv")
@@ -45,9 +49,6 @@ def load_series(root: Path, name: str) -> list[tuple[float, float]]:
 
 
 def dynamics_alarms(series: list[tuple[float, float]], device: str) -> list[float]:
-    from models.contracts.alert import Source
-    from models.rules.coldchain.dynamics import DynamicsDetector
-    from models.engine.runtime import Runtime
 
     d = Runtime([DynamicsDetector()])
     alarms = []
@@ -87,8 +88,6 @@ def published_detections(root: Path, detector: str, name: str, threshold: float)
 
 
 def run_nab(args: argparse.Namespace) -> int:
-    from streams.lab.nab_score import PROFILES, rows_of, score_file
-
     root = Path(args.data) if args.data else DEFAULT_DIR
     labels = root / "labels" / "combined_windows.json"
     try:

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 from connectors.errors import ZhijianError
+from models.contracts.pseudonym import KEY_ENV, Pseudonymizer
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
 
 
 def ensure_run_key(keep: Path | None = None) -> str:
     """A pseudonymization key for a lab run when none is set: random, in this process's environment (the
     workers it starts inherit it), kept in ``keep`` (mode 0600) when given so that later runs reuse it.
     Returns the line to tell the user."""
-    from models.contracts.pseudonym import KEY_ENV, Pseudonymizer
 
     if os.environ.get(KEY_ENV):
         return f"pseudonymization key from {KEY_ENV} (key id {Pseudonymizer.from_env().key_id})"
@@ -72,14 +73,12 @@ def stop_processes(procs: list[subprocess.Popen[bytes] | None], timeout: float =
 
 def simulated_region_configs(user: list[str] | None) -> list[str]:
     """The simulated region's dictionaries (prices, packages, licences), then the user's files."""
-    from streams.lab.simulator import REGION_CONFIG
 
     return [str(REGION_CONFIG), *(user or [])]
 
 
 def simulator_from_args(args: argparse.Namespace):
     """The region simulator that --seed, --days, --scale, --scenario and --no-scenarios describe."""
-    from streams.lab.simulator import RegionSimulator, SimulationConfig
 
     try:
         return RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,

@@ -21,6 +21,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from connectors.errors import ZhijianError
+from models.contracts.alert import Source
+from models.contracts.pseudonym import Pseudonymizer
+from models.contracts.records import validate
+from streams.lab.processes import ensure_run_key
+from streams.lab.scoring import precision_at_k, roc_auc
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.settings import load_settings
+from streams.workbench.risk.ledger import InstitutionLedger
+from streams.workbench.risk.score import RiskSettings, score_institutions
+from streams.worker.plan import build_detectors
+from streams.worker.reference import ReferenceTables
+
 #: What the fraudulent_institution scenario names as its "detector": the ranking, not an alert.
 RISK_SCORE = "institution.risk"
 #: The scenarios whose institutions are fraudulent as a whole (the ranking's positives).
@@ -34,8 +49,6 @@ def positives(truth: list[dict[str, Any]]) -> set[str]:
 def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str], as_of: str,
                      peer_groups: dict[str, str] | None = None, beds: dict[str, int] | None = None) -> dict[str, Any]:
     """ROC-AUC and precision@k of the score and of the naive rankings, over the institutions scored."""
-    from streams.lab.scoring import precision_at_k, roc_auc
-    from streams.workbench.risk.score import RiskSettings, score_institutions
 
     scored = score_institutions(ledger, as_of, RiskSettings(peer_groups=peer_groups or {}, beds=beds or {}))
     volume = {s.institution_id: float(s.claims) for s in scored}
@@ -73,16 +86,6 @@ def markdown(result: dict[str, Any]) -> str:
 
 def run_seed(seed: int, days: float, scale: float) -> dict[str, Any]:
     """One simulated region's claims through the claims detectors in this process; the rankings compared."""
-    import orjson
-
-    from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-    from models.contracts.alert import Source
-    from models.contracts.records import validate
-    from models.contracts.pseudonym import Pseudonymizer
-    from streams.workbench.risk.ledger import InstitutionLedger
-    from streams.worker.plan import build_detectors
-    from streams.worker.reference import ReferenceTables
-    from streams.settings import load_settings
 
     sim = RegionSimulator(SimulationConfig(seed=seed, days=days, scale=scale))
     settings = load_settings([str(REGION_CONFIG)], environ={})
@@ -113,9 +116,6 @@ def registry(region: Any) -> tuple[dict[str, str], dict[str, int]]:
 
 
 def run_rank(args: argparse.Namespace) -> int:
-    from connectors.errors import ZhijianError
-    from streams.lab.processes import ensure_run_key
-
     if args.days <= 0 or args.scale <= 0 or not args.seeds:
         raise ZhijianError("--days and --scale must be positive and --seeds name at least one seed")
     print(f"rank: {ensure_run_key()}", file=sys.stderr)

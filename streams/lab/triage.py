@@ -17,7 +17,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from datetime import datetime
 from typing import Any
+
+import orjson
+
+from models.contracts.alert import Source
+from models.contracts.pseudonym import Pseudonymizer
+from models.contracts.records import validate
+from streams.lab.processes import ensure_run_key
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.settings import load_settings
+from streams.workbench.cases import CaseBook
+from streams.workbench.priority import CasePriority, case_features
+from streams.worker.plan import build_detectors
+from streams.worker.reference import ReferenceTables
 
 CHECKPOINTS = (0, 50, 200)
 TOP = 20
@@ -27,17 +41,6 @@ GRACE_S = 86400.0
 def region_cases(seed: int, days: float, scale: float, scenario_rate: float) -> tuple[list[Any], dict[str, str],
                                                                                       dict[str, dict[str, Any]]]:
     """(cases, label per case id, strongest alert per case id) of one simulated region with look-alikes."""
-    import orjson
-
-    from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-    from models.contracts.alert import Source
-    from streams.workbench.cases import CaseBook
-    from models.contracts.records import validate
-    from models.contracts.pseudonym import Pseudonymizer
-    from streams.worker.plan import build_detectors
-    from streams.lab.processes import ensure_run_key
-    from streams.worker.reference import ReferenceTables
-    from streams.settings import load_settings
 
     ensure_run_key()
     pseudonymize = Pseudonymizer.from_env()
@@ -79,8 +82,6 @@ def region_cases(seed: int, days: float, scale: float, scenario_rate: float) -> 
 
 
 def _t(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).timestamp()
 
 
@@ -89,7 +90,6 @@ def work_the_queue(cases: list[Any], labels: dict[str, str], strongest: dict[str
     """The analyst closes the top case of the rules' own queue (strongest alert first) after each look, and the
     model learns each verdict; at each checkpoint, both orders are measured on the same open cases: the share of
     the top ones the analyst would confirm."""
-    from streams.workbench.priority import CasePriority, case_features
 
     model = CasePriority()
     x = {c.case_id: case_features(c, strongest[c.case_id]) for c in cases}

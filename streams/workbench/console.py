@@ -1,9 +1,10 @@
-"""`zhijian console`: the workbench 工作台 — cases built from the alert topic, triaged in a browser.
+"""The workbench's console 工作台: the cases built from the alerts, their queue, and who may do what to them.
 
-Server-rendered pages (aiohttp + Jinja2 with autoescaping, no build chain). The console follows
-``zhijian.alerts`` from its beginning (every alert, no consumer group) and files each alert into its
-case (:mod:`streams.workbench.cases`); the case events kept in its store (:mod:`streams.workbench.store`) are
-replayed onto the cases, and every new change is written there and to ``zhijian.case-events``.
+:class:`Console` has no I/O: the web application (:mod:`streams.workbench.web`) hands it the records of
+``zhijian.alerts`` (every alert from the beginning, no consumer group), each filed into its case
+(:mod:`streams.workbench.cases`); the case events kept in its store (:mod:`streams.workbench.store`) are
+replayed onto the cases, and every new change is written there and (by the web application) to
+``zhijian.case-events``.
 
 It also follows ``zhijian.institution-scores`` (:mod:`streams.workbench.risk.scorer`): each institution's risk grade
 红/橙/黄/蓝 and its history, shown beside its cases and on the institution's page. Each case goes
@@ -17,28 +18,22 @@ their pseudonyms, as in the alerts.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
-import gc
 import hashlib
 import hmac
 import logging
 import os
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import orjson
-from aiohttp import web
 from sortedcontainers import SortedList
 
-from streams.workbench.store import Store
-from connectors.kafka.topics import partitions_of
 from models.contracts.records import InvalidRecord, validate
-from streams.workbench.cases import STATUSES, TRANSITIONS, VERDICTS, CaseBook, CaseError, case_points, points_grade
+from streams.workbench.cases import CaseBook, CaseError, case_points
 from streams.workbench.priority import CONFIRMING, CasePriority, case_features
+from streams.workbench.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +47,6 @@ GRADES = ("red", "orange", "yellow", "blue")
 GRADE_RANK = {g: i for i, g in enumerate(GRADES)}
 #: days of score history kept per institution
 HISTORY_DAYS = 400
-
-_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                autoescape=True, undefined=jinja2.StrictUndefined)
-
 
 class Console:
     """The cases and who may do what to them (no I/O: the web handlers and the followers call it)."""
@@ -276,301 +267,3 @@ class Console:
         if role is None or data.get("x", 0) < time.time():
             return None
         return {"user": data["u"], "role": role, "csrf": data["c"]}
-
-
-def _sparkline(values: list[float], width: int = 300, height: int = 40) -> str:
-    """SVG polyline points of a score history (the page draws it; no script, no chart library)."""
-    if len(values) < 2:
-        return ""
-    top = max(max(values), 1e-9)
-    step = width / (len(values) - 1)
-    return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}" for i, v in enumerate(values))
-
-
-def _page(name: str, status: int = 200, **values: Any) -> web.Response:
-    return web.Response(text=_templates.get_template(name).render(**values), status=status, content_type="text/html")
-
-
-def make_app(console: Console, send_event: Any = None, send_watch: Any = None) -> web.Application:
-    """The web application; ``send_event(dict)`` (a coroutine) writes a case event to Kafka, ``send_watch(key,
-    entry or None)`` a watch-list entry or its removal."""
-    routes = web.RouteTableDef()
-
-    def who(request: web.Request) -> dict[str, Any] | None:
-        return console.session(request.cookies.get(SESSION_COOKIE))
-
-    def error(request: web.Request, status: int, title: str, message: str, s: dict | None) -> web.Response:
-        return _page("error.html", status, title=title, message=message, user=s and s["user"], role=s and s["role"],
-                     csrf=s and s["csrf"])
-
-    @routes.get("/login")
-    async def login_form(request: web.Request) -> web.Response:
-        return _page("login.html", user=None, error=None)
-
-    @routes.post("/login")
-    async def login(request: web.Request) -> web.Response:
-        form = await request.post()
-        name, password = str(form.get("user", "")), str(form.get("password", ""))
-        if not console.store.check_password(name, password):
-            return _page("login.html", 401, user=None, error="unknown user or wrong password")
-        response = web.HTTPSeeOther("/")
-        response.set_cookie(SESSION_COOKIE, console.session_cookie(name), httponly=True, samesite="Strict",
-                            max_age=SESSION_S)
-        return response
-
-    @routes.post("/logout")
-    async def logout(request: web.Request) -> web.Response:
-        s = who(request)
-        form = await request.post()
-        if s is None or not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
-            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
-        response = web.HTTPSeeOther("/login")
-        response.del_cookie(SESSION_COOKIE)
-        return response
-
-    @routes.get("/")
-    async def queue(request: web.Request) -> web.Response:
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid")}
-        rows = console.queue(f)
-        points = {inst: console.points_total(inst) for inst in {c.institution_id for c, _, _ in rows if c.institution_id}}
-        learned = ({c.case_id: console.priority_of(c) for c, _, _ in rows if c.status != "closed"}
-                   if console.priority.ready else {})
-        return _page("queue.html", rows=rows, points=points, learned=learned,
-                     verdicts=sum(console.priority.seen.values()), total=len(console.book.cases), f=f, streams=STREAMS,
-                     statuses=STATUSES, families=sorted(console.families), grades=GRADES,
-                     grids=sorted(console.grid_names), **s)
-
-    @routes.get("/institutions/{institution_id}")
-    async def institution_page(request: web.Request) -> web.Response:
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        inst = request.match_info["institution_id"]
-        points, shares = console.points(inst)
-        cases = [c for c, _ in shares]
-        record = console.scores.get(inst)
-        if record is None and not cases:
-            return error(request, 404, "No such institution", f"no score and no case for institution {inst[:64]}", s)
-        history = sorted(console.history.get(inst, {}).items())
-        share = {c.case_id: p for c, p in shares}
-        cases.sort(key=lambda c: (c.status == "closed", -share[c.case_id], c.last_seen))
-        z = sorted((record or {}).get("z", {}).items(), key=lambda kv: -kv[1])
-        return _page("institution.html", inst=inst, r=record, z=z, features=(record or {}).get("features", {}),
-                     history=history, cases=cases, spark=_sparkline([v[0] for _, v in history]), points=points,
-                     points_grade=points_grade(points), share=share, as_of=console.now, **s)
-
-    @routes.get("/coldchain")
-    async def coldchain(request: web.Request) -> web.Response:
-        """The cold-chain board 冷链看板: devices with an open excursion or a silent logger, to acknowledge."""
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        excursions, silent = [], []
-        for c in console.book.cases.values():
-            if c.stream != "telemetry" or c.status == "closed":
-                continue
-            for aid in c.alert_ids:
-                a = console.alerts[aid]
-                if a.get("status") != "open":
-                    continue
-                row = (c, a, console.grid_of(c))
-                (silent if a["detector"] == "coldchain.sensor_silent" else excursions).append(row)
-        excursions.sort(key=lambda r: r[1]["event_time"])
-        silent.sort(key=lambda r: r[1]["event_time"])
-        return _page("coldchain.html", excursions=excursions, silent=silent,
-                     can_change=console.may_change_stream(s["role"], "telemetry"), **s)
-
-    @routes.get("/watchlist")
-    async def watchlist_page(request: web.Request) -> web.Response:
-        """Watch lists 重点监管名单 and excluded providers 黑名单: what every worker applies; supervisors edit."""
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        return _watchlist(s)
-
-    def _watchlist(s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
-        entries = sorted(console.watchlist.items(), key=lambda kv: (kv[1].get("list", ""), kv[0]))
-        return _page("watchlist.html", status, entries=entries, error=message,
-                     can_edit=s["role"] == "supervisor", **s)
-
-    @routes.post("/watchlist")
-    async def watchlist_change(request: web.Request) -> web.Response:
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        form = await request.post()
-        if not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
-            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
-        if s["role"] != "supervisor":
-            return error(request, 403, "Not allowed", f"the {s['role']} role may not edit the watch lists", s)
-        if send_watch is None:
-            return error(request, 503, "Not connected", "this console cannot write to the watch-list topic", s)
-        remove = str(form.get("remove", ""))
-        if remove:
-            if remove not in console.watchlist:
-                return _watchlist(s, 404, f"no entry {remove[:80]} on the watch lists")
-            await send_watch(remove, None)
-            console.add_watch(remove.encode(), None)
-        else:
-            try:
-                entry = console.watch_entry(form, s["user"])
-            except InvalidRecord as e:
-                return _watchlist(s, 400, e.detail)
-            key = f"{entry['entity_kind']}:{entry['entity_id']}"
-            await send_watch(key, entry)
-            console.add_watch(key.encode(), orjson.dumps(entry))
-        raise web.HTTPSeeOther("/watchlist")
-
-    @routes.get("/cases/{case_id}")
-    async def case_page(request: web.Request) -> web.Response:
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        return _case(request, s)
-
-    def _case(request: web.Request, s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
-        case = console.book.cases.get(request.match_info["case_id"])
-        if case is None:
-            return error(request, 404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
-        alerts = []
-        for aid in case.alert_ids:
-            a = dict(console.alerts[aid])
-            a["numbers_json"] = orjson.dumps(a.get("numbers", {})).decode()
-            alerts.append(a)
-        return _page("case.html", status, c=case, alerts=alerts, history=[vars(e) for e in case.history],
-                     error=message, can_change=console.may_change(s["role"], case),
-                     next_statuses=TRANSITIONS[case.status], verdicts=VERDICTS, **s)
-
-    @routes.post("/cases/{case_id}")
-    async def change(request: web.Request) -> web.Response:
-        s = who(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        form = await request.post()
-        if not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
-            return error(request, 403, "Refused", "the form did not come from this session (CSRF token)", s)
-        try:
-            event = console.change(request.match_info["case_id"], s["user"], s["role"], str(form.get("status", "")),
-                                   str(form.get("verdict", "")) or None, str(form.get("comment", ""))[:2000])
-        except KeyError:
-            return error(request, 404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
-        except PermissionError as e:
-            return error(request, 403, "Not allowed", str(e), s)
-        except CaseError as e:
-            return _case(request, s, 400, str(e))
-        if send_event is not None:
-            await send_event(event)
-        if form.get("back") == "/coldchain":  # acknowledged from the board: back to it (no other target)
-            raise web.HTTPSeeOther("/coldchain")
-        raise web.HTTPSeeOther(f"/cases/{event['case_id']}")
-
-    app = web.Application(client_max_size=64 * 1024)
-    app.add_routes(routes)
-    return app
-
-
-async def follow(conn: Any, topic: str, apply: Any, what: str) -> None:
-    """Read a topic from the beginning and keep following it, handing each record to ``apply(record)`` (a record
-    it cannot take is logged and skipped; a missing topic is logged: the console goes on without it)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from connectors.errors import ZhijianError
-
-    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        try:
-            tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-        except ZhijianError as e:
-            log.warning("no %s: %s", what, e)
-            return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for r in records:
-                    try:
-                        apply(r)
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                        log.warning("%s record %s[%d]@%d skipped: %s", what, r.topic, r.partition, r.offset, e)
-    finally:
-        await consumer.stop()
-
-
-async def follow_scores(conn: Any, topic: str, console: Console) -> None:
-    """The institution scores: each institution's grade and its history."""
-    await follow(conn, topic, lambda r: console.add_score(orjson.loads(r.value)), "institution grades")
-
-
-async def follow_watchlist(conn: Any, topic: str, console: Console) -> None:
-    """The watch lists, as every worker applies them."""
-    await follow(conn, topic, lambda r: console.add_watch(r.key, r.value), "watch lists")
-
-
-async def follow_alerts(conn: Any, topic: str, console: Console, ready: asyncio.Event) -> None:
-    """Read the alert topic from its beginning and keep following it."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(**conn.aiokafka(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    try:
-                        console.add_alert(orjson.loads(r.value))
-                    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-                        log.warning("alert %s[%d]@%d skipped: %s", r.topic, r.partition, r.offset, e)
-            console.apply_pending()
-            if not ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                # caught up: what was built so far lives on — keep the collector from walking it again and again
-                # (with 100,000 cases a full collection paused a page for over a second)
-                gc.collect()
-                gc.freeze()
-                ready.set()
-    finally:
-        await consumer.stop()
-
-
-async def serve(conn: Any, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
-                scores_topic: str | None = None, grids: dict[str, str] | None = None,
-                watch_topic: str | None = None) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    console = Console(store, grids)
-    producer = AIOKafkaProducer(**conn.aiokafka())
-    await producer.start()
-
-    async def send_event(event: dict[str, Any]) -> None:
-        await producer.send_and_wait(events_topic, key=event["case_id"].encode(), value=orjson.dumps(event))
-
-    async def send_watch(key: str, entry: dict[str, Any] | None) -> None:
-        await producer.send_and_wait(watch_topic, key=key.encode(), value=None if entry is None else orjson.dumps(entry))
-
-    ready = asyncio.Event()
-    follower = asyncio.create_task(follow_alerts(conn, alerts_topic, console, ready))
-    scores = asyncio.create_task(follow_scores(conn, scores_topic, console)) if scores_topic else None
-    watching = asyncio.create_task(follow_watchlist(conn, watch_topic, console)) if watch_topic else None
-    runner = web.AppRunner(make_app(console, send_event, send_watch if watch_topic else None))
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print(f"zhijian console: http://{host}:{port}/ (alerts from {alerts_topic}, case events to {events_topic})",
-          flush=True)
-    try:
-        await follower
-    finally:
-        for task in (scores, watching):
-            if task is not None:
-                task.cancel()
-        await runner.cleanup()
-        await producer.stop()

@@ -18,14 +18,19 @@ per grade, the day last published, records read.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from connectors.kafka.follower import TopicFollower
 from models.contracts.records import InvalidRecord, decode, validate
 from streams.workbench.risk.ledger import InstitutionLedger
 from streams.workbench.risk.score import GRADES, RiskSettings, score_institutions
@@ -117,12 +122,11 @@ def observe(records: list[dict[str, Any]], day: str) -> None:
     DAY.set(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
 
 
-def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int]:
+async def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int]:
     """Partition → the offset the worker's group has committed on ``topic`` (0 when none)."""
-    from kafka.errors import KafkaError
 
     try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
+        offsets = await admin.list_consumer_group_offsets(group)
     except KafkaError:
         return {}  # no coordinator yet: nothing committed
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
@@ -132,82 +136,95 @@ def run(conn: Any, claims_topic: str, alerts_topic: str, scores_topic: str, work
         settings: RiskSettings, pseudonymize: Any, metrics_port: int = 0, idle_close_s: float = 60.0,
         follow_worker: bool = True, stop: Any = None) -> None:
     """Follow the topics and publish (runs until ``stop()`` is true, or forever)."""
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-
     if metrics_port:
         start_http_server(metrics_port, registry=REGISTRY)
-    scorer = RiskScorer(settings, pseudonymize)
-    claims = KafkaConsumer(**conn.kafka_python(), group_id=None, enable_auto_commit=False)
-    alerts = KafkaConsumer(**conn.kafka_python(), group_id=None, enable_auto_commit=False)
-    admin = KafkaAdminClient(**conn.kafka_python())
-    producer = KafkaProducer(**conn.kafka_python(), linger_ms=50)
-    try:
-        claim_tps = _assign(claims, claims_topic)
-        alert_tps = _assign(alerts, alerts_topic)
+    asyncio.run(Publisher(conn, claims_topic, alerts_topic, scores_topic, worker_group, settings, pseudonymize,
+                          idle_close_s, follow_worker).run(stop))
+
+
+class Publisher:
+    """The scorer on the topics: claims read behind the worker, the alerts read to their end before each day is
+    scored, the scores published."""
+
+    def __init__(self, conn: Any, claims_topic: str, alerts_topic: str, scores_topic: str, worker_group: str,
+                 settings: RiskSettings, pseudonymize: Any, idle_close_s: float, follow_worker: bool) -> None:
+        self.conn = conn
+        self.topics = (claims_topic, alerts_topic, scores_topic)
+        self.group = worker_group
+        self.scorer = RiskScorer(settings, pseudonymize)
+        self.idle_close_s = idle_close_s
+        self.follow_worker = follow_worker
+
+    async def run(self, stop: Any = None) -> None:
+        claims_topic, alerts_topic, _ = self.topics
+        admin = AIOKafkaAdminClient(**self.conn.aiokafka())
+        producer = AIOKafkaProducer(**self.conn.aiokafka(), linger_ms=50)
+        await admin.start()
+        await producer.start()
+        try:
+            async with TopicFollower(self.conn, [claims_topic]) as claims, \
+                    TopicFollower(self.conn, [alerts_topic]) as alerts:
+                await self._loop(claims, alerts, admin, producer, stop)
+        finally:
+            await producer.stop()
+            await admin.close()
+
+    async def _loop(self, claims: Any, alerts: Any, admin: Any, producer: Any, stop: Any) -> None:
+        scorer = self.scorer
         last_new = time.monotonic()
         idle_published = ""
         while stop is None or not stop():
-            limits = committed_offsets(admin, worker_group, claims_topic) if follow_worker else None
-            learned = 0
-            for tp, records in claims.poll(timeout_ms=500, max_records=5000).items():
-                limit = None if limits is None else limits.get(tp.partition, 0)
-                for r in records:
-                    if limit is not None and r.offset >= limit:
-                        claims.seek(tp, r.offset)  # not judged by the worker yet: read it again later
-                        break
-                    learned += scorer.claim_record(tp.partition, r.value)
-                    READ.labels("claims").inc()
-            alert_ends = alerts.end_offsets(alert_tps)
-            while any(alerts.position(tp) < alert_ends[tp] for tp in alert_tps):
-                for records in alerts.poll(timeout_ms=500, max_records=5000).values():
-                    for r in records:
-                        scorer.alert_record(r.value)
-                        READ.labels("alerts").inc()
+            limits = await committed_offsets(admin, self.group, self.topics[0]) if self.follow_worker else None
+            learned = await self._read_claims(claims, limits)
+            await self._read_alerts(alerts)
             INSTITUTIONS.set(len(scorer.ledger.days))
             if learned:
                 last_new = time.monotonic()
             day = scorer.complete_day()
             if day is not None and day > scorer.published:
-                _publish(producer, scores_topic, scorer.scores(day, True), day)
+                await _publish(producer, self.topics[2], scorer.scores(day, True), day)
                 scorer.published = day
                 scorer.forget_before(day)
             newest = max(scorer.newest.values(), default="")
             if (newest and newest > scorer.published and newest != idle_published
-                    and time.monotonic() - last_new >= idle_close_s and _caught_up(claims, claim_tps, limits)):
-                _publish(producer, scores_topic, scorer.scores(newest, False), newest)
+                    and time.monotonic() - last_new >= self.idle_close_s and await _caught_up(claims, limits)):
+                await _publish(producer, self.topics[2], scorer.scores(newest, False), newest)
                 idle_published = newest
-    finally:
-        producer.close()
-        admin.close()
-        claims.close()
-        alerts.close()
+
+    async def _read_claims(self, claims: Any, limits: dict[int, int] | None) -> int:
+        """One fetch of claims, none beyond the worker's committed offsets (those are read again later)."""
+        learned = 0
+        fetched = await claims.consumer.getmany(timeout_ms=500, max_records=5000)
+        for tp, records in fetched.items():
+            limit = None if limits is None else limits.get(tp.partition, 0)
+            for r in records:
+                if limit is not None and r.offset >= limit:
+                    claims.consumer.seek(tp, r.offset)  # not judged by the worker yet: read it again later
+                    break
+                learned += self.scorer.claim_record(tp.partition, r.value)
+                READ.labels("claims").inc()
+        return learned
+
+    async def _read_alerts(self, alerts: Any) -> None:
+        """The alert topic read to its end now: the alerts about every claim the worker committed."""
+        ends = await alerts.consumer.end_offsets(alerts.tps)
+        while any([await alerts.consumer.position(tp) < ends[tp] for tp in alerts.tps]):
+            for records in (await alerts.consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for r in records:
+                    self.scorer.alert_record(r.value)
+                    READ.labels("alerts").inc()
 
 
-def _assign(consumer: Any, topic: str) -> list[Any]:
-    from kafka import TopicPartition
-
-    from connectors.errors import ZhijianError
-
-    deadline = time.monotonic() + 30
-    while not consumer.partitions_for_topic(topic):
-        if time.monotonic() > deadline:
-            raise ZhijianError(f"topic {topic} does not exist; create the topics with `zhijian topics`")
-        time.sleep(0.5)
-    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    return tps
+async def _caught_up(claims: Any, limits: dict[int, int] | None) -> bool:
+    ends = await claims.consumer.end_offsets(claims.tps)
+    return all([await claims.consumer.position(tp) >= (ends[tp] if limits is None
+                                                         else min(ends[tp], limits.get(tp.partition, 0)))
+                for tp in claims.tps])
 
 
-def _caught_up(consumer: Any, tps: list[Any], limits: dict[int, int] | None) -> bool:
-    ends = consumer.end_offsets(tps)
-    return all(consumer.position(tp) >= (ends[tp] if limits is None else min(ends[tp], limits.get(tp.partition, 0)))
-               for tp in tps)
-
-
-def _publish(producer: Any, topic: str, records: list[dict[str, Any]], day: str) -> None:
+async def _publish(producer: Any, topic: str, records: list[dict[str, Any]], day: str) -> None:
     for r in records:
-        producer.send(topic, key=r["institution_id"].encode(), value=orjson.dumps(r))
-    producer.flush()
+        await producer.send(topic, key=r["institution_id"].encode(), value=orjson.dumps(r))
+    await producer.flush()
     observe(records, day)
     log.info("published the risk scores of %d institutions for %s", len(records), day)

@@ -1,0 +1,101 @@
+"""The workbench's commands: ``console`` (the web workbench), ``console-user`` (add a user) and ``risk`` (the
+institution risk scorer). Each imports its part of :mod:`streams.workbench` when it runs, so the worker's process
+carries none of the web application."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import ZhijianError
+from connectors.kafka.broker import wait_until_answers
+from streams.cli.common import STATE_DIR, kafka_args, settings_of
+
+
+def register(sub: Any) -> None:
+    co = sub.add_parser("console", help="the workbench: cases from the alert topic, triaged in a browser")
+    kafka_args(co)
+    co.add_argument("--host", default="127.0.0.1")
+    co.add_argument("--port", type=int, default=8480)
+    co.add_argument("--db", default=str(STATE_DIR / "console.db"), help="SQLite store of users and case events")
+    co.add_argument("--grids", metavar="TOML", help="region → grid 网格 table ([grids] \"310101\" = \"Huangpu\"): cases "
+                                                    "go to the grid of their region")
+    co.set_defaults(func=cmd_console)
+
+    cu = sub.add_parser("console-user", help="add or replace a workbench user (password from "
+                                             "$ZHIJIAN_CONSOLE_PASSWORD or a prompt)")
+    cu.add_argument("name")
+    cu.add_argument("--role", required=True, choices=("analyst", "operator", "supervisor"))
+    cu.add_argument("--db", default=str(STATE_DIR / "console.db"))
+    cu.set_defaults(func=cmd_console_user)
+
+    rs = sub.add_parser("risk", help="the institution risk score: follow the claims and alerts, publish every "
+                                     "institution's score and grade each day to zhijian.institution-scores")
+    kafka_args(rs)
+    rs.add_argument("--metrics-port", type=int, default=9465, help="Prometheus endpoint (0: none; default 9465)")
+    rs.add_argument("--idle-close", type=float, default=60.0, metavar="SECONDS",
+                    help="publish the newest, incomplete day after this long without new claims (default 60)")
+    rs.add_argument("--no-follow-worker", action="store_true",
+                    help="read the claims to their end instead of up to the worker's committed offsets")
+    rs.set_defaults(func=cmd_risk)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.workbench.store import Store, StoreError
+    from streams.workbench.web import serve
+
+    settings = settings_of(args)
+    try:
+        store = Store(args.db)
+    except StoreError as e:
+        raise ZhijianError(f"--db: {e}") from None
+    if store.users() == 0:
+        raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
+    grids = _grids(args.grids) if args.grids else {}
+    wait_until_answers(settings.kafka, timeout=30)
+    asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
+                      args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist")))
+    return 0
+
+
+def _grids(path: str) -> dict[str, str]:
+    try:
+        grids = tomllib.loads(Path(path).read_text()).get("grids", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ZhijianError(f"--grids {path}: {e}; give a TOML file with a [grids] table, region = grid") from None
+    if not isinstance(grids, dict) or not all(isinstance(v, str) for v in grids.values()):
+        raise ZhijianError(f"--grids {path}: the [grids] table maps a region code to a grid name")
+    return grids
+
+
+def cmd_console_user(args: argparse.Namespace) -> int:
+    from streams.workbench.store import Store, StoreError, _redacted, is_url
+
+    password = os.environ.get("ZHIJIAN_CONSOLE_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    try:
+        Store(args.db).add_user(args.name, args.role, password)
+    except StoreError as e:
+        raise ZhijianError(f"{e}") from None
+    print(f"user {args.name} ({args.role}) saved in {_redacted(args.db) if is_url(args.db) else args.db}")
+    return 0
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    from models.contracts.pseudonym import Pseudonymizer
+    from streams.workbench.risk.score import RiskSettings
+    from streams.workbench.risk.scorer import run
+
+    settings = settings_of(args)
+    risk = settings.section("risk", RiskSettings)
+    wait_until_answers(settings.kafka, timeout=30)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(settings.kafka, settings.topic("claims"), settings.topic("alerts"), settings.topic("institution-scores"),
+        settings.worker.app_id, risk, Pseudonymizer.from_env(), metrics_port=args.metrics_port,
+        idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker)
+    return 0
