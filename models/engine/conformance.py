@@ -1,5 +1,9 @@
 """Conformance checks every keyed detector passes, in the spirit of river's ``checks``.
 
+The suite (``tests/test_conformance.py``) finds every detector in the registry by itself and runs it over a
+simulated region as the detector's own :meth:`~models.engine.detector.KeyedDetector._conformance_params` ask
+(:class:`Params`: how many days, only its own scenarios, a watch list to read).
+
 Each check runs a detector over the same events in two ways that must not differ, and
 compares the alerts by (detector, alert id, status):
 
@@ -31,6 +35,7 @@ stream that goes on would eventually do, so that timers due by then have fired i
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import orjson
@@ -38,9 +43,38 @@ import orjson
 from models.contracts.alert import Alert, Source
 from models.contracts.records import free_text_fields
 from models.engine.detector import EMPTY, KeyedDetector
+from models.engine.rekey import Forwarder, Receiver
 from models.engine.runtime import Runtime
 
 Events = list[tuple[dict[str, Any], Source]]
+
+
+@dataclass(frozen=True)
+class Params:
+    """What a detector asks of the conformance suite (its ``_conformance_params()``)."""
+
+    #: days of the simulated region to run it over
+    days: float = 4.0
+    #: only the scenarios planted for it: a pattern that takes weeks to show would otherwise raise nothing
+    own_scenarios: bool = False
+    #: (entity kind, event field) of a provider one in fifty of whom the watch lists exclude, for a rule that
+    #: alerts on excluded providers only
+    excluded: tuple[str, str] | None = None
+
+    def tables(self, events: Events, tables: Mapping[str, Mapping[str, Any]] = EMPTY,
+               every: int = 50) -> Mapping[str, Mapping[str, Any]]:
+        """The reference data the run needs: ``tables`` and, with ``excluded``, a watch list naming the provider of
+        one event in ``every``."""
+        if self.excluded is None:
+            return tables
+        kind, field = self.excluded
+        listed = {f"{kind}:{e[field]}": {"list": "excluded"} for e, _ in events[::every]}
+        return {**tables, "watchlist": listed}
+
+
+def params_of(cls: type[KeyedDetector]) -> Params:
+    """The detector's conformance parameters (unknown ones are refused)."""
+    return Params(**cls._conformance_params())
 
 
 def _ids(alerts: Iterable[Alert]) -> set[tuple[str, str, str]]:
@@ -110,8 +144,6 @@ def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids 
 
 def check_rekeyed(factory: Callable[[], KeyedDetector], events: Events, source_key: Callable[[dict], str],
                   want: Ids | None = None, sources: int = 3, targets: int = 2) -> None:
-    from models.engine.rekey import Forwarder, Receiver
-
     parts: list[Events] = [[] for _ in range(sources)]
     for event, source in events:
         p = zlib.crc32(source_key(event).encode()) % sources

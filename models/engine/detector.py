@@ -90,3 +90,11 @@ class KeyedDetector:
 
     def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
         return []
+
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        """How the conformance suite exercises this detector, as river's ``_unit_test_params`` says how its
+        checks build an estimator: the fields of :class:`models.engine.conformance.Params` (``days`` of the
+        simulated region, ``own_scenarios`` for a pattern that takes weeks to show, ``excluded`` for a rule that
+        reads the watch lists). Override it where the defaults would prove little."""
+        return {}

@@ -18,12 +18,16 @@ import importlib
 import inspect
 import pkgutil
 from functools import cache
-from typing import Any
+from typing import Any, Callable
+
+from models.engine.rekey import group_name
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")
 #: The entity each stream's topic is partitioned by: detectors keyed by it run where the events are read;
 #: detectors keyed by another entity are re-keyed through a repartition topic (:mod:`models.engine.rekey`).
 PARTITION_ENTITY = {"prescription": "patient", "claim": "patient", "waste": "manifest", "telemetry": "device"}
+#: The event field holding that entity once the worker has read the event (the patient's pseudonym, ``patient``).
+PARTITION_FIELD = {"prescription": "patient", "claim": "patient", "waste": "manifest_id", "telemetry": "device_id"}
 PACKAGES = ("models.rules.prescription", "models.rules.claims", "models.rules.waste", "models.rules.coldchain")
 
 
@@ -65,9 +69,18 @@ def build(configs: dict[str, Any]) -> dict[str, list[Any]]:
 def groups() -> dict[str, str]:
     """Re-keyed group (``claim-by-doctor``) → its stream, for every detector keyed by another entity than
     its stream's partition key."""
-    from models.engine.rekey import group_name
 
     return {group_name(d.stream, d.key): d.stream for d in detector_classes() if rekeyed(d)}
+
+
+def partition_key(stream: str) -> Callable[[dict[str, Any]], str]:
+    """The key a stream's topic is partitioned by, read from an event.
+
+    >>> partition_key("waste")({"manifest_id": "M1", "event_type": "generated"})
+    'M1'
+    """
+    field = PARTITION_FIELD[stream]
+    return lambda event: str(event[field])
 
 
 def rekeyed(detector: Any) -> bool:

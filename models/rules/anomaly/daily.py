@@ -64,6 +64,12 @@ class DailyChart(KeyedDetector):
     #: A learned normal is worth keeping through a long pause (a site closed for a season): 90 days.
     retention_s: ClassVar[float] = 90 * DAY_S
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # a chart learns each entity's normal over weeks before it judges a day: three weeks of only its own
+        # scenarios
+        return {"days": 21, "own_scenarios": True}
+
     def values(self, event: dict[str, Any]) -> dict[str, float] | None:
         """What this event adds to its day; None when it does not count."""
         raise NotImplementedError

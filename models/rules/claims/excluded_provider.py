@@ -58,6 +58,11 @@ class ExcludedProviderDetector(KeyedDetector):
     Limits = ExcludedProviderLimits  # its configuration section [claim.excluded_provider]
     key = None  # judges each claim alone, against the list every worker holds
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # it alerts only on a provider the watch lists exclude: the suite lists one doctor in fifty
+        return {"excluded": ("doctor", "doctor_id")}
+
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if not self.limits.enabled or not ctx.reference.get("watchlist"):
             return []

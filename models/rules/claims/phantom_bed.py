@@ -48,6 +48,12 @@ class PhantomBedDetector(KeyedDetector):
     Limits = PhantomBedRules  # its configuration section [claim.phantom_bed]
     key, key_field = "patient", "patient"
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # an outpatient settlement inside an inpatient stay shows when the stay is billed, at discharge: three weeks
+        # of only its own scenarios
+        return {"days": 21, "own_scenarios": True}
+
     def __init__(self, rules: PhantomBedRules | None = None) -> None:
         super().__init__(rules)
         self.rules = self.limits

@@ -96,6 +96,12 @@ class SplitAdmissionDetector(KeyedDetector):
     Limits = ReadmissionRules  # its configuration section [claim.split_admission]
     key, key_field = "patient", "patient"
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # a readmission is billed at its discharge, weeks after the first stay: three weeks of only its own
+        # scenarios
+        return {"days": 21, "own_scenarios": True}
+
     def __init__(self, rules: ReadmissionRules | None = None) -> None:
         super().__init__(rules)
         self.rules = self.limits

@@ -76,6 +76,12 @@ class DoctorShoppingDetector(KeyedDetector):
     Limits = ShoppingLimits  # its configuration section [prescription.duplicate_overlap]
     key, key_field = "patient", "patient"
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # overlapping fills of the same drug from several prescribers accumulate over weeks: three weeks of only its
+        # own scenarios
+        return {"days": 21, "own_scenarios": True}
+
     def __init__(self, limits: ShoppingLimits | None = None) -> None:
         super().__init__(limits)
         self._classes = set(self.limits.classes)

@@ -37,6 +37,11 @@ class ExcludedPrescriberDetector(KeyedDetector):
     Limits = ExcludedPrescriberLimits  # its configuration section [prescription.excluded_prescriber]
     key = None  # judges each prescription alone, against the list every worker holds
 
+    @classmethod
+    def _conformance_params(cls) -> dict[str, Any]:
+        # it alerts only on a provider the watch lists exclude: the suite lists one prescriber in fifty
+        return {"excluded": ("prescriber", "prescriber_id")}
+
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         if not self.limits.enabled or not ctx.reference.get("watchlist"):
             return []
