@@ -10,7 +10,7 @@ import pytest
 
 from connectors.kafka.topics import topic_specs
 from models.contracts.alert import Source
-from models.contracts.records import validate
+from models.contracts.records import event_id, validate
 from models.engine import conformance
 from models.engine.detector import KeyedDetector
 from models.rules import registry
@@ -34,7 +34,7 @@ def stream_events(stream: str, scenarios: tuple[str, ...] | None = None, days: f
         event = validate(stream, event)
         if "patient_id" in event:
             event["patient"] = "P" + event.pop("patient_id")
-        out.append((event, Source(topic, 0, offset, key)))
+        out.append((event, Source(topic, 0, offset, event_id(stream, event))))
     return tuple(out)
 
 

@@ -142,6 +142,21 @@ def decode(raw: bytes | None) -> list[Any]:
     raise InvalidRecord("not_an_object", f"expected a JSON object or array, got {type(value).__name__}")
 
 
+def event_id(stream: str, event: dict[str, Any]) -> str:
+    """The identity of an event within its stream: what an alert's evidence names, what a detector counts once.
+
+    >>> event_id("waste", {"manifest_id": "M1", "event_type": "received"}), event_id("claim", {"claim_id": "C9"})
+    ('M1/received', 'C9')
+    """
+    if stream == "prescription":
+        return event["prescription_id"]
+    if stream == "claim":
+        return event["claim_id"]
+    if stream == "waste":
+        return f"{event['manifest_id']}/{event['event_type']}"
+    return f"{event['device_id']}@{event['event_time']}"
+
+
 def parse_time(text: str) -> datetime:
     """ISO 8601 date-time → aware datetime (naive input is taken as UTC)."""
     t = datetime.fromisoformat(text)

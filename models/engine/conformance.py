@@ -13,9 +13,10 @@ compares the alerts by (detector, alert id, status):
 * :func:`check_split` — the events split by the detector's key over several partitions, each
   with its own runtime (as several workers would hold them), give exactly the alerts of one;
 * :func:`check_rekeyed` — for a detector keyed by another entity than its stream's partition key:
-  the events split over input partitions by *that* key, forwarded through repartition envelopes
-  (:mod:`models.engine.rekey`) delivered interleaved, some twice, to receivers one of which is restored
-  from a snapshot mid-stream, give exactly the alerts of one plain run;
+  the events split over input partitions by *that* key and forwarded through repartition envelopes
+  (:mod:`models.engine.rekey`) under several layouts of a worker group (:class:`Layout`: partitions read
+  one after another or at random speeds, checkpoints and offset commits on both sides, owners killed and
+  replaced from their last checkpoint) give exactly the alerts of one plain run;
 * :func:`check_no_free_text` — with every free-text field of the contract (a drug's name, a
   long-term reason) replaced by a marker, no alert carries the marker: reasons and numbers hold
   codes and numbers only.
@@ -34,6 +35,7 @@ stream that goes on would eventually do, so that timers due by then have fired i
 """
 from __future__ import annotations
 
+import random
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -143,47 +145,113 @@ def check_split(factory: Callable[[], KeyedDetector], events: Events, want: Ids 
 
 
 def check_rekeyed(factory: Callable[[], KeyedDetector], events: Events, source_key: Callable[[dict], str],
-                  want: Ids | None = None, sources: int = 3, targets: int = 2) -> None:
-    parts: list[Events] = [[] for _ in range(sources)]
-    for event, source in events:
-        p = zlib.crc32(source_key(event).encode()) % sources
-        parts[p].append((event, source._replace(partition=p, offset=len(parts[p]))))
-    forwarders = [Forwarder([factory()], "input", p, targets) for p in range(sources)]
-    receivers = [Receiver([factory()], sources) for _ in range(targets)]
-    alerts: list[Alert] = []
-    sent: list[tuple[int, dict[str, Any]]] = []
-
-    def deliver(envelopes: list[tuple[int, dict[str, Any]]]) -> None:
-        for target, envelope in envelopes:
-            envelope = orjson.loads(orjson.dumps(envelope))  # what a repartition topic would carry
-            alerts.extend(receivers[target].receive(envelope))
-            sent.append((target, envelope))
-
-    step, cursor = 0, [0] * sources
-    while any(cursor[p] < len(parts[p]) for p in range(sources)):  # sources read at uneven speeds
-        for p in range(sources):
-            n = 1 + (step * (p + 2)) % 40
-            for event, source in parts[p][cursor[p]:cursor[p] + n]:
-                forwarders[p].add(dict(event), source)
-            cursor[p] += n
-            if step % (p + 2) == 0:
-                deliver(forwarders[p].flush())
-        step += 1
-        if step % 17 == 0 and sent:
-            deliver(sent[-3:])  # a worker died after forwarding, before its commit: sent again
-        if step == 29:  # the owner of target 0 dies: its successor restores the checkpoint
-            snapshot = orjson.loads(orjson.dumps(receivers[0].runtime.snapshot()))
-            receivers[0] = Receiver([factory()], sources)
-            receivers[0].runtime.restore(snapshot)
-    end = _end(events)
-    for f in forwarders:
-        f.watermark = end  # the stream goes on: every source moves past the last event
-        deliver(f.flush())
-    for r in receivers:
-        assert not r.runtime.failures, r.runtime.failures
-    got = _ids(alerts)
+                  want: Ids | None = None, sources: int = 3, targets: int = 2, schedules: int = 6) -> None:
+    """The re-keyed path under ``schedules`` seeded layouts of a worker group (:class:`Layout`); each must give the
+    alerts of one plain run."""
     want = reference(factory, events) if want is None else want
-    assert got == want, f"re-keying changed the alerts: {sorted(got ^ want)[:5]}"
+    for seed in range(schedules):
+        got = Layout(factory, events, source_key, sources, targets, seed).run()
+        assert got == want, f"re-keying changed the alerts (schedule {seed}): {sorted(got ^ want)[:5]}"
+
+
+class Layout:
+    """A pure model of a worker group over the re-keyed path, one seeded schedule of it: the events split by the
+    stream's partition key over ``sources`` input partitions, in records of a few events; the input partitions
+    read in turn at uneven speeds — schedule 0 reads each whole before the next, the others take random chunks;
+    forwarders flushed at checkpoints (with the idle mark once their partition is read to its end), the envelopes
+    kept on ``targets`` repartition logs (through JSON, as Kafka carries them) and read by receivers at their own
+    speeds; checkpoints and offset commits on both sides as the worker makes them (the offsets chosen before the
+    state is captured); and, in odd schedules, input and receiver owners killed at random and replaced from their
+    last checkpoint and committed offset."""
+
+    def __init__(self, factory: Callable[[], KeyedDetector], events: Events, source_key: Callable[[dict], str],
+                 sources: int, targets: int, seed: int) -> None:
+        self.factory, self.sources, self.targets = factory, sources, targets
+        self.rng = random.Random(seed)
+        self.sequential, self.kills = seed == 0, seed % 2 == 1
+        self.records: list[list[list[tuple[dict[str, Any], Source]]]] = [[] for _ in range(sources)]
+        for event, source in events:
+            p = zlib.crc32(source_key(event).encode()) % sources
+            part = self.records[p]
+            if not part or len(part[-1]) >= 1 + zlib.crc32(source.event_id.encode()) % 6:
+                part.append([])
+            part[-1].append((event, source._replace(partition=p, offset=len(part) - 1)))
+        self.logs: list[list[dict[str, Any]]] = [[] for _ in range(targets)]
+        self.forwarders = [Forwarder([factory()], "input", p, targets) for p in range(sources)]
+        self.read = [0] * sources  # next input offset to read
+        self.applied = [-1] * sources  # the input state: last offset applied
+        self.checkpointed = [(-1, 0)] * sources  # (applied, committed offset) at the last checkpoint
+        self.receivers = [Receiver([factory()], sources) for _ in range(targets)]
+        self.taken = [0] * targets  # next envelope to read
+        self.saved = [(self.receivers[r].runtime.snapshot(), 0) for r in range(targets)]
+        self.alerts: list[Alert] = []
+
+    def _input(self, p: int, n: int) -> None:
+        for _ in range(n):
+            if self.read[p] >= len(self.records[p]):
+                return
+            offset = self.read[p]
+            self.read[p] += 1
+            if offset <= self.applied[p]:
+                continue  # in the restored state already: skipped
+            for event, source in self.records[p][offset]:
+                self.forwarders[p].add(dict(event), source)
+            self.applied[p] = offset
+
+    def _checkpoint_input(self, p: int) -> None:
+        chosen = self.read[p]  # the offsets are chosen before the state is captured
+        for target, envelope in self.forwarders[p].flush(idle=self.read[p] >= len(self.records[p])):
+            self.logs[target].append(orjson.loads(orjson.dumps(envelope)))
+        self.checkpointed[p] = (self.applied[p], chosen)
+
+    def _receive(self, r: int, n: int) -> None:
+        for _ in range(n):
+            if self.taken[r] >= len(self.logs[r]):
+                return
+            self.alerts += self.receivers[r].receive(self.logs[r][self.taken[r]])
+            self.taken[r] += 1
+        assert not self.receivers[r].runtime.failures, self.receivers[r].runtime.failures
+
+    def _checkpoint_receiver(self, r: int) -> None:
+        chosen = self.taken[r]
+        self.saved[r] = (orjson.loads(orjson.dumps(self.receivers[r].runtime.snapshot())), chosen)
+
+    def _kill(self) -> None:
+        if self.rng.random() < 0.5:
+            p = self.rng.randrange(self.sources)
+            self.forwarders[p] = Forwarder([self.factory()], "input", p, self.targets)
+            self.applied[p], self.read[p] = self.checkpointed[p]
+        else:
+            r = self.rng.randrange(self.targets)
+            self.receivers[r] = Receiver([self.factory()], self.sources)
+            snapshot, self.taken[r] = self.saved[r]
+            self.receivers[r].runtime.restore(snapshot)
+
+    def run(self) -> Ids:
+        rng = self.rng
+        while (any(self.read[p] < len(self.records[p]) for p in range(self.sources))
+               or any(self.taken[r] < len(self.logs[r]) for r in range(self.targets))):
+            busy = [p for p in range(self.sources) if self.read[p] < len(self.records[p])]
+            if busy:
+                p = busy[0] if self.sequential else rng.choice(busy)
+                self._input(p, 10**9 if self.sequential else rng.randint(1, 40))
+                if self.sequential or rng.random() < 0.4:
+                    self._checkpoint_input(p)
+            r = rng.randrange(self.targets)
+            self._receive(r, rng.randint(0, 30))
+            if rng.random() < 0.4:
+                self._checkpoint_receiver(r)
+            if self.kills and rng.random() < 0.05:
+                self._kill()
+            if not busy:
+                for q in range(self.sources):
+                    self._checkpoint_input(q)
+        end = max(e["_t"] for part in self.records for record in part for e, _ in record) + 1e-6
+        for f in self.forwarders:
+            f.watermark = end  # the stream goes on: every source moves past the last event
+            for target, envelope in f.flush(idle=True):
+                self.alerts += self.receivers[target].receive(orjson.loads(orjson.dumps(envelope)))
+        return _ids(self.alerts)
 
 
 #: What :func:`check_no_free_text` writes into every free-text field.

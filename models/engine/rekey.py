@@ -21,8 +21,19 @@ received.
   detectors' state.
 
 Each forwarded event carries its input offset and its place in that record (an input record is an
-envelope of many events), so "already applied" is exact however the envelopes were cut. Until every source partition has been heard from, the watermark waits (at most
-``startup_wait_s`` of event time, for a source partition that never receives anything).
+envelope of many events), so "already applied" is exact however the envelopes were cut.
+
+**Idle sources.** Until every source partition has been heard from, the watermark waits — however far the others
+have got: a day closed before a slow source's events of it arrived would drop them, and which source is slow
+depends on the layout and its timing (the defect of 2026-11-28: during a catch-up one source ran two days ahead of
+another not yet heard, an event-time "startup wait" let the days close, the second source's events of them were
+late, and a waste chart learned a different normal in each layout). A source that has nothing to send — its input
+partition read to its log end, or empty — says so: the worker flushes its forwarder with ``idle=True``, and the
+receiver leaves an idle source out of the slowest-source rule while another is busy. An idle source's events all
+went out with it, so nothing it holds is late; data written later is at least as new as what the others have
+read, as long as each stream is written in event-time order. When every source is idle, the watermark is the
+slowest one's again. Replays of existing data therefore close the same days in every layout; only live data that
+reaches a partition hours after the others' can be late (and is not counted, like any event past its day's grace).
 
 >>> from models.contracts.alert import Source
 >>> from models.engine.detector import KeyedDetector
@@ -48,6 +59,10 @@ envelope of many events), so "already applied" is exact however the envelopes we
 >>> claim(1, 1, "H2", 90500.0)
 >>> deliver()
 [('H1', 0, 2)]
+>>> rcv[0].watermark(), rcv[0].receive(fwd[1].flush(idle=True)[0][1])   # source 1 read to its end: it waits
+(90000.0, [])
+>>> rcv[0].watermark()                         # for nobody while source 0 reads on
+90000.0
 >>> fwd[1] = Forwarder([Busy()], "zhijian.claims", 1, targets=2)   # its worker died; the next one
 >>> claim(1, 1, "H2", 90500.0); deliver()      # reads offset 1 again: already applied, not counted
 []
@@ -63,11 +78,6 @@ from models.contracts.alert import Alert, Source
 from models.engine.detector import KeyedDetector
 from models.engine.flood import AlertCap
 from models.engine.runtime import HOLD_CLOCK, PerPartition, Runtime
-
-#: How long the watermark waits for a source partition never heard from (event time): a worker's
-#: first fetches may bring a day of one partition before another's first record.
-STARTUP_WAIT_S = 2 * 86400.0
-
 
 def target_partition(key: str, partitions: int) -> int:
     """The repartition topic's partition of an entity key (stable across processes and versions)."""
@@ -96,6 +106,7 @@ class Forwarder:
         self.watermark: float | None = None
         self._buffers: dict[int, list[list[Any]]] = {}
         self._sent_watermark: float | None = None
+        self._sent_idle: bool | None = None
         self._record = (-1, -1)  # (offset, events of it seen): an event's place in its record
 
     #: Envelopes hold at most this many events (a few hundred kB projected; far below Kafka's record limit).
@@ -120,10 +131,11 @@ class Forwarder:
     def pending(self) -> int:
         return sum(len(b) for b in self._buffers.values())
 
-    def flush(self) -> list[tuple[int, dict[str, Any]]]:
-        """(target partition, envelope) to send: every buffered event, and — when the watermark moved
-        since the last flush — an envelope to every target partition carrying it."""
-        moved = self.watermark is not None and self.watermark != self._sent_watermark
+    def flush(self, idle: bool = False) -> list[tuple[int, dict[str, Any]]]:
+        """(target partition, envelope) to send: every buffered event, and — when the watermark moved or the
+        source became idle or busy since the last flush — an envelope to every target partition saying so.
+        ``idle``: the input partition is read to its log end (see the module)."""
+        moved = (self.watermark is not None and self.watermark != self._sent_watermark) or idle != self._sent_idle
         targets = range(self.targets) if moved else sorted(self._buffers)
         out = []
         for target in targets:
@@ -135,8 +147,9 @@ class Forwarder:
                 last = i == chunks[-1]
                 out.append((target, {"topic": self.topic, "source": self.partition,
                                      "watermark": self.watermark if last else self._sent_watermark,
-                                     "events": events[i:i + self.MAX_EVENTS]}))
+                                     "idle": idle and last, "events": events[i:i + self.MAX_EVENTS]}))
         self._sent_watermark = self.watermark
+        self._sent_idle = idle
         return out
 
 
@@ -144,20 +157,18 @@ class Receiver:
     """At one repartition partition: applies envelopes to a runtime of the re-keyed detectors, once each,
     and moves its watermark to the slowest source's."""
 
-    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, startup_wait_s: float = STARTUP_WAIT_S,
-                 cap: AlertCap | None = None) -> None:
+    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, cap: AlertCap | None = None) -> None:
         self.runtime = Runtime(detectors, external_watermark=True, cap=cap)
         self.sources = sources
-        self.startup_wait_s = startup_wait_s
 
     def _heard(self) -> dict[str, list[Any]]:
-        # source partition → [watermark, offset and index of the last event applied]
+        # source partition → [watermark, offset and index of the last event applied, idle]
         return self.runtime.meta.setdefault("sources", {})
 
     def receive(self, envelope: dict[str, Any]) -> list[Alert]:
         heard = self._heard()
         src = str(envelope["source"])
-        wm, last_offset, last_index = heard.get(src, [None, -1, -1])
+        wm, last_offset, last_index = heard.get(src, [None, -1, -1])[:3]
         alerts: list[Alert] = []
         topic, partition = envelope["topic"], envelope["source"]
         for offset, index, event_id, record_time, event in envelope["events"]:
@@ -168,21 +179,22 @@ class Receiver:
         w = envelope["watermark"]
         if w is not None and (wm is None or w > wm):
             wm = w
-        if "first" not in self.runtime.meta and wm is not None:
-            self.runtime.meta["first"] = wm
-        heard[src] = [wm, last_offset, last_index]
+        heard[src] = [wm, last_offset, last_index, bool(envelope.get("idle"))]
         self.runtime.touch()
         alerts += self.runtime.advance(self.watermark())
         return alerts
 
     def watermark(self) -> float:
-        """The slowest source partition's watermark (−∞ while one has not been heard from, for a while)."""
-        marks = [wm for wm, _, _ in self._heard().values() if wm is not None]
-        if not marks:
+        """The slowest busy source partition's watermark; the slowest of all when every source is idle; −∞ while
+        one has not been heard from."""
+        heard = self._heard()
+        if len(heard) < self.sources:
             return float("-inf")
-        if len(marks) < self.sources and max(marks) - self.runtime.meta.get("first", max(marks)) < self.startup_wait_s:
-            return float("-inf")
-        return min(marks)
+        busy = [s[0] for s in heard.values() if not (len(s) > 3 and s[3])]
+        if busy:
+            return float("-inf") if None in busy else min(busy)
+        marks = [s[0] for s in heard.values() if s[0] is not None]
+        return min(marks) if marks else float("-inf")
 
     # -- what the state store and the checkpoints see: the runtime's
 
@@ -214,22 +226,37 @@ class Rekeying:
 
     def process(self, event: dict[str, Any], source: Source) -> list[Alert]:
         """Hand a valid event of an input partition to the forwarders (it raises no alert here)."""
-        for group, detectors in self.groups.items():
+        for group in self.groups:
             f = self.forwarders.get((group, source.partition))
             if f is None:
-                f = self.forwarders[(group, source.partition)] = Forwarder(detectors, self.topic, source.partition,
-                                                                           self.partitions)
+                f = self._forwarder(group, source.partition)
             f.add(event, source)
         return []
+
+    def _forwarder(self, group: str, partition: int) -> Forwarder:
+        f = self.forwarders[(group, partition)] = Forwarder(self.groups[group], self.topic, partition, self.partitions)
+        return f
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """The input partitions this worker reads: each gets its forwarders now, so that an empty partition too
+        tells the receivers it is idle."""
+        for p in partitions:
+            for group in self.groups:
+                if (group, p) not in self.forwarders:
+                    self._forwarder(group, p)
 
     def drop(self, partitions: Iterable[int]) -> None:
         gone = set(partitions)
         for k in [k for k in self.forwarders if k[1] in gone]:
             del self.forwarders[k]
 
-    def flush(self) -> list[tuple[str, int, dict[str, Any]]]:
-        """(group, target partition, envelope) of everything to forward now."""
-        return [(group, target, env) for (group, _), f in self.forwarders.items() for target, env in f.flush()]
+    def flush(self, idle: Any = lambda partition: False) -> list[tuple[str, int, dict[str, Any]]]:
+        """(group, target partition, envelope) of everything to forward now; ``idle(partition)``: whether that input
+        partition is read to its log end."""
+        out = []
+        for (group, partition), f in self.forwarders.items():
+            out += [(group, target, env) for target, env in f.flush(idle(partition))]
+        return out
 
 
 class PartitionedReceiver(PerPartition):

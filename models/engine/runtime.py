@@ -273,7 +273,7 @@ class Runtime:
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.watermark = _t(snapshot["watermark"])
         self._next_sweep = _t(snapshot.get("next_sweep"))
-        self.meta = dict(snapshot.get("meta") or {})
+        self.meta = orjson.loads(orjson.dumps(snapshot.get("meta") or {}))  # its own copy: a snapshot may be restored again
         for value in snapshot["entries"]:
             self.put(value)
 

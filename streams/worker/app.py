@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from connectors.kafka.topics import KEY_FIELD
 from models.contracts.alert import Alert
@@ -90,13 +91,15 @@ class Worker:
         self.consumed = {**self.inputs, **self.group_topics}  # stream or group → the topic it reads
         self.app.checkpoint = Checkpoint(settings.kafka, {**self.plan.runtimes, **self.plan.receivers},
                                          self.consumed, settings.worker.app_id, self.plan.rekeying,
-                                         durable=settings.worker.durable_state, report=metrics.checkpointed)
+                                         durable=settings.worker.durable_state, report=metrics.checkpointed,
+                                         caught_up=self.caught_up)
         self.checkpoint = self.app.checkpoint
         self.pseudonymize = Pseudonymizer.from_env()
         self.plan.reference.pseudonymize = self.pseudonymize  # beneficiaries kept under the claims' pseudonyms
         self.reference_ready = asyncio.Event()  # set once the reference topics are read to their end at start
         self.observer = Observer()
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
+        self.positions: dict[tuple[str, int], int] = {}  # the same, asked of the consumer before any record came
         self.reported: set[tuple[str, int]] = set()  # partitions with a lag series
         self.alerts_topic = self.app.topic(settings.topic("alerts"), **RAW)
         self.dead_topic = self.app.topic(settings.topic("deadletter"), **RAW)
@@ -212,6 +215,17 @@ class Worker:
         process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
         return process
 
+    def caught_up(self, topic: str, partition: int) -> bool:
+        """Whether this worker has processed an owned partition to its log end (its high watermark as of the last
+        fetch): its re-keyed events have all gone out, and the receivers need not wait for it."""
+        key = (topic, partition)
+        position = self.processed.get(key, self.positions.get(key))
+        try:
+            high = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:  # noqa: BLE001 — not fetched yet, or being revoked: not known to be caught up
+            return False
+        return position is not None and high is not None and position >= high
+
     async def _reference_read(self, wait_s: float) -> None:
         """Wait, once, until the reference topics are read to their end (Kafka Streams bootstraps a global table
         before it processes): a claim is judged against the beneficiaries published before it."""
@@ -234,6 +248,7 @@ class Worker:
         app.on_partitions_assigned.connect(self.on_assignment)
         app.timer(interval=30.0)(self.reconcile)
         app.timer(interval=5.0)(self.report_lag)
+        app.timer(interval=1.0)(self.read_positions)
 
     async def mark_up(self) -> None:
         metrics.UP.set(1)
@@ -275,9 +290,23 @@ class Worker:
         now_owned = {(tp.topic, tp.partition) for tp in assigned}
         for key in set(self.processed) - now_owned:
             self.processed.pop(key, None)
+        self.positions.clear()
         for key in self.reported - now_owned:
             self.reported.discard(key)
             _forget_lag(*key)
+
+    async def read_positions(self) -> None:
+        """The consumer's position in each owned input partition nothing has come from yet (an empty one, or one
+        read to its end before this assignment): what :meth:`caught_up` compares with the high watermark."""
+        for tp in self.app.consumer.assignment():
+            key = (tp.topic, tp.partition)
+            if tp.topic in self.inputs.values() and key not in self.processed:
+                try:
+                    position = await self.app.consumer.position(tp)
+                except Exception:  # noqa: BLE001 — being revoked: asked again next second
+                    continue
+                if position is not None:
+                    self.positions[key] = position
 
     async def reconcile(self) -> None:
         """Every record read ends as events judged or refused: the counters must agree."""

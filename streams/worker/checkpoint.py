@@ -67,7 +67,8 @@ class Checkpoint:
 
     def __init__(self, conn: KafkaConnection, stores: dict[str, Any], store_topics: dict[str, str], app_id: str,
                  rekeying: dict[str, Rekeying] | None = None, durable: bool = True,
-                 report: Callable[[Report], None] = lambda report: None) -> None:
+                 report: Callable[[Report], None] = lambda report: None,
+                 caught_up: Callable[[str, int], bool] = lambda topic, partition: False) -> None:
         self.conn = conn
         self.all_stores = stores
         self.stores = stores if durable else {}  # nothing checkpointed or restored when not durable
@@ -77,6 +78,8 @@ class Checkpoint:
         self.rekeying = rekeying or {}
         self.repartition = {group: repartition_name(app_id, group) for r in self.rekeying.values() for group in r.groups}
         self.report = report
+        #: whether an input partition is read to its log end: its forwarders then tell the receivers it is idle
+        self.caught_up = caught_up
         #: held by an agent while it handles one record and sends what it caused: the state is captured only
         #: between records, so a captured state never holds a record whose alerts are not yet sent
         self.boundary = asyncio.Lock()
@@ -93,9 +96,10 @@ class Checkpoint:
         """(topic, partition, records) of the envelopes to forward and of the state changes; call between two
         records."""
         forward: Captured = []
-        for rekeying in self.rekeying.values():
+        for stream, rekeying in self.rekeying.items():
             per_target: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
-            for group, target, envelope in rekeying.flush():
+            topic = self.store_topics[stream]
+            for group, target, envelope in rekeying.flush(lambda p, topic=topic: self.caught_up(topic, p)):
                 per_target.setdefault((self.repartition[group], target), []).append((b"", orjson.dumps(envelope)))
             forward += [(topic, p, records) for (topic, p), records in per_target.items()]
         out: Captured = []
@@ -165,6 +169,7 @@ class Checkpoint:
         for stream, r in self.rekeying.items():
             owned = {tp.partition for tp in assigned if tp.topic == self.store_topics[stream]}
             r.drop([p for _, p in list(r.forwarders) if p not in owned])
+            r.own(owned)  # an empty partition's forwarders too: the receivers learn it is idle
 
 
 async def _send(producer: Any, captured: Captured) -> int:

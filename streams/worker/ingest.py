@@ -14,20 +14,10 @@ from typing import Any, Callable, Protocol
 import orjson
 
 from models.contracts.alert import Alert, Source
-from models.contracts.records import InvalidRecord, decode, validate
+from models.contracts.records import InvalidRecord, decode, event_id, validate
 from models.engine.runtime import HOLD_CLOCK
 
 log = logging.getLogger(__name__)
-
-
-def _event_id(stream: str, e: dict[str, Any]) -> str:
-    if stream == "prescription":
-        return e["prescription_id"]
-    if stream == "claim":
-        return e["claim_id"]
-    if stream == "waste":
-        return f"{e['manifest_id']}/{e['event_type']}"
-    return f"{e['device_id']}@{e['event_time']}"
 
 
 class Unit(Protocol):
@@ -234,7 +224,7 @@ class Ingest:
             t = event.get("_t")
             if t is not None and moves and (out.newest_t is None or t > out.newest_t):
                 out.newest_t = t
-            source = Source(topic, partition, offset, _event_id(self.stream, event), record_time)
+            source = Source(topic, partition, offset, event_id(self.stream, event), record_time)
             for detector in self.detectors:
                 try:
                     out.alerts.extend(detector.process(event, source))
