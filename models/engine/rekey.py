@@ -201,6 +201,9 @@ class Receiver:
     def changes(self) -> list[tuple[str, str, Any]]:
         return self.runtime.changes()
 
+    def capture(self) -> Any:
+        return self.runtime.capture()
+
     def load(self, name: str, key: str, value: Any) -> None:
         self.runtime.load(name, key, value)
 

@@ -74,25 +74,28 @@ class DetectorFailure(Exception):
 
 
 class _Entry:
-    """One key's state and timers. Once checkpointed, a state rests as its JSON text until it is next
-    used: a few hundred bytes instead of Python objects several times that size (``zhijian bench
-    --entities``); a key with no timer keeps none."""
+    """One key's state and timers. A state in use is a Python object; a checkpoint encodes it once for the
+    changelog and keeps the text beside it, and a state not touched again by the next checkpoint rests as that
+    text alone until it is next used: a few hundred bytes instead of Python objects several times that size
+    (``zhijian bench --entities``), with no decode for keys in constant use. A key with no timer keeps none."""
 
-    __slots__ = ("_state", "_timers", "seen")
+    __slots__ = ("obj", "text", "_timers", "seen")
 
-    def __init__(self, state: dict[str, Any] | str | None = None, timers: dict[str, float] | None = None,
-                 seen: float = float("-inf")) -> None:
-        self._state: dict[str, Any] | str = state or ""
+    def __init__(self, state: dict[str, Any] | None = None, timers: dict[str, float] | None = None,
+                 seen: float = float("-inf"), text: str | None = None) -> None:
+        self.obj: dict[str, Any] | None = state if text is None else None
+        self.text: str | None = text  # the encoded state while it is current; None once it may have changed
         self._timers = timers or None
         self.seen = seen
 
     @property
     def state(self) -> dict[str, Any]:
-        """The state, decoded for use (it rests again at :meth:`rest`)."""
-        s = self._state
-        if type(s) is str:
-            s = self._state = orjson.loads(s) if s else {}
-        return s  # type: ignore[return-value]
+        """The state, decoded for use (the caller may change it: the text is no longer current)."""
+        s = self.obj
+        if s is None:
+            s = self.obj = orjson.loads(self.text) if self.text else {}
+        self.text = None
+        return s
 
     @property
     def timers(self) -> dict[str, float]:
@@ -100,20 +103,74 @@ class _Entry:
             self._timers = {}
         return self._timers
 
-    def rest(self) -> None:
-        s = self._state
-        if type(s) is not str:
-            # as str: orjson's bytes keep the whole 4 KiB buffer they were written in; decode() copies them tight
-            self._state = orjson.dumps(s).decode() if s else ""
+    def encode(self) -> str:
+        """The state as JSON text (as str: orjson's bytes keep the whole 4 KiB buffer they were written in;
+        decode() copies them tight)."""
+        if self.text is None:
+            self.text = orjson.dumps(self.obj).decode() if self.obj else ""
         if not self._timers:
             self._timers = None
+        return self.text
+
+    def rest(self) -> None:
+        """Keep only the text (the state was not used since it was encoded)."""
+        if self.text is not None:
+            self.obj = None
 
     def value(self) -> tuple[dict[str, Any], dict[str, float]]:
-        """State and timers as JSON values, leaving the entry at rest."""
-        s = self._state
-        if type(s) is str:
-            s = orjson.loads(s) if s else {}
-        return s, self._timers or {}  # type: ignore[return-value]
+        """State and timers as JSON values, leaving the entry as it is."""
+        s = self.obj
+        if s is None:
+            s = orjson.loads(self.text) if self.text else {}
+        return s, self._timers or {}
+
+
+class Capture:
+    """The changes of one runtime as they were at a checkpoint's capture, encoded while the runtime runs on.
+
+    :meth:`Runtime.capture` costs O(1): it takes the set of keys changed since the last capture. The keys are
+    encoded later, a slice at a time (:meth:`slice`), between the records the agents go on processing; a key the
+    runtime is about to change before its turn is encoded first (copy on write, :meth:`take`), so what is written
+    is exactly the state at the capture. The runtime's own record (watermark, metadata) is encoded at once."""
+
+    __slots__ = ("runtime", "pending", "records", "taken")
+
+    def __init__(self, runtime: "Runtime", pending: set[tuple[int, str]], meta: bytes | None) -> None:
+        self.runtime = runtime
+        self.pending = pending
+        self.records: list[tuple[str, str, bytes | None]] = [(META, "", meta)] if meta is not None else []
+        self.taken: list[tuple[int, str]] = []
+
+    def take(self, k: tuple[int, str]) -> None:
+        """Encode key ``k`` as captured (before the runtime changes it)."""
+        self.pending.discard(k)
+        self.taken.append(k)
+        self.records.append(self.runtime._encoded(k))
+
+    def slice(self, n: int = 2000) -> list[tuple[str, str, bytes | None]]:
+        """Up to ``n`` more (detector, key, changelog value or None for a deleted key); [] once all are out."""
+        pending, take = self.pending, self.take
+        while pending and len(self.records) < n:
+            take(next(iter(pending)))
+        out, self.records = self.records, []
+        if not pending and self.runtime._capture is self:
+            self.runtime._capture = None
+        return out
+
+    def all(self) -> list[tuple[str, str, bytes | None]]:
+        out = []
+        while chunk := self.slice():
+            out += chunk
+        return out
+
+    def abort(self) -> None:
+        """The write failed: the next capture carries every key of this one again."""
+        rt = self.runtime
+        rt._dirty |= self.pending | set(self.taken)
+        rt._meta_dirty = True
+        self.pending, self.records = set(), []
+        if rt._capture is self:
+            rt._capture = None
 
 
 class Runtime:
@@ -141,6 +198,8 @@ class Runtime:
         self._heap: list[tuple[float, int, int, str, str]] = []
         self._seq = itertools.count()
         self._dirty: set[tuple[int, str]] = set()
+        self._capture: Capture | None = None  # being written: its keys are encoded before they change
+        self._written: list[tuple[int, str]] = []  # keys the last capture encoded: they rest at the next if unused
         self._next_sweep = float("-inf")
 
     # -- processing
@@ -174,9 +233,12 @@ class Runtime:
     def _enter(self, i: int, key: str, t: float) -> tuple[_Entry, Context, bool]:
         """The entry of detector ``i`` under ``key`` (made when new), touched at event time ``t``; the context a
         call on it gets; and whether it held anything before the call."""
-        entry = self._store.get((i, key))
+        k = (i, key)
+        if self._capture is not None and k in self._capture.pending:
+            self._capture.take(k)
+        entry = self._store.get(k)
         if entry is None:
-            entry = self._store[(i, key)] = _Entry()
+            entry = self._store[k] = _Entry()
         if t > entry.seen:
             entry.seen = t
         existed = bool(entry.state or entry.timers)
@@ -212,6 +274,8 @@ class Runtime:
             entry = self._store.get((i, key))
             if entry is None or (entry._timers or {}).get(tag) != due:
                 continue  # cancelled, moved, or its key expired
+            if self._capture is not None and (i, key) in self._capture.pending:
+                self._capture.take((i, key))
             del entry.timers[tag]
             detector = self.detectors[i]
             try:
@@ -243,6 +307,8 @@ class Runtime:
         w, retention = self.watermark, self._retention
         dropped = [k for k, e in self._store.items() if not e._timers and e.seen < w - retention[k[0]]]
         for k in dropped:
+            if self._capture is not None and k in self._capture.pending:
+                self._capture.take(k)
             del self._store[k]
             self._dirty.add(k)
         return len(dropped)
@@ -284,7 +350,9 @@ class Runtime:
         if i is None:
             log.warning("state of unknown detector %s ignored", name)
             return
-        self._store[(i, key)] = _Entry(orjson.dumps(state).decode() if state else "", dict(timers), _t(seen))
+        if self._capture is not None and (i, key) in self._capture.pending:
+            self._capture.take((i, key))
+        self._store[(i, key)] = _Entry(None, dict(timers), _t(seen), orjson.dumps(state).decode() if state else "")
         for tag, due in timers.items():
             heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
 
@@ -297,26 +365,44 @@ class Runtime:
         elif value is not None:
             self.put(value)
         elif name in self.by_name:
-            self._store.pop((self.by_name[name], key), None)  # its heap entries die when popped
+            k = (self.by_name[name], key)
+            if self._capture is not None and k in self._capture.pending:
+                self._capture.take(k)
+            self._store.pop(k, None)  # its heap entries die when popped
 
-    def changes(self) -> list[tuple[str, str, list[Any] | None]]:
-        """(detector, key, entry or None for a deleted key) of every key changed since the last call."""
-        out: list[tuple[str, str, Any]] = []
+    def capture(self) -> Capture:
+        """The changes since the last capture, to be encoded while this runtime runs on (:class:`Capture`); call
+        between two events. The previous capture must have been written (or aborted) first."""
+        assert self._capture is None, "the previous capture is still being written"
+        for k in self._written:  # encoded at the last capture and not used since: rest as text
+            e = self._store.get(k)
+            if e is not None:
+                e.rest()
+        self._written = list(self._dirty)
+        meta = None
         if self._meta_dirty:
             self._meta_dirty = False
-            out.append((META, "", {"meta": self.meta, "watermark": _json_t(self.watermark),
-                                   "next_sweep": _json_t(self._next_sweep)}))
-        for k in self._dirty:
-            e = self._store.get(k)
-            if e is None:
-                out.append((self.detectors[k[0]].name, k[1], None))
-                continue
-            e.rest()  # encoded once for the changelog, and kept so until the key is next used
-            out.append((self.detectors[k[0]].name, k[1], [self.detectors[k[0]].name, k[1],
-                                                          orjson.Fragment(e._state or "{}"), e._timers or {},
-                                                          _json_t(e.seen)]))
-        self._dirty.clear()
-        return out
+            meta = orjson.dumps({"meta": self.meta, "watermark": _json_t(self.watermark),
+                                 "next_sweep": _json_t(self._next_sweep)})
+        capture = Capture(self, self._dirty, meta)
+        self._dirty = set()
+        if capture.pending:
+            self._capture = capture
+        return capture
+
+    def _encoded(self, k: tuple[int, str]) -> tuple[str, str, bytes | None]:
+        """Key ``k``'s changelog value (None: deleted)."""
+        name = self.detectors[k[0]].name
+        e = self._store.get(k)
+        if e is None:
+            return name, k[1], None
+        text = e.encode()
+        return name, k[1], orjson.dumps([name, k[1], orjson.Fragment(text or "{}"), e._timers or {}, _json_t(e.seen)])
+
+    def changes(self) -> list[tuple[str, str, list[Any] | None]]:
+        """(detector, key, entry or None for a deleted key) of every key changed since the last call: a capture,
+        written at once."""
+        return [(d, k, None if v is None else orjson.loads(v)) for d, k, v in self.capture().all()]
 
 
 class PerPartition:

@@ -5,7 +5,8 @@ recovered on assignment. The whole commit protocol is :meth:`Checkpoint.commit`,
 consumer calls instead of committing the offsets itself (:mod:`streams.worker.transport`):
 
 1. **capture**, between two records (the agents hold :attr:`Checkpoint.boundary` while they handle a record
-   and send what it caused): every key changed since the last checkpoint, each runtime's own record (its
+   and send what it caused), in O(1) per store: the set of keys changed since the last checkpoint (encoded
+   later, in slices, while the agents run on — a key about to change is encoded first, copy on write), each runtime's own record (its
    watermark, the last input offset it applied, its sources), and the envelopes the forwarders hold for the
    repartition topics (:mod:`models.engine.rekey`);
 2. **flush** the producer: every alert sent so far is acknowledged — so every alert of the captured state is
@@ -46,9 +47,6 @@ def record_key(detector: str, key: str) -> bytes:
     return f"{detector}{SEP}{key}".encode()
 
 
-Captured = list[tuple[str, int, list[tuple[bytes, bytes | None]]]]
-
-
 @dataclass
 class Report:
     """What one checkpoint or restore did."""
@@ -59,6 +57,7 @@ class Report:
     keys: dict[str, int] | None = None  # store name → keys it holds now
     restored: str = ""  # the store restored, and its partitions
     partitions: tuple[int, ...] = ()
+    pause: float = 0.0  # how long the capture held the agents (a checkpoint)
 
 
 class Checkpoint:
@@ -85,43 +84,68 @@ class Checkpoint:
         self.boundary = asyncio.Lock()
 
     async def commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
-        """One checkpoint and offset commit, in this order (see the module): capture, flush, write, commit."""
+        """One checkpoint and offset commit, in this order (see the module): capture, flush, write, commit.
+
+        Only the capture holds the agents (between two records, O(1) per store: it takes the set of changed keys);
+        the keys are encoded and sent in slices while the agents run on, each key encoded before an agent changes
+        it (:class:`models.engine.runtime.Capture`)."""
         async with self.boundary:
+            paused = time.perf_counter()
             captured = self.capture()
-        await producer.flush()
-        await self.write(producer._producer, captured)
+            pause = time.perf_counter() - paused
+        try:
+            await producer.flush()
+            await self.write(producer._producer, captured, pause)
+        except BaseException:
+            for _, _, capture in captured[1]:
+                capture.abort()  # the next checkpoint writes these keys again
+            raise
         return await commit_offsets()
 
-    def capture(self) -> tuple[Captured, Captured]:
-        """(topic, partition, records) of the envelopes to forward and of the state changes; call between two
-        records."""
-        forward: Captured = []
+    def capture(self) -> tuple[list[tuple[str, int, list[Any]]], list[tuple[str, int, Any]]]:
+        """(topic, partition, envelopes) to forward and (changelog, partition, capture) of the state changes;
+        call between two records."""
+        forward: list[tuple[str, int, list[Any]]] = []
         for stream, rekeying in self.rekeying.items():
-            per_target: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+            per_target: dict[tuple[str, int], list[Any]] = {}
             topic = self.store_topics[stream]
             for group, target, envelope in rekeying.flush(lambda p, topic=topic: self.caught_up(topic, p)):
-                per_target.setdefault((self.repartition[group], target), []).append((b"", orjson.dumps(envelope)))
-            forward += [(topic, p, records) for (topic, p), records in per_target.items()]
-        out: Captured = []
+                per_target.setdefault((self.repartition[group], target), []).append(envelope)
+            forward += [(topic, p, envelopes) for (topic, p), envelopes in per_target.items()]
+        out = []
         for name, store in self.stores.items():
             for partition, task in list(store.tasks.items()):
-                changes = task.changes()
-                if changes:
-                    out.append((self.changelogs[name], partition,
-                                [(record_key(d, k), None if v is None else orjson.dumps(v)) for d, k, v in changes]))
+                out.append((self.changelogs[name], partition, task.capture()))
         return forward, out
 
-    async def write(self, producer: Any, captured: tuple[Captured, Captured]) -> int:
+    async def write(self, producer: Any, captured: tuple[list[Any], list[Any]], pause: float = 0.0) -> int:
         """The envelopes first, then the state: a state that says a record was applied is never on the
         changelog before what the record forwarded (a kill between the two forwards it again, and the
-        receiver knows its offsets)."""
+        receiver knows its offsets). Encoded a slice at a time, yielding to the agents between slices."""
         started = time.perf_counter()
         forward, changes = captured
-        written = await _send(producer, forward) + await _send(producer, changes)
-        if changes:
-            self.report(Report("checkpoint", sum(len(r) for _, _, r in changes), time.perf_counter() - started,
-                               self.keys()))
-        return written
+        written = 0
+        pending: list[Any] = []
+        for topic, partition, envelopes in forward:  # envelopes are never changed once flushed: encoded here
+            for i in range(0, len(envelopes), SLICE):
+                records = [(b"", orjson.dumps(e)) for e in envelopes[i:i + SLICE]]
+                pending += await _send(producer, topic, partition, records)
+                written += len(records)
+                await asyncio.sleep(0)
+        if pending:
+            await asyncio.gather(*pending)  # forwarded before the state that says so
+        pending, records_out = [], 0
+        for topic, partition, capture in changes:
+            while chunk := capture.slice(SLICE):
+                records = [(record_key(d, k), v) for d, k, v in chunk]
+                pending += await _send(producer, topic, partition, records)
+                records_out += len(records)
+                await asyncio.sleep(0)  # the agents run on between slices
+        if pending:
+            await asyncio.gather(*pending)  # acknowledged before the offsets are committed
+        if records_out:
+            self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(), pause=pause))
+        return written + records_out
 
     def keys(self) -> dict[str, int]:
         return {name: len(store) for name, store in self.all_stores.items()}
@@ -172,22 +196,22 @@ class Checkpoint:
             r.own(owned)  # an empty partition's forwarders too: the receivers learn it is idle
 
 
-async def _send(producer: Any, captured: Captured) -> int:
+#: Records encoded between two yields to the agents while a checkpoint is written (a few ms of work).
+SLICE = 2000
+
+
+async def _send(producer: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> list[Any]:
     """Records as batches straight on the underlying aiokafka producer (a few µs a record; Faust's per-message
-    path costs far more, and a checkpoint after a burst holds one record per key touched), acknowledged."""
+    path costs far more, and a checkpoint after a burst holds one record per key touched); the futures of their
+    acknowledgements."""
     pending = []
-    written = 0
-    for topic, partition, records in captured:
-        batch = producer.create_batch()
-        for k, v in records:
-            if batch.append(key=k, value=v, timestamp=None) is None:  # full: send it, start another
-                batch.close()
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=k, value=v, timestamp=None)
-            written += 1
-        batch.close()
-        pending.append(await producer.send_batch(batch, topic, partition=partition))
-    if pending:
-        await asyncio.gather(*pending)  # acknowledged before the offsets are committed
-    return written
+    batch = producer.create_batch()
+    for k, v in records:
+        if batch.append(key=k, value=v, timestamp=None) is None:  # full: send it, start another
+            batch.close()
+            pending.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=k, value=v, timestamp=None)
+    batch.close()
+    pending.append(await producer.send_batch(batch, topic, partition=partition))
+    return pending

@@ -68,8 +68,15 @@ STATE_KEYS = Gauge("zhijian_state_keys", "Keys held in the keyed detectors' stat
                    ["stream"], registry=REGISTRY)
 CHECKPOINT_RECORDS = Counter("zhijian_checkpoint_records", "State changelog records written at checkpoints",
                              registry=REGISTRY)
-CHECKPOINT_SECONDS = Histogram("zhijian_checkpoint_seconds", "Time to queue one checkpoint's changelog records",
+CHECKPOINT_SECONDS = Histogram("zhijian_checkpoint_seconds", "Time to encode, write and have acknowledged one "
+                               "checkpoint's state changelog records (the agents run meanwhile)",
                                buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=REGISTRY)
+CHECKPOINT_PAUSE = Histogram("zhijian_checkpoint_pause_seconds", "Time a checkpoint's capture held the agents",
+                             buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5), registry=REGISTRY)
+CHECKPOINT_LONGEST = Gauge("zhijian_checkpoint_longest_seconds", "The longest checkpoint write since the start",
+                           registry=REGISTRY)
+CHECKPOINT_LONGEST_PAUSE = Gauge("zhijian_checkpoint_longest_pause_seconds", "The longest time a capture held the "
+                                 "agents since the start", registry=REGISTRY)
 RESTORE_SECONDS = Gauge("zhijian_state_restore_seconds", "Time the last assignment took to restore state from "
                         "the changelogs", registry=REGISTRY)
 RESTORE_SECONDS_ALL = Counter("zhijian_state_restore_seconds_spent", "Time spent restoring state from the "
@@ -94,6 +101,11 @@ def checkpointed(report: Any) -> None:
     if report.kind == "checkpoint":
         CHECKPOINT_RECORDS.inc(report.records)
         CHECKPOINT_SECONDS.observe(report.seconds)
+        CHECKPOINT_PAUSE.observe(report.pause)
+        if report.seconds > CHECKPOINT_LONGEST._value.get():
+            CHECKPOINT_LONGEST.set(report.seconds)
+        if report.pause > CHECKPOINT_LONGEST_PAUSE._value.get():
+            CHECKPOINT_LONGEST_PAUSE.set(report.pause)
     else:
         RESTORE_SECONDS.set(report.seconds)
         RESTORE_SECONDS_ALL.inc(report.seconds)
