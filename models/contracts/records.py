@@ -26,6 +26,8 @@ from typing import Any, Callable
 import fastjsonschema
 import orjson
 
+from models.contracts import typed
+
 STREAMS: tuple[str, ...] = ("prescription", "claim", "waste", "telemetry")
 #: Reference data the detectors look up (not event streams): the stock of each cold-chain device, the facts
 #: of each insured person (birth date, sex, date of death).
@@ -115,6 +117,25 @@ def free_text_fields(stream: str, version: int = 1) -> frozenset[str]:
 
 
 _VALIDATORS: dict[tuple[str, int], Callable[[Any], Any]] = {}
+_FAST: dict[tuple[str, int], Callable[[Any], bool]] = {}
+
+
+def _fast(stream: str, version: int) -> Callable[[Any], bool]:
+    """The typed fast path of a contract (:mod:`models.contracts.typed`); one that always says "ask the schema"
+    when the schema uses what the fast path does not translate."""
+    key = (stream, version)
+    fn = _FAST.get(key)
+    if fn is None:
+        try:
+            fn = typed.checker(load_schema(stream, version))
+        except typed.Unsupported:
+            fn = _ask_the_schema
+        _FAST[key] = fn
+    return fn
+
+
+def _ask_the_schema(event: Any) -> bool:
+    return False
 
 
 def _validator(stream: str, version: int) -> Callable[[Any], Any]:
@@ -167,7 +188,8 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
     """Check one event against its stream's schema and plausibility rules; return it.
 
     The parsed event time is added as ``event["_t"]`` (epoch seconds, float) so that
-    detectors never parse it again.
+    detectors never parse it again. ``now``: the clock the plausibility bounds are read against (the worker
+    reads it once per record, not once per event).
     """
     if not isinstance(event, dict):
         raise InvalidRecord("not_an_object", f"an event must be a JSON object, got {type(event).__name__}")
@@ -178,7 +200,8 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
             f"schema_version {version!r} is not one of {list(SCHEMA_VERSIONS[stream])} for {stream}",
         )
     try:
-        _validator(stream, version)(event)
+        if not _fast(stream, version)(event):  # certainly valid, or the schema itself decides (and says why)
+            _validator(stream, version)(event)
     except fastjsonschema.JsonSchemaValueException as e:
         message = e.message
         if e.rule == "pattern" and e.rule_definition == CODE_PATTERN:
@@ -191,7 +214,7 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
     now = now or datetime.now(timezone.utc)
     if t < EARLIEST_EVENT_TIME or t > now + MAX_CLOCK_SKEW:
         raise InvalidRecord("absurd_value", f"event_time {event['event_time']} is outside {EARLIEST_EVENT_TIME.year}..now+{MAX_CLOCK_SKEW.days}d")
-    _check_plausible(stream, event)
+    _check_plausible(stream, event, now.date())
     event["_t"] = t.timestamp()
     return event
 
@@ -200,28 +223,28 @@ def validate(stream: str, event: Any, now: datetime | None = None) -> dict[str, 
 EARLIEST_DATE = date(1900, 1, 1)
 
 
-def _date(event: dict[str, Any], field: str, text: Any) -> date:
+def _date(event: dict[str, Any], field: str, text: Any, today: date) -> date:
     try:
         d = date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidRecord("invalid_value", f"{field} {str(text)[:40]!r} is not a calendar date") from None
-    if not EARLIEST_DATE <= d <= date.today() + MAX_CLOCK_SKEW:
+    if not EARLIEST_DATE <= d <= today + MAX_CLOCK_SKEW:
         raise InvalidRecord("absurd_value", f"{field} {d} is outside {EARLIEST_DATE.year}..today+{MAX_CLOCK_SKEW.days}d")
     return d
 
 
-def _check_plausible(stream: str, event: dict[str, Any]) -> None:
+def _check_plausible(stream: str, event: dict[str, Any], today: date) -> None:
     if stream == "claim":
         adm, dis = event.get("admission_date"), event.get("discharge_date")
         for field in ("admission_date", "discharge_date"):
             if event.get(field):
-                _date(event, field, event[field])
+                _date(event, field, event[field], today)
         for i, item in enumerate(event.get("items") or ()):
             if isinstance(item, dict) and item.get("service_date"):
-                _date(event, f"items[{i}].service_date", item["service_date"])
+                _date(event, f"items[{i}].service_date", item["service_date"], today)
         period = event.get("claim_period")
         if period:
-            start, end = _date(event, "claim_period.start", period["start"]), _date(event, "claim_period.end", period["end"])
+            start, end = _date(event, "claim_period.start", period["start"], today), _date(event, "claim_period.end", period["end"], today)
             if end < start:
                 raise InvalidRecord("absurd_value", f"claim_period ends ({end}) before it starts ({start})")
         if adm and dis and date.fromisoformat(dis) < date.fromisoformat(adm):
@@ -235,7 +258,7 @@ def _check_plausible(stream: str, event: dict[str, Any]) -> None:
                 "absurd_value", f"allowed_amount {event['allowed_amount']} exceeds total_amount {event['total_amount']}"
             )
     elif stream == "beneficiary":
-        born = _date(event, "birth_date", event["birth_date"]) if event.get("birth_date") else None
-        died = _date(event, "death_date", event["death_date"]) if event.get("death_date") else None
+        born = _date(event, "birth_date", event["birth_date"], today) if event.get("birth_date") else None
+        died = _date(event, "death_date", event["death_date"], today) if event.get("death_date") else None
         if born and died and died < born:
             raise InvalidRecord("absurd_value", f"death_date {died} is before birth_date {born}")
