@@ -26,6 +26,7 @@ ValueError: the pseudonymization key must be at least 32 bytes (got 5)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -35,6 +36,8 @@ import unicodedata
 
 KEY_ENV = "ZHIJIAN_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 32
+#: Pseudonyms of the most recent identifiers kept in memory (about 10 MB at most).
+CACHE_SIZE = 65536
 _INVISIBLE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]+")
 
 
@@ -55,6 +58,9 @@ class Pseudonymizer:
             raise ValueError(f"the pseudonymization key must be at least {MIN_KEY_BYTES} bytes (got {len(key)})")
         self._key = bytes(key)
         self.key_id = hashlib.sha256(self._key).hexdigest()[:8]
+        # a patient comes back (a claim and its prescriptions, a chronic patient every month): the recent ones'
+        # pseudonyms are kept in memory, as the identifiers themselves are while their events are handled
+        self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._pseudonym)
 
     @classmethod
     def from_env(cls) -> "Pseudonymizer":
@@ -70,5 +76,8 @@ class Pseudonymizer:
         return secrets.token_hex(32)
 
     def __call__(self, identifier: str) -> str:
+        return self._cached(identifier) if type(identifier) is str else self._pseudonym(identifier)
+
+    def _pseudonym(self, identifier: str) -> str:
         digest = hmac.new(self._key, normalise(identifier).encode(), hashlib.sha256).hexdigest()
         return "P" + digest[:20]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 import orjson
@@ -196,9 +197,10 @@ class Ingest:
             return out
         whole = len(events) == 1
         out.read = len(events)
+        now = datetime.now(timezone.utc)  # one clock reading per record: the plausibility bounds of its events
         for i, event in enumerate(events):
             try:
-                validate(self.stream, event)
+                validate(self.stream, event, now)
                 clock = self._clocks.get(partition)
                 if clock is None:
                     clock = self._clocks[partition] = PartitionClock()

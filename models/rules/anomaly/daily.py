@@ -36,6 +36,8 @@ event id counted, so an event delivered twice counts once), the last day judged,
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import zlib
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -48,10 +50,21 @@ DAY_S = 86400.0
 
 
 def day_of(event_time: str) -> tuple[str, float]:
-    """The local date of an ISO 8601 time and the epoch seconds of that day's end (local midnight)."""
-    local = datetime.fromisoformat(event_time)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return event_time[:10], midnight.timestamp()
+    """The local date of an ISO 8601 time and the epoch seconds of that day's end (local midnight).
+
+    >>> day_of("2026-11-04T20:09:55+08:00")                      # local midnight of the 5th, UTC+8
+    ('2026-11-04', 1793808000.0)
+    >>> day_of("2026-11-04T20:09:55.250Z")[1] - day_of("2026-11-04T01:00:00+08:00")[1]
+    28800.0
+    """
+    # the day and its offset decide the answer: one parse per (day, offset), not one per event
+    return _day_end(event_time[:10], event_time[19:].lstrip(".0123456789"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_end(day: str, offset: str) -> tuple[str, float]:
+    local = datetime.fromisoformat(f"{day}T00:00:00{offset}")
+    return day, (local + timedelta(days=1)).timestamp()
 
 
 class DailyChart(KeyedDetector):
@@ -98,12 +111,16 @@ class DailyChart(KeyedDetector):
         days = st.setdefault("days", {})
         current = days.get(day)
         if current is None:
-            current = days[day] = [end_t, {}, [], []]
+            current = days[day] = [end_t, {}, [], [], 1]
             ctx.set_timer(end_t + self.grace_s, day)
-        seen = zlib.crc32(source.event_id.encode())
-        if seen in current[3]:
+        elif len(current) == 4:  # kept by a version before the event checksums were sorted
+            current[3].sort()
+            current.append(1)
+        seen, crcs = zlib.crc32(source.event_id.encode()), current[3]
+        at = bisect.bisect_left(crcs, seen)  # kept sorted: O(log n) per event, not a scan of the day
+        if at < len(crcs) and crcs[at] == seen:
             return []  # the same event again (a redelivery, or sent twice): counted once
-        current[3].append(seen)
+        crcs.insert(at, seen)
         totals = current[1]
         for name, value in values.items():
             totals[name] = totals.get(name, 0) + value
@@ -113,7 +130,8 @@ class DailyChart(KeyedDetector):
 
     def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
         st = ctx.state
-        _, totals, evidence, _ = st["days"].pop(tag)
+        closing = st["days"].pop(tag)
+        totals, evidence = closing[1], closing[2]
         if not st["days"]:
             del st["days"]
         st["closed"] = max(st.get("closed", ""), tag)

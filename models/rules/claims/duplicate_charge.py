@@ -68,7 +68,10 @@ class DuplicateChargeDetector(KeyedDetector):
             return []  # a claim without lines bills nothing
         horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
         # (institution, item, service day) → [claim id, line, amount, source] of its first billing
-        lines = {k: v for k, v in st.get("lines", {}).items() if k.rsplit("|", 1)[1] >= horizon}
+        lines = st.get("lines", {})
+        if st.get("pruned") != horizon:  # the retention moved on: drop what left it (once a day, not per claim)
+            lines = {k: v for k, v in lines.items() if k.rsplit("|", 1)[1] >= horizon}
+            st["pruned"] = horizon
         repeated: list[tuple[int, dict[str, Any], str, _Line]] = []
         for i, (item, day) in enumerate(zip(event["items"], days)):
             key = f"{event['institution_id']}|{item['item_code']}|{day}"
