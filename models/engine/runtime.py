@@ -133,13 +133,15 @@ class Capture:
     runtime is about to change before its turn is encoded first (copy on write, :meth:`take`), so what is written
     is exactly the state at the capture. The runtime's own record (watermark, metadata) is encoded at once."""
 
-    __slots__ = ("runtime", "pending", "records", "taken")
+    __slots__ = ("runtime", "pending", "records", "taken", "resting")
 
-    def __init__(self, runtime: "Runtime", pending: set[tuple[int, str]], meta: bytes | None) -> None:
+    def __init__(self, runtime: "Runtime", pending: set[tuple[int, str]], meta: bytes | None,
+                 resting: list[tuple[int, str]] | None = None) -> None:
         self.runtime = runtime
         self.pending = pending
         self.records: list[tuple[str, str, bytes | None]] = [(META, "", meta)] if meta is not None else []
         self.taken: list[tuple[int, str]] = []
+        self.resting = resting or []  # encoded by the previous capture: rest as text unless used since
 
     def take(self, k: tuple[int, str]) -> None:
         """Encode key ``k`` as captured (before the runtime changes it)."""
@@ -148,19 +150,29 @@ class Capture:
         self.records.append(self.runtime._encoded(k))
 
     def slice(self, n: int = 2000) -> list[tuple[str, str, bytes | None]]:
-        """Up to ``n`` more (detector, key, changelog value or None for a deleted key); [] once all are out."""
-        pending, take = self.pending, self.take
+        """Up to ``n`` more (detector, key, changelog value or None for a deleted key), until :attr:`done`."""
+        pending, take, store = self.pending, self.take, self.runtime._store
+        for k in self.resting[-n:]:
+            e = store.get(k)
+            if e is not None:
+                e.rest()
+        del self.resting[-n:]
         while pending and len(self.records) < n:
             take(next(iter(pending)))
         out, self.records = self.records, []
-        if not pending and self.runtime._capture is self:
+        if not pending and not self.resting and self.runtime._capture is self:
             self.runtime._capture = None
         return out
 
+    @property
+    def done(self) -> bool:
+        """Everything written out (a slice may return nothing while keys are still being put to rest)."""
+        return not (self.pending or self.records or self.resting)
+
     def all(self) -> list[tuple[str, str, bytes | None]]:
         out = []
-        while chunk := self.slice():
-            out += chunk
+        while not self.done:
+            out += self.slice()
         return out
 
     def abort(self) -> None:
@@ -168,7 +180,7 @@ class Capture:
         rt = self.runtime
         rt._dirty |= self.pending | set(self.taken)
         rt._meta_dirty = True
-        self.pending, self.records = set(), []
+        self.pending, self.records, self.resting = set(), [], []
         if rt._capture is self:
             rt._capture = None
 
@@ -199,7 +211,7 @@ class Runtime:
         self._seq = itertools.count()
         self._dirty: set[tuple[int, str]] = set()
         self._capture: Capture | None = None  # being written: its keys are encoded before they change
-        self._written: list[tuple[int, str]] = []  # keys the last capture encoded: they rest at the next if unused
+        self._written: list[tuple[int, str]] = []  # keys the last capture encoded: the next rests those unused since
         self._next_sweep = float("-inf")
 
     # -- processing
@@ -374,19 +386,17 @@ class Runtime:
         """The changes since the last capture, to be encoded while this runtime runs on (:class:`Capture`); call
         between two events. The previous capture must have been written (or aborted) first."""
         assert self._capture is None, "the previous capture is still being written"
-        for k in self._written:  # encoded at the last capture and not used since: rest as text
-            e = self._store.get(k)
-            if e is not None:
-                e.rest()
-        self._written = list(self._dirty)
         meta = None
         if self._meta_dirty:
             self._meta_dirty = False
             meta = orjson.dumps({"meta": self.meta, "watermark": _json_t(self.watermark),
                                  "next_sweep": _json_t(self._next_sweep)})
-        capture = Capture(self, self._dirty, meta)
+        # the keys the last capture encoded rest as text if unused since: in the slices too, not here (freeing
+        # thousands of states takes tens of milliseconds)
+        capture = Capture(self, self._dirty, meta, self._written)
+        self._written = capture.taken
         self._dirty = set()
-        if capture.pending:
+        if capture.pending or capture.resting:
             self._capture = capture
         return capture
 
