@@ -36,6 +36,8 @@ from streams.worker.plan import build_plan, repartition_topics
 log = logging.getLogger(__name__)
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+#: How often the forwarders send what they hold between checkpoints: the wait of a re-keyed detector's events.
+FORWARD_EVERY_S = 0.1
 #: A dead letter larger than this goes as a reference to its source record: Kafka refuses records over 1 MiB by
 #: default (message.max.bytes), and the headers need room too.
 DEAD_LETTER_MAX_BYTES = 900 * 1024
@@ -256,6 +258,14 @@ class Worker:
         app.timer(interval=30.0)(self.reconcile)
         app.timer(interval=5.0)(self.report_lag)
         app.timer(interval=1.0)(self.read_positions)
+        if self.plan.rekeying:
+            app.timer(interval=FORWARD_EVERY_S)(self.forward)
+
+    async def forward(self) -> None:
+        """The re-keyed events go out between checkpoints too (:meth:`Checkpoint.forward`)."""
+        producer = getattr(self.app.producer, "_producer", None)
+        if producer is not None:
+            await self.checkpoint.forward(producer)
 
     async def mark_up(self) -> None:
         metrics.UP.set(1)
