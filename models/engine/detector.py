@@ -73,6 +73,10 @@ class KeyedDetector:
     key: ClassVar[str | None]  # one of ENTITY_KINDS; None: no state (each event judged alone)
     key_field: ClassVar[str | None] = None  # the event field holding the key (override key_of for more)
     retention_s: ClassVar[float] = 7 * 86400.0  # a key untouched this long in event time is forgotten
+    #: True when an alert's last evidence record is not the record that raises it — a condition confirmed by
+    #: later events (an excursion open long enough); detectors that judge on a timer are so by nature. The bench
+    #: measures their event→alert time apart (it includes the wait for the confirming event).
+    raised_after_evidence: ClassVar[bool] = False
     #: The event fields it reads: what is forwarded to it when its key is not the stream's partition key
     #: (see :mod:`models.engine.rekey`); the event time ``_t`` always travels.
     fields: ClassVar[tuple[str, ...]] = ()

@@ -45,6 +45,8 @@ def register(sub: Any) -> None:
     be.add_argument("--latency-seconds", type=float, default=10)
     be.add_argument("--latency-batch", type=int, default=20, help="events per envelope in the latency phase")
     be.add_argument("--json", help="write the figures to this file")
+    be.add_argument("--against", metavar="JSON", help="the --json of a one-worker run: print the speed-up of this "
+                                                       "run's workers over it (ratios to each run's raw reference)")
     be.add_argument("--entities", type=int, metavar="N",
                     help="instead: in process, N distinct entities per stream through the detectors — state memory "
                          "per entity and its expiry by event time")

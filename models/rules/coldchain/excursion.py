@@ -131,6 +131,7 @@ class _Excursion:
 
 class ExcursionDetector(KeyedDetector):
     name = "coldchain.excursion"
+    raised_after_evidence = True  # an open excursion's alert names its first reading, raised by a later one
     version = "1"
     stream = "telemetry"
     Limits = ExcursionLimits  # its configuration section [coldchain.excursion]
