@@ -82,6 +82,10 @@ class Checkpoint:
         #: held by an agent while it handles one record and sends what it caused: the state is captured only
         #: between records, so a captured state never holds a record whose alerts are not yet sent
         self.boundary = asyncio.Lock()
+        #: held from cutting envelopes until they are all handed to the producer, by the forwarding timer and by
+        #: the checkpoint: a receiver skips an event not past the last one it applied from that source, so an
+        #: envelope overtaken by a later one of the same source would be lost (tests/test_forwarding_order.py)
+        self.sending = asyncio.Lock()
 
     async def commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
         """One checkpoint and offset commit, in this order (see the module): capture, flush, write, commit.
@@ -89,31 +93,35 @@ class Checkpoint:
         Only the capture holds the agents (between two records, O(1) per store: it takes the set of changed keys);
         the keys are encoded and sent in slices while the agents run on, each key encoded before an agent changes
         it (:class:`models.engine.runtime.Capture`)."""
-        async with self.boundary:
-            paused = time.perf_counter()
-            captured = self.capture()
-            pause = time.perf_counter() - paused
-        try:
-            await producer.flush()
-            await self.write(producer._producer, captured, pause)
-        except BaseException:
-            for _, _, capture in captured[1]:
-                capture.abort()  # the next checkpoint writes these keys again
-            raise
+        async with self.sending:
+            async with self.boundary:
+                paused = time.perf_counter()
+                captured = self.capture()
+                pause = time.perf_counter() - paused
+            try:
+                await producer.flush()
+                await self.write(producer._producer, captured, pause)
+            except BaseException:
+                for _, _, capture in captured[1]:
+                    capture.abort()  # the next checkpoint writes these keys again
+                raise
         return await commit_offsets()
 
     async def forward(self, producer: Any) -> int:
         """Send what the forwarders hold now, between checkpoints (the worker does every 0.1 s): a re-keyed
         detector then sees an event within a fraction of a second instead of at the next commit. Safe at any
-        time: receivers apply each forwarded event once (by its offsets), and the checkpoint's flush waits
-        for these sends before it writes the state that says their records were applied."""
-        async with self.boundary:
-            forward = self._forward()
+        time: receivers apply each forwarded event once (by its offsets); :attr:`sending` keeps this and the
+        checkpoint from interleaving their envelopes (a checkpoint being written holds this send back until it is
+        done); and the checkpoint's flush waits for these sends before it writes the state that says their
+        records were applied."""
         sent = 0
-        for topic, partition, envelopes in forward:
-            for envelope in envelopes:
-                await producer.send(topic, orjson.dumps(envelope), partition=partition)
-                sent += 1
+        async with self.sending:
+            async with self.boundary:
+                forward = self._forward()
+            for topic, partition, envelopes in forward:
+                for envelope in envelopes:
+                    await producer.send(topic, orjson.dumps(envelope), partition=partition)
+                    sent += 1
         return sent
 
     def capture(self) -> tuple[list[tuple[str, int, list[Any]]], list[tuple[str, int, Any]]]:
