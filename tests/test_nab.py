@@ -73,6 +73,10 @@ def test_nab_scores_the_real_series_in_three_profiles_beside_the_published_detec
                                                                           "numenta (published)"))
         assert ours > htm, (name, ours, htm)
     assert r["series"][SERIES[0]]["ARTime (published)"]["standard"]["score"] == 82.0
+    machine_ours = r["series"][SERIES[0]]["coldchain.abnormal_dynamics"]["standard"]["score"]
+    assert machine_ours > 82.0  # above ARTime too on the machine series
+    art = r["artificial"]
+    assert all(v["coldchain.abnormal_dynamics"]["false_alarms"] == 0 for v in art.values() if v["kind"] == "normal")
     for per_detector in r["series"].values():
         for per_profile in per_detector.values():
             assert all(-300 <= s["score"] <= 100 for s in per_profile.values())

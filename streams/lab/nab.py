@@ -23,6 +23,7 @@ from connectors.errors import ZhijianError
 from models.contracts.alert import Source
 from models.engine.runtime import Runtime
 from models.rules.coldchain.dynamics import DynamicsDetector
+from streams.lab import artificial
 from streams.lab.nab_score import PROFILES, rows_of, score_file
 
 SERIES = ("realKnownCause/machine_temperature_system_failure.csv",
@@ -132,6 +133,34 @@ def run_nab(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v['standard']}" for k, v in mean.items()))
     print("NAB scoreboard (whole 58-file corpus, standard, for scale): "
           + ", ".join(f"{k} {v}" for k, v in SCOREBOARD.items()))
+    artificial = score_artificial()
     if args.json:
-        Path(args.json).write_text(json.dumps({"series": results, "mean": mean, "scoreboard": SCOREBOARD}, indent=2))
+        Path(args.json).write_text(json.dumps({"series": results, "mean": mean, "scoreboard": SCOREBOARD,
+                                               "artificial": artificial}, indent=2))
     return 0
+
+
+def score_artificial(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
+    """Our own artificial series (:mod:`streams.lab.artificial`), NAB-scored, standard profile: per series the
+    mean score over ``seeds`` and the alarms outside the windows, for the dynamics model and the windowed
+    Gaussian reference; printed as a table."""
+    out: dict[str, Any] = {}
+    print(f"\nartificial series (streams/lab/artificial.py, seeds {', '.join(map(str, seeds))}), standard profile: "
+          "score (false alarms)")
+    print(f"{'series':26}{'kind':9}{'abnormal_dynamics':>20}{'windowed Gaussian':>20}")
+    for name in artificial.SERIES:
+        row: dict[str, Any] = {}
+        for label, alarms_of in (("coldchain.abnormal_dynamics", lambda s: dynamics_alarms(s, "ART")),
+                                 ("windowed Gaussian (ours, ref.)", windowed_gaussian_alarms)):
+            scores, false = [], 0
+            for seed in seeds:
+                s = artificial.series(name, seed)
+                r = score_file(s.rows, rows_of(s.rows, alarms_of(list(zip(s.rows, s.values)))), s.windows, "standard")
+                scores.append(r["score"])
+                false += r["false_alarms"]
+            row[label] = {"score": round(statistics.fmean(scores), 1), "false_alarms": false}
+        kind = artificial.SERIES[name][0]
+        out[name] = {"kind": kind, **row}
+        a, g = row["coldchain.abnormal_dynamics"], row["windowed Gaussian (ours, ref.)"]
+        print(f"{name:26}{kind:9}{a['score']:>13.1f} ({a['false_alarms']:>2}){g['score']:>13.1f} ({g['false_alarms']:>2})")
+    return out

@@ -3,12 +3,19 @@
 A compressor that is wearing out, a door seal that leaks or a thermostat that creeps shows as
 the unit's temperature level moving away from where it has been for days — while every reading
 is still inside 2–8 °C, so no excursion rule can see it. Each device's level is the mean of its
-trailing day of readings, judged at every reading against the normal learned from its own past
-days (:class:`models.rules.anomaly.level.TrailingLevel`): the normal keeps learning — a failure moves it
-only a little per day, a new setpoint, a season or a moved fridge becomes the normal within about
-a week. An alert opens when the level is ``z_on`` standard deviations away (rise or fall); the
-detector re-arms once it is back within ``z_off``, so a second failure alarms again. It works at
-the rate the device reports: every 5 minutes, hourly, or one daily summary. The entity is the device.
+trailing day of readings (a true sliding day), judged at every reading against the normal learned from
+its own past days (:class:`models.rules.anomaly.level.TrailingLevel`): the normal keeps learning — a
+failure moves it only a little per day, a new setpoint, a season or a moved fridge becomes the normal
+within about a week. The model also learns the device's **daily rhythm** — the normal of each hour
+of the day — so a room that warms every afternoon, a defrost timer or clinic-hour door openings are
+normal, a silence through the cold night does not read as a warm day, and a change *in* the rhythm
+(the afternoon peak gone, a defrost that no longer ends) alarms although the day's mean has barely
+moved: the score is the larger of the day's and of the last hours' against their hours' normal
+(weighted by ``rhythm_weight``). An alert opens when the score reaches ``z_on`` standard deviations
+(rise or fall); the detector re-arms once it is back within ``z_off``, so a second failure alarms
+again. It works at the rate the device reports: every minute, 5 minutes, hourly, or one daily
+summary. The entity is the device; the alert carries the day's level and normal, and the last
+hours' level against their normal, for the operator to see why.
 
 >>> import math, random
 >>> from models.contracts.alert import Source
@@ -57,11 +64,13 @@ class DynamicsLimits:
     min_sd_c: float = 0.1  # a level steadier than this is still not a tenth of a degree away
     z_on: float = 3.0  # the classic 3-sigma control limit
     z_off: float = 1.0  # back within one standard deviation: the episode is over, the detector re-arms
+    rhythm_hours: int = 3  # a change of rhythm is judged over this many hours: one odd hour is not one
+    rhythm_weight: float = 0.5  # the hours' score counts half: a change of rhythm needs 6 standard deviations
 
 
 class DynamicsDetector(KeyedDetector):
     name = "coldchain.abnormal_dynamics"
-    version = "2"
+    version = "3"
     stream = "telemetry"
     Limits = DynamicsLimits  # its configuration section [coldchain.abnormal_dynamics]
     key = "device"
@@ -72,7 +81,8 @@ class DynamicsDetector(KeyedDetector):
     def _level(self) -> TrailingLevel:
         lim = self.limits
         return TrailingLevel(span_s=lim.span_hours * 3600, buckets=24, memory_s=lim.memory_days * 86400,
-                             clip=lim.clip_sd, warmup=lim.warmup_days, min_sd=lim.min_sd_c)
+                             clip=lim.clip_sd, warmup=lim.warmup_days, min_sd=lim.min_sd_c,
+                             rhythm_hours=lim.rhythm_hours, rhythm_weight=lim.rhythm_weight)
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         t, st = event["_t"], ctx.state
@@ -99,16 +109,32 @@ class DynamicsDetector(KeyedDetector):
         lim, t = self.limits, event["_t"]
         now = level.level()
         kind = event.get("device_kind", "device")
-        reason = (f"{kind} {device} at {event['facility_id']}: mean {now:.2f} °C over the last {lim.span_hours:g} h "
-                  f"against a normal of {level.mean:.2f} ± {level.sd:.2f} °C ({abs(z):.1f} standard deviations; "
-                  f"alarm at {lim.z_on:g})")
+        hours = level.scored  # the last completed hours against their normals: [bucket, z, mean, normal, sd]
+        hour_level = sum(h[2] for h in hours) / len(hours) if hours else None
+        hour_normal = sum(h[3] for h in hours) / len(hours) if hours else None
+        hour_sd = hours[-1][4] if hours else None
+        channel = "day" if abs(z) > abs(lim.rhythm_weight * level.rhythm_z) or not hours else "hours"
+        if channel == "day":
+            reason = (f"{kind} {device} at {event['facility_id']}: mean {now:.2f} °C over the last {lim.span_hours:g} h "
+                      f"against a normal of {level.mean:.2f} ± {level.sd:.2f} °C ({abs(z):.1f} standard deviations; "
+                      f"alarm at {lim.z_on:g})")
+        else:
+            reason = (f"{kind} {device} at {event['facility_id']}: the last {len(hours)} hours averaged "
+                      f"{hour_level:.2f} °C against {hour_normal:.2f} ± {hour_sd:.2f} °C usual for those hours of the day "
+                      f"({abs(level.rhythm_z):.1f} standard deviations; alarm at {lim.z_on / lim.rhythm_weight:g}): "
+                      f"its daily rhythm changed")
         return Alert.build(
             detector=self.name, version=self.version, key=f"{device}@{t}",
             stream=self.stream, severity="medium", tier="safety", entity_kind="device", entity_id=device,
             institution_id=event["facility_id"], region=event.get("region", "unknown"), event_t=t,
             score=abs(z) / lim.z_on, reason=reason,
-            numbers={"direction": direction, "level_c": round(now, 3), "normal_c": round(level.mean, 3),
-                     "sd_c": round(level.sd, 3), "z": round(z, 2), "span_hours": lim.span_hours,
+            numbers={"direction": direction, "channel": channel, "level_c": round(now, 3),
+                     "normal_c": round(level.mean, 3), "sd_c": round(level.sd, 3), "z": round(z, 2),
+                     "span_hours": lim.span_hours,
+                     "hours_level_c": None if hour_level is None else round(hour_level, 3),
+                     "hours_normal_c": None if hour_normal is None else round(hour_normal, 3),
+                     "hours_sd_c": None if hour_sd is None else round(hour_sd, 3),
+                     "hours_z": round(level.rhythm_z, 2),
                      "normal_since": iso(normal_t) if normal_t else None,
                      "hours_since_normal": round((t - normal_t) / 3600, 1) if normal_t else None},
             evidence=[source],
