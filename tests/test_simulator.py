@@ -214,3 +214,33 @@ def test_every_seed_publishes_valid_beneficiaries_the_dead_born_before_they_died
         people = [validate("beneficiary", dict(b)) for _, b in sim.references()["beneficiary"]]
         dead = [b for b in people if "death_date" in b]
         assert dead and all(b["birth_date"] <= b["death_date"] < sim.cfg.start.date().isoformat() for b in dead)
+
+
+def test_daily_rhythms_and_a_new_setpoint_stay_within_the_dynamics_budget():
+    """Four clean weeks with the look-alikes: every kind of daily rhythm is in the fleet, the dynamics rule gives
+    at most one alarm per device-week on normal operation, and a fridge set colder after maintenance is at most
+    one alarm, after its change (issue 22)."""
+    from models.contracts.alert import Source
+    from models.engine.runtime import Runtime
+    from models.rules.coldchain.dynamics import DynamicsDetector
+    from streams.lab.simulator.region import RHYTHMS
+
+    weeks = 4
+    sim = RegionSimulator(SimulationConfig(days=7 * weeks, seed=3, scale=0.2, scenarios=(), look_alikes=True))
+    rhythms = {d.rhythm for d in sim.region.devices}
+    assert rhythms <= set(RHYTHMS) and len(rhythms - {"none"}) >= 3, rhythms
+    rt, alarms, n = Runtime([DynamicsDetector()]), [], 0
+    for stream, _, e in sim.until(sim.t0 + 7 * weeks * DAY):
+        if stream == "telemetry":
+            n += 1
+            alarms += rt.process({**e, "_t": datetime.fromisoformat(e["event_time"]).timestamp()},
+                                 Source("zhijian.telemetry", 0, n, f"R{n}"))
+    per_device = Counter(a.entity_id for a in alarms)
+    assert all(count <= weeks for count in per_device.values()), per_device
+    assert len(alarms) <= len(sim.region.devices) * weeks / 4, [a.reason for a in alarms]  # well inside the budget
+    changes = [x for x in sim.truth if x["scenario"] == "new_setpoint"]
+    assert changes
+    for change in changes:  # at most one alarm on the changed fridge within a week of its change, none before
+        on_it = [a for a in alarms if a.entity_id == change["entity"]["id"]
+                 and change["start_t"] - 7 * DAY <= a.event_t < change["start_t"] + 7 * DAY]
+        assert len(on_it) <= 1 and all(a.event_t >= change["start_t"] for a in on_it), [a.reason for a in on_it]

@@ -255,7 +255,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # institution-wide fraud is ranked by the risk score (below), not matched to alerts
     truth = [i for i in incidents_from_truth(sim.truth, pseudonymize) if i.detectors != (RISK_SCORE,)]
     report = score(truth, [alert_for_scoring(a) for a in alerts.values()], events=sum(produced.values()),
-                   until=sim.t0 + sim.cfg.days * DAY)
+                   until=sim.t0 + sim.cfg.days * DAY, device_weeks=len(sim.region.devices) * sim.cfg.days / 7)
     enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
         "seed": args.seed, "days": args.days, "scale": args.scale, "workers": args.workers,

@@ -11,6 +11,8 @@ extended by a grace period (a breach is only known some time after its start).
   the detectors expected to catch it (none yet: no precision, shown as –);
 * delay = event time of the first matching alert − incident start (median over detected incidents);
 * false alarms per 10,000 events = unmatched alerts / events × 10,000;
+* for the cold chain's dynamics rule, whose budget is per device: its unmatched alerts per device-week
+  (``device_weeks``: the devices × the weeks simulated; every device follows its daily rhythm);
 * an incident still running when the run ends (``until``) and not detected is *incomplete*: neither
   found nor missed (its decisive event — a discharge, a deadline — may lie after the end), counted
   apart.
@@ -75,10 +77,19 @@ class Report:
     false_alarms: int
     false_alarms_per_10k: float
     unmatched_examples: list[dict[str, Any]] = field(default_factory=list)
+    device_weeks: float = 0.0
+    dynamics_false_alarms: int = 0
+
+    @property
+    def dynamics_per_device_week(self) -> float | None:
+        return self.dynamics_false_alarms / self.device_weeks if self.device_weeks else None
+
+
+DYNAMICS = "coldchain.abnormal_dynamics"
 
 
 def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: int,
-          grace_s: float = 86400.0, until: float | None = None) -> Report:
+          grace_s: float = 86400.0, until: float | None = None, device_weeks: float = 0.0) -> Report:
     """Alerts are dicts with ``detector``, ``entity`` {kind, id} and ``t`` (event time, epoch s); ``until``: when
     the run's events end.
 
@@ -128,7 +139,8 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
                                              n_true / n_alerts if n_alerts else None, expected, incomplete))
     detectors = {d: DetectorScore(d, n, ok, ok / n if n else None) for d, (n, ok) in sorted(per_detector.items())}
     return Report(scenario_scores, detectors, events, len(unmatched),
-                  len(unmatched) * 10_000 / events if events else 0.0, unmatched[:20])
+                  len(unmatched) * 10_000 / events if events else 0.0, unmatched[:20], device_weeks,
+                  sum(1 for a in unmatched if a["detector"] == DYNAMICS))
 
 
 def _duration(seconds: float | None) -> str:
@@ -156,6 +168,10 @@ def markdown(report: Report) -> str:
         lines.append(f"| {d.detector} | {d.alerts} | {d.true_alerts} | {p} |")
     lines.append(f"\nfalse alarms: {report.false_alarms} over {report.events} events "
                  f"= {report.false_alarms_per_10k:.2f} per 10,000")
+    if report.device_weeks:
+        lines.append(f"cold-chain dynamics false alarms: {report.dynamics_false_alarms} over "
+                     f"{report.device_weeks:.0f} device-weeks = {report.dynamics_per_device_week:.3f} per device-week "
+                     "(budget 1; devices follow daily rhythms)")
     return "\n".join(lines)
 
 
@@ -166,6 +182,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         "detectors": {k: dataclasses.asdict(v) for k, v in report.detectors.items()},
         "false_alarms": report.false_alarms,
         "false_alarms_per_10k": round(report.false_alarms_per_10k, 4),
+        "device_weeks": round(report.device_weeks, 1),
+        "dynamics_false_alarms": report.dynamics_false_alarms,
         "unmatched_examples": report.unmatched_examples,
     }
 

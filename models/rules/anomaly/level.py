@@ -52,8 +52,8 @@ summary), and still answered after the first alarm, a setpoint change or a seaso
 >>> round(max(map(abs, day(10))), 1) < 3        # an ordinary day stays well inside
 True
 >>> scores = day(11, offset=1.5)               # the level rises by 1.5 °C
->>> next(i for i, z in enumerate(scores) if z >= 3) * 5    # minutes: two hours 1.5 °C above their normals
-125
+>>> next(i for i, z in enumerate(scores) if z >= 3) * 5    # minutes: three whole hours above their normals
+185
 >>> level.hour_normal(t0 + 11 * 86400)[0] > 5.0     # and what it learns of them moves up a little
 True
 """
@@ -87,6 +87,7 @@ class TrailingLevel(AnomalyDetector):
         self.recent: list[list[float]] = []  # the trailing buckets: [index, sum, count], oldest first
         self.rhythm_hours = rhythm_hours
         self.rhythm_weight = rhythm_weight  # what a standard deviation of the hours' score counts in the score
+        self.level_z = 0.0  # the day's part of the last score (not kept: recomputed at every reading)
         #: the normal of each slot of the span (hour of the day): [mean, var, spans learned], or None
         self.hours: list[list[float] | None] = [None] * buckets
         #: the latest completed buckets' scores against their slot's normal: [bucket index, z, mean, normal, sd]
@@ -145,13 +146,20 @@ class TrailingLevel(AnomalyDetector):
         total, count, offset = self.window((self.recent[-1][0] + 1) * self.bucket_s)
         return (offset or 0.0) + total / count if count else None
 
+    def settled(self) -> float:
+        """How far from normal anything still is, on the score's scale: the day's level and the *farthest* of the
+        last hours (what :meth:`score_one` returned last reading; call after it). An episode opened by the score
+        ends when this is small."""
+        return max(abs(self.level_z), self.rhythm_weight * self.rhythm_extent)
+
     def score_one(self, x: dict[str, Any]) -> float:
+        self.level_z = 0.0
         if not self.warm:
             return 0.0
         window = self.window(x["t"])
         if 1 + window[1] < self.min_coverage * self.per_span:
             return 0.0
-        level_z = (self._with(x, window) - self.mean) / self.sd  # type: ignore[operator]
+        level_z = self.level_z = (self._with(x, window) - self.mean) / self.sd  # type: ignore[operator]
         hour_z = self.rhythm_weight * self.rhythm_z
         return level_z if abs(level_z) >= abs(hour_z) else hour_z
 
@@ -214,11 +222,23 @@ class TrailingLevel(AnomalyDetector):
 
     @property
     def rhythm_z(self) -> float:
-        """The mean score of the last ``rhythm_hours`` completed hours against their hour's normal (0 until as
-        many hours in a row — gaps of a few hours allowed — have been judged)."""
+        """How far *every one* of the last ``rhythm_hours`` completed hours is from its hour's normal, in the same
+        direction: the smallest of their scores (0 when they disagree in sign, and until as many hours in a row —
+        gaps of a few hours allowed — have been judged). A short excursion spoils an hour or two, not three."""
         if len(self.scored) < self.rhythm_hours:
             return 0.0
-        return sum(s[1] for s in self.scored) / len(self.scored)
+        z = [s[1] for s in self.scored]
+        if min(z) > 0:
+            return min(z)
+        if max(z) < 0:
+            return max(z)
+        return 0.0
+
+    @property
+    def rhythm_extent(self) -> float:
+        """The largest distance (in its hour's spread) of the last ``rhythm_hours`` completed hours from their
+        normals: an episode is over only when every one of them is back."""
+        return sum(abs(s[1]) for s in self.scored) / len(self.scored) if self.scored else 0.0
 
     def hour_normal(self, t: float) -> tuple[float, float] | None:
         """(mean, spread) learned for the hour of the span ``t`` falls in; None before its first day."""
@@ -265,11 +285,12 @@ class LevelEpisode:
         self.z_off = z_off
         self.armed = True
 
-    def observe(self, z: float) -> str | None:
-        """The direction of a new episode this score opens, else None."""
+    def observe(self, z: float, settled: float | None = None) -> str | None:
+        """The direction of a new episode this score opens, else None; ``settled``: how far from normal things
+        still are, when that is not ``|z|`` (it re-arms the detector)."""
         if self.armed and abs(z) >= self.z_on:
             self.armed = False
             return "rise" if z > 0 else "fall"
-        if not self.armed and abs(z) <= self.z_off:
+        if not self.armed and (abs(z) if settled is None else settled) <= self.z_off:
             self.armed = True
         return None

@@ -64,6 +64,7 @@ class DynamicsLimits:
     min_sd_c: float = 0.1  # a level steadier than this is still not a tenth of a degree away
     z_on: float = 3.0  # the classic 3-sigma control limit
     z_off: float = 1.0  # back within one standard deviation: the episode is over, the detector re-arms
+    rearm_hold_hours: float = 6.0  # and only this long after the day's level was last out (its window's tail)
     rhythm_hours: int = 3  # a change of rhythm is judged over this many hours: one odd hour is not one
     rhythm_weight: float = 0.5  # the hours' score counts half: a change of rhythm needs 6 standard deviations
 
@@ -94,18 +95,29 @@ class DynamicsDetector(KeyedDetector):
         z = level.score_one(x)
         level.learn_one(x)
         st["level"] = level.dump()
-        episode = LevelEpisode(self.limits.z_on, self.limits.z_off)
-        episode.armed = st.get("armed", True)
-        direction = episode.observe(z)
-        st["armed"] = episode.armed
-        if abs(z) <= self.limits.z_off:
-            st["normal_t"] = t  # the last time the level was normal
-        if direction is None:
-            return []
-        return [self._alert(ctx.key, event, source, level, z, direction, st.get("normal_t"))]
+        lim = self.limits
+        # two views, each with its own episode: the day's level, and the last hours against their hours' normal
+        day, hours = LevelEpisode(lim.z_on, lim.z_off), LevelEpisode(lim.z_on, lim.z_off)
+        day.armed, hours.armed = st.get("armed", True), st.get("armed_hours", True)
+        was_open = not (day.armed and hours.armed)
+        if abs(level.level_z) >= lim.z_on:
+            st["day_hot_t"] = t  # the day's level was out: its window holds abnormal readings for a span yet
+        # the day's view re-arms once calm *and* `rearm_hold_hours` after it was last out: the sliding day still
+        # holds part of the incident and swings as it slides past it (a flattened day swung it both ways)
+        cooled = t - st.get("day_hot_t", float("-inf")) >= lim.rearm_hold_hours * 3600
+        opened_day = day.observe(level.level_z, abs(level.level_z) if cooled else float("inf"))
+        opened_hours = hours.observe(lim.rhythm_weight * level.rhythm_z, lim.rhythm_weight * level.rhythm_extent)
+        st["armed"], st["armed_hours"] = day.armed, hours.armed
+        if level.settled() <= lim.z_off:
+            st["normal_t"] = t  # the last time the level and the hours were normal
+        direction = opened_day or opened_hours
+        if direction is None or was_open:
+            return []  # nothing new, or the other view has already said so: one incident, one alarm
+        channel = "day" if opened_day else "hours"
+        return [self._alert(ctx.key, event, source, level, z, direction, st.get("normal_t"), channel)]
 
     def _alert(self, device: str, event: dict[str, Any], source: Source, level: TrailingLevel, z: float,
-               direction: str, normal_t: float | None) -> Alert:
+               direction: str, normal_t: float | None, channel: str) -> Alert:
         lim, t = self.limits, event["_t"]
         now = level.level()
         kind = event.get("device_kind", "device")
@@ -113,7 +125,6 @@ class DynamicsDetector(KeyedDetector):
         hour_level = sum(h[2] for h in hours) / len(hours) if hours else None
         hour_normal = sum(h[3] for h in hours) / len(hours) if hours else None
         hour_sd = hours[-1][4] if hours else None
-        channel = "day" if abs(z) > abs(lim.rhythm_weight * level.rhythm_z) or not hours else "hours"
         if channel == "day":
             reason = (f"{kind} {device} at {event['facility_id']}: mean {now:.2f} °C over the last {lim.span_hours:g} h "
                       f"against a normal of {level.mean:.2f} ± {level.sd:.2f} °C ({abs(z):.1f} standard deviations; "

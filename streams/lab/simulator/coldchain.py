@@ -2,7 +2,10 @@
 
 A working unit's probe follows the compressor: a slow warm-up while it is off and a quick
 pull-down while it runs (a sawtooth around the ~5 °C set-point), small bumps when the door
-is opened in working hours, and for cold rooms a defrost bump every eight hours. Faults
+is opened in working hours, and for cold rooms a defrost bump every eight hours. A unit may also
+follow the day (:data:`~streams.lab.simulator.region.RHYTHMS`): a room that warms the fridge in the
+afternoon, a clinic-hours load, a defrost timer every six hours — normal operation the dynamics rule
+must not alarm on (a noisy probe is the traffic's noise). Faults
 replace that profile: a power cut lets the contents warm towards room temperature with a
 time constant of hours (a full fridge is a big thermal mass), a thermostat fault pulls them
 below zero, and a failing compressor first shows as a slow warming drift. When a fault ends
@@ -26,6 +29,30 @@ from dataclasses import dataclass
 from streams.lab.simulator.region import Device
 
 AMBIENT_C = 24.0
+
+
+def rhythm_c(rhythm: str, t: float) -> float:
+    """What a daily rhythm adds at ``t`` (°C; the region's local time, UTC+8). Small enough that a working unit
+    stays inside 2–8 °C with its compressor swing and a door opening.
+
+    >>> midnight = 1_790_000_000.0 - (1_790_000_000.0 + LOCAL_OFFSET_S) % 86400     # a local midnight
+    >>> [round(rhythm_c("afternoon", midnight + 3600 * h), 2) for h in (6, 10, 13, 15, 18, 21)]
+    [0.0, 0.0, 0.49, 0.6, 0.35, 0.0]
+    >>> rhythm_c("clinic_hours", midnight + 9 * 3600), rhythm_c("defrost_timer", midnight + 600)
+    (0.5, 1.2)
+    """
+    hour = ((t + LOCAL_OFFSET_S) % 86400) / 3600
+    if rhythm == "afternoon":  # the room warms from 10:00, most at 15:00, cool again by 20:00
+        return 0.6 * math.sin(math.pi * (hour - 10) / 10) if 10 <= hour < 20 else 0.0
+    if rhythm == "clinic_hours":  # loaded and opened through the clinic's day, 08:00–17:00
+        return 0.5 if 8 <= hour < 17 else 0.0
+    if rhythm == "defrost_timer":  # a 20-minute defrost every six hours
+        since = (t + LOCAL_OFFSET_S) % (6 * 3600)
+        return 1.2 * math.sin(math.pi * since / 1200) if since < 1200 else 0.0
+    return 0.0
+
+
+LOCAL_OFFSET_S = 8 * 3600
 
 
 @dataclass
@@ -58,6 +85,8 @@ class Unit:
             since_defrost = t % (8 * 3600)
             if since_defrost < 1200:
                 temp += 1.2 * math.sin(math.pi * since_defrost / 1200)
+        if d.rhythm != "none":
+            temp += rhythm_c(d.rhythm, t)
         return temp
 
     def open_door(self, t: float, rise_c: float) -> None:

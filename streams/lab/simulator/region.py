@@ -12,6 +12,7 @@ True
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
 
 #: kind → (count at scale 1, beds range, prescribers range, outpatient visits a weekday range)
@@ -72,6 +73,19 @@ class Device:
     amplitude: float  # half the compressor swing, °C
     setpoint: float
     phase: float
+    #: the unit's daily rhythm in normal operation (:data:`RHYTHMS`): none, a warm afternoon, clinic hours, noise,
+    #: a defrost timer — benign look-alikes of a drifting unit, each device's by its id
+    rhythm: str = "none"
+
+
+#: Daily rhythms of normal operation (合理情形 for the dynamics rule): what the unit's temperature does each day.
+RHYTHMS = ("none", "afternoon", "clinic_hours", "noisy", "defrost_timer", "none")
+
+
+def rhythm_of(device_id: str) -> str:
+    """A device's rhythm, from its id (no draw from the region's random source: the rest of the region stays as
+    it was)."""
+    return RHYTHMS[zlib.crc32(f"rhythm/{device_id}".encode()) % len(RHYTHMS)]
 
 
 @dataclass
@@ -136,7 +150,7 @@ def build_region(seed: int, scale: float = 1.0, patients_per_scale: int = 40_000
                     interval_s=120.0 if kind == "vehicle" else 300.0,
                     cycle_s=rng.uniform(1800, 3000) if kind == "fridge" else rng.uniform(900, 1500),
                     amplitude=rng.uniform(0.8, 1.2) if kind == "fridge" else rng.uniform(0.5, 0.8),
-                    setpoint=rng.uniform(4.6, 5.2), phase=rng.random()))
+                    setpoint=rng.uniform(4.6, 5.2), phase=rng.random(), rhythm=rhythm_of(did) if kind == "fridge" else "none"))
     facilities = {"FAC-1": ("infectious", "sharps", "pathological", "pharmaceutical", "chemical"),
                   "FAC-2": ("infectious", "sharps")}
     return Region(seed, institutions, patients, devices, ("CR-1", "CR-2", "CR-3"), facilities)

@@ -565,6 +565,15 @@ def defrost_cycle(sim, t, sc):
     sim.record(sc.name, "device", d.id, t, t + 2 * HOUR, sc.detectors, benign=True, minutes=round(minutes))
 
 
+def new_setpoint(sim, t, sc):
+    """After maintenance a fridge is set 0.8–1.2 °C colder and stays there: the dynamics rule may say so once
+    (an operator confirms the service), and then learns it as the unit's normal."""
+    r = sim.rng_scenario
+    d = _device(sim, ("fridge",))
+    d.setpoint = round(d.setpoint - r.uniform(0.8, 1.2), 2)
+    sim.record(sc.name, "device", d.id, t, t + 3 * DAY, sc.detectors, benign=True, setpoint=d.setpoint)
+
+
 LOOK_ALIKES: tuple[Scenario, ...] = (
     Scenario("justified_long_prescription", "prescription", "长期处方(合理)", "prescriber",
              ("prescription.over_supply",), 36, 0, justified_long_prescription,
@@ -574,6 +583,8 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              "six or seven maintenance drugs for several chronic conditions"),
     Scenario("defrost_cycle", "telemetry", "除霜(合理)", "device", ("coldchain.excursion",), 18, 1, defrost_cycle,
              "a defrost heater passing +8 °C for a quarter of an hour"),
+    Scenario("new_setpoint", "telemetry", "维修后调整设定温度(合理)", "device", ("coldchain.abnormal_dynamics",), 3, 3,
+             new_setpoint, "a fridge set 0.8–1.2 °C colder after maintenance, for good", earliest_day=7.0),
 )
 LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
 

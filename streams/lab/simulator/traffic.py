@@ -570,7 +570,7 @@ class RegionTraffic:
         p_door = 0.25 if d.kind == "vehicle" else 0.12 if d.kind == "fridge" else 0.2
         if working and r.random() < p_door:
             door = r.uniform(0.4, 1.1)
-        temp = unit.reading(t, door, r.gauss(0, 0.08))
+        temp = unit.reading(t, door, r.gauss(0, 0.25 if d.rhythm == "noisy" else 0.08))
         f = unit.fault
         power = "off" if f is not None and f.kind == "power_loss" and f.start_t <= t < f.end_t else "mains"
         event = {"schema_version": 1, "device_id": d.id, "device_kind": d.kind, "facility_id": d.facility_id,
