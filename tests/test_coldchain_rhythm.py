@@ -87,6 +87,9 @@ def test_a_drift_on_a_device_with_a_daily_rhythm_still_alarms_within_a_day(shape
     assert first.numbers["direction"] == "rise"
     assert start * 86400 < first.event_t - T0 < (start + 2.5) * 86400, (first.event_t - T0) / 86400
     assert first.numbers["level_c"] > first.numbers["normal_c"]
+    trace = first.numbers["trace"]  # the operator's view: the last day hour by hour against each hour's normal
+    assert len(trace["observed"]) == len(trace["normal"]) == 24 and trace["start_t"] < first.event_t
+    assert trace["observed"][-1] > trace["normal"][-1]
 
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "coldchain" / "raw"

@@ -251,7 +251,11 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
     other = alert(30, "claim.unbundling", "claim", "institution", "IT-H8", 0, institution="IT-H8", region="310101")
     fridge = alert(31, "coldchain.excursion", "telemetry", "device", "IT-FR-9", 0, institution="IT-CDC", peak_c=11.0)
     logger = alert(32, "coldchain.sensor_silent", "telemetry", "device", "IT-FR-8", 0, institution="IT-CDC")
-    for a in mine + [other, fridge, logger]:
+    trace = {"start_t": T0, "observed": [5.0 + 0.1 * h if h > 18 else 5.0 for h in range(24)],
+             "normal": [5.0] * 24, "sd": [0.1] * 24}
+    drifting = alert(33, "coldchain.abnormal_dynamics", "telemetry", "device", "IT-FR-7", 0, institution="IT-CDC",
+                     direction="rise", channel="hours", trace=trace)
+    for a in mine + [other, fridge, logger, drifting]:
         produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
     for record in (score("IT-H7", "2026-10-01", 2.0, "yellow", amount_per_claim=3.0),
                    score("IT-H7", "2026-10-02", 7.5, "red", shared_physicians=9.0, amount_per_claim=4.0),
@@ -291,6 +295,11 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         browser.get(base + "/coldchain")
         wait_for(lambda: browser.get(base + "/coldchain") or "IT-FR-9" in browser.find_element(By.ID, "excursions").text)
         assert "IT-FR-8" in browser.find_element(By.ID, "silent").text
+        drift = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-7" in r.text)
+        # its last day hour by hour against each hour's normal: the band, the normal and what was read
+        assert len(drift.find_elements(By.CSS_SELECTOR, "svg.trace polyline")) == 2
+        assert drift.find_elements(By.CSS_SELECTOR, "svg.trace polygon")
+        assert "7.3 °C" in drift.find_element(By.CSS_SELECTOR, "svg.trace").text
         assert not browser.find_elements(By.CSS_SELECTOR, "form.ack")  # the analyst may not change cold-chain cases
         browser.delete_all_cookies()
         browser.get(base + "/login")

@@ -244,3 +244,35 @@ def test_daily_rhythms_and_a_new_setpoint_stay_within_the_dynamics_budget():
         on_it = [a for a in alarms if a.entity_id == change["entity"]["id"]
                  and change["start_t"] - 7 * DAY <= a.event_t < change["start_t"] + 7 * DAY]
         assert len(on_it) <= 1 and all(a.event_t >= change["start_t"] for a in on_it), [a.reason for a in on_it]
+
+
+def test_a_resumed_region_goes_on_without_sending_a_claim_or_a_visit_again():
+    """A second demo run resumes the region where the first stopped (issue 21): its ids go on from the first's, and
+    nobody visits a site twice on the resume day — so every duplicate charge in the second part is a planted one."""
+    from models.contracts.alert import Source
+    from models.engine.runtime import Runtime
+    from models.rules.claims.duplicate_charge import DuplicateChargeDetector
+
+    rt, n, ids = Runtime([DuplicateChargeDetector()]), 0, set()
+
+    def feed(sim, hours):
+        nonlocal n
+        out = []
+        for stream, _, e in sim.until(sim.t0 + hours * 3600):
+            if stream != "claim":
+                continue
+            n += 1
+            assert e["claim_id"] not in ids
+            ids.add(e["claim_id"])
+            event = {**e, "patient": e["patient_id"], "_t": datetime.fromisoformat(e["event_time"]).timestamp()}
+            out += rt.process(event, Source("zhijian.claims", 0, n, e["claim_id"]))
+        return out
+
+    cfg = dict(seed=7, days=7, scale=0.3, scenario_rate=4.0, warmup_days=0.1, repeat=True)
+    first = RegionSimulator(SimulationConfig(**cfg, start=DEFAULT_START + timedelta(hours=3)))
+    feed(first, 60)
+    second = RegionSimulator(SimulationConfig(**cfg, start=DEFAULT_START + timedelta(hours=63),
+                                              first_ids=first.id_counters(), first_visits=first.recent_visits()))
+    alerts = feed(second, 60)
+    planted = {x["entity"]["id"] for x in second.truth if "claim.duplicate_charge" in x["detectors"]}
+    assert all(a.entity_id in planted for a in alerts), [a.reason for a in alerts if a.entity_id not in planted]

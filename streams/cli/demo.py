@@ -6,6 +6,7 @@ worker's process (``zhijian worker``) must carry none of the lab (``tests/test_h
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -95,10 +96,19 @@ class Demo:
         self.configs = simulated_region_configs(self.args.config)
         self.settings = load_settings(self.configs, overrides={"kafka": {"bootstrap_servers": bootstrap}})
         ensure_topics(self.settings.kafka, self.settings.topic_specs())
-        # a living region: a month ago to now at `speed`, scenarios every week (4× the evaluation's rate)
-        start = (datetime.now(timezone.utc) - timedelta(days=30)).replace(microsecond=0)
+        # a living region: a month ago to now at `speed`, scenarios every week (4× the evaluation's rate); a second
+        # run in this folder resumes the region where the first stopped — its clock and its ids — since the
+        # broker kept what the first sent and the detectors' state (replaying the same month with the same claim
+        # ids and other contents would be a month of duplicate charges)
+        start, kept = resume_point(self.args.seed, self.args.scale)
+        self.clock = start.timestamp()
         self.sim = RegionSimulator(SimulationConfig(seed=self.args.seed, days=7, scale=self.args.scale, start=start,
-                                                    scenario_rate=4.0, warmup_days=0.1, repeat=True))
+                                                    scenario_rate=4.0, warmup_days=0.1, repeat=True,
+                                                    first_ids=kept["ids"] if kept else None,
+                                                    first_visits=kept["visits"] if kept else None))
+        if kept:
+            print(f"  resuming the region at {start.isoformat()} where the last run in this folder stopped "
+                  f"({REGION_FILE})", flush=True)
         # read from the end before the worker can write: the demo's broker keeps earlier runs' alerts
         self.tail = Tail(self.settings.kafka, [self.settings.topic("alerts")], from_end=True)
         self.worker = start_worker_process(bootstrap, self.metrics_port, STATE_DIR / "worker.log", self.configs)
@@ -128,7 +138,7 @@ class Demo:
     def run(self) -> None:
         """The simulated clock runs at ``speed`` until the duration is over or a signal comes."""
         started = last = time.monotonic()
-        clock = self.sim.t0
+        clock = self.clock = self.sim.t0
         shown = 0
         while not self.interrupted and (self.args.duration is None or time.monotonic() - started < self.args.duration):
             now = time.monotonic()
@@ -138,6 +148,7 @@ class Demo:
                 self.producer.add(stream, key, event)
                 self.produced[stream] += 1
             self.producer.flush()
+            self.clock = clock  # sent and acknowledged up to here: where a next run resumes
             for incident in self.sim.truth[shown:]:
                 self.printer.scenario(incident)
             shown = len(self.sim.truth)
@@ -159,12 +170,42 @@ class Demo:
             signal.signal(sig, handler)
         if self.producer is not None:
             self.producer.close()
+            save_resume_point(self.args.seed, self.args.scale, self.clock, self.sim.id_counters(),
+                              self.sim.recent_visits())
         if self.tail is not None:
             self.tail.close()
         stop_processes([self.worker, self.console, self.risk])
         self.broker.stop()
         if self.jsonl is not None:
             self.jsonl.close()
+
+
+REGION_FILE = STATE_DIR / "demo-region.json"
+#: a resumed region is not older than this (a run after a month away starts a fresh month of history)
+RESUME_WITHIN_S = 30 * 86400.0
+
+
+def resume_point(seed: int, scale: float, now: float | None = None) -> tuple[datetime, dict[str, Any] | None]:
+    """Where this run's region starts: where the last run of the same seed and scale in this folder stopped (its
+    clock; and what it kept: its id counters and its last days' visits), else a month ago, nothing kept."""
+    now = time.time() if now is None else now
+    fresh = datetime.fromtimestamp(now - RESUME_WITHIN_S, timezone.utc).replace(microsecond=0)
+    try:
+        kept = json.loads(REGION_FILE.read_text())
+        if kept["seed"] != seed or kept["scale"] != scale:
+            return fresh, None
+        clock = float(kept["clock"])
+        state = {"ids": {str(k): int(v) for k, v in kept["ids"].items()},
+                 "visits": {str(d): [[str(p), str(i)] for p, i in pairs] for d, pairs in kept.get("visits", {}).items()}}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return fresh, None  # no earlier run (or a file this version cannot read): a fresh region
+    start = max(clock, now - RESUME_WITHIN_S)
+    return datetime.fromtimestamp(min(start, now), timezone.utc).replace(microsecond=0), state
+
+
+def save_resume_point(seed: int, scale: float, clock: float, ids: dict[str, int],
+                      visits: dict[str, list[list[str]]]) -> None:
+    REGION_FILE.write_text(json.dumps({"seed": seed, "scale": scale, "clock": clock, "ids": ids, "visits": visits}))
 
 
 def _last_line(path: Any) -> str:

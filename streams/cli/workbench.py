@@ -94,7 +94,9 @@ def cmd_risk(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     risk = settings.section("risk", RiskSettings)
     wait_until_answers(settings.kafka, timeout=30)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the command line set WARNING before any command ran (a second basicConfig does nothing): what it publishes
+    # goes to its log
+    logging.getLogger().setLevel(logging.INFO)
     run(settings.kafka, settings.topic("claims"), settings.topic("alerts"), settings.topic("institution-scores"),
         settings.worker.app_id, risk, Pseudonymizer.from_env(), metrics_port=args.metrics_port,
         idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker)

@@ -54,8 +54,10 @@ def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str],
     volume = {s.institution_id: float(s.claims) for s in scored}
     hits = Counter(a.get("institution_id") for a in alerts if a.get("stream") == "claim")
     rankings = {
+        "money at risk": {s.institution_id: s.money_at_risk for s in scored},
         "risk score": {s.institution_id: s.score for s in scored},
         "claim volume (baseline)": volume,
+        "money paid (baseline)": {s.institution_id: s.money for s in scored},
         "claims-rule alerts": {i: float(hits.get(i, 0)) for i in volume},
         "claims-rule alerts per claim": {i: hits.get(i, 0) / volume[i] for i in volume},
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import jinja2
+from markupsafe import Markup
 import orjson
 from aiohttp import web
 
@@ -86,6 +87,48 @@ def _sparkline(values: list[float], width: int = 300, height: int = 40) -> str:
     top = max(max(values), 1e-9)
     step = width / (len(values) - 1)
     return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}" for i, v in enumerate(values))
+
+
+def trace_svg(trace: dict[str, Any] | None, width: int = 288, height: int = 64) -> str:
+    """A device's last day hour by hour (an abnormal-dynamics alert's ``trace``) as inline SVG, no script: the
+    band is each hour's learned normal ± 2 sd, the dashed line the normal, the solid line what was read.
+
+    >>> svg = trace_svg({"start_t": 0, "observed": [5.0, 5.1, 7.0], "normal": [5.0, 5.0, 5.0], "sd": [0.1, 0.1, 0.1]})
+    >>> svg.count("<polyline"), svg.count("<polygon"), "7.0" in svg
+    (2, 1, True)
+    >>> trace_svg(None), trace_svg({"start_t": None, "observed": [], "normal": [], "sd": []})
+    ('', '')
+    """
+    if not trace or not trace.get("observed"):
+        return ""
+    observed, normal, sd = trace["observed"], trace["normal"], trace["sd"]
+    lows = [n - 2 * d for n, d in zip(normal, sd) if n is not None and d is not None]
+    highs = [n + 2 * d for n, d in zip(normal, sd) if n is not None and d is not None]
+    values = [v for v in observed if v is not None] + lows + highs
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, 0.2)
+    step = width / max(len(observed) - 1, 1)
+
+    def y(v: float) -> float:
+        return height - 4 - (v - lo) / span * (height - 8)
+
+    def line(vals: list[float | None]) -> str:
+        return " ".join(f"{i * step:.1f},{y(v):.1f}" for i, v in enumerate(vals) if v is not None)
+
+    band = [(i, n, d) for i, (n, d) in enumerate(zip(normal, sd)) if n is not None and d is not None]
+    polygon = " ".join([f"{i * step:.1f},{y(n + 2 * d):.1f}" for i, n, d in band]
+                       + [f"{i * step:.1f},{y(n - 2 * d):.1f}" for i, n, d in reversed(band)])
+    last = next((v for v in reversed(observed) if v is not None), None)
+    label = "" if last is None else f'<text x="{width - 2}" y="10" text-anchor="end" font-size="10">{last:.1f} °C</text>'
+    return (f'<svg class="trace" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="last 24 hours against each hour\'s normal">'
+            f'<title>hourly mean read (line) against each hour\'s learned normal ± 2 sd (band, dashed); '
+            f'{lo:.1f}–{hi:.1f} °C</title>'
+            f'<polygon points="{polygon}" fill="#dde8f5" stroke="none"/>'
+            f'<polyline points="{line(normal)}" fill="none" stroke="#6b8fc2" stroke-dasharray="3,2"/>'
+            f'<polyline points="{line(observed)}" fill="none" stroke="#c0392b" stroke-width="1.5"/>{label}</svg>')
 
 
 # -- signing in and out
@@ -168,7 +211,7 @@ async def coldchain(request: web.Request) -> web.Response:
             a = console.alerts[aid]
             if a.get("status") != "open":
                 continue
-            row = (c, a, console.grid_of(c))
+            row = (c, a, console.grid_of(c), Markup(trace_svg((a.get("numbers") or {}).get("trace"))))
             (silent if a["detector"] == "coldchain.sensor_silent" else excursions).append(row)
     excursions.sort(key=lambda r: r[1]["event_time"])
     silent.sort(key=lambda r: r[1]["event_time"])

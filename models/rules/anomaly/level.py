@@ -240,6 +240,24 @@ class TrailingLevel(AnomalyDetector):
         normals: an episode is over only when every one of them is back."""
         return sum(abs(s[1]) for s in self.scored) / len(self.scored) if self.scored else 0.0
 
+    def trace(self) -> dict[str, Any]:
+        """The last span hour by hour, for an operator: the start of its first hour (epoch s), and per hour the
+        observed mean (None where nothing was read), its hour's normal and spread (None before the hour's first
+        day) — what an alert shows against the device's learned day."""
+        if not self.recent:
+            return {"start_t": None, "observed": [], "normal": [], "sd": []}
+        last = int(self.recent[-1][0])
+        have = {int(b[0]): b[1] / b[2] for b in self.recent if b[2]}
+        out: dict[str, Any] = {"start_t": (last - self.buckets + 1) * self.bucket_s, "observed": [], "normal": [],
+                               "sd": []}
+        for b in range(last - self.buckets + 1, last + 1):
+            slot = self.hours[b % self.buckets]
+            m = have.get(b)
+            out["observed"].append(None if m is None else round(m, 2))
+            out["normal"].append(None if slot is None else round(slot[0], 2))
+            out["sd"].append(None if slot is None else round(self._hour_sd(slot), 2))
+        return out
+
     def hour_normal(self, t: float) -> tuple[float, float] | None:
         """(mean, spread) learned for the hour of the span ``t`` falls in; None before its first day."""
         slot = self.hours[int(t // self.bucket_s) % self.buckets]

@@ -146,6 +146,8 @@ class DynamicsDetector(KeyedDetector):
                      "hours_normal_c": None if hour_normal is None else round(hour_normal, 3),
                      "hours_sd_c": None if hour_sd is None else round(hour_sd, 3),
                      "hours_z": round(level.rhythm_z, 2),
+                     # the last day hour by hour against each hour's normal: the board draws it
+                     "trace": level.trace(),
                      "normal_since": iso(normal_t) if normal_t else None,
                      "hours_since_normal": round((t - normal_t) / 3600, 1) if normal_t else None},
             evidence=[source],

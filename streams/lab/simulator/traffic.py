@@ -59,6 +59,11 @@ class SimulationConfig:
     warmup_days: float = 1.0  # no scenario starts before this (detectors that learn need some history)
     repeat: bool = False  # place the scenarios again over every following horizon
     look_alikes: bool = False  # plant benign look-alikes too (scenarios.LOOK_ALIKES: alerts an analyst justifies)
+    #: the id counters a resumed region goes on from (prefix → last number used): a second demo run continues the
+    #: first's claims and prescriptions instead of sending their ids again with other contents
+    first_ids: dict[str, int] | None = None
+    #: and the visits of its last days (day → [patient, institution] pairs): nobody visits a site twice in a day
+    first_visits: dict[str, list[list[str]]] | None = None
 
 
 @dataclass
@@ -112,7 +117,7 @@ class RegionTraffic:
         self.rng_scenario = random.Random(f"scenarios-{seed}")
         self._queue: list[tuple[float, int, str, Any, Any]] = []
         self._seq = 0
-        self._ids: dict[str, int] = defaultdict(int)
+        self._ids: dict[str, int] = defaultdict(int, cfg.first_ids or {})
         self.truth: list[dict[str, Any]] = []
         r = self.region
         self.units = {d.id: Unit(d) for d in r.devices}
@@ -121,7 +126,8 @@ class RegionTraffic:
         self.discharged: dict[str, float] = {}  # patient id → last discharge
         #: day → (patient, institution) pairs with a visit that day: one visit per site and day, or the
         #: second would bill the same consultation (a duplicate charge the scenario did not inject)
-        self.visited: dict[str, set[tuple[str, str]]] = {}
+        self.visited: dict[str, set[tuple[str, str]]] = {
+            day: {(p, i) for p, i in pairs} for day, pairs in (cfg.first_visits or {}).items()}
         self.carrier_of = {i.id: r.carriers[n % len(r.carriers)] for n, i in enumerate(r.institutions)}
         self.antimicrobial_rate = {p: self.rng_visit.uniform(0.06, 0.2) for i in r.institutions for p in i.prescribers}
         #: scenario hooks: prescriber → f(t) multiplying antimicrobial use; institution → f(t) × waste;
@@ -217,6 +223,14 @@ class RegionTraffic:
                 out = a(t, b) if b is not None else a(t)
                 if out is not None:
                     yield from out
+
+    def id_counters(self) -> dict[str, int]:
+        """The last number used per id prefix (a resumed region goes on from them: ``SimulationConfig.first_ids``)."""
+        return dict(self._ids)
+
+    def recent_visits(self) -> dict[str, list[list[str]]]:
+        """The visits of the days kept (``SimulationConfig.first_visits`` of a resumed region)."""
+        return {day: sorted([p, i] for p, i in pairs) for day, pairs in self.visited.items()}
 
     def next_id(self, prefix: str) -> str:
         self._ids[prefix] += 1
