@@ -62,3 +62,15 @@ def test_a_program_section_is_typed_by_its_program(tmp_path):
     cfg.write_text("[risk]\nmin_claimz = 5\n")
     r = zhijian("risk", "--config", str(cfg), "--bootstrap-servers", "127.0.0.1:1")
     assert r.returncode == 2 and "unknown setting [risk] min_claimz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_verdicts_file_with_a_bad_row_is_refused_by_its_line_and_nothing_is_published(tmp_path):
+    bad = tmp_path / "audit.csv"
+    bad.write_text("institution_id,verdict,decided_on\nH1,fraud,2025-06-30\nH2,fraud,30/06/2025\n")
+    r = zhijian("verdicts", "import", str(bad), "--bootstrap-servers", "127.0.0.1:1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "audit.csv line 3: decided_on '30/06/2025' is not a date like 2025-06-30; nothing was published" in r.stderr
+    headless = tmp_path / "h.csv"
+    headless.write_text("provider,label\nH1,1\n")
+    r = zhijian("verdicts", "import", str(headless), "--bootstrap-servers", "127.0.0.1:1")
+    assert r.returncode == 2 and "the header must name institution_id, verdict, decided_on" in r.stderr

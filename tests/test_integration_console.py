@@ -215,6 +215,10 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
         assert [(e["case_id"], e["status"], e.get("verdict"), e["user"]) for e in events] == [
             (case_id, "acknowledged", None, "li"), (case_id, "closed", "fraud", "li")]
         assert events[0]["comment"] == "<b>called the carrier</b>"
+        # closed as fraud: a finding on the case's institution, for the learned risk score
+        [finding] = [orjson.loads(r.value) for r in read_topic(bs, "zhijian.institution-verdicts", lambda rs: len(rs) >= 1)]
+        assert (finding["verdict"], finding["source"], finding["case_id"], finding["user"]) == ("fraud", "workbench", case_id, "li")
+        assert finding["institution_id"] and finding["decided_on"] == events[1]["at"][:10]
     finally:
         proc.terminate()
         proc.wait(20)

@@ -39,7 +39,7 @@ def test_the_daily_scores_follow_the_worker_and_rank_the_fraud_first(broker, tmp
     bs = broker.bootstrap_servers
     config = tmp_path / "risk.toml"
     config.write_text(f'[topics]\nprefix = "{PREFIX}"\ninput_partitions = 2\n[worker]\napp_id = "{APP}"\n'
-                      '[risk]\nmin_claims = 20\n')
+                      '[risk]\nmin_claims = 20\nmin_labels = 4\nmin_per_class = 1\n')
     settings = load_settings([str(config)], overrides={"kafka": {"bootstrap_servers": bs}}, environ={})
     ensure_topics(settings.kafka, settings.topic_specs())
     claims_topic = settings.topic("claims")
@@ -66,6 +66,13 @@ def test_the_daily_scores_follow_the_worker_and_rank_the_fraud_first(broker, tmp
     ends = _ends(bs, claims_topic)
     # the worker has judged everything up to day 3 only: day 2 is the last complete day the scorer may see
     commit(bs, claims_topic, ends_day3)
+    # past inspections: the clinic was found billing under borrowed physicians, three sites were clean
+    findings = tmp_path / "findings.csv"
+    findings.write_text("institution_id,verdict,decided_on\nK9,fraud,2026-06-30\nC0,clean,2026-05-01\n"
+                        "C2,clean,2026-05-02\nC4,clean,2026-05-03\n")
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "verdicts", "import", str(findings), "--config",
+                          str(config), "--bootstrap-servers", bs], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "4 verdicts (1 fraud or violation, 3 clean) published" in out.stdout, out.stderr
     port = free_port()
     log = open(tmp_path / "risk.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "risk", "--config", str(config), "--bootstrap-servers",
@@ -78,6 +85,10 @@ def test_the_daily_scores_follow_the_worker_and_rank_the_fraud_first(broker, tmp
         assert (top["institution_id"], top["of"]) == ("K9", 7) and top["grade"] in ("red", "orange")
         assert "shared_physicians" in top["top"] and top["features"]["shared_physicians"] == 1.0
         assert all(r["grade"] == "blue" for r in day2 if r["institution_id"] != "K9")
+        # the learned score: trained on the four findings, it puts the clinic first among all seven
+        learned = {r["institution_id"]: r["learned_score"] for r in day2}
+        assert max(learned, key=learned.get) == "K9" and learned["K9"] > 0.5
+        assert top["labelled"] == "fraud_or_violation" and all(r["money_at_risk"] > 0 for r in day2)
         time.sleep(3)
         assert len(read_topic(bs, scores_topic, lambda rs: True, timeout=3)) == 7  # day 3 waits for the worker
         commit(bs, claims_topic, ends)  # the worker has judged day 4's claims: day 3 is complete
@@ -87,6 +98,10 @@ def test_the_daily_scores_follow_the_worker_and_rank_the_fraud_first(broker, tmp
         assert "zhijian_institution_scores_published_total 14.0" in metrics
         assert 'zhijian_institutions_graded{grade="blue"} 6.0' in metrics
         assert "K9" not in metrics and "C0" not in metrics  # no institution in a label
+        assert 'zhijian_risk_labelled_institutions{verdict="clean"} 3.0' in metrics
+        logged = (tmp_path / "risk.log").read_text()
+        assert "published the risk scores of 7 institutions for 2026-11-02" in logged  # it logs what it publishes
+        assert "learned score from 4 labelled institutions (1 positive)" in logged
     finally:
         proc.terminate()
         proc.wait(20)

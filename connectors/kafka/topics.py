@@ -56,6 +56,9 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
         TopicSpec(f"{p}institution-scores", 1, None, "机构风险评分 each institution's daily risk score, grade and the "
                   "rates behind it, keyed by institution id (zhijian risk)"),
+        TopicSpec(f"{p}institution-verdicts", 1, None, "稽查结论 audit findings per institution (飞行检查, 专项检查: "
+                  "zhijian verdicts import; and cases the workbench closed as fraud or violation): institution_id, "
+                  "verdict fraud|violation|clean, decided_on, source; keyed by institution id"),
         TopicSpec(f"{p}case-events", 1, None, "案件处置 every change of a workbench case (status, verdict, comment, "
                   "who, when), keyed by case id"),
     ]

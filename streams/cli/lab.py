@@ -70,6 +70,9 @@ def register(sub: Any) -> None:
     rk.add_argument("--seeds", type=int, nargs="+", default=[7], help="simulator seeds (default 7)")
     rk.add_argument("--days", type=float, default=30.0, help="simulated days (default 30)")
     rk.add_argument("--scale", type=float, default=1.0, help="× the default region (default 1)")
+    rk.add_argument("--labelled", type=float, default=0.3, metavar="SHARE",
+                    help="also train the learned score on audit findings for this random share of the institutions "
+                         "and judge every ranking on the rest (default 0.3; 0: no)")
     rk.add_argument("--json", help="write the full results to this file")
     rk.set_defaults(func=cmd_rank)
 

@@ -43,6 +43,14 @@ def register(sub: Any) -> None:
                     help="read the claims to their end instead of up to the worker's committed offsets")
     rs.set_defaults(func=cmd_risk)
 
+    ve = sub.add_parser("verdicts", help="audit findings 稽查结论 on institutions, what the learned risk score learns from")
+    vsub = ve.add_subparsers(dest="verdicts_command", required=True)
+    vi = vsub.add_parser("import", help="publish a CSV of past inspections (header institution_id,verdict,decided_on; "
+                                        "verdict fraud, violation or clean) to zhijian.institution-verdicts")
+    vi.add_argument("file", help="the CSV file")
+    kafka_args(vi)
+    vi.set_defaults(func=cmd_verdicts_import)
+
 
 def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
@@ -59,8 +67,12 @@ def cmd_console(args: argparse.Namespace) -> int:
         raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
     grids = _grids(args.grids) if args.grids else {}
     wait_until_answers(settings.kafka, timeout=30)
+    from connectors.kafka.broker import ensure_topics
+
+    ensure_topics(settings.kafka, [t for t in settings.topic_specs() if t.name == settings.topic("institution-verdicts")])
     asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
-                      args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist")))
+                      args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist"),
+                      settings.topic("institution-verdicts")))
     return 0
 
 
@@ -94,10 +106,43 @@ def cmd_risk(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     risk = settings.section("risk", RiskSettings)
     wait_until_answers(settings.kafka, timeout=30)
+    from connectors.kafka.broker import ensure_topics
+
+    ensure_topics(settings.kafka, [t for t in settings.topic_specs() if t.name == settings.topic("institution-verdicts")])
     # the command line set WARNING before any command ran (a second basicConfig does nothing): what it publishes
     # goes to its log
     logging.getLogger().setLevel(logging.INFO)
     run(settings.kafka, settings.topic("claims"), settings.topic("alerts"), settings.topic("institution-scores"),
         settings.worker.app_id, risk, Pseudonymizer.from_env(), metrics_port=args.metrics_port,
-        idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker)
+        idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker,
+        verdicts_topic=settings.topic("institution-verdicts"))
+    return 0
+
+
+def cmd_verdicts_import(args: argparse.Namespace) -> int:
+    from connectors.kafka.broker import ensure_topics
+    from connectors.kafka.producer import EnvelopeProducer
+    from streams.workbench.risk.verdicts import VerdictError, parse_csv
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise ZhijianError(f"cannot read {path} ({e.strerror}); pass a CSV file with the header "
+                           "institution_id,verdict,decided_on") from None
+    try:
+        records = parse_csv(text, path.name)
+    except VerdictError as e:
+        raise ZhijianError(f"{e}; nothing was published") from None
+    settings = settings_of(args)
+    wait_until_answers(settings.kafka, timeout=15)
+    ensure_topics(settings.kafka, [t for t in settings.topic_specs() if t.name == settings.topic("institution-verdicts")])
+    producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions)
+    try:
+        producer.send_keyed(settings.topic("institution-verdicts"), ((r["institution_id"], r) for r in records))
+    finally:
+        producer.close()
+    positives = sum(r["verdict"] != "clean" for r in records)
+    print(f"{len(records)} verdicts ({positives} fraud or violation, {len(records) - positives} clean) published to "
+          f"{settings.topic('institution-verdicts')}")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ from streams.lab.processes import ensure_run_key
 from streams.lab.scoring import precision_at_k, roc_auc
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
 from streams.settings import load_settings
+from streams.workbench.risk.learned import LearnedScore, features
 from streams.workbench.risk.ledger import InstitutionLedger
 from streams.workbench.risk.score import RiskSettings, score_institutions
 from streams.worker.plan import build_detectors
@@ -66,7 +68,41 @@ def compare_rankings(ledger: Any, alerts: list[dict[str, Any]], fraud: set[str],
     table = {name: {"roc_auc": roc_auc(r, fraud), f"precision_at_{k}": precision_at_k(r, fraud, k),
                     "precision_at_5": precision_at_k(r, fraud, 5)} for name, r in rankings.items()}
     return {"as_of": as_of, "institutions": len(volume), "fraudulent": sorted(fraud), "k": k, "rankings": table,
-            "scores": [s.to_dict() for s in scored]}
+            "scores": [s.to_dict() for s in scored], "rank_scores": rankings}
+
+
+def with_findings(result: dict[str, Any], share: float, seed: int) -> dict[str, Any] | None:
+    """Audit findings for a seeded random ``share`` of the institutions (their truth: fraud or clean), the learned
+    score trained on them, and every ranking judged on the *other* institutions only; None when the labelled
+    share holds no institution of one class."""
+    rng = random.Random(f"findings-{seed}")
+    ids = sorted(result["rank_scores"]["risk score"])
+    labelled = set(rng.sample(ids, max(2, round(share * len(ids)))))
+    fraud = set(result["fraudulent"])
+    labels = {i: i in fraud for i in labelled}
+    if len(set(labels.values())) < 2:
+        return None
+    rows = {r["institution_id"]: features(r) for r in result["scores"]}
+    learned = LearnedScore.fit(rows, labels).predict(rows)
+    rest = [i for i in ids if i not in labelled]
+    positives = fraud & set(rest)
+    k = len(positives)
+    rankings = {"learned score": learned, **result["rank_scores"]}
+    table = {name: {"roc_auc": roc_auc({i: r[i] for i in rest}, positives),
+                    f"precision_at_{k}": precision_at_k({i: r[i] for i in rest}, positives, k),
+                    "precision_at_5": precision_at_k({i: r[i] for i in rest}, positives, 5)}
+             for name, r in rankings.items()}
+    return {"labelled": len(labelled), "labelled_fraudulent": sum(labels.values()), "judged": len(rest),
+            "fraudulent": sorted(positives), "k": k, "rankings": table}
+
+
+def _table(result: dict[str, Any]) -> str:
+    k = result["k"]
+    lines = [f"| ranking | ROC-AUC | precision@{k} | precision@5 |", "|---|---|---|---|"]
+    for name, m in result["rankings"].items():
+        cells = [m["roc_auc"], m[f"precision_at_{k}"], m["precision_at_5"]]
+        lines.append(f"| {name} | " + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -128,6 +164,12 @@ def run_rank(args: argparse.Namespace) -> int:
         results.append(result)
         print(f"\n## seed {seed}, {args.days:g} days, scale {args.scale:g} ({time.monotonic() - started:.0f} s)\n")
         print(markdown(result))
+        found = with_findings(result, args.labelled, seed) if args.labelled else None
+        result["with_findings"] = found
+        if found:
+            print(f"\nwith audit findings for {found['labelled']} institutions ({found['labelled_fraudulent']} "
+                  f"fraudulent), judged on the other {found['judged']} ({found['k']} fraudulent):\n")
+            print(_table(found))
     names = list(results[0]["rankings"])
     print(f"\n## mean over {len(results)} seed(s)\n\n| ranking | ROC-AUC | precision@k (k = fraudulent) | precision@5 |\n|---|---|---|---|")
     for name in names:
@@ -135,7 +177,18 @@ def run_rank(args: argparse.Namespace) -> int:
         pk = [r["rankings"][name][f"precision_at_{r['k']}"] for r in results]
         p5 = [r["rankings"][name]["precision_at_5"] for r in results]
         print(f"| {name} | {statistics.mean(aucs):.2f} | {statistics.mean(pk):.2f} | {statistics.mean(p5):.2f} |")
+    found = [r["with_findings"] for r in results if r.get("with_findings")]
+    if found:
+        print(f"\n## mean over {len(found)} seed(s), findings for {args.labelled:.0%} of the institutions, judged on "
+              f"the rest\n\n| ranking | ROC-AUC | precision@k | precision@5 |\n|---|---|---|---|")
+        for name in found[0]["rankings"]:
+            aucs = [f["rankings"][name]["roc_auc"] for f in found if f["rankings"][name]["roc_auc"] is not None]
+            pk = [f["rankings"][name][f"precision_at_{f['k']}"] for f in found if f["k"]]
+            p5 = [f["rankings"][name]["precision_at_5"] for f in found]
+            print(f"| {name} | {statistics.mean(aucs):.2f} | {statistics.mean(pk):.2f} | {statistics.mean(p5):.2f} |")
     if args.json:
+        for r in results:
+            r.pop("rank_scores", None)
         Path(args.json).write_text(json.dumps({"seeds": args.seeds, "days": args.days, "scale": args.scale,
                                                "results": results}, indent=2))
     return 0

@@ -338,8 +338,11 @@ async def follow_alerts(conn: KafkaConnection, topic: str, console: Console, rea
 
 async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
                 scores_topic: str | None = None, grids: dict[str, str] | None = None,
-                watch_topic: str | None = None) -> None:
+                watch_topic: str | None = None, verdicts_topic: str | None = None) -> None:
     from aiokafka import AIOKafkaProducer
+
+    from streams.workbench.risk.learned import POSITIVE
+    from streams.workbench.risk.verdicts import record as verdict_record
 
     console = Console(store, grids)
     producer = AIOKafkaProducer(**conn.aiokafka())
@@ -347,6 +350,12 @@ async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, sto
 
     async def send_event(event: dict[str, Any]) -> None:
         await producer.send_and_wait(events_topic, key=event["case_id"].encode(), value=orjson.dumps(event))
+        case = console.book.cases.get(event["case_id"])
+        if verdicts_topic and event.get("verdict") in POSITIVE and case is not None and case.institution_id:
+            # a case closed as fraud or violation is a finding on its institution: the learned risk score's label
+            finding = verdict_record(case.institution_id, event["verdict"], event["at"][:10], "workbench",
+                                     case_id=case.case_id, user=event.get("user"))
+            await producer.send_and_wait(verdicts_topic, key=case.institution_id.encode(), value=orjson.dumps(finding))
 
     async def send_watch(key: str, entry: dict[str, Any] | None) -> None:
         await producer.send_and_wait(watch_topic, key=key.encode(), value=None if entry is None else orjson.dumps(entry))

@@ -103,6 +103,10 @@ class RiskSettings:
     #: the order they give depends on their ratio to the credible excess, not on their scale)
     prior: float = 0.05
     loss_share: float = 0.1
+    #: the learned score (streams/workbench/risk/learned.py) is trained once this many institutions are labelled,
+    #: this many of each class (fraud or violation; clean)
+    min_labels: int = 20
+    min_per_class: int = 5
 
 
 @dataclass

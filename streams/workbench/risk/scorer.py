@@ -32,8 +32,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from connectors.kafka.follower import TopicFollower
 from models.contracts.records import InvalidRecord, decode, validate
+from streams.workbench.risk.learned import LearnedScore, cross_validate, enough, features
 from streams.workbench.risk.ledger import InstitutionLedger
 from streams.workbench.risk.score import GRADES, RiskSettings, score_institutions
+from streams.workbench.risk.verdicts import Labels
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ PUBLISHED = Counter("zhijian_institution_scores_published", "Institution score r
 DAY = Gauge("zhijian_risk_score_day", "The day last published, as epoch seconds (its start, UTC)", registry=REGISTRY)
 READ = Counter("zhijian_risk_records", "Records read by the risk scorer", ["topic_kind"], registry=REGISTRY)
 INSTITUTIONS = Gauge("zhijian_risk_institutions", "Institutions in the ledger's window", registry=REGISTRY)
+LABELS = Gauge("zhijian_risk_labelled_institutions", "Institutions with an audit finding or verdict", ["verdict"],
+               registry=REGISTRY)
+LEARNED_AUC = Gauge("zhijian_risk_learned_cv_roc_auc", "Cross-validated ROC-AUC of the learned score on the labelled "
+                    "institutions (5 folds; NaN until enough labels)", registry=REGISTRY)
 
 
 class RiskScorer:
@@ -58,6 +64,8 @@ class RiskScorer:
         self.alert_ids: dict[str, str] = {}  # alert id → day (the first record of an id counts)
         self.newest: dict[int, str] = {}  # claims partition → newest day read
         self.published: str = ""  # the last complete day published
+        self.verdicts = Labels()  # audit findings and closed cases: the learned score's labels
+        self.validation: dict[str, Any] | None = None  # the learned score's last cross-validation
 
     def claim_record(self, partition: int, raw: bytes | None) -> int:
         """One record of the claims topic (an event or an envelope); returns the claims learned."""
@@ -96,19 +104,54 @@ class RiskScorer:
         oldest_front = min(self.newest.values())
         return date.fromordinal(date.fromisoformat(oldest_front).toordinal() - 1).isoformat()
 
+    def verdict_record(self, raw: bytes | None) -> None:
+        try:
+            self.verdicts.apply(orjson.loads(raw) if raw else None)
+        except orjson.JSONDecodeError:
+            return
+
     def scores(self, day: str, complete: bool) -> list[dict[str, Any]]:
         out = []
         for s in score_institutions(self.ledger, day, self.settings):
             record = s.to_dict()
             record["complete"] = complete
             out.append(record)
+        self.learn(out)
         return out
+
+    def learn(self, records: list[dict[str, Any]]) -> None:
+        """With enough labelled institutions among those scored: ``learned_score`` (0–1) in every record, from a
+        model trained on them (:mod:`streams.workbench.risk.learned`), and each labelled record's ``verdict``."""
+        labels = self.verdicts.labels()
+        for verdict in (True, False):
+            LABELS.labels("fraud_or_violation" if verdict else "clean").set(sum(v is verdict for v in labels.values()))
+        rows = {r["institution_id"]: features(r) for r in records}
+        known = {i: v for i, v in labels.items() if i in rows}
+        if not enough(known, self.settings.min_labels, self.settings.min_per_class):
+            LEARNED_AUC.set(float("nan"))
+            return
+        model = LearnedScore.fit(rows, known)
+        learned = model.predict(rows)
+        for r in records:
+            r["learned_score"] = round(learned[r["institution_id"]], 4)
+            if r["institution_id"] in known:
+                r["labelled"] = "fraud_or_violation" if known[r["institution_id"]] else "clean"
+        self.validation = cross_validate(rows, known)
+        LEARNED_AUC.set(self.validation["roc_auc"] if self.validation["roc_auc"] is not None else float("nan"))
+        top = ", ".join(f"{k} {v:+.2f}" for k, v in list(model.weights().items())[:4])
+        log.info("learned score from %d labelled institutions (%d positive): cross-validated ROC-AUC %s, precision@%d "
+                 "%s; strongest features %s", self.validation["labels"], self.validation["positives"],
+                 _fmt(self.validation["roc_auc"]), self.validation["k"], _fmt(self.validation["precision_at_k"]), top)
 
     def forget_before(self, day: str) -> None:
         self.ledger.expire(day)
         start = date.fromordinal(date.fromisoformat(day).toordinal() - self.settings.window_days).isoformat()
         for alert_id in [a for a, d in self.alert_ids.items() if d < start]:
             del self.alert_ids[alert_id]
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
 
 
 def observe(records: list[dict[str, Any]], day: str) -> None:
@@ -134,12 +177,14 @@ async def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int
 
 def run(conn: Any, claims_topic: str, alerts_topic: str, scores_topic: str, worker_group: str,
         settings: RiskSettings, pseudonymize: Any, metrics_port: int = 0, idle_close_s: float = 60.0,
-        follow_worker: bool = True, stop: Any = None) -> None:
+        follow_worker: bool = True, stop: Any = None, verdicts_topic: str | None = None) -> None:
     """Follow the topics and publish (runs until ``stop()`` is true, or forever)."""
     if metrics_port:
         start_http_server(metrics_port, registry=REGISTRY)
-    asyncio.run(Publisher(conn, claims_topic, alerts_topic, scores_topic, worker_group, settings, pseudonymize,
-                          idle_close_s, follow_worker).run(stop))
+    publisher = Publisher(conn, claims_topic, alerts_topic, scores_topic, worker_group, settings, pseudonymize,
+                          idle_close_s, follow_worker)
+    publisher.verdicts_topic = verdicts_topic
+    asyncio.run(publisher.run(stop))
 
 
 class Publisher:
@@ -154,6 +199,7 @@ class Publisher:
         self.scorer = RiskScorer(settings, pseudonymize)
         self.idle_close_s = idle_close_s
         self.follow_worker = follow_worker
+        self.verdicts_topic: str | None = None  # audit findings (zhijian.institution-verdicts), read whole
 
     async def run(self, stop: Any = None) -> None:
         claims_topic, alerts_topic, _ = self.topics
@@ -164,7 +210,12 @@ class Publisher:
         try:
             async with TopicFollower(self.conn, [claims_topic]) as claims, \
                     TopicFollower(self.conn, [alerts_topic]) as alerts:
-                await self._loop(claims, alerts, admin, producer, stop)
+                if self.verdicts_topic:
+                    async with TopicFollower(self.conn, [self.verdicts_topic]) as verdicts:
+                        self.verdict_follower = verdicts
+                        await self._loop(claims, alerts, admin, producer, stop)
+                else:
+                    await self._loop(claims, alerts, admin, producer, stop)
         finally:
             await producer.stop()
             await admin.close()
@@ -177,6 +228,7 @@ class Publisher:
             limits = await committed_offsets(admin, self.group, self.topics[0]) if self.follow_worker else None
             learned = await self._read_claims(claims, limits)
             await self._read_alerts(alerts)
+            await self._read_verdicts()
             INSTITUTIONS.set(len(scorer.ledger.days))
             if learned:
                 last_new = time.monotonic()
@@ -204,6 +256,16 @@ class Publisher:
                 learned += self.scorer.claim_record(tp.partition, r.value)
                 READ.labels("claims").inc()
         return learned
+
+    async def _read_verdicts(self) -> None:
+        """Whatever audit findings have come (a verdict applies from the next scores published)."""
+        follower = getattr(self, "verdict_follower", None)
+        if follower is None:
+            return
+        for records in (await follower.consumer.getmany(timeout_ms=0, max_records=5000)).values():
+            for r in records:
+                self.scorer.verdict_record(r.value)
+                READ.labels("verdicts").inc()
 
     async def _read_alerts(self, alerts: Any) -> None:
         """The alert topic read to its end now: the alerts about every claim the worker committed."""
