@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from streams.workbench.risk.ledger import InstitutionLedger
 from streams.workbench.risk.score import RiskSettings, score_institutions
 
@@ -126,3 +128,29 @@ def test_the_learned_score_learns_which_rates_carry_the_findings_and_validates_i
     cv = cross_validate(rows, labelled)
     assert cv["labels"] == 40 and cv["roc_auc"] > 0.9
     assert LearnedScore.fit(rows, dict(reversed(list(labelled.items())))).predict(rows) == scores  # order-free
+
+
+def test_the_ledger_and_the_scorer_count_a_claims_latest_version_and_forget_withdrawn_alerts():
+    from streams.workbench.risk.scorer import RiskScorer
+
+    ledger = InstitutionLedger()
+    outpatient(ledger, 1, "K1", "Pa", 80.0, "2026-10-01")
+    outpatient(ledger, 2, "K1", "Pb", 50.0, "2026-10-01")
+    fix = {"claim_id": "CL1", "institution_id": "K1", "patient": "Pa", "doctor_id": "K1-D1", "claim_type": "outpatient",
+           "total_amount": 60.0, "event_time": "2026-10-01T11:00:00+08:00", "adjustment": "replacement", "version": 2}
+    ledger.learn_claim(fix)
+    ledger.learn_claim(fix)  # re-sent: counted once
+    t = ledger.totals("K1", "2026-10-31")
+    assert (t["claims"], t["money"]) == (2, 110.0)  # the corrected amount replaces the first, not beside it
+    ledger.learn_claim({**fix, "claim_id": "S-9", "original_claim_id": "CL2", "adjustment": "void", "version": 2})
+    ledger.learn_claim({**fix, "claim_id": "CL2", "total_amount": 50.0, "adjustment": "original", "version": 1})
+    t = ledger.totals("K1", "2026-10-31")
+    assert (t["claims"], t["money"]) == (1, 60.0)  # voided, and its first version late: stale
+    scorer = RiskScorer(RiskSettings(), lambda p: p)
+    alert = {"alert_id": "A1", "stream": "claim", "institution_id": "K1", "detector": "claim.duplicate_charge",
+             "event_time": "2026-10-01T11:00:00+08:00", "status": "open"}
+    scorer.alert_record(orjson.dumps(alert))
+    scorer.alert_record(orjson.dumps(alert))  # the same alert again: once
+    assert scorer.ledger.totals("K1", "2026-10-31")["alerts"] == {"claim.duplicate_charge": 1}
+    scorer.alert_record(orjson.dumps({**alert, "status": "withdrawn"}))
+    assert scorer.ledger.totals("K1", "2026-10-31")["alerts"] == {"claim.duplicate_charge": 0}

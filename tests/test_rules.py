@@ -65,9 +65,9 @@ def test_duplicate_charge_alert_names_both_claims():
     assert a.entity_id == "H1" and a.tier == "violation"
     assert a.numbers["first_claim_id"] == "C1" and a.numbers["duplicate_claim_id"] == "C5"
     assert [e.event_id for e in a.evidence] == ["C1", "C5"]
-    # The same duplicate redelivered gives the same id (idempotent downstream).
-    [b] = d.process(claim("C5"), src(5, "C5"))
-    assert b.alert_id == a.alert_id
+    # The same duplicate redelivered raises nothing again: its version was applied, and its alert went out with it
+    # (a state that holds a claim is captured only after the claim's alerts were sent).
+    assert d.process(claim("C5"), src(5, "C5")) == []
 
 
 def test_duplicate_charge_uses_service_date_and_expires_state():
@@ -174,7 +174,7 @@ def test_a_claim_repeating_a_thousand_lines_is_one_alert_naming_them_all():
     assert a.numbers["lines"] == 1000 and a.numbers["duplicate_amount"] == 10000.0
     assert len(a.numbers["repeated"]) == 50 and a.numbers["repeated"][0]["first_claim_id"] == "C1"
     assert [e.event_id for e in a.evidence] == ["C1", "C2"]
-    assert [x.alert_id for x in claim("C2", 2)] == [a.alert_id]  # a redelivery raises it again under the same id
+    assert claim("C2", 2) == []  # a redelivery: its version is applied and its alert went out with it
 
 
 def test_an_excursion_ends_at_its_last_reading_when_the_device_falls_silent_past_the_gap_limit():
@@ -275,3 +275,41 @@ def test_a_new_setpoint_alarms_once_becomes_the_normal_and_a_later_failure_alarm
     [(day, direction)] = [x for x in alerts if x[0] >= 45][:1]  # the failure after it alarms again,
     # within 4 days of a 0.3 °C/day ramp (a true sliding day since version 3: the end of day 48), before any excursion
     assert direction == "rise" and day <= 49
+
+
+def test_a_claims_corrections_are_judged_by_its_latest_version_whatever_their_order():
+    """Claims as feeds send them (issue 21): an original, a replacement, a refund under a new settlement id that
+    voids it, and the same versions again or late. The duplicate rule judges the latest version: a replacement takes
+    its earlier version's lines back, a void takes them back for good, a stale version changes nothing, and an
+    alert whose grounds a correction removed is withdrawn under its id."""
+    import itertools
+
+    def run(order):
+        d = PartitionedRuntime([DuplicateChargeDetector()])
+        out = []
+        for n, e in enumerate(order):
+            out += [(a.alert_id, a.status) for a in d.process(e, src(n + 1, e["claim_id"]))]
+        return out
+
+    first = claim("C1")
+    again = claim("C2")  # bills C1's CT again: a duplicate
+    corrected = claim("C2") | {"adjustment": "replacement", "version": 2, "items": [
+        {"item_code": "ECG", "category": "exam", "quantity": 1, "unit_price": 40.0, "amount": 40.0}]}
+    refund = claim("R-77") | {"original_claim_id": "C2", "adjustment": "void", "version": 3}
+    [(aid, status)] = run([first, again])
+    assert status == "open"
+    assert run([first, again, corrected]) == [(aid, "open"), (aid, "withdrawn")]
+    assert run([first, again, again, corrected, again]) == [(aid, "open"), (aid, "withdrawn")]  # re-sent, stale
+    assert run([first, again, refund]) == [(aid, "open"), (aid, "withdrawn")]
+    # a replacement that still bills the CT again keeps the alert open, under the same id
+    still = again | {"adjustment": "replacement", "version": 2}
+    assert run([first, again, still]) == [(aid, "open"), (aid, "open")]
+    # any order of arrival ends in the final state's verdict: the last record of the id is what stands
+    for order in itertools.permutations([again, corrected, refund]):
+        final = {}
+        for alert_id, status in run([first, *order]):
+            final[alert_id] = status
+        assert all(s == "withdrawn" for s in final.values()), (order, final)
+    # voiding the first claim takes its CT back: a later C3 billing the CT is its first billing
+    void_first = claim("C1") | {"adjustment": "void", "version": 2}
+    assert run([first, void_first, claim("C3")]) == []

@@ -262,8 +262,8 @@ def test_a_resumed_region_goes_on_without_sending_a_claim_or_a_visit_again():
             if stream != "claim":
                 continue
             n += 1
-            assert e["claim_id"] not in ids
-            ids.add(e["claim_id"])
+            assert (e["claim_id"], e.get("version", 1)) not in ids  # a replacement is the same claim's next version
+            ids.add((e["claim_id"], e.get("version", 1)))
             event = {**e, "patient": e["patient_id"], "_t": datetime.fromisoformat(e["event_time"]).timestamp()}
             out += rt.process(event, Source("zhijian.claims", 0, n, e["claim_id"]))
         return out
@@ -276,3 +276,14 @@ def test_a_resumed_region_goes_on_without_sending_a_claim_or_a_visit_again():
     alerts = feed(second, 60)
     planted = {x["entity"]["id"] for x in second.truth if "claim.duplicate_charge" in x["detectors"]}
     assert all(a.entity_id in planted for a in alerts), [a.reason for a in alerts if a.entity_id not in planted]
+
+
+def test_clean_traffic_carries_corrections_and_they_raise_nothing(clean):
+    """Claims as feeds send them: replacements and refunds (void, then a new settlement) are part of normal traffic
+    — and the clean week raises no alert (test_clean_traffic_raises_no_alert_from_the_rules_that_exist)."""
+    _, events = clean
+    claims = [e for s, _, e in events if s == "claim"]
+    kinds = Counter(e.get("adjustment", "original") for e in claims)
+    assert kinds["replacement"] > 0.015 * len(claims) and kinds["void"] > 0.002 * len(claims)
+    originals = {e["claim_id"] for e in claims if "adjustment" not in e}
+    assert all(e.get("original_claim_id", e["claim_id"]) in originals for e in claims if "adjustment" in e)

@@ -5,6 +5,8 @@ A field spec is one of:
 * ``"column"`` — the column's value as a string;
 * ``{column = "c" | ["c1", "c2"], type = "str|code|int|float|date|datetime", default = …, map = {…}}``
   — the first non-empty column, converted; ``map`` translates codes (``institutional`` → ``inpatient``);
+  ``chars = [start, end]`` takes a part of the value first (the third digit of a bill type: ``[2, 3]``), and
+  ``otherwise`` is the value of a code the ``map`` does not name;
   ``format`` reads a date as ``strptime`` does (``"%Y%m%d"``), ``tz`` gives a local time its offset,
   ``plus_days`` (a number or a column) moves a date; ``code`` trims a code a spreadsheet wrote as a
   number (``4019.0`` → ``4019``);
@@ -173,6 +175,8 @@ class Mapping:
             raise ConfigError(f"{self.source}: {where} needs one of {', '.join(KINDS)}")
         if "repeat" in spec and ("{n}" not in spec["repeat"] or "line" not in spec):
             raise ConfigError(f"{self.source}: {where} repeat needs a column name with {{n}} and a `line` table")
+        if "chars" in spec and (not isinstance(spec["chars"], list) or len(spec["chars"]) != 2):
+            raise ConfigError(f"{self.source}: {where} chars needs [start, end]")
         for two in ("days_between",):
             if two in spec and (not isinstance(spec[two], list) or len(spec[two]) != 2):
                 raise ConfigError(f"{self.source}: {where} {two} needs two columns, [start, end]")
@@ -239,6 +243,12 @@ class Mapping:
         if column is None:
             return spec.get("default", _MISSING)
         raw = row[column]
+        if "chars" in spec:  # a part of the value: [start, end) — the frequency digit of a bill type "117" is [2, 3]
+            raw = raw.strip()[slice(*spec["chars"])]
+            if not raw:
+                return spec.get("default", _MISSING)
+        if "map" in spec and raw not in spec["map"] and "otherwise" in spec:
+            return spec["otherwise"]  # a code the map does not name: this value (a bill type's "1" or "I": original)
         raw = spec.get("map", {}).get(raw, raw)
         value = _convert(raw, column, spec.get("type", "str"), spec)
         if "plus_days" in spec and isinstance(value, str):

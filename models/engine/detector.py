@@ -80,6 +80,10 @@ class KeyedDetector:
     #: The event fields it reads: what is forwarded to it when its key is not the stream's partition key
     #: (see :mod:`models.engine.rekey`); the event time ``_t`` always travels.
     fields: ClassVar[tuple[str, ...]] = ()
+    #: Whether it judges a claim by its latest version (:mod:`models.rules.claims.versions`): it takes back what a
+    #: replaced or voided version contributed. A detector that does not is handed originals only — a correction
+    #: (``adjustment`` replacement or void) is not judged again as a new claim (it would count twice).
+    versioned: ClassVar[bool] = False
 
     def __init__(self, limits: Any = None) -> None:
         self.limits = limits if limits is not None else self.Limits()

@@ -87,6 +87,8 @@ def target_partition(key: str, partitions: int) -> int:
 def project(detectors: list[KeyedDetector], event: dict[str, Any]) -> dict[str, Any]:
     """The event cut to the fields the detectors use (their ``fields``, and the event time)."""
     out = {"_t": event["_t"]}
+    if "adjustment" in event:  # a claim's correction: the receiving runtime hands it to versioned detectors only
+        out["adjustment"] = event["adjustment"]
     for d in detectors:
         for f in d.fields:
             if f in event:

@@ -220,8 +220,11 @@ class Runtime:
         """Hand one event to every detector that has a key for it, then fire what its time made due."""
         alerts: list[Alert] = []
         t = event["_t"]
+        corrects = event.get("adjustment", "original") != "original"  # a claim's replacement or void
         for i, detector in enumerate(self.detectors):
             try:
+                if corrects and not detector.versioned:
+                    continue  # judged by its original; only a versioned detector takes a correction's place
                 if detector.key is None:  # it keeps no state: judges the event alone
                     self._stateless.watermark = self.watermark
                     alerts += detector.process(self._stateless, event, source) or []

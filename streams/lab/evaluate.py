@@ -127,11 +127,14 @@ def alert_records(conn: Any, topic: str) -> list[dict[str, Any]]:
 
 
 def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
-    """Every alert on the topic, by id (the first record of an id is its opening one)."""
+    """Every alert on the topic, by id (the first record of an id is its opening one); an alert whose last record
+    withdraws it (a claim's correction removed its grounds) is none."""
     alerts: dict[str, dict[str, Any]] = {}
+    last: dict[str, str] = {}
     for alert in alert_records(conn, topic):
         alerts.setdefault(alert["alert_id"], alert)
-    return alerts
+        last[alert["alert_id"]] = alert.get("status", "open")
+    return {i: a for i, a in alerts.items() if last[i] != "withdrawn"}
 
 
 def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str,

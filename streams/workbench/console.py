@@ -75,6 +75,8 @@ class Console:
 
     # -- cases
     def add_alert(self, alert: dict[str, Any]) -> None:
+        if alert.get("status") == "withdrawn" and alert["alert_id"] not in self.alerts:
+            return  # withdrawn by a correction before anyone saw it: no case to open
         self.alerts[alert["alert_id"]] = alert
         case = self.book.add(alert)
         if case.last_seen > self.now:

@@ -1,7 +1,10 @@
 """Duplicate charge 重复收费: the same item billed twice for one patient, day and institution.
 
 Lines are matched on (patient pseudonym, institution, item code, service day). A
-redelivered claim (same claim id and line) is not a duplicate. State lives under the patient
+redelivered claim (same claim id and line) is not a duplicate, and neither is a correction: a
+claim's replacement takes the place of its earlier version's lines, a void takes them back
+(:mod:`models.rules.claims.versions`); an alert whose claim is corrected so that it no longer
+bills a line again is withdrawn under its id (status ``withdrawn``). State lives under the patient
 and keeps ``retention_days`` of service days behind the newest one seen for that patient (a
 horizon of the patient's own, so it is the same however the stream is split), so memory stays
 bounded; a patient idle longer is forgotten.
@@ -23,6 +26,13 @@ thousand repeated lines is one alert, not a thousand), with the amount charged a
 >>> [a] = d.process(claim("C2", 2), Source("zhijian.claims", 0, 2, "C2"))
 >>> print(a.reason)
 institution H1 billed CT-HEAD again for patient Pabc on 2026-01-05 on claim C2 (first on C1): 1 line, 300.00 charged again
+>>> fixed = claim("C2", 3) | {"adjustment": "replacement", "version": 2,
+...                           "items": [{"item_code": "MRI-HEAD", "quantity": 1, "unit_price": 900.0, "amount": 900.0}]}
+>>> [w] = d.process(fixed, Source("zhijian.claims", 0, 3, "C2#2"))   # corrected: it billed an MRI, not the CT again
+>>> w.alert_id == a.alert_id, w.status
+(True, 'withdrawn')
+>>> d.process(claim("C2", 2), Source("zhijian.claims", 0, 2, "C2"))   # the first version, late: stale
+[]
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ from typing import Any
 
 from models.contracts.alert import Alert, Source
 from models.engine.detector import Context, KeyedDetector
+from models.rules.claims import versions
 
 
 @dataclass(frozen=True)
@@ -49,10 +60,11 @@ class _Line:
 
 class DuplicateChargeDetector(KeyedDetector):
     name = "claim.duplicate_charge"
-    version = "2"  # 2: one alert per claim listing its repeated lines (1: one per line)
+    version = "2"  # 2: one alert per claim listing its repeated lines (1: one per line); versions change no id
     stream = "claim"
     Limits = DuplicateChargeConfig  # its configuration section [claim.duplicate_charge]
     key, key_field = "patient", "patient"
+    versioned = True  # a replacement takes its earlier version's lines' place, a void takes them back
 
     def __init__(self, config: DuplicateChargeConfig | None = None) -> None:
         super().__init__(config)
@@ -67,25 +79,55 @@ class DuplicateChargeDetector(KeyedDetector):
         if not newest:
             return []  # a claim without lines bills nothing
         horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
-        # (institution, item, service day) → [claim id, line, amount, source] of its first billing
+        # (institution, item, service day) → [claim family, line, amount, source] of its first billing
         lines = st.get("lines", {})
         if st.get("pruned") != horizon:  # the retention moved on: drop what left it (once a day, not per claim)
             lines = {k: v for k, v in lines.items() if k.rsplit("|", 1)[1] >= horizon}
+            st["applied"] = versions.forget_before(st.get("applied", {}), horizon)
+            st["alerted"] = {f: d for f, d in st.get("alerted", {}).items() if d >= horizon}
             st["pruned"] = horizon
+        fam = versions.family(event)
+        applied = st.setdefault("applied", {})
+        what = versions.admit(applied, event, min(days))
+        st["newest"], st["lines"] = newest, lines
+        if what == "stale":
+            return []  # a version not newer than the one applied: re-sent, or overtaken
+        if what != "new":  # a replacement or a void: what the earlier version billed is taken back
+            lines = st["lines"] = {k: v for k, v in lines.items() if v[0] != fam}
+        if what == "voids":
+            return self._withdraw(st, fam, event, source, "voided")
         repeated: list[tuple[int, dict[str, Any], str, _Line]] = []
         for i, (item, day) in enumerate(zip(event["items"], days)):
             key = f"{event['institution_id']}|{item['item_code']}|{day}"
             kept = lines.get(key)
             if kept is None:
                 if day >= horizon:  # older than the retention: not kept
-                    lines[key] = [event["claim_id"], i, item["amount"], list(source)]
+                    lines[key] = [fam, i, item["amount"], list(source)]
                 continue
             first = _Line(kept[0], kept[1], kept[2], Source(*kept[3]))
-            if first.claim_id == event["claim_id"] and first.line == i:
-                continue  # the same line redelivered
+            if first.claim_id == fam and first.line == i:
+                continue  # the same line redelivered (by a version before versions were kept)
             repeated.append((i, item, day, first))
-        st["newest"], st["lines"] = newest, lines
-        return [self._alert(event, repeated, source)] if repeated else []
+        if repeated:
+            st.setdefault("alerted", {})[fam] = min(days)
+            return [self._alert(event, repeated, source)]
+        return self._withdraw(st, fam, event, source, "replaced") if what == "replaces" else []
+
+    def _withdraw(self, st: dict[str, Any], fam: str, event: dict[str, Any], source: Source, how: str) -> list[Alert]:
+        """The alert an earlier version of this claim raised, withdrawn under its id: the correction removed its
+        grounds (none raised: nothing to say)."""
+        if st.get("alerted", {}).pop(fam, None) is None:
+            return []
+        return [Alert.build(
+            detector=self.name, version=self.version, key=fam, stream=self.stream, severity="high", tier="violation",
+            entity_kind="institution", entity_id=event["institution_id"], institution_id=event["institution_id"],
+            region=event.get("region", "unknown"), event_t=event["_t"], score=0.0, status="withdrawn",
+            reason=(f"withdrawn: claim {fam} was {how} by {event['claim_id']} (version {versions.version(event)}); "
+                    "it no longer bills a line again"),
+            numbers={"duplicate_claim_id": fam, "corrected_by": event["claim_id"], "correction": how,
+                     "version": versions.version(event), "duplicate_amount": 0.0, "lines": 0},
+            evidence=[source],
+        )]
 
     #: Lines listed in one alert's numbers (the count and the amount cover them all).
     MAX_LINES_LISTED = 50
@@ -100,7 +142,7 @@ class DuplicateChargeDetector(KeyedDetector):
                   f"{len(repeated)} line{'s' if len(repeated) > 1 else ''}, {again:.2f} charged again")
         firsts = {f.claim_id: f.source for _, _, _, f in reversed(repeated)}  # each first claim's record, once
         return Alert.build(
-            detector=self.name, version=self.version, key=f"{event['claim_id']}",
+            detector=self.name, version=self.version, key=versions.family(event),
             stream=self.stream, severity="high", tier="violation",
             entity_kind="institution", entity_id=event["institution_id"],
             institution_id=event["institution_id"], region=event.get("region", "unknown"),

@@ -115,6 +115,7 @@ class RegionTraffic:
         self.rng_waste = random.Random(f"waste-{seed}")
         self.rng_cold = random.Random(f"coldchain-{seed}")
         self.rng_scenario = random.Random(f"scenarios-{seed}")
+        self.rng_correction = random.Random(f"corrections-{seed}")
         self._queue: list[tuple[float, int, str, Any, Any]] = []
         self._seq = 0
         self._ids: dict[str, int] = defaultdict(int, cfg.first_ids or {})
@@ -408,7 +409,34 @@ class RegionTraffic:
                  "patient_id": patient.id, "claim_type": claim_type, "diagnoses": diagnoses, "items": lines,
                  "total_amount": total, "fund_paid": round(total * share, 2), "settlement_site": inst.id, **extra}
         self.emit(t, "claim", patient.id, event)
+        self._correct(t, patient.id, event, share)
         return event
+
+    #: Claims corrected after settlement, as real feeds do (../shared/brief/claims-lifecycle.md): a share replaced
+    #: with a corrected price hours later (same claim id, version 2), a smaller share refunded — withdrawn under a
+    #: refund id and settled again under a new settlement id (退费: void, then the visit's replacement).
+    REPLACED, REFUNDED = 0.02, 0.005
+
+    def _correct(self, t: float, key: str, event: dict[str, Any], share: float) -> None:
+        r = self.rng_correction
+        roll = r.random()
+        if roll >= self.REPLACED + self.REFUNDED:
+            return
+        lines = [dict(x) for x in event["items"]]
+        line = lines[r.randrange(len(lines))]  # one line's price corrected (a code the tariff had wrong)
+        line["unit_price"] = round(line["unit_price"] * r.choice((0.8, 0.9, 1.1)), 2)
+        line["amount"] = round(line["unit_price"] * line["quantity"], 2)
+        total = round(sum(x["amount"] for x in lines), 2)
+        fixed = {**event, "items": lines, "total_amount": total, "fund_paid": round(total * share, 2)}
+        if roll < self.REPLACED:
+            at = t + r.uniform(1, 8) * 3600
+            self.emit(at, "claim", key, {**fixed, "event_time": iso(at), "adjustment": "replacement", "version": 2})
+            return
+        at = t + r.uniform(2, 24) * 3600
+        self.emit(at, "claim", key, {**event, "claim_id": self.next_id("RF"), "original_claim_id": event["claim_id"],
+                                     "event_time": iso(at), "adjustment": "void", "version": 2})
+        self.emit(at + 60, "claim", key, {**fixed, "claim_id": self.next_id("RS"), "original_claim_id": event["claim_id"],
+                                          "event_time": iso(at + 60), "adjustment": "replacement", "version": 3})
 
     def pharmacy_claim(self, t: float, inst: Institution, patient: Patient, pharmacist: str,
                        drugs: list[cat.Drug] | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
+from models.rules.claims import versions
 from models.rules.claims.split_admission import ReadmissionRules, planned_stay
 
 #: Claim amounts are counted in bins of 1/BINS_PER_DECADE of a power of ten (≈ 12 % wide).
@@ -73,17 +74,34 @@ class InstitutionLedger:
         self.billed: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # physician → inst → day → claims
         self.discharged: dict[str, tuple[str, str]] = {}  # patient → (institution, day) of the last discharge
         self.alerts: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # inst → day → detector → n
-        self.seen_claims: dict[str, str] = {}  # claim id → day, within the window (a redelivered claim counts once)
+        self.seen_claims: dict[str, str] = {}  # claim family → day, within the window (a redelivered claim counts once)
+        #: claim family → [version, what it added: institution, day, amount, bin slot, doctors, stay days, readmission]
+        #: (institution None: voided) — a replacement takes the earlier version's sums back, a void for good
+        self.versions: dict[str, list[Any]] = {}
         self.newest_day: str = ""
 
     # --- learning -------------------------------------------------------------------------
     def learn_claim(self, event: dict[str, Any]) -> None:
-        """One validated claim (patient already pseudonymized, as ``patient``)."""
+        """One validated claim (patient already pseudonymized, as ``patient``): by its latest version — a replacement
+        takes back what the version it replaces added, a void takes it back for good, a version not newer than the
+        one learned changes nothing (:mod:`models.rules.claims.versions`). Beneficiaries and physicians seen stay
+        seen."""
         inst, day = event["institution_id"], day_of(event)
-        if event["claim_id"] in self.seen_claims:
+        fam, v = versions.family(event), versions.version(event)
+        kept = self.versions.get(fam)
+        if kept is not None and v <= kept[0]:
+            return  # re-sent, or overtaken by a newer version
+        if kept is None and fam in self.seen_claims:
+            return  # learned before versions were kept: counted once
+        if kept is not None and kept[1] is not None:
+            self._take_back(kept)
+        self.seen_claims[fam] = day
+        if versions.adjustment(event) == "void":
+            self.versions[fam] = [v, None]
             return
-        self.seen_claims[event["claim_id"]] = day
         self.newest_day = max(self.newest_day, day)
+        added: list[Any] = [v, inst, day, 0.0, None, [], 0, 0, event.get("claim_type", "outpatient")]
+        self.versions[fam] = added
         sums = self.days[inst].get(day)
         if sums is None:
             sums = self.days[inst][day] = [0.0] * len(_DAY_FIELDS)
@@ -97,16 +115,18 @@ class InstitutionLedger:
         per_day = self.amounts[inst].setdefault(day, {})
         slot = (kind, amount_bin(amount))
         per_day[slot] = per_day.get(slot, 0) + 1
+        added[3], added[4] = amount, slot
         patient = event.get("patient")
         if patient is not None:
             self.patients[inst][patient] = max(day, self.patients[inst].get(patient, ""))
         doctors = {event.get("doctor_id")}
         for role, who in (event.get("physicians") or {}).items():
             doctors.update(who if isinstance(who, list) else [who])
-        for doc in doctors - {None, "unknown"}:
+        for doc in sorted(doctors - {None, "unknown"}):
             self.physicians[inst][doc] = max(day, self.physicians[inst].get(doc, ""))
             per_day = self.billed[doc].setdefault(inst, {})
             per_day[day] = per_day.get(day, 0) + 1
+            added[5].append(doc)
         if kind == "inpatient":
             sums[5] += 1
             admitted, discharged = event.get("admission_date"), event.get("discharge_date")
@@ -115,22 +135,51 @@ class InstitutionLedger:
                 los = max(1, (date.fromisoformat(discharged[:10]) - date.fromisoformat(admitted[:10])).days)
                 sums[3] += los
                 sums[8] += los * los
+                added[6] = los
                 before = self.discharged.get(patient) if patient is not None else None
                 if before is not None and before[0] == inst:
                     gap = (date.fromisoformat(admitted[:10]) - date.fromisoformat(before[1])).days
                     if 0 <= gap <= READMISSION_DAYS:
                         sums[4] += 1
+                        added[7] = 1
                 if patient is not None:
                     self.discharged[patient] = (inst, discharged[:10])
 
-    def learn_alert(self, alert: dict[str, Any]) -> None:
-        """One alert of the claims stream (by its first record: callers pass each alert id once)."""
+    def learn_alert(self, alert: dict[str, Any], count: int = 1) -> None:
+        """One alert of the claims stream (by its first record: callers pass each alert id once; ``count`` −1
+        takes back one a correction withdrew)."""
         inst = alert.get("institution_id")
         if alert.get("stream") != "claim" or not inst or alert["detector"] == "alerts.flood":
             return
         day = alert["event_time"][:10]
         per_day = self.alerts[inst].setdefault(day, {})
-        per_day[alert["detector"]] = per_day.get(alert["detector"], 0) + 1
+        per_day[alert["detector"]] = max(0, per_day.get(alert["detector"], 0) + count)
+
+    def _take_back(self, kept: list[Any]) -> None:
+        """Subtract what one version of a claim added (its day may have left the window: nothing to take)."""
+        _, inst, day, amount, slot, doctors, los, readmitted, kind = kept
+        sums = self.days.get(inst, {}).get(day)
+        if sums is None:
+            return
+        sums[0] -= 1
+        sums[1] -= amount
+        sums[7] -= amount * amount
+        if kind == "pharmacy":
+            sums[6] -= 1
+        if kind == "inpatient":
+            sums[5] -= 1
+        if los:
+            sums[2] -= 1
+            sums[3] -= los
+            sums[8] -= los * los
+            sums[4] -= readmitted
+        per_day = self.amounts.get(inst, {}).get(day, {})
+        if slot is not None and per_day.get(tuple(slot)):
+            per_day[tuple(slot)] -= 1
+        for doc in doctors:
+            billed = self.billed.get(doc, {}).get(inst, {})
+            if billed.get(day):
+                billed[day] -= 1
 
     # --- reading --------------------------------------------------------------------------
     def _start(self, as_of: str) -> str:
@@ -200,3 +249,4 @@ class InstitutionLedger:
             del self.discharged[patient]
         for claim in [c for c, d in self.seen_claims.items() if d < start]:
             del self.seen_claims[claim]
+            self.versions.pop(claim, None)
