@@ -35,6 +35,7 @@ stream that goes on would eventually do, so that timers due by then have fired i
 """
 from __future__ import annotations
 
+import heapq
 import os
 import random
 import zlib
@@ -282,6 +283,39 @@ def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, wan
     assert got == want, f"free-text fields changed the alerts: {sorted(got ^ want)[:5]}"
 
 
+def _final(alerts: Iterable[Alert]) -> dict[str, str]:
+    """alert id → the status of its last record (what stands once every record is read)."""
+    out: dict[str, str] = {}
+    for a in alerts:
+        out[a.alert_id] = a.status
+    return out
+
+
+def check_versions(factory: Callable[[], KeyedDetector], events: Events,
+                   tables: Mapping[str, Mapping[str, Any]] = EMPTY, share: float = 0.3, seed: int = 0) -> None:
+    """A claim's versions (:mod:`models.rules.claims.versions`): a share of the claims sent again as replacements of
+    unchanged content — some at once, some after other claims, some twice — must leave every alert where the
+    originals alone leave it (the final state's alerts, by their last record). Checked on claim streams only."""
+    rng = random.Random(seed)
+    variant: list[tuple[dict[str, Any], Source]] = []
+    later: list[tuple[int, int, tuple[dict[str, Any], Source]]] = []  # a heap: (due after event n, order, pair)
+    for n, (event, source) in enumerate(events):
+        variant.append((event, source))
+        while later and later[0][0] <= n:
+            variant.append(heapq.heappop(later)[2])
+        if "claim_id" not in event or "adjustment" in event or rng.random() >= share:
+            continue
+        for v in range(2, 2 + rng.choice((1, 1, 2))):
+            again = {**event, "adjustment": "replacement", "version": v}
+            pair = (again, source._replace(event_id=f"{source.event_id}#v{v}"))
+            heapq.heappush(later, (n + rng.choice((0, 1, 5, 40)), len(variant) * 4 + v, pair))
+    variant += [heapq.heappop(later)[2] for _ in range(len(later))]
+    want = _final(_run(Runtime([factory()], reference=tables), events, _end(events)))
+    got = _final(_run(Runtime([factory()], reference=tables), variant, _end(events)))
+    assert got == want, f"replacing claims by unchanged versions changed the alerts: " \
+                        f"{sorted(set(got.items()) ^ set(want.items()))[:5]}"
+
+
 def check_all(factory: Callable[[], KeyedDetector], events: Events,
               source_key: Callable[[dict], str] | None = None,
               tables: Mapping[str, Mapping[str, Any]] = EMPTY) -> int:
@@ -292,6 +326,8 @@ def check_all(factory: Callable[[], KeyedDetector], events: Events,
     check_snapshot(factory, events, want, tables)
     check_split(factory, events, want, tables)
     check_no_free_text(factory, events, want, tables)
+    if factory().stream == "claim":
+        check_versions(factory, events, tables)
     if source_key is not None:
         check_rekeyed(factory, events, source_key, want)
     return len(want)
