@@ -154,3 +154,16 @@ def test_the_ledger_and_the_scorer_count_a_claims_latest_version_and_forget_with
     assert scorer.ledger.totals("K1", "2026-10-31")["alerts"] == {"claim.duplicate_charge": 1}
     scorer.alert_record(orjson.dumps({**alert, "status": "withdrawn"}))
     assert scorer.ledger.totals("K1", "2026-10-31")["alerts"] == {"claim.duplicate_charge": 0}
+
+
+def test_rule_rates_count_only_alerts_raised_as_a_claim_is_judged():
+    """The re-keyed and timer rules raise their alerts after the claims are committed: whether the scorer has read
+    them when it scores a day depends on timing, so the rates leave them out (the same input, the same scores)."""
+    from streams.workbench.risk.ledger import LATE_DETECTORS
+
+    assert LATE_DETECTORS == {"claim.card_misuse", "claim.entity_anomaly", "claim.impossible_day"}
+    ledger = InstitutionLedger()
+    for n, detector in enumerate(("claim.duplicate_charge", "claim.entity_anomaly", "claim.impossible_day")):
+        ledger.learn_alert({"alert_id": f"A{n}", "stream": "claim", "institution_id": "K1", "detector": detector,
+                            "event_time": "2026-10-01T11:00:00+08:00"})
+    assert ledger.totals("K1", "2026-10-31")["alerts"] == {"claim.duplicate_charge": 1}

@@ -48,6 +48,22 @@ PLANNED = ReadmissionRules()
 #: The detectors whose alerts are the "duplicate and unbundling" rate.
 DUPLICATE_DETECTORS = ("claim.duplicate_charge", "claim.unbundling")
 
+
+def _late_detectors() -> frozenset[str]:
+    """The claims rules whose alerts come *after* the claims that raise them are committed: the re-keyed ones and
+    those that judge on a timer (an institution's day, a doctor's day, a card's window). The scorer reads claims
+    behind the worker's commits and the alert topic to its end, so an alert raised as its claim is judged is always
+    there when the claim is; these may or may not be — counting them made a score depend on timing (two identical
+    runs gave different scores for 47 real providers). The rule rates leave them out."""
+    from models.engine.detector import KeyedDetector
+    from models.rules import registry
+
+    return frozenset(c.name for c in registry.detector_classes() if c.stream == "claim" and (
+        registry.rekeyed(c) or c.on_timer is not KeyedDetector.on_timer or c.raised_after_evidence))
+
+
+LATE_DETECTORS = _late_detectors()
+
 _DAY_FIELDS = ("claims", "money", "stays", "stay_days", "readmissions", "inpatient", "pharmacy", "money_sq",
                "stay_days_sq")
 
@@ -149,7 +165,8 @@ class InstitutionLedger:
         """One alert of the claims stream (by its first record: callers pass each alert id once; ``count`` −1
         takes back one a correction withdrew)."""
         inst = alert.get("institution_id")
-        if alert.get("stream") != "claim" or not inst or alert["detector"] == "alerts.flood":
+        if (alert.get("stream") != "claim" or not inst or alert["detector"] == "alerts.flood"
+                or alert["detector"] in LATE_DETECTORS):
             return
         day = alert["event_time"][:10]
         per_day = self.alerts[inst].setdefault(day, {})
