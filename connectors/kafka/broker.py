@@ -212,6 +212,8 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
     True
     >>> any(r[0] == "User:analyst" and r[3] == "zhijian.deadletter" for r in rows)
     False
+    >>> ("User:analyst", "TOPIC", "LITERAL", "zhijian.case-events", "WRITE") in rows   # the workbench's case changes
+    True
     """
     alerts, dead = f"{prefix}alerts", f"{prefix}deadletter"
     rows = []
@@ -229,6 +231,11 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
         # the workbench follows the watch lists and its supervisors edit them
         ("User:analyst", "TOPIC", "LITERAL", f"{prefix}watchlist", "READ"),
         ("User:analyst", "TOPIC", "LITERAL", f"{prefix}watchlist", "WRITE"),
+        # the workbench writes every change of a case, and a case closed as fraud or violation as a finding; it
+        # shows the institutions' scores
+        ("User:analyst", "TOPIC", "LITERAL", f"{prefix}case-events", "WRITE"),
+        ("User:analyst", "TOPIC", "LITERAL", f"{prefix}institution-verdicts", "WRITE"),
+        ("User:analyst", "TOPIC", "LITERAL", f"{prefix}institution-scores", "READ"),
         ("User:analyst", "GROUP", "PREFIXED", "analyst", "READ"),
     ]
     return rows
