@@ -74,3 +74,9 @@ def test_a_verdicts_file_with_a_bad_row_is_refused_by_its_line_and_nothing_is_pu
     headless.write_text("provider,label\nH1,1\n")
     r = zhijian("verdicts", "import", str(headless), "--bootstrap-servers", "127.0.0.1:1")
     assert r.returncode == 2 and "the header must name institution_id, verdict, decided_on" in r.stderr
+
+
+def test_a_console_with_an_unknown_time_zone_says_so_in_one_line(tmp_path):
+    r = zhijian("console", "--timezone", "Mars/Olympus", "--db", str(tmp_path / "c.db"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "--timezone: unknown time zone 'Mars/Olympus': give an IANA name such as Asia/Shanghai" in r.stderr

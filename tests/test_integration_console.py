@@ -12,6 +12,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from datetime import datetime, timedelta, timezone
+
 import orjson
 import pytest
 
@@ -280,6 +282,11 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         red = wait_for(lambda: [r for r in rows("grade=red") if "IT-H7" in r])
         assert all("IT-H7" in r and "red" in r and "Xuhui grid" in r for r in rows("grade=red"))
         assert len(red) == 1  # two alerts of one institution and detector family: one case
+        # times in the region's zone (UTC+8), UTC on hover
+        when = browser.find_element(By.CSS_SELECTOR, "#queue tr.case time")
+        utc = datetime.fromisoformat(when.get_attribute("datetime")).astimezone(timezone.utc)
+        assert when.text == (utc + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
+        assert when.get_attribute("title") == utc.strftime("%Y-%m-%d %H:%M:%S UTC")
         xuhui = rows("grid=Xuhui+grid")
         assert xuhui and all("Xuhui grid" in r for r in xuhui)
         assert any("IT-H8" in r and "blue" in r and "310101" in r for r in rows("grid=310101"))  # no grid named: its region

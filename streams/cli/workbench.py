@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     co.add_argument("--host", default="127.0.0.1")
     co.add_argument("--port", type=int, default=8480)
     co.add_argument("--db", default=str(STATE_DIR / "console.db"), help="SQLite store of users and case events")
+    co.add_argument("--timezone", default="Asia/Shanghai", metavar="ZONE",
+                    help="the region's time zone: the pages show times in it, UTC on hover (default Asia/Shanghai)")
     co.add_argument("--grids", metavar="TOML", help="region → grid 网格 table ([grids] \"310101\" = \"Huangpu\"): cases "
                                                     "go to the grid of their region")
     co.set_defaults(func=cmd_console)
@@ -56,8 +58,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.workbench.store import Store, StoreError
-    from streams.workbench.web import serve
+    from streams.workbench.web import serve, set_timezone
 
+    try:
+        set_timezone(args.timezone)
+    except ValueError as e:
+        raise ZhijianError(f"--timezone: {e}") from None
     settings = settings_of(args)
     try:
         store = Store(args.db)

@@ -39,6 +39,52 @@ SEND_WATCH = web.AppKey("send_watch", object)
 
 _templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                 autoescape=True, undefined=jinja2.StrictUndefined)
+
+#: The region's time zone: every time a page shows is in it, UTC on hover (``zhijian console --timezone``).
+REGION_TZ = "Asia/Shanghai"
+_zone: list[Any] = []
+
+
+def set_timezone(name: str) -> None:
+    """The zone the pages show times in (an IANA name); one clear error when the machine does not know it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: give an IANA name such as Asia/Shanghai") from None
+    _zone[:] = [zone]
+
+
+def local_time(value: Any, seconds: bool = False) -> Markup:
+    """An ISO time as the region reads it — ``2026-11-05 04:09`` in its zone — with the UTC time on hover; a day
+    (``2026-11-05``) or anything else is shown as it is.
+
+    >>> set_timezone("Asia/Shanghai")
+    >>> str(local_time("2026-11-04T20:09:55+00:00"))
+    '<time datetime="2026-11-04T20:09:55+00:00" title="2026-11-04 20:09:55 UTC">2026-11-05 04:09</time>'
+    >>> str(local_time("2026-11-05")), str(local_time(None))
+    ('2026-11-05', '')
+    """
+    from datetime import datetime, timezone
+
+    if not value:
+        return Markup("")
+    text = str(value)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return Markup.escape(text)
+    if t.tzinfo is None or len(text) <= 10:
+        return Markup.escape(text)
+    if not _zone:
+        set_timezone(REGION_TZ)
+    shown = t.astimezone(_zone[0]).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    utc = t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return Markup(f'<time datetime="{Markup.escape(text)}" title="{utc} UTC">{shown}</time>')
+
+
+_templates.filters["local"] = local_time
 routes = web.RouteTableDef()
 
 
