@@ -118,3 +118,23 @@ def test_a_restored_snapshot_is_not_changed_by_the_runtime_that_restored_it():
     for _, env in fwd.flush():
         again.receive(env)
     assert orjson.dumps(snapshot) == kept  # restored twice after a second kill, it must say the same
+
+
+def test_a_snapshot_shares_nothing_with_the_runtime_that_goes_on():
+    """A receiver snapshotted before it had heard from anyone, then killed after it had: its restore must not see
+    the sources heard since (the layout model's first saved snapshot once shared the live metadata, and a restored
+    receiver skipped envelopes it had never applied — one schedule of the evaluated region lost three days of
+    waste)."""
+    receiver = Receiver([DayCount()], sources=1)
+    early = receiver.runtime.snapshot()
+    fwd = Forwarder([DayCount()], "zhijian.waste", 0, 1)
+    fwd.add(event(1, 20), Source("zhijian.waste", 0, 0, "A"))
+    envelopes = [env for _, env in fwd.flush()]
+    for env in envelopes:
+        receiver.receive(env)
+    assert early["meta"] == {} and early["entries"] == []
+    again = Receiver([DayCount()], sources=1)
+    again.runtime.restore(early)
+    for env in envelopes:  # the log read again from the start
+        again.receive(env)
+    assert again.runtime.snapshot()["entries"] == receiver.runtime.snapshot()["entries"]

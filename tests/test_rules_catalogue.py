@@ -364,3 +364,39 @@ def test_institution_profile_never_judges_a_day_on_fewer_claims_than_its_minimum
     assert a.numbers["claims"] == 11 and a.numbers["claims_by_type"] == {"emergency": 3, "outpatient": 8}
     assert a.numbers["day"] == "2026-10-19" and a.numbers["min_claims"] == 10
     assert "over 11 claims (emergency 3, outpatient 8; judged from 10 a day)" in a.reason
+
+
+def test_units_are_added_up_over_claims_and_institutions_and_a_correction_withdraws_the_alert():
+    """claim.unlikely_units (issue 24, like CMS MUE across claims): four sessions of physiotherapy a day at most."""
+    from models.rules.claims.unlikely_units import UnlikelyUnitsConfig, UnlikelyUnitsDetector
+
+    d = Runtime([UnlikelyUnitsDetector(UnlikelyUnitsConfig(max_units_per_day={"S-PHYSIO": 4}))])
+    n = 0
+
+    def claim(cid, inst, units, day="2026-10-14", **extra):
+        nonlocal n
+        n += 1
+        e = {"claim_id": cid, "institution_id": inst, "patient": "Pq", "claim_type": "outpatient",
+             "event_time": f"{day}T10:00:00+08:00", "_t": 1791943200.0 + n,
+             "items": [{"item_code": "S-CONSULT", "quantity": 1, "unit_price": 25.0, "amount": 25.0},
+                       {"item_code": "S-PHYSIO", "quantity": units, "unit_price": 60.0, "amount": 60.0 * units}],
+             **extra}
+        return d.process(e, Source("zhijian.claims", 0, n, cid))
+
+    assert claim("C1", "K01", 2) == [] and claim("C2", "K02", 2) == []  # split between two clinics, at the cap
+    assert claim("C3", "K01", 2, day="2026-10-15") == []  # another day
+    [a] = claim("C4", "K03", 1)  # a fifth unit at a third clinic
+    assert (a.entity_id, a.numbers["units"], a.numbers["excess_units"], a.numbers["institutions"]) == (
+        "K03", 5, 1, ["K01", "K02", "K03"])
+    assert [c["claim_id"] for c in a.numbers["claims"]] == ["C1", "C2", "C4"] and a.numbers["excess_amount"] == 60.0
+    assert claim("C5", "K04", 1) == []  # already alerted for that patient, item and day: one alert
+    # the fifth and sixth units are refunded: within the cap again, the alert is withdrawn under its id
+    assert claim("R1", "K03", 1, original_claim_id="C4", adjustment="void", version=2) == []
+    [w] = claim("R2", "K04", 1, original_claim_id="C5", adjustment="void", version=2)
+    assert (w.alert_id, w.status, w.entity_id) == (a.alert_id, "withdrawn", "K03")
+    # one claim over the cap is over_standard's, not this rule's
+    e = Runtime([UnlikelyUnitsDetector(UnlikelyUnitsConfig(max_units_per_day={"S-PHYSIO": 4}))])
+    one = {"claim_id": "C9", "institution_id": "K01", "patient": "Pz", "claim_type": "outpatient",
+           "event_time": "2026-10-14T10:00:00+08:00", "_t": 1791943200.0,
+           "items": [{"item_code": "S-PHYSIO", "quantity": 6, "unit_price": 60.0, "amount": 360.0}]}
+    assert e.process(one, Source("zhijian.claims", 0, 1, "C9")) == []

@@ -186,7 +186,9 @@ class Layout:
         self.checkpointed = [(-1, 0)] * sources  # (applied, committed offset) at the last checkpoint
         self.receivers = [Receiver([factory()], sources) for _ in range(targets)]
         self.taken = [0] * targets  # next envelope to read
-        self.saved = [(self.receivers[r].runtime.snapshot(), 0) for r in range(targets)]
+        # as a changelog would hold them (a snapshot shares the live runtime's metadata: a kill before the first
+        # checkpoint restored the sources heard *later*, and skipped envelopes never applied)
+        self.saved = [(orjson.loads(orjson.dumps(self.receivers[r].runtime.snapshot())), 0) for r in range(targets)]
         self.alerts: list[Alert] = []
 
     def _input(self, p: int, n: int) -> None:

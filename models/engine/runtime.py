@@ -343,9 +343,11 @@ class Runtime:
         self._meta_dirty = True
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything, as JSON values: restore() on another runtime continues exactly from here."""
-        return {"watermark": _json_t(self.watermark), "next_sweep": _json_t(self._next_sweep),
-                "meta": self.meta, "entries": [self._value(k, e) for k, e in self._store.items()]}
+        """Everything, as JSON values of its own (nothing shared with the running runtime, which goes on changing
+        its states and metadata): restore() on another runtime continues exactly from here."""
+        return orjson.loads(orjson.dumps({"watermark": _json_t(self.watermark), "next_sweep": _json_t(self._next_sweep),
+                                          "meta": self.meta,
+                                          "entries": [self._value(k, e) for k, e in self._store.items()]}))
 
     def _value(self, k: tuple[int, str], e: _Entry) -> list[Any]:
         state, timers = e.value()

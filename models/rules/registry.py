@@ -8,7 +8,7 @@ and the documentation tables all read this registry.
 
 >>> names = [d.name for d in detector_classes()]
 >>> len(names), names[0], "coldchain.excursion" in names
-(27, 'prescription.controlled_drugs', True)
+(28, 'prescription.controlled_drugs', True)
 >>> sections()["coldchain.excursion"].__name__
 'ExcursionLimits'
 """
@@ -20,6 +20,7 @@ import pkgutil
 from functools import cache
 from typing import Any, Callable
 
+from models.engine.detector import KeyedDetector
 from models.engine.rekey import group_name
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")
@@ -87,3 +88,11 @@ def rekeyed(detector: Any) -> bool:
     """Whether the detector's state lives under another entity than its stream's partition key."""
     key = getattr(detector, "key", None)
     return key is not None and key != PARTITION_ENTITY[detector.stream]
+
+
+def raised_late(stream: str) -> frozenset[str]:
+    """The detectors of ``stream`` whose alerts may come after the records that raise them are committed: the
+    re-keyed ones (their events travel through a repartition topic) and those that judge on a timer or a later
+    event (a day, a window, a confirmation)."""
+    return frozenset(c.name for c in detector_classes() if c.stream == stream and (
+        rekeyed(c) or c.on_timer is not KeyedDetector.on_timer or c.raised_after_evidence))

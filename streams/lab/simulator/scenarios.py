@@ -168,6 +168,24 @@ def duplicate_charge(sim, t, sc):
                claims=[first["claim_id"], again["claim_id"]])
 
 
+def unlikely_units(sim, t, sc):
+    """A patient's physiotherapy or acupuncture billed at two clinics the same day, each under the daily cap, together
+    well over it (跨机构超量)."""
+    r = sim.rng_scenario
+    first, second = r.sample(sim.region.of_kind("community", "private_clinic"), 2)
+    patient = _patient(sim)
+    code = r.choice(("S-PHYSIO", "S-ACU"))
+    cap = cat.SERVICE_BY_CODE[code].max_per_day
+    t = _work_hours(t, 8, 11, r)
+    claims = []
+    for n, inst in enumerate((first, second)):
+        at = t + n * r.uniform(3, 5) * HOUR
+        claims.append(sim.claim(at, inst, r.choice(inst.prescribers), patient, "outpatient", ["M54.5"],
+                                [sim.service_line("S-CONSULT", 1), sim.service_line(code, cap)])["claim_id"])
+    sim.record(sc.name, "institution", second.id, t, t + 10 * HOUR, sc.detectors, item_code=code, units=2 * cap,
+               claims=claims)
+
+
 def unbundling(sim, t, sc):
     r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary")
@@ -471,6 +489,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              21, antimicrobial_ramp, "a prescriber's antimicrobial use ramps to 3× over two weeks, then holds", earliest_day=7),
     Scenario("duplicate_charge", "claim", "重复收费", "institution", ("claim.duplicate_charge",), 12, 0,
              duplicate_charge, "the same test billed again to the same patient the same day"),
+    Scenario("unlikely_units", "claim", "跨机构超量收费", "institution", ("claim.unlikely_units",), 8, 0, unlikely_units,
+             "a daily-capped therapy billed at the cap at two clinics the same day"),
     Scenario("unbundling", "claim", "分解项目收费", "institution", ("claim.unbundling",), 10, 0, unbundling,
              "liver panel billed as its four components"),
     Scenario("over_standard_price", "claim", "超标准收费", "institution", ("claim.over_standard",), 8, 0,
@@ -565,6 +585,21 @@ def defrost_cycle(sim, t, sc):
     sim.record(sc.name, "device", d.id, t, t + 2 * HOUR, sc.detectors, benign=True, minutes=round(minutes))
 
 
+def split_therapy(sim, t, sc):
+    """A patient's physiotherapy split between two clinics the same day, within the daily cap together (a session
+    at a community clinic, the rest at a private one): two claims, nothing beyond what is possible."""
+    r = sim.rng_scenario
+    first, second = r.sample(sim.region.of_kind("community", "private_clinic"), 2)
+    patient = _patient(sim)
+    cap = cat.SERVICE_BY_CODE["S-PHYSIO"].max_per_day
+    t = _work_hours(t, 8, 11, r)
+    a = r.randint(1, cap - 1)
+    for inst, units, at in ((first, a, t), (second, cap - a, t + r.uniform(3, 5) * HOUR)):
+        sim.claim(at, inst, r.choice(inst.prescribers), patient, "outpatient", ["M54.5"],
+                  [sim.service_line("S-CONSULT", 1), sim.service_line("S-PHYSIO", units)])
+    sim.record(sc.name, "institution", second.id, t, t + 10 * HOUR, sc.detectors, benign=True, units=cap)
+
+
 def new_setpoint(sim, t, sc):
     """After maintenance a fridge is set 0.8–1.2 °C colder and stays there: the dynamics rule may say so once
     (an operator confirms the service), and then learns it as the unit's normal."""
@@ -583,6 +618,8 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              "six or seven maintenance drugs for several chronic conditions"),
     Scenario("defrost_cycle", "telemetry", "除霜(合理)", "device", ("coldchain.excursion",), 18, 1, defrost_cycle,
              "a defrost heater passing +8 °C for a quarter of an hour"),
+    Scenario("split_therapy", "claim", "跨机构分次治疗(合理)", "institution", ("claim.unlikely_units",), 8, 0,
+             split_therapy, "physiotherapy split between two clinics the same day, within the daily cap"),
     Scenario("new_setpoint", "telemetry", "维修后调整设定温度(合理)", "device", ("coldchain.abnormal_dynamics",), 3, 3,
              new_setpoint, "a fridge set 0.8–1.2 °C colder after maintenance, for good", earliest_day=7.0),
 )

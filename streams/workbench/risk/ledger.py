@@ -36,6 +36,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
+from models.rules import registry
 from models.rules.claims import versions
 from models.rules.claims.split_admission import ReadmissionRules, planned_stay
 
@@ -49,20 +50,11 @@ PLANNED = ReadmissionRules()
 DUPLICATE_DETECTORS = ("claim.duplicate_charge", "claim.unbundling")
 
 
-def _late_detectors() -> frozenset[str]:
-    """The claims rules whose alerts come *after* the claims that raise them are committed: the re-keyed ones and
-    those that judge on a timer (an institution's day, a doctor's day, a card's window). The scorer reads claims
-    behind the worker's commits and the alert topic to its end, so an alert raised as its claim is judged is always
-    there when the claim is; these may or may not be — counting them made a score depend on timing (two identical
-    runs gave different scores for 47 real providers). The rule rates leave them out."""
-    from models.engine.detector import KeyedDetector
-    from models.rules import registry
-
-    return frozenset(c.name for c in registry.detector_classes() if c.stream == "claim" and (
-        registry.rekeyed(c) or c.on_timer is not KeyedDetector.on_timer or c.raised_after_evidence))
-
-
-LATE_DETECTORS = _late_detectors()
+#: The claims rules whose alerts come after the claims that raise them are committed (re-keyed, or judged on a
+#: timer): the scorer reads claims behind the worker's commits and the alert topic to its end, so an alert raised as
+#: its claim is judged is always there when the claim is, these may or may not be — counting them made a score
+#: depend on timing (two identical runs gave different scores for 47 real providers). The rule rates leave them out.
+LATE_DETECTORS = registry.raised_late("claim")
 
 _DAY_FIELDS = ("claims", "money", "stays", "stay_days", "readmissions", "inpatient", "pharmacy", "money_sq",
                "stay_days_sq")
