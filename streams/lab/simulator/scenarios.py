@@ -40,6 +40,9 @@ class Scenario:
     description: str
     earliest_day: float = 0.0  # models judge an entity against its own history: give them some first
     at_start: bool = False  # one instance at the start of each horizon, running through it (a standing practice)
+    #: placed and injected with a random source of its own: adding it changes nothing the others draw (a scenario
+    #: drawing from the shared source at placement shifts every later draw, and the whole simulated world with it)
+    own_random: bool = False
 
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
@@ -171,9 +174,10 @@ def duplicate_charge(sim, t, sc):
 def unlikely_units(sim, t, sc):
     """A patient's physiotherapy or acupuncture billed at two clinics the same day, each under the daily cap, together
     well over it (跨机构超量)."""
-    r = sim.rng_scenario
+    # a random source of its own: the scenarios before it draw exactly what they drew before it existed
+    r = random.Random(f"unlikely-units-{sim.cfg.seed}-{t}")
     first, second = r.sample(sim.region.of_kind("community", "private_clinic"), 2)
-    patient = _patient(sim)
+    patient = r.choice([p for p in sim.scenario_patients if p.id not in sim.stays])
     code = r.choice(("S-PHYSIO", "S-ACU"))
     cap = cat.SERVICE_BY_CODE[code].max_per_day
     t = _work_hours(t, 8, 11, r)
@@ -489,8 +493,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              21, antimicrobial_ramp, "a prescriber's antimicrobial use ramps to 3× over two weeks, then holds", earliest_day=7),
     Scenario("duplicate_charge", "claim", "重复收费", "institution", ("claim.duplicate_charge",), 12, 0,
              duplicate_charge, "the same test billed again to the same patient the same day"),
-    Scenario("unlikely_units", "claim", "跨机构超量收费", "institution", ("claim.unlikely_units",), 8, 0, unlikely_units,
-             "a daily-capped therapy billed at the cap at two clinics the same day"),
     Scenario("unbundling", "claim", "分解项目收费", "institution", ("claim.unbundling",), 10, 0, unbundling,
              "liver panel billed as its four components"),
     Scenario("over_standard_price", "claim", "超标准收费", "institution", ("claim.over_standard",), 8, 0,
@@ -538,6 +540,8 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              billing_after_death, "a pharmacy or clinic settles a claim for a patient who died 10–400 days before"),
     Scenario("sex_age_conflict", "claim", "限性别诊疗", "institution", ("claim.sex_age_conflict",), 4, 0,
              sex_age_conflict, "a hospital bills a female diagnosis for a man, or a male one for a woman"),
+    Scenario("unlikely_units", "claim", "跨机构超量收费", "institution", ("claim.unlikely_units",), 8, 0, unlikely_units,
+             "a daily-capped therapy billed at the cap at two clinics the same day", own_random=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -648,8 +652,9 @@ def schedule(sim: RegionTraffic, cycle_start: float | None = None) -> None:
         first = min(max(cfg.warmup_days, sc.earliest_day) * DAY, horizon / 4 if not sc.earliest_day else horizon / 2)
         tail = max(DAY, min(sc.span_days * DAY, horizon * 2 / 3))  # and a day: it may move to the next working day
         room = max(horizon / 4, horizon - first - tail)
+        place = random.Random(f"place-{name}-{cfg.seed}-{start}") if sc.own_random else r
         for k in range(n):
-            at = start + first + room * (k + r.random()) / n
+            at = start + first + room * (k + place.random()) / n
             sim._call(at, sim.run_scenario, sc)
     if cfg.repeat and names:
         sim._call(start + horizon, lambda t: schedule(sim, t))
