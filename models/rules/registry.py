@@ -90,9 +90,14 @@ def rekeyed(detector: Any) -> bool:
     return key is not None and key != PARTITION_ENTITY[detector.stream]
 
 
+def judges_later(detector: Any) -> bool:
+    """Whether a detector's alerts are raised by something later than their last evidence record: it judges on a
+    timer (a day closed, a deadline passed, a logger silent) or on a confirming event (``raised_after_evidence``)."""
+    return detector.on_timer is not KeyedDetector.on_timer or detector.raised_after_evidence
+
+
 def raised_late(stream: str) -> frozenset[str]:
     """The detectors of ``stream`` whose alerts may come after the records that raise them are committed: the
-    re-keyed ones (their events travel through a repartition topic) and those that judge on a timer or a later
-    event (a day, a window, a confirmation)."""
-    return frozenset(c.name for c in detector_classes() if c.stream == stream and (
-        rekeyed(c) or c.on_timer is not KeyedDetector.on_timer or c.raised_after_evidence))
+    re-keyed ones (their events travel through a repartition topic) and those that judge later
+    (:func:`judges_later`)."""
+    return frozenset(c.name for c in detector_classes() if c.stream == stream and (rekeyed(c) or judges_later(c)))

@@ -23,7 +23,6 @@ from connectors.kafka.producer import EnvelopeProducer, build_envelopes, partiti
 from streams.lab.evaluate import drained
 from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_region_configs, start_worker_process,
                                    stop_process)
-from models.engine.detector import KeyedDetector
 from models.engine.flood import AlertCap
 from models.rules import registry
 from streams.lab.simulator import RegionSimulator, SimulationConfig
@@ -51,9 +50,7 @@ def closing_detectors() -> set[str]:
     """Detectors that judge on a timer (a day closed, a deadline passed, a logger silent), those whose alerts are
     confirmed by later events (``raised_after_evidence``) and the flood cap's summaries: their alerts are raised by
     a later event than their last evidence record, so their event→alert time includes that wait."""
-    return {cls.name for cls in registry.detector_classes()
-            if getattr(cls, "on_timer", None) is not KeyedDetector.on_timer
-            or getattr(cls, "raised_after_evidence", False)} | {AlertCap.name}
+    return {cls.name for cls in registry.detector_classes() if registry.judges_later(cls)} | {AlertCap.name}
 
 
 def quantile(values: list[float], p: float) -> float:

@@ -29,7 +29,7 @@ from models.contracts.alert import Source
 from models.contracts.pseudonym import Pseudonymizer
 from models.contracts.records import validate
 from streams.lab.processes import ensure_run_key
-from streams.lab.scoring import precision_at_k, roc_auc
+from streams.workbench.risk.ranking import precision_at_k, roc_auc
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
 from streams.settings import load_settings
 from streams.workbench.risk.learned import LearnedScore, features

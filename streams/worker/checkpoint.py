@@ -114,14 +114,10 @@ class Checkpoint:
         checkpoint from interleaving their envelopes (a checkpoint being written holds this send back until it is
         done); and the checkpoint's flush waits for these sends before it writes the state that says their
         records were applied."""
-        sent = 0
         async with self.sending:
             async with self.boundary:
                 forward = self._forward()
-            for topic, partition, envelopes in forward:
-                for envelope in envelopes:
-                    await producer.send(topic, orjson.dumps(envelope), partition=partition)
-                    sent += 1
+            _, sent = await _send_envelopes(producer, forward)
         return sent
 
     def capture(self) -> tuple[list[tuple[str, int, list[Any]]], list[tuple[str, int, Any]]]:
@@ -149,14 +145,7 @@ class Checkpoint:
         receiver knows its offsets). Encoded a slice at a time, yielding to the agents between slices."""
         started = time.perf_counter()
         forward, changes = captured
-        written = 0
-        pending: list[Any] = []
-        for topic, partition, envelopes in forward:  # envelopes are never changed once flushed: encoded here
-            for i in range(0, len(envelopes), SLICE):
-                records = [(b"", orjson.dumps(e)) for e in envelopes[i:i + SLICE]]
-                pending += await _send(producer, topic, partition, records)
-                written += len(records)
-                await asyncio.sleep(0)
+        pending, written = await _send_envelopes(producer, forward)
         if pending:
             await asyncio.gather(*pending)  # forwarded before the state that says so
         pending, records_out = [], 0
@@ -224,6 +213,20 @@ class Checkpoint:
 
 #: Records encoded between two yields to the agents while a checkpoint is written (a few ms of work).
 SLICE = 2000
+
+
+async def _send_envelopes(producer: Any, forward: list[tuple[str, int, list[Any]]]) -> tuple[list[Any], int]:
+    """The forwarders' envelopes, encoded here (they are never changed once flushed) a slice at a time and sent as
+    record batches, yielding to the agents between slices; the futures of their acknowledgements, and how many."""
+    pending: list[Any] = []
+    written = 0
+    for topic, partition, envelopes in forward:
+        for i in range(0, len(envelopes), SLICE):
+            records = [(b"", orjson.dumps(e)) for e in envelopes[i:i + SLICE]]
+            pending += await _send(producer, topic, partition, records)
+            written += len(records)
+            await asyncio.sleep(0)
+    return pending, written
 
 
 async def _send(producer: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]) -> list[Any]:

@@ -26,8 +26,9 @@ summary), and still answered after the first alarm, a setpoint change or a seaso
   the same hour of past days, so the rhythm is normal and a *change* in it is not. The spread an
   hour is judged with is the larger of its own day-to-day spread and the spread pooled over all
   hours (a few days give each hour too few samples; the pool has 24 a day), floored at ``min_sd``.
-  :attr:`TrailingLevel.rhythm_z` is the mean score of the last ``rhythm_hours`` completed hours
-  against their normals: sustained, so one odd hour (a long door opening) is not a change of rhythm.
+  :attr:`TrailingLevel.rhythm_z` is how far *every one* of the last ``rhythm_hours`` completed hours
+  is from its normal in the same direction (the smallest of their scores): sustained, so one or two odd
+  hours (a long door opening, a short excursion) are not a change of rhythm.
 * **The score** (``score_one``): how many of the normal's standard deviations the trailing
   level is away from it (sign: up positive), floored at ``min_sd`` — 0 while the trailing span
   holds fewer than ``min_coverage`` of the readings a whole span has held on average (a device
@@ -147,9 +148,9 @@ class TrailingLevel(AnomalyDetector):
         return (offset or 0.0) + total / count if count else None
 
     def settled(self) -> float:
-        """How far from normal anything still is, on the score's scale: the day's level and the *farthest* of the
-        last hours (what :meth:`score_one` returned last reading; call after it). An episode opened by the score
-        ends when this is small."""
+        """How far from normal anything still is, on the score's scale: the day's level (as :meth:`score_one` found
+        it last reading; call after it) and the last hours' mean distance from their normals
+        (:attr:`rhythm_extent`). An episode opened by the score ends when this is small."""
         return max(abs(self.level_z), self.rhythm_weight * self.rhythm_extent)
 
     def score_one(self, x: dict[str, Any]) -> float:
@@ -236,8 +237,8 @@ class TrailingLevel(AnomalyDetector):
 
     @property
     def rhythm_extent(self) -> float:
-        """The largest distance (in its hour's spread) of the last ``rhythm_hours`` completed hours from their
-        normals: an episode is over only when every one of them is back."""
+        """The mean distance (each in its hour's spread, either direction) of the last ``rhythm_hours`` completed
+        hours from their normals: an episode of the hours is over when they are back on the whole."""
         return sum(abs(s[1]) for s in self.scored) / len(self.scored) if self.scored else 0.0
 
     def trace(self) -> dict[str, Any]:

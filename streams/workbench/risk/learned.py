@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from streams.workbench.risk.ranking import precision_at_k, roc_auc
+
 #: The rates whose z the model sees (those of the score; a rate an institution lacks is 0: like its peers).
 RATES = ("claims_per_patient", "money_per_patient", "amount_per_claim", "high_value_share", "readmission_rate",
          "length_of_stay", "shared_physicians", "duplicate_rate", "rule_hit_rate", "claims_per_bed", "money_per_bed")
@@ -111,15 +113,6 @@ def enough(labels: dict[str, bool], min_labels: int = MIN_LABELS, min_per_class:
     return len(labels) >= min_labels and min(positives, len(labels) - positives) >= min_per_class
 
 
-def _auc(scores: dict[str, float], positives: set[str]) -> float | None:
-    pos = [scores[i] for i in scores if i in positives]
-    neg = [scores[i] for i in scores if i not in positives]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def cross_validate(rows: dict[str, dict[str, float]], labels: dict[str, bool], folds: int = 5,
                    seed: int = 0) -> dict[str, Any]:
     """Stratified ``folds``-fold cross-validation over the labelled institutions: ROC-AUC and precision at k (k =
@@ -140,6 +133,5 @@ def cross_validate(rows: dict[str, dict[str, float]], labels: dict[str, bool], f
         out.update(LearnedScore.fit(rows, train).predict(test))
     positives = {i for i in out if labels[i]}
     k = len(positives)
-    top = sorted(out, key=lambda i: (-out[i], i))[:k]
-    return {"labels": len(ids), "positives": len(pos), "roc_auc": _auc(out, positives),
-            "precision_at_k": (sum(1 for i in top if i in positives) / k) if k else None, "k": k}
+    return {"labels": len(ids), "positives": len(pos), "roc_auc": roc_auc(out, positives),
+            "precision_at_k": precision_at_k(out, positives, k), "k": k}

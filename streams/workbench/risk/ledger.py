@@ -82,10 +82,12 @@ class InstitutionLedger:
         self.billed: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # physician → inst → day → claims
         self.discharged: dict[str, tuple[str, str]] = {}  # patient → (institution, day) of the last discharge
         self.alerts: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # inst → day → detector → n
-        self.seen_claims: dict[str, str] = {}  # claim family → day, within the window (a redelivered claim counts once)
-        #: claim family → [version, what it added: institution, day, amount, bin slot, doctors, stay days, readmission]
-        #: (institution None: voided) — a replacement takes the earlier version's sums back, a void for good
-        self.versions: dict[str, list[Any]] = {}
+        #: claim family → [version learned, day], within the window (:func:`versions.admit`'s memory: a re-sent or
+        #: overtaken version counts nothing)
+        self.seen_claims: dict[str, list[Any]] = {}
+        #: claim family → what its learned version added — institution, day, amount, bin slot, doctors, stay days,
+        #: readmission, claim type — that a replacement takes back, and a void for good
+        self.added: dict[str, list[Any]] = {}
         self.newest_day: str = ""
 
     # --- learning -------------------------------------------------------------------------
@@ -95,21 +97,17 @@ class InstitutionLedger:
         one learned changes nothing (:mod:`models.rules.claims.versions`). Beneficiaries and physicians seen stay
         seen."""
         inst, day = event["institution_id"], day_of(event)
-        fam, v = versions.family(event), versions.version(event)
-        kept = self.versions.get(fam)
-        if kept is not None and v <= kept[0]:
+        fam = versions.family(event)
+        what = versions.admit(self.seen_claims, event, day)
+        if what == "stale":
             return  # re-sent, or overtaken by a newer version
-        if kept is None and fam in self.seen_claims:
-            return  # learned before versions were kept: counted once
-        if kept is not None and kept[1] is not None:
-            self._take_back(kept)
-        self.seen_claims[fam] = day
-        if versions.adjustment(event) == "void":
-            self.versions[fam] = [v, None]
+        if what != "new" and fam in self.added:
+            self._take_back(self.added.pop(fam))
+        if what == "voids":
             return
         self.newest_day = max(self.newest_day, day)
-        added: list[Any] = [v, inst, day, 0.0, None, [], 0, 0, event.get("claim_type", "outpatient")]
-        self.versions[fam] = added
+        added: list[Any] = [inst, day, 0.0, None, [], 0, 0, event.get("claim_type", "outpatient")]
+        self.added[fam] = added
         sums = self.days[inst].get(day)
         if sums is None:
             sums = self.days[inst][day] = [0.0] * len(_DAY_FIELDS)
@@ -123,7 +121,7 @@ class InstitutionLedger:
         per_day = self.amounts[inst].setdefault(day, {})
         slot = (kind, amount_bin(amount))
         per_day[slot] = per_day.get(slot, 0) + 1
-        added[3], added[4] = amount, slot
+        added[2], added[3] = amount, slot
         patient = event.get("patient")
         if patient is not None:
             self.patients[inst][patient] = max(day, self.patients[inst].get(patient, ""))
@@ -134,7 +132,7 @@ class InstitutionLedger:
             self.physicians[inst][doc] = max(day, self.physicians[inst].get(doc, ""))
             per_day = self.billed[doc].setdefault(inst, {})
             per_day[day] = per_day.get(day, 0) + 1
-            added[5].append(doc)
+            added[4].append(doc)
         if kind == "inpatient":
             sums[5] += 1
             admitted, discharged = event.get("admission_date"), event.get("discharge_date")
@@ -143,13 +141,13 @@ class InstitutionLedger:
                 los = max(1, (date.fromisoformat(discharged[:10]) - date.fromisoformat(admitted[:10])).days)
                 sums[3] += los
                 sums[8] += los * los
-                added[6] = los
+                added[5] = los
                 before = self.discharged.get(patient) if patient is not None else None
                 if before is not None and before[0] == inst:
                     gap = (date.fromisoformat(admitted[:10]) - date.fromisoformat(before[1])).days
                     if 0 <= gap <= READMISSION_DAYS:
                         sums[4] += 1
-                        added[7] = 1
+                        added[6] = 1
                 if patient is not None:
                     self.discharged[patient] = (inst, discharged[:10])
 
@@ -166,7 +164,7 @@ class InstitutionLedger:
 
     def _take_back(self, kept: list[Any]) -> None:
         """Subtract what one version of a claim added (its day may have left the window: nothing to take)."""
-        _, inst, day, amount, slot, doctors, los, readmitted, kind = kept
+        inst, day, amount, slot, doctors, los, readmitted, kind = kept
         sums = self.days.get(inst, {}).get(day)
         if sums is None:
             return
@@ -256,6 +254,5 @@ class InstitutionLedger:
         horizon = (date.fromisoformat(as_of) - timedelta(days=READMISSION_DAYS + 1)).isoformat()
         for patient in [p for p, (_, d) in self.discharged.items() if d < horizon]:
             del self.discharged[patient]
-        for claim in [c for c, d in self.seen_claims.items() if d < start]:
-            del self.seen_claims[claim]
-            self.versions.pop(claim, None)
+        self.seen_claims = versions.forget_before(self.seen_claims, start)
+        self.added = {f: a for f, a in self.added.items() if f in self.seen_claims}

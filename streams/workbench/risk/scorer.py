@@ -61,7 +61,7 @@ class RiskScorer:
         self.settings = settings
         self.ledger = InstitutionLedger(settings.window_days)
         self.pseudonymize = pseudonymize
-        self.alert_ids: dict[str, str] = {}  # alert id → day counted ("-day": withdrawn, not counted)
+        self.alert_ids: dict[str, tuple[str, bool]] = {}  # alert id → (its day, counted: not withdrawn)
         self.newest: dict[int, str] = {}  # claims partition → newest day read
         self.published: str = ""  # the last complete day published
         self.verdicts = Labels()  # audit findings and closed cases: the learned score's labels
@@ -94,19 +94,15 @@ class RiskScorer:
             return
         if not isinstance(alert, dict) or "event_time" not in alert or not alert.get("alert_id"):
             return
-        withdrawn = alert.get("status") == "withdrawn"
+        counts = alert.get("status") != "withdrawn"
         kept = self.alert_ids.get(alert["alert_id"])
         if kept is None:
-            if withdrawn:
-                return  # withdrawn before it was read: nothing to count
-            self.alert_ids[alert["alert_id"]] = alert["event_time"][:10]
-            self.ledger.learn_alert(alert)
-        elif withdrawn and not kept.startswith("-"):  # a correction removed its grounds: counted no more
-            self.alert_ids[alert["alert_id"]] = "-" + kept
-            self.ledger.learn_alert({**alert, "event_time": kept}, -1)
-        elif not withdrawn and kept.startswith("-"):  # the grounds came back (a later version): counted again
-            self.alert_ids[alert["alert_id"]] = kept[1:]
-            self.ledger.learn_alert({**alert, "event_time": kept[1:]})
+            if counts:  # (withdrawn before it was read: nothing to count)
+                self.alert_ids[alert["alert_id"]] = (alert["event_time"][:10], True)
+                self.ledger.learn_alert(alert)
+        elif counts != kept[1]:  # withdrawn by a correction, or its grounds back with a later version
+            self.alert_ids[alert["alert_id"]] = (kept[0], counts)
+            self.ledger.learn_alert({**alert, "event_time": kept[0]}, 1 if counts else -1)
 
     def complete_day(self) -> str | None:
         """The newest day every claims partition with data has moved past (None: none yet)."""
@@ -157,7 +153,7 @@ class RiskScorer:
     def forget_before(self, day: str) -> None:
         self.ledger.expire(day)
         start = date.fromordinal(date.fromisoformat(day).toordinal() - self.settings.window_days).isoformat()
-        for alert_id in [a for a, d in self.alert_ids.items() if d.lstrip("-") < start]:
+        for alert_id in [a for a, (d, _) in self.alert_ids.items() if d < start]:
             del self.alert_ids[alert_id]
 
 
