@@ -44,3 +44,16 @@ def test_wrong_detector_on_the_right_entity_does_not_count():
     truth = [Incident("fridge_freeze", "device", "F1", 0, H, ("coldchain.breach",))]
     r = score(truth, [alert("coldchain.excursion", "device", "F1", 10)], events=100)
     assert r.scenarios[0].detected == 0 and r.false_alarms == 1
+
+
+def test_an_alert_on_a_look_alike_is_a_false_alarm_counted_per_look_alike():
+    truth = [Incident("card_two_places", "patient", "Pa", 0, H, ("claim.two_places",)),
+             Incident("pharmacy_at_the_gate", "patient", "Pb", 0, H, ("claim.two_places",), benign=True),
+             Incident("pharmacy_at_the_gate", "patient", "Pc", 0, H, ("claim.two_places",), benign=True)]
+    r = score(truth, [alert("claim.two_places", "patient", "Pa", 60), alert("claim.two_places", "patient", "Pb", 60)],
+              events=10_000)
+    assert [s.scenario for s in r.scenarios] == ["card_two_places"] and r.scenarios[0].recall == 1.0
+    [x] = r.look_alikes
+    assert (x.scenario, x.instances, x.alarmed) == ("pharmacy_at_the_gate", 2, 1)
+    assert r.false_alarms == 1 and r.detectors["claim.two_places"].precision == 0.5
+    assert "| pharmacy_at_the_gate | 2 | 1 | 0.50 | claim.two_places |" in markdown(r)

@@ -46,7 +46,7 @@ def incidents_from_truth(truth: list[dict[str, Any]], pseudonymize) -> list:
     for x in truth:
         kind, ident = x["entity"]["kind"], x["entity"]["id"]
         out.append(Incident(x["scenario"], kind, pseudonymize(ident) if kind == "patient" else ident,
-                            x["start_t"], x["end_t"], tuple(x["detectors"])))
+                            x["start_t"], x["end_t"], tuple(x["detectors"]), bool(x["detail"].get("benign"))))
     return out
 
 

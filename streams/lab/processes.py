@@ -78,11 +78,12 @@ def simulated_region_configs(user: list[str] | None) -> list[str]:
 
 
 def simulator_from_args(args: argparse.Namespace):
-    """The region simulator that --seed, --days, --scale, --scenario and --no-scenarios describe."""
+    """The region simulator that --seed, --days, --scale, --scenario, --no-scenarios and --look-alikes describe."""
 
     try:
         return RegionSimulator(SimulationConfig(seed=args.seed, days=args.days, scale=args.scale,
-                                                scenarios=None if args.scenarios is None else tuple(args.scenarios)))
+                                                scenarios=None if args.scenarios is None else tuple(args.scenarios),
+                                                look_alikes=getattr(args, "look_alikes", False)))
     except ValueError as e:
         raise ZhijianError(str(e)) from None
 

@@ -47,6 +47,17 @@ class Incident:
     start_t: float
     end_t: float
     detectors: tuple[str, ...]
+    benign: bool = False  # a look-alike 合理情形: an alert on it is a false alarm, and it is counted apart
+
+
+@dataclass
+class LookAlikeScore:
+    """A benign look-alike's instances and those a rule alarmed on (each alarm is also a false alarm)."""
+
+    scenario: str
+    instances: int
+    alarmed: int
+    detectors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,6 +90,7 @@ class Report:
     unmatched_examples: list[dict[str, Any]] = field(default_factory=list)
     device_weeks: float = 0.0
     dynamics_false_alarms: int = 0
+    look_alikes: list[LookAlikeScore] = field(default_factory=list)
 
     @property
     def dynamics_per_device_week(self) -> float | None:
@@ -104,6 +116,7 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
     for i, inc in enumerate(incidents):
         by_entity[(inc.entity_kind, inc.entity_id)].append(i)
     first_hit: dict[int, float] = {}
+    alarmed: set[int] = set()  # look-alikes an alert fell on
     per_detector: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     unmatched: list[dict[str, Any]] = []
     for a in alerts:
@@ -114,6 +127,9 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
         for i in by_entity.get(key, ()):
             inc = incidents[i]
             if a["detector"] in inc.detectors and inc.start_t <= a["t"] <= inc.end_t + grace_s:
+                if inc.benign:
+                    alarmed.add(i)
+                    continue
                 matched = True
                 first_hit[i] = min(first_hit.get(i, a["t"]), a["t"])
         if matched:
@@ -121,8 +137,12 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
         else:
             unmatched.append(a)
     scenarios: dict[str, list[int]] = defaultdict(list)
+    benign: dict[str, list[int]] = defaultdict(list)
     for i, inc in enumerate(incidents):
-        scenarios[inc.scenario].append(i)
+        (benign if inc.benign else scenarios)[inc.scenario].append(i)
+    look_alikes = [LookAlikeScore(name, len(ids), sum(1 for i in ids if i in alarmed),
+                                  tuple(sorted({d for i in ids for d in incidents[i].detectors})))
+                   for name, ids in sorted(benign.items())]
     scenario_scores = []
     for name in sorted(scenarios):
         ids = [i for i in scenarios[name] if until is None or incidents[i].end_t <= until or i in first_hit]
@@ -140,7 +160,7 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
     detectors = {d: DetectorScore(d, n, ok, ok / n if n else None) for d, (n, ok) in sorted(per_detector.items())}
     return Report(scenario_scores, detectors, events, len(unmatched),
                   len(unmatched) * 10_000 / events if events else 0.0, unmatched[:20], device_weeks,
-                  sum(1 for a in unmatched if a["detector"] == DYNAMICS))
+                  sum(1 for a in unmatched if a["detector"] == DYNAMICS), look_alikes)
 
 
 def _duration(seconds: float | None) -> str:
@@ -166,6 +186,11 @@ def markdown(report: Report) -> str:
     for d in report.detectors.values():
         p = "–" if d.precision is None else f"{d.precision:.2f}"
         lines.append(f"| {d.detector} | {d.alerts} | {d.true_alerts} | {p} |")
+    if report.look_alikes:
+        lines += ["", "| look-alike (benign) | instances | alarmed | quiet | rules it resembles |", "|---|---|---|---|---|"]
+        for x in report.look_alikes:
+            quiet = (x.instances - x.alarmed) / x.instances if x.instances else 1.0
+            lines.append(f"| {x.scenario} | {x.instances} | {x.alarmed} | {quiet:.2f} | {', '.join(x.detectors)} |")
     lines.append(f"\nfalse alarms: {report.false_alarms} over {report.events} events "
                  f"= {report.false_alarms_per_10k:.2f} per 10,000")
     if report.device_weeks:
@@ -184,5 +209,6 @@ def report_dict(report: Report) -> dict[str, Any]:
         "false_alarms_per_10k": round(report.false_alarms_per_10k, 4),
         "device_weeks": round(report.device_weeks, 1),
         "dynamics_false_alarms": report.dynamics_false_alarms,
+        "look_alikes": [dataclasses.asdict(x) for x in report.look_alikes],
         "unmatched_examples": report.unmatched_examples,
     }

@@ -124,6 +124,8 @@ class RegionTraffic:
         self.units = {d.id: Unit(d) for d in r.devices}
         self.silent: dict[str, tuple[float, float]] = {}  # device → window without readings
         self.stays: dict[str, Stay] = {}  # patient id → current inpatient stay
+        self.whereabouts: dict[str, list[float]] = {}  # patient id → times of their recent visits (pick_patient)
+        self._pool_index: dict[int, dict[str, int]] = {}
         self.discharged: dict[str, float] = {}  # patient id → last discharge
         #: day → (patient, institution) pairs with a visit that day: one visit per site and day, or the
         #: second would bill the same consultation (a duplicate charge the scenario did not inject)
@@ -271,8 +273,38 @@ class RegionTraffic:
         for _ in range(6):
             p = r.choice(pool)
             if (p.id, inst.id) not in seen and p.id not in self.stays:
-                seen.add((p.id, inst.id))
+                # someone at another site within hours is not here: the next free one in the pool comes instead
+                # (found without a draw, so the rest of the world is drawn as before)
+                p = self._free(pool, p, inst, t, seen)
+                if p is not None:
+                    seen.add((p.id, inst.id))
+                    self._at(p.id, t)
                 return p
+        return None
+
+    #: a patient's visits at two sites are at least this far apart (nobody settles across the city minutes after
+    #: settling elsewhere: claim.two_places would rightly call it one card in two places)
+    APART_S = 3 * 3600.0
+
+    def _busy(self, patient: str, t: float) -> bool:
+        return any(abs(t - x) < self.APART_S for x in self.whereabouts.get(patient, ()))
+
+    def _at(self, patient: str, t: float) -> None:
+        kept = [x for x in self.whereabouts.get(patient, ()) if x > t - 2 * self.APART_S]
+        self.whereabouts[patient] = kept + [t]
+
+    def _free(self, pool: list[Patient], p: Patient, inst: Institution, t: float,
+              seen: set[tuple[str, str]]) -> Patient | None:
+        if not self._busy(p.id, t):
+            return p
+        index = self._pool_index.get(id(pool))
+        if index is None:
+            index = self._pool_index[id(pool)] = {q.id: n for n, q in enumerate(pool)}
+        start = index[p.id]
+        for k in range(1, 64):
+            q = pool[(start + k) % len(pool)]
+            if (q.id, inst.id) not in seen and q.id not in self.stays and not self._busy(q.id, t):
+                return q
         return None
 
     def practice(self, inst: Institution, name: str, t: float) -> float:
@@ -284,18 +316,20 @@ class RegionTraffic:
         """A visit billed again days later for a patient who did not come (no prescription: only a bill)."""
         inst, doctor, patient, diagnoses, services = visit
         seen = self.visited.setdefault(day_of(t), set())
-        if (patient.id, inst.id) in seen or patient.id in self.stays:
-            return  # a real visit that day, or in hospital: the phantom would collide with another rule
+        if (patient.id, inst.id) in seen or patient.id in self.stays or self._busy(patient.id, t):
+            return  # a real visit that day, in hospital or elsewhere: the phantom would collide with another rule
         seen.add((patient.id, inst.id))
+        self._at(patient.id, t)
         self.claim(t, inst, doctor, patient, "outpatient", diagnoses,
                    [self.service_line(s, 1, day_of(t)) for s in services])
 
     def _phantom_dispensing(self, t: float, visit: tuple[Institution, Patient]) -> None:
         inst, patient = visit
         seen = self.visited.setdefault(day_of(t), set())
-        if (patient.id, inst.id) in seen or patient.id in self.stays:
+        if (patient.id, inst.id) in seen or patient.id in self.stays or self._busy(patient.id, t):
             return
         seen.add((patient.id, inst.id))
+        self._at(patient.id, t)
         self.pharmacy_claim(t, inst, patient, inst.prescribers[0])
 
     def visit(self, t: float, inst: Institution) -> None:
