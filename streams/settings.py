@@ -119,7 +119,10 @@ def _typed(cls: type, section: str, values: dict[str, Any]) -> Any:
         if getattr(defaults, key) is not None and not isinstance(value, want):
             raise ConfigError(f"setting [{section}] {key} = {value!r} should be a {want.__name__}")
         out[key] = value
-    return dataclasses.replace(defaults, **out)
+    try:
+        return dataclasses.replace(defaults, **out)
+    except ValueError as e:  # a section's own check (a table of the wrong shape): its message names the fix
+        raise ConfigError(str(e)) from None
 
 
 def _read_config(path: str | Path) -> dict[str, Any]:

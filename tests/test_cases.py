@@ -169,3 +169,29 @@ def test_the_triage_measure_ranks_both_orders_on_the_same_open_cases():
     assert got["learned"][0] == got["rules"][0]  # before any verdict the orders are the same
     assert got["learned"][50] == 1.0 > got["rules"][50]
     assert got["learned"][200] == 1.0
+
+
+def test_each_group_of_group_visits_is_one_case_and_its_re_sent_alert_counts_once():
+    """claim.group_visits names the group as its entity (issue 24): two groups at one clinic are two cases, and the
+    alert re-sent as the group comes again updates its case."""
+    from datetime import datetime
+
+    from models.engine.runtime import Runtime
+    from models.rules.claims.group_visits import GroupVisitsDetector
+
+    rt, alerts, n = Runtime([GroupVisitsDetector()]), [], 0
+    for day in (1, 8, 15, 22, 29):
+        for start, people in ((0, ("Pa", "Pb", "Pc")), (30, ("Pd", "Pe", "Pf"))):
+            for k, p in enumerate(people if day > 1 or start == 0 else ()):  # the second group starts a week later
+                n += 1
+                e = {"claim_id": f"C{n}", "institution_id": "K04", "patient": p, "claim_type": "outpatient",
+                     "doctor_id": f"K04-D{start}", "event_time": f"2026-10-{day:02d}T09:{start + k:02d}:00+08:00",
+                     "total_amount": 80.0}
+                e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+                alerts += [a.to_dict() for a in rt.process(e, Source("zhijian.claims", 0, n, e["claim_id"]))]
+    book = CaseBook()
+    for a in alerts:
+        book.add(a)
+    assert sorted((c.entity_kind, c.entity_id, c.alerts) for c in book.cases.values()) == [
+        ("group", "K04/K04-D0@2026-10-01", 1), ("group", "K04/K04-D30@2026-10-08", 1)]
+    assert len(alerts) > 2  # re-sent as the groups came again, under their ids

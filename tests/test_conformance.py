@@ -4,6 +4,7 @@ through envelopes when its key is not its stream's, and no free text in an alert
 one plain run. The suite finds the detectors in the registry and runs each as its ``_conformance_params`` ask."""
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import pytest
@@ -48,18 +49,19 @@ def beneficiaries() -> dict:
 
 
 def test_every_detector_follows_the_one_contract():
-    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 28
+    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 31
     rekeyed = {c.name: c.key for c in DETECTORS if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
+                       "claim.group_visits": "institution",
                        "waste.generation_anomaly": "institution"}
     assert all(conformance.params_of(c) is not None for c in DETECTORS)  # every declaration is a known parameter
 
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda c: c.name)
 def test_conformance(cls):
-    limits = load_settings([str(REGION_CONFIG)], environ={}).detectors[cls.name]
     params = conformance.params_of(cls)
+    limits = dataclasses.replace(load_settings([str(REGION_CONFIG)], environ={}).detectors[cls.name], **params.limits)
     planted = tuple(n for n, sc in BY_NAME.items() if cls.name in sc.detectors) if params.own_scenarios else None
     events = list(stream_events(cls.stream, planted, params.days))
     tables = params.tables(events, beneficiaries() if cls.stream == "claim" else conformance.EMPTY)

@@ -80,6 +80,12 @@ def test_clean_traffic_raises_no_alert_from_the_rules_that_exist(clean):
     assert len(events) > 40_000 and alerts == []
 
 
+def peers_of_region():
+    from streams.workbench.risk.score import RiskSettings
+
+    return load_settings([str(REGION_CONFIG)], environ={}).section("risk", RiskSettings).peer_groups
+
+
 def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
     from streams.lab.simulator import catalogue as cat
     from streams.lab.simulator.region import build_region
@@ -89,6 +95,11 @@ def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
     assert d["claim.over_standard"].max_units_per_day == {s.code: s.max_per_day for s in cat.SERVICES}
     assert d["claim.unbundling"].packages == {s.code: list(s.components) for s in cat.SERVICES if s.components}
     assert d["waste.category_mismatch"].licences == {k: list(v) for k, v in build_region(1, 0.2).facilities.items()}
+    from streams.lab.simulator.region import GATE_PHARMACY
+
+    assert d["claim.two_places"].travel_minutes == {f"{h}|{p}": 5 for h, p in GATE_PHARMACY.items()}
+    assert build_region(3, 2.0).gate_pharmacy == GATE_PHARMACY and build_region(3, 0.2).gate_pharmacy  # every size
+    assert d["claim.payment_restriction"].levels == peers_of_region()
     from streams.workbench.risk.score import RiskSettings
 
     peers = load_settings([str(REGION_CONFIG)], environ={}).section("risk", RiskSettings).peer_groups

@@ -39,7 +39,7 @@ import heapq
 import os
 import random
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import orjson
@@ -64,6 +64,9 @@ class Params:
     #: (entity kind, event field) of a provider one in fifty of whom the watch lists exclude, for a rule that
     #: alerts on excluded providers only
     excluded: tuple[str, str] | None = None
+    #: overrides of the detector's configuration for the suite (a smaller memory bound, so its eviction is
+    #: exercised and each full snapshot of the layout model stays small)
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def tables(self, events: Events, tables: Mapping[str, Mapping[str, Any]] = EMPTY,
                every: int = 50) -> Mapping[str, Mapping[str, Any]]:

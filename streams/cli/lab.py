@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from connectors.errors import ZhijianError
 from streams.cli.common import scenario_args
 
 
@@ -27,6 +28,9 @@ def register(sub: Any) -> None:
     ev.add_argument("--kill-every", type=float, metavar="SECONDS",
                     help="SIGKILL a worker on this period and start a replacement; with --workers > 1 or this, "
                          "the alert set is compared by id with a one-worker uninterrupted run of the same seed")
+    ev.add_argument("--look-alikes", action="store_true",
+                    help="plant the benign look-alikes too (合理情形: a chronic patient's month of supply, a pharmacy at "
+                         "a hospital's gate, a transfer…): an alert on one is a false alarm, reported per look-alike")
     ev.add_argument("--reference", metavar="JSON", help="the --json of an earlier one-worker run to compare with "
                                                         "(instead of running it first)")
     ev.set_defaults(func=cmd_evaluate)
@@ -85,6 +89,19 @@ def register(sub: Any) -> None:
                                                                      "(enough cases for 200 verdicts)")
     tr.set_defaults(func=cmd_triage)
 
+    _register_benches(sub)
+
+
+def _register_benches(sub: Any) -> None:
+    gb = sub.add_parser("group-bench", help="the 结伴就医 rule at a province's scale: claims per second beside a "
+                                            "do-nothing reference, state and memory, how far its pair table reaches")
+    gb.add_argument("--beneficiaries", type=int, default=1_000_000)
+    gb.add_argument("--days", type=int, default=30)
+    gb.add_argument("--max-pairs", type=int, default=2000, help="the rule's pair table per doctor")
+    gb.add_argument("--seed", type=int, default=1)
+    gb.add_argument("--json", help="write the figures to this file")
+    gb.set_defaults(func=cmd_group_bench)
+
     cb = sub.add_parser("console-bench", help="cases built per second and page times with many cases in the "
                                               "workbench, beside references measured in the same run")
     cb.add_argument("--cases", type=int, default=100_000)
@@ -110,6 +127,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
           f"and {len(sim.truth)} ground-truth incidents to {args.out}/; replay with: zhijian replay "
           + " ".join(f"{s}={args.out}/{s}.jsonl" for s in sorted(counts)))
     return 0
+
+
+def cmd_group_bench(args: argparse.Namespace) -> int:
+    if args.beneficiaries < 1000 or args.days < 1 or args.max_pairs < 10:
+        raise ZhijianError("--beneficiaries must be at least 1000, --days at least 1 and --max-pairs at least 10")
+    from streams.lab.group_bench import run_group_bench
+
+    return run_group_bench(args)
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:

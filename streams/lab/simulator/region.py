@@ -32,6 +32,8 @@ DEPARTMENTS = {
     "pharmacy": ("RX",),
     "cdc_store": (),
 }
+#: hospital → the pharmacy at its gate (region.toml's [claim.two_places] travel_minutes, 5 minutes' walk)
+GATE_PHARMACY = {"H301": "P01", "H201": "P02", "H302": "P03", "H202": "P04", "H203": "P05", "H303": "P06"}
 DISTRICTS = ("310101", "310104", "310105", "310106", "310107", "310109", "310110")
 CONDITIONS = {"hypertension": ("I10", 0.22), "diabetes": ("E11.9", 0.09), "hyperlipidaemia": ("E78.5", 0.08),
               "asthma": ("J45.9", 0.03)}
@@ -100,6 +102,17 @@ class Region:
 
     def of_kind(self, *kinds: str) -> list[Institution]:
         return [i for i in self.institutions if i.kind in kinds]
+
+    @property
+    def by_id(self) -> dict[str, Institution]:
+        return {i.id: i for i in self.institutions}
+
+    @property
+    def gate_pharmacy(self) -> dict[str, str]:
+        """Hospital → the pharmacy at its gate (院外药房, a few minutes' walk), those of this region's size: the
+        region's ``[claim.two_places] travel_minutes`` lists them (region.toml)."""
+        ids = self.by_id
+        return {h: p for h, p in GATE_PHARMACY.items() if h in ids and p in ids}
 
 
 def _national_id(rng: random.Random, district: str, age: int, sex: str) -> str:

@@ -190,6 +190,108 @@ def unlikely_units(sim, t, sc):
                claims=claims)
 
 
+def _reserve_patient(sim, r):
+    """A reserve patient (normal traffic never visits them) who is not in hospital, drawn from ``r``."""
+    return r.choice([p for p in sim.scenario_patients if p.id not in sim.stays])
+
+
+def card_two_places(sim, t, sc):
+    """One card settled at two institutions across the city minutes apart (冒名就医: a card lent or copied)."""
+    r = random.Random(f"card-two-places-{sim.cfg.seed}-{t}")
+    first, second = r.sample(sim.region.of_kind("community", "private_clinic", "pharmacy"), 2)
+    while sim.region.gate_pharmacy.get(first.id) == second.id or sim.region.gate_pharmacy.get(second.id) == first.id:
+        first, second = r.sample(sim.region.of_kind("community", "private_clinic", "pharmacy"), 2)
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 16, r)
+    gap = r.uniform(4, 20) * 60
+    claims = []
+    for inst, at in ((first, t), (second, t + gap)):
+        if inst.kind == "pharmacy":
+            claims.append(sim.pharmacy_claim(at, inst, patient, r.choice(inst.prescribers))["claim_id"])
+        else:
+            claims.append(sim.claim(at, inst, r.choice(inst.prescribers), patient, "outpatient", ["J06.9"],
+                                    [sim.service_line("S-CONSULT", 1)])["claim_id"])
+    sim.record(sc.name, "patient", patient.id, t, t + gap, sc.detectors, institutions=[first.id, second.id],
+               minutes_apart=round(gap / 60, 1), claims=claims)
+
+
+def _stay_claim(sim, inst, patient, admitted_t: float, nights: int, diagnosis: str) -> dict:
+    """An inpatient claim billed at discharge, ``nights`` after ``admitted_t``, without the stay's other traffic."""
+    from streams.lab.simulator.traffic import day_of
+
+    out_t = admitted_t + nights * DAY
+    lines = [sim.service_line("S-BED", nights), sim.service_line("S-NURSE1", nights),
+             sim.service_line("S-CBC", 1, day_of(admitted_t))]
+    return sim.claim(out_t, inst, inst.prescribers[0], patient, "inpatient", [diagnosis], lines,
+                     admission_date=day_of(admitted_t), discharge_date=day_of(out_t))
+
+
+def overlapping_stays(sim, t, sc):
+    """A patient billed as an inpatient at two hospitals on the same nights (挂床 at one, or a card admitted twice)."""
+    r = random.Random(f"overlapping-stays-{sim.cfg.seed}-{t}")
+    first, second = r.sample(sim.region.of_kind("secondary", "community"), 2)
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 15, r)
+    nights = r.randint(6, 9)
+    shared = r.randint(2, 4)
+    a = _stay_claim(sim, first, patient, t, nights, "I63.9")
+    b_in = t + (nights - shared) * DAY + r.uniform(-2, 2) * HOUR
+    b = _stay_claim(sim, second, patient, b_in, r.randint(shared + 1, shared + 5), "J44.1")
+    end = max(t + nights * DAY, b_in + (shared + 5) * DAY)
+    sim.record(sc.name, "patient", patient.id, t, end, sc.detectors, institutions=[first.id, second.id],
+               shared_nights=shared, claims=[a["claim_id"], b["claim_id"]])
+
+
+def restricted_item(sim, t, sc):
+    """Chemotherapy billed outside its payment restriction (限定支付范围): at a community clinic, or for a patient
+    without a cancer diagnosis."""
+    r = random.Random(f"restricted-item-{sim.cfg.seed}-{t}")
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 15, r)
+    if r.random() < 0.5:
+        inst, diagnoses, failed = r.choice(sim.region.of_kind("community")), ["C50.9"], "levels"
+    else:
+        inst, diagnoses, failed = r.choice(sim.region.of_kind("secondary")), [r.choice(("M54.5", "K29.7"))], "diagnoses"
+    claim = sim.claim(t, inst, r.choice(inst.prescribers), patient, "outpatient", diagnoses,
+                      [sim.service_line("S-CONSULT", 1), sim.service_line("S-CHEMO", 1)])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, claim_id=claim["claim_id"], item_code="S-CHEMO",
+               failed=failed)
+
+
+def _together(sim, r, inst, doctor, people, at: float, lines) -> None:
+    """``people`` settle at ``inst`` with ``doctor`` one after another from ``at``, a minute or three apart."""
+    for p in people:
+        sim.claim(at, inst, doctor, p, "outpatient", ["Z00.0"], lines())
+        at += r.uniform(1, 3) * 60
+
+
+def _group_days(sim, r, t: float, n: int, lo: float, hi: float) -> list[float]:
+    """``n`` visit times from ``t``, ``lo``–``hi`` days apart, inside what is left of the horizon."""
+    room = max(1.0, _days_left(sim, t) - 1)
+    step = min(r.uniform(lo, hi), room / max(1, n - 1))
+    return [_work_hours(t + k * step * DAY, 9, 11, r) for k in range(n)]
+
+
+def group_visits(sim, t, sc):
+    """Recruited patients (结伴就医): the same three to five people brought to one clinic together on three to five
+    days, each time settling one after another for a "free check-up" billed to their cards."""
+    from streams.lab.simulator.traffic import day_of
+
+    r = random.Random(f"group-visits-{sim.cfg.seed}-{t}")
+    inst = r.choice(sim.region.of_kind("private_clinic", "community"))
+    people = r.sample([p for p in sim.scenario_patients if p.id not in sim.stays], r.randint(3, 5))
+    days = _group_days(sim, r, t, r.randint(3, 5), 4, 12)
+    doctor = r.choice(inst.prescribers)  # the doctor the recruiter brings them to
+
+    def lines():
+        return [sim.service_line("S-CONSULT", 1), sim.service_line("S-ECG", 1), sim.service_line("S-US-ABD", 1)]
+
+    for at in days:
+        sim._call(at, lambda now, _=None: _together(sim, r, inst, doctor, people, now, lines))
+    sim.record(sc.name, "group", f"{inst.id}/{doctor}@{day_of(days[0])}", days[0], days[-1] + HOUR, sc.detectors,
+               institution=inst.id, members=len(people), days=len(days))
+
+
 def unbundling(sim, t, sc):
     r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary")
@@ -542,6 +644,15 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              sex_age_conflict, "a hospital bills a female diagnosis for a man, or a male one for a woman"),
     Scenario("unlikely_units", "claim", "跨机构超量收费", "institution", ("claim.unlikely_units",), 8, 0, unlikely_units,
              "a daily-capped therapy billed at the cap at two clinics the same day", own_random=True),
+    Scenario("card_two_places", "claim", "冒名就医", "patient", ("claim.two_places",), 6, 0, card_two_places,
+             "one card settles at two clinics or pharmacies across the city 4–20 minutes apart", own_random=True),
+    Scenario("overlapping_stays", "claim", "住院时间重叠", "patient", ("claim.two_places",), 3, 14, overlapping_stays,
+             "one patient billed as an inpatient at two hospitals sharing 2–4 nights", own_random=True),
+    Scenario("restricted_item", "claim", "超限定支付范围", "institution", ("claim.payment_restriction",), 6, 0,
+             restricted_item, "chemotherapy billed at a community clinic, or without a cancer diagnosis",
+             own_random=True),
+    Scenario("group_visits", "claim", "结伴就医", "group", ("claim.group_visits",), 3, 30, group_visits,
+             "the same 3–5 people settle together at one clinic on 3–5 days, 4–12 days apart", own_random=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -613,6 +724,72 @@ def new_setpoint(sim, t, sc):
     sim.record(sc.name, "device", d.id, t, t + 3 * DAY, sc.detectors, benign=True, setpoint=d.setpoint)
 
 
+def pharmacy_at_the_gate(sim, t, sc):
+    """A patient sees a doctor at a hospital and fills the prescription at the pharmacy at its gate minutes later
+    (处方外配): two institutions, a few minutes apart, a few minutes' walk."""
+    r = random.Random(f"pharmacy-at-the-gate-{sim.cfg.seed}-{t}")
+    pairs = [(h, p) for h, p in sim.region.gate_pharmacy.items()]
+    hospital_id, pharmacy_id = r.choice(pairs)
+    hospital, pharmacy = sim.region.by_id[hospital_id], sim.region.by_id[pharmacy_id]
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 15, r)
+    gap = r.uniform(6, 25) * 60
+    sim.claim(t, hospital, r.choice(hospital.prescribers), patient, "outpatient", ["J06.9"],
+              [sim.service_line("S-CONSULT", 1)])
+    sim.pharmacy_claim(t + gap, pharmacy, patient, r.choice(pharmacy.prescribers))
+    sim.record(sc.name, "patient", patient.id, t, t + gap, sc.detectors, benign=True,
+               institutions=[hospital.id, pharmacy.id], minutes_apart=round(gap / 60, 1))
+
+
+def hospital_transfer(sim, t, sc):
+    """A patient discharged from one hospital and admitted at another the same day (转院): two stays, no shared
+    night."""
+    r = random.Random(f"hospital-transfer-{sim.cfg.seed}-{t}")
+    first, second = r.sample(sim.region.of_kind("secondary", "community", "tertiary"), 2)
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 12, r)
+    nights = r.randint(3, 7)
+    _stay_claim(sim, first, patient, t, nights, "I63.9")
+    _stay_claim(sim, second, patient, t + nights * DAY + r.uniform(1, 4) * HOUR, r.randint(5, 12), "I63.9")
+    sim.record(sc.name, "patient", patient.id, t, t + (nights + 12) * DAY, sc.detectors, benign=True,
+               institutions=[first.id, second.id])
+
+
+def chemotherapy_day_case(sim, t, sc):
+    """An outpatient chemotherapy day case at a tertiary hospital coded as the treatment (Z51.1) with the cancer as
+    the second diagnosis: within the restriction (one listed diagnosis anywhere on the claim)."""
+    r = random.Random(f"chemotherapy-day-case-{sim.cfg.seed}-{t}")
+    inst = r.choice(sim.region.of_kind("tertiary"))
+    patient = _reserve_patient(sim, r)
+    t = _work_hours(t, 9, 15, r)
+    sim.claim(t, inst, r.choice(inst.prescribers), patient, "outpatient", ["Z51.1", r.choice(("C50.9", "C34.9"))],
+              [sim.service_line("S-CONSULT", 1), sim.service_line("S-CHEMO", 1)])
+    sim.record(sc.name, "institution", inst.id, t, t, sc.detectors, benign=True)
+
+
+def couple_follow_ups(sim, t, sc):
+    """An elderly couple's weekly follow-ups at their community clinic, always together, their daughter with them
+    on two of the days: two people every week, three on two days — not a group."""
+    from streams.lab.simulator.traffic import day_of
+
+    r = random.Random(f"couple-follow-ups-{sim.cfg.seed}-{t}")
+    inst = r.choice(sim.region.of_kind("community"))
+    couple = r.sample([p for p in sim.scenario_patients if p.id not in sim.stays], 3)
+    daughter, couple = couple[2], couple[:2]
+    days = _group_days(sim, r, t, r.randint(4, 6), 6, 8)
+    with_her = set(r.sample(range(len(days)), 2))
+    doctor = r.choice(inst.prescribers)  # their family doctor
+
+    def lines():
+        return [sim.service_line("S-CONSULT", 1), sim.service_line("S-GLU", 1)]
+
+    for k, at in enumerate(days):
+        people = couple + ([daughter] if k in with_her else [])
+        sim._call(at, lambda now, people=people: _together(sim, r, inst, doctor, people, now, lines))
+    sim.record(sc.name, "group", f"{inst.id}/{doctor}@{day_of(days[0])}", days[0], days[-1] + HOUR, sc.detectors,
+               benign=True, institution=inst.id)
+
+
 LOOK_ALIKES: tuple[Scenario, ...] = (
     Scenario("justified_long_prescription", "prescription", "长期处方(合理)", "prescriber",
              ("prescription.over_supply",), 36, 0, justified_long_prescription,
@@ -626,6 +803,15 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              split_therapy, "physiotherapy split between two clinics the same day, within the daily cap"),
     Scenario("new_setpoint", "telemetry", "维修后调整设定温度(合理)", "device", ("coldchain.abnormal_dynamics",), 3, 3,
              new_setpoint, "a fridge set 0.8–1.2 °C colder after maintenance, for good", earliest_day=7.0),
+    Scenario("pharmacy_at_the_gate", "claim", "院外药店取药(合理)", "patient", ("claim.two_places",), 18, 0,
+             pharmacy_at_the_gate, "a hospital visit, then the pharmacy at its gate 6–25 minutes later",
+             own_random=True),
+    Scenario("hospital_transfer", "claim", "转院(合理)", "patient", ("claim.two_places",), 6, 12, hospital_transfer,
+             "discharged from one hospital and admitted at another the same day", own_random=True),
+    Scenario("chemotherapy_day_case", "claim", "日间化疗(合理)", "institution", ("claim.payment_restriction",), 12, 0,
+             chemotherapy_day_case, "outpatient chemotherapy coded Z51.1 with the cancer second", own_random=True),
+    Scenario("couple_follow_ups", "claim", "老年夫妇结伴复诊(合理)", "group", ("claim.group_visits",), 3, 30,
+             couple_follow_ups, "a couple's weekly follow-ups together, their daughter along twice", own_random=True),
 )
 LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
 
