@@ -115,7 +115,8 @@ class TwoPlacesDetector(KeyedDetector):
             elif earlier:
                 visits.append([fam, event["institution_id"], earlier[0][2], earlier[0][3], amount, list(source)])
         self._prune(st, visits, stays)
-        alerted: dict[str, list[Any]] = st.setdefault("alerted", {})  # alert key → [its entity's institution, day]
+        # alert key → [the institution it named, its day, the claim families it rests on]
+        alerted: dict[str, list[Any]] = st.setdefault("alerted", {})
         out = []
         # the days whose settlements this version touched, and the stay pairs it may have made or unmade
         days = sorted({v[3][:10] for v in visits if v[0] == fam} | {a[1] for k, a in alerted.items()
