@@ -227,6 +227,8 @@ def role_acls(prefix: str, app_id: str, input_topics: list[str]) -> list[tuple[s
         # Faust's own topics (leader election, changelogs, repartitions) start with the app id
         ("User:worker", "TOPIC", "PREFIXED", f"{app_id}-", "ALL"),
         ("User:worker", "GROUP", "LITERAL", app_id, "READ"),
+        # the checkpoint writes the changelogs in transactions of its own producer (<app id>-checkpoint-…)
+        ("User:worker", "TRANSACTIONAL_ID", "PREFIXED", f"{app_id}-", "ALL"),
         ("User:analyst", "TOPIC", "LITERAL", alerts, "READ"),
         # the workbench follows the watch lists and its supervisors edit them
         ("User:analyst", "TOPIC", "LITERAL", f"{prefix}watchlist", "READ"),
@@ -383,6 +385,9 @@ class EmbeddedBroker:
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "4",
+            # a killed worker's open checkpoint transaction blocks the restore of its changelog partitions until
+            # the broker aborts it: look for timed-out transactions every second, not every ten
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",  # as on the region's cluster: topics are declared
             "num.network.threads": "2",

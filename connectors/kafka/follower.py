@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import queue
 import threading
+import time
 from typing import Any, AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,6 +78,29 @@ class TopicFollower:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+    async def settle(self, timeout: float) -> bool:
+        """For a ``read_committed`` follower: wait until no transaction is open on its partitions (the last stable
+        offset has reached the high watermark), and read to there; False when ``timeout`` passed first (the ends
+        are then the last stable offsets). A restore of a changelog a dead worker was writing to waits here for the
+        broker to abort its transaction instead of reading a checkpoint that is behind the one to come."""
+        if self.options.get("isolation_level") != "read_committed" or not self.tps:
+            return True
+        probe = AIOKafkaConsumer(**self.conn.aiokafka(), group_id=None, enable_auto_commit=False)
+        await probe.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                stable = await self.consumer.end_offsets(self.tps)
+                high = await probe.end_offsets(self.tps)
+                self.ends = stable
+                if all(stable[tp] >= high[tp] for tp in self.tps):
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.25)
+        finally:
+            await probe.stop()
 
     async def _check_caught_up(self) -> None:
         if not self.caught_up:

@@ -255,6 +255,7 @@ class Worker:
         app.task(self.mark_up)
         app.task(self.follow_reference)
         app.on_partitions_assigned.connect(self.on_assignment)
+        app.on_before_shutdown.connect(self.on_shutdown)
         app.timer(interval=30.0)(self.reconcile)
         app.timer(interval=5.0)(self.report_lag)
         app.timer(interval=1.0)(self.read_positions)
@@ -294,6 +295,10 @@ class Worker:
                 log.error("cannot follow the reference topics %s (%s: %s); alerts go out without the stock "
                           "until it works — retrying in 30 s", ", ".join(topics.values()), type(e).__name__, e)
                 await asyncio.sleep(30)
+
+    async def on_shutdown(self, sender: Any, **_: Any) -> None:
+        """Stop the checkpoint's transactional producer (a stopped worker's last checkpoint has committed)."""
+        await self.checkpoint.close()
 
     async def on_assignment(self, sender: Any, assigned: Any, **_: Any) -> None:
         """Faust's eager rebalancing hands over the whole new assignment each time."""

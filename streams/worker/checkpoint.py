@@ -11,12 +11,17 @@ consumer calls instead of committing the offsets itself (:mod:`streams.worker.tr
    repartition topics (:mod:`models.engine.rekey`);
 2. **flush** the producer: every alert sent so far is acknowledged — so every alert of the captured state is
    on the alert topic;
-3. **write** the envelopes to the repartition topics, then the changes to ``<app id>-<name>-state-changelog``
-   (partition = the partition the state belongs to), in record batches, and wait for their acknowledgement;
+3. **write** the envelopes to the repartition topics and wait for them, then the changes to
+   ``<app id>-<name>-state-changelog`` (partition = the partition the state belongs to), in record batches, in
+   **one Kafka transaction** of the checkpoint's own transactional producer: a worker killed half-way through a
+   checkpoint of a hundred thousand keys leaves no half of it behind (the runtime's own record — the last input
+   offset applied — and the keys it speaks for are read together or not at all);
 4. **commit** the offsets Faust chose before step 1, which are never ahead of the captured state.
 
 After a kill the new owner **restores** a partition's state from its changelog before the partition's first
-record (:meth:`Checkpoint.ensure_restored`, which the agent awaits), and skips the records the restored state
+record (:meth:`Checkpoint.ensure_restored`, which the agent awaits) — ``read_committed``, once no transaction is
+open on those partitions (a killed worker's is aborted by the broker after :data:`TRANSACTION_TIMEOUT_MS`) — and
+skips the records the restored state
 has already applied (their alerts and envelopes went out before the checkpoint was written): state and
 forwarding see each record once, and alerts are at-least-once with deterministic ids. On a rebalance, revoked
 partitions' state is dropped (:meth:`Checkpoint.on_assignment`; their new owner restores it).
@@ -29,10 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
@@ -41,6 +48,12 @@ from models.engine.rekey import Rekeying
 
 log = logging.getLogger(__name__)
 SEP = "\x1f"  # between detector name and key in a changelog record's key
+#: A checkpoint's transaction is aborted by the broker this long after it began if its worker died: until then
+#: the changelog partitions it wrote to cannot be restored (a checkpoint after a burst takes a few seconds)
+TRANSACTION_TIMEOUT_MS = 20_000
+#: How long a restore waits for open transactions on its changelog partitions to end before it reads what is
+#: committed anyway (the broker's abort of a dead worker's transaction, plus its clean-up interval)
+SETTLE_TIMEOUT_S = 90.0
 
 
 def record_key(detector: str, key: str) -> bytes:
@@ -86,6 +99,25 @@ class Checkpoint:
         #: the checkpoint: a receiver skips an event not past the last one it applied from that source, so an
         #: envelope overtaken by a later one of the same source would be lost (tests/test_forwarding_order.py)
         self.sending = asyncio.Lock()
+        self.app_id = app_id
+        self._state_producer: Any = None  # the transactional producer of the changelogs, started at first use
+
+    async def state_producer(self) -> Any:
+        """The checkpoint's own transactional producer (one per worker process; its id is unique, so a restarted
+        worker never fences a live one, and a dead one's open transaction is aborted by the broker's timeout)."""
+        if self._state_producer is None:
+            producer = AIOKafkaProducer(**self.conn.aiokafka(),
+                                        transactional_id=f"{self.app_id}-checkpoint-{uuid.uuid4().hex[:16]}",
+                                        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                                        max_batch_size=512 * 1024, linger_ms=5, max_request_size=4 * 1024 * 1024)
+            await producer.start()
+            self._state_producer = producer
+        return self._state_producer
+
+    async def close(self) -> None:
+        producer, self._state_producer = self._state_producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
         """One checkpoint and offset commit, in this order (see the module): capture, flush, write, commit.
@@ -142,25 +174,52 @@ class Checkpoint:
     async def write(self, producer: Any, captured: tuple[list[Any], list[Any]], pause: float = 0.0) -> int:
         """The envelopes first, then the state: a state that says a record was applied is never on the
         changelog before what the record forwarded (a kill between the two forwards it again, and the
-        receiver knows its offsets). Encoded a slice at a time, yielding to the agents between slices."""
+        receiver knows its offsets). Encoded a slice at a time, yielding to the agents between slices.
+
+        The state goes in one transaction: a checkpoint is written whole or not at all. (Without one, a worker
+        killed between the slices of a large checkpoint left the runtime's record — written first — saying its
+        records were applied while half of the keys still held the checkpoint before: the restore skipped those
+        records, and the kill evaluation lost two split-admission alerts.)"""
         started = time.perf_counter()
         forward, changes = captured
         pending, written = await _send_envelopes(producer, forward)
         if pending:
             await asyncio.gather(*pending)  # forwarded before the state that says so
-        pending, records_out = [], 0
-        for topic, partition, capture in changes:
-            while not capture.done:
-                records = [(record_key(d, k), v) for d, k, v in capture.slice(SLICE)]
-                if records:
-                    pending += await _send(producer, topic, partition, records)
-                    records_out += len(records)
-                await asyncio.sleep(0)  # the agents run on between slices
-        if pending:
-            await asyncio.gather(*pending)  # acknowledged before the offsets are committed
+        records_out = 0
+        if any(not capture.done for _, _, capture in changes):
+            records_out = await self._write_state(changes)
         if records_out:
             self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(), pause=pause))
         return written + records_out
+
+    async def _write_state(self, changes: list[tuple[str, int, Any]]) -> int:
+        """The captured keys of every store, in one transaction of :meth:`state_producer`."""
+        producer = await self.state_producer()
+        await producer.begin_transaction()
+        try:
+            pending, records_out = [], 0
+            for topic, partition, capture in changes:
+                while not capture.done:
+                    records = [(record_key(d, k), v) for d, k, v in capture.slice(SLICE)]
+                    if records:
+                        pending += await _send(producer, topic, partition, records)
+                        records_out += len(records)
+                    await asyncio.sleep(0)  # the agents run on between slices
+            if pending:
+                await asyncio.gather(*pending)
+            await producer.commit_transaction()  # acknowledged before the offsets are committed
+        except BaseException:
+            self._state_producer = None  # a fresh producer (and transaction) for the next checkpoint
+            try:  # abort at once: a restore of these partitions waits for the transaction to end
+                await asyncio.wait_for(producer.abort_transaction(), 5.0)
+            except BaseException:  # noqa: BLE001 — the write's own error is the one to raise; the broker's
+                pass  # timeout aborts it otherwise
+            try:
+                await asyncio.wait_for(producer.stop(), 5.0)
+            except BaseException:  # noqa: BLE001
+                pass
+            raise
+        return records_out
 
     def keys(self) -> dict[str, int]:
         return {name: len(store) for name, store in self.all_stores.items()}
@@ -195,7 +254,11 @@ class Checkpoint:
             store.task(record.partition).load(detector, key, None if record.value is None else orjson.loads(record.value))
 
         topic = self.changelogs[name]
-        async with TopicFollower(self.conn, [topic], {topic: partitions}) as follower:
+        async with TopicFollower(self.conn, [topic], {topic: partitions}, isolation_level="read_committed") as follower:
+            if not await follower.settle(SETTLE_TIMEOUT_S):
+                log.error("%s: a transaction on changelog partitions %s stayed open %.0f s; restoring what is "
+                          "committed (raise the broker's transaction clean-up if this recurs)", name, partitions,
+                          SETTLE_TIMEOUT_S)
             return await follower.read_to_end(load)
 
     def on_assignment(self, assigned: Any) -> None:

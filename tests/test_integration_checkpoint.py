@@ -1,0 +1,103 @@
+"""A checkpoint is written whole or not at all, on the real broker.
+
+The kill evaluation (seed 7, two workers, one killed every 20 s) once lost two `claim.split_admission` alerts: a
+worker was killed between the slices of a large checkpoint. The runtime's own record (the last input offset it
+applied) had gone out in the first slice, most keys had not: the restore believed those records applied, skipped
+them, and the patients' first stays were never remembered. Here a checkpoint of 5,000 keys (three slices) dies
+after its first slice, its transaction left open as a SIGKILL leaves it; the next owner must restore the
+checkpoint before it — every key and the runtime's record of the same moment — once the broker has aborted the
+dead one, and a checkpoint written to the end must be restored whole.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from connectors.kafka.topics import changelog_name
+from models.contracts.alert import Source
+from models.engine.detector import KeyedDetector
+from models.engine.runtime import PartitionedRuntime
+from streams.worker import checkpoint as checkpoint_module
+from streams.worker.checkpoint import SLICE, Checkpoint, _send, record_key
+from tests.kafka_helpers import broker_with_topics
+
+APP = "zhijian-checkpoint-test"
+STORE, TOPIC = "telemetry", "zhijian.telemetry"
+KEYS = 5000  # more than two slices
+
+
+class Count(KeyedDetector):
+    name, version, stream, key, key_field, Limits = "test.count", "1", "telemetry", "device", "device_id", dict
+    retention_s = 30 * 86400.0
+
+    def process(self, ctx: Any, event: dict[str, Any], source: Source) -> list[Any]:
+        ctx.state["n"] = ctx.state.get("n", 0) + 1
+        return []
+
+
+def store() -> PartitionedRuntime:
+    return PartitionedRuntime([Count()])
+
+
+def feed(runtime: PartitionedRuntime, offset: int) -> None:
+    """One event for every key at input offset ``offset`` (partition 0), and the runtime's record of it."""
+    task = runtime.task(0)
+    for i in range(KEYS):
+        task.process({"device_id": f"F{i:05d}", "_t": 1_790_000_000.0 + offset}, Source(TOPIC, 0, offset, f"e{i}"))
+    task.meta["applied"] = offset
+    task.touch()
+
+
+def counts(runtime: PartitionedRuntime) -> tuple[int, set[int]]:
+    task = runtime.task(0)
+    return task.meta.get("applied", -1), {task.store_of("test.count", f"F{i:05d}")["n"] for i in range(KEYS)}
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    with broker_with_topics(tmp_path / "broker.log", app_id=APP) as b:
+        yield b
+
+
+def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_broker, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "TRANSACTION_TIMEOUT_MS", 4000)  # the broker aborts the dead one soon
+
+    async def run() -> None:
+        live = store()
+        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP)
+        feed(live, 10)
+        await cp.write(None, cp.capture())  # checkpoint 1: every key at 1, applied 10
+        feed(live, 20)
+        # checkpoint 2 dies after its first slice: the transaction stays open, as after a SIGKILL
+        _, [(changelog, partition, capture)] = cp.capture()
+        assert changelog == changelog_name(APP, STORE) and partition == 0
+        first = capture.slice(SLICE)
+        assert len(first) == SLICE and first[0][0] == "_runtime"  # the runtime's record goes in the first slice
+        dying = await cp.state_producer()
+        await dying.begin_transaction()
+        await asyncio.gather(*await _send(dying, changelog, 0, [(record_key(d, k), v) for d, k, v in first]))
+        cp._state_producer = None  # abandoned, neither committed nor aborted
+
+        started = time.monotonic()
+        heir = store()
+        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        waited = time.monotonic() - started
+        assert counts(heir) == (10, {1}), "a half-written checkpoint must not be restored"
+        assert waited >= 2.0, f"the restore read at once ({waited:.1f} s), before the open transaction ended"
+
+        # the same changes, written to the end by a live producer, are restored whole
+        feed(live, 30)
+        cp2 = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP)
+        live.task(0)._capture = None  # the dead checkpoint's capture is gone with it
+        live.task(0)._dirty |= {(0, f"F{i:05d}") for i in range(KEYS)}
+        await cp2.write(None, cp2.capture())
+        await cp2.close()
+        await dying.stop()
+        again = store()
+        await Checkpoint(own_broker.connection, {STORE: again}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        assert counts(again) == (30, {3})
+
+    asyncio.run(run())
