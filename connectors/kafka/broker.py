@@ -154,7 +154,9 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000),
 
 
 def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_factor: int = 1) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. Replicated three or more times, a topic
+    takes a write only when all but one of its replicas have it (``min.insync.replicas``: with producers'
+    ``acks=all``, a record acknowledged survives the loss of any one broker)."""
 
     admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
     try:
@@ -162,8 +164,9 @@ def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_fac
         missing = [s for s in specs if s.name not in existing]
         if missing:
             try:
+                durable = {"min.insync.replicas": str(replication_factor - 1)} if replication_factor >= 3 else {}
                 admin.create_topics([NewTopic(s.name, s.partitions, replication_factor,
-                                              topic_configs=CHANGELOG_CONFIG if s.compacted else {})
+                                              topic_configs={**(CHANGELOG_CONFIG if s.compacted else {}), **durable})
                                      for s in missing])
             except TopicAlreadyExistsError:
                 pass  # another process won the race
@@ -307,10 +310,18 @@ class EmbeddedBroker:
 
     def __init__(self, port: int | None = None, log_path: str | Path | None = None,
                  data_dir: str | Path | None = None, security: BrokerSecurity | None = None,
-                 heap_mb: int | None = None, default_partitions: int = 4) -> None:
+                 heap_mb: int | None = None, default_partitions: int = 4, node_id: int = 1,
+                 quorum: dict[int, int] | None = None, cluster_id: str | None = None,
+                 properties: dict[str, str] | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port
-        self.controller_port: int | None = None
+        # a member of a cluster (connectors.kafka.cluster): its node id, every controller's (id → port), the
+        # cluster's id and the cluster-wide settings; alone, node 1 is its own quorum
+        self.node_id = node_id
+        self.quorum = quorum
+        self.cluster_id = cluster_id
+        self.properties = properties or {}
+        self.controller_port: int | None = quorum[node_id] if quorum else None
         self.data_dir = Path(data_dir) if data_dir else None
         self.ephemeral = data_dir is None
         self.log_path = Path(log_path) if log_path else None
@@ -371,8 +382,9 @@ class EmbeddedBroker:
         sec = self.security
         lines = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(f"{n}@{self.host}:{p}" for n, p in
+                                                 (self.quorum or {self.node_id: self.controller_port}).items()),
             "controller.listener.names": "CONTROLLER",
             "listeners": f"CLIENT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"CLIENT://{self.host}:{self.port}",
@@ -395,6 +407,7 @@ class EmbeddedBroker:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "log.retention.hours": "168",
             "log.retention.bytes": str(1024 * 1024 * 1024),  # a cap per partition for a laptop's disk
+            **self.properties,
         }
         if sec is None:
             lines["listener.security.protocol.map"] = "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT"
@@ -459,7 +472,7 @@ class EmbeddedBroker:
 
     def _format(self, java: str, classpath: str, props: Path) -> None:
         cmd = [java, f"-Xmx{min(self.heap_mb, 256)}m", *os.environ.get(JVM_OPTS_ENV, DEFAULT_JVM_OPTS).split(), f"-Dlog4j.configuration=file:{self.data_dir}/log4j.properties",
-               "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)]
+               "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", self.cluster_id or _cluster_id(), "-c", str(props)]
         if self.security is not None:
             for role in ROLES:
                 cmd += ["--add-scram", f"{self.security.mechanism}=[name={role},password={self.security.passwords[role]}]"]
@@ -471,19 +484,22 @@ class EmbeddedBroker:
 
     # -- life cycle
 
-    def start(self, timeout: float = 90.0) -> "EmbeddedBroker":
+    def start(self, timeout: float = 90.0, wait: bool = True) -> "EmbeddedBroker":
+        """Start the JVM and (``wait``) wait until it answers; a cluster's members are launched first and waited
+        for after (a KRaft quorum answers once a majority runs)."""
         java = find_java()
         libs = check_libs()
         if self.port is not None and not port_is_free(self.port, self.host):
             raise BrokerError(f"port {self.port} on {self.host} is taken (another broker?): stop what listens there "
                               "or pass another --port")
-        if self.ephemeral:
+        if self.ephemeral and self.data_dir is None:  # a killed member restarts on the data it had
             self.data_dir = Path(tempfile.mkdtemp(prefix="zhijian-kafka-"))
         assert self.data_dir is not None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._check_not_running()
         self.port = self.port or free_port(self.host)
-        self.controller_port = free_port(self.host)
+        if self.quorum is None:
+            self.controller_port = free_port(self.host)
         if self.security is not None:
             self._prepare_security(java)
         props = self.data_dir / "server.properties"
@@ -504,6 +520,13 @@ class EmbeddedBroker:
         finally:
             out.close()
         self.pid_file.write_text(f"{self._proc.pid} {self.port}\n")
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until the client port accepts and the broker answers a DescribeCluster request."""
+        assert self._proc is not None and self.data_dir is not None
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -520,7 +543,6 @@ class EmbeddedBroker:
             self.stop()
             raise
         log.info("embedded Kafka %s ready on %s (data in %s)", KAFKA_VERSION, self.bootstrap_servers, self.data_dir)
-        return self
 
     @property
     def running(self) -> bool:

@@ -49,7 +49,9 @@ class EnvelopeProducer:
         self.topics = topics  # stream → topic name
         self.partitions = partitions
         self.max_batch = max_batch
-        self.producer = KafkaProducer(**conn.kafka_python(), linger_ms=5, acks=1, enable_idempotence=False,
+        # acks=all and idempotence: on a cluster an acknowledged envelope is on min.insync.replicas brokers, and a
+        # retry after a leader moves does not write it twice
+        self.producer = KafkaProducer(**conn.kafka_python(), linger_ms=5, acks="all", enable_idempotence=True,
                                       max_request_size=8 * 1024 * 1024, batch_size=256 * 1024)
         self._buffers: dict[tuple[str, int], list[bytes]] = defaultdict(list)
         self.sent_events = 0

@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     b.add_argument("--data-dir", help="log directory, formatted on first start and kept (default .zhijian/kafka, "
                                       ".zhijian/kafka-scram or .zhijian/kafka-scram-tls)")
     b.add_argument("--ephemeral", action="store_true", help="keep the log in a temporary folder removed at stop")
+    b.add_argument("--nodes", type=int, default=1,
+                   help="a cluster of this many brokers (KRaft, each also a controller) on --port, --port + 1, …: "
+                        "topics replicated 3 times with min.insync.replicas 2, as a region runs; always ephemeral")
     b.add_argument("--security", choices=("none", "scram", "scram-tls"), default="none",
                    help="SASL/SCRAM (and TLS with a generated self-signed certificate) with ACLs per principal")
     b.set_defaults(func=cmd_broker)
@@ -78,6 +81,8 @@ def _interrupt(*_: object) -> None:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
+    if args.nodes != 1:
+        return _cluster(args)
     security = None if args.security == "none" else BrokerSecurity(tls=args.security == "scram-tls")
     data_dir = None if args.ephemeral else Path(args.data_dir or STATE_DIR / (
         "kafka" if security is None else f"kafka-{args.security}"))
@@ -93,6 +98,33 @@ def cmd_broker(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             while broker.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from connectors.kafka.cluster import EmbeddedCluster
+
+    if args.nodes < 3:
+        raise ZhijianError(f"--nodes {args.nodes}: a cluster that survives the loss of a broker needs 3 or more "
+                           "(or 1 for the single embedded broker)")
+    if args.security != "none" or args.data_dir:
+        raise ZhijianError("--nodes runs an ephemeral cluster without security: drop --security and --data-dir")
+    with EmbeddedCluster(args.nodes, base_port=args.port) as cluster:
+        rf = cluster.replication_factor
+        settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": cluster.bootstrap_servers},
+                                                         "topics": {"replication_factor": rf}})
+        ensure_topics(cluster.connection, settings.topic_specs(), rf)
+        cluster.wait_topics([t.name for t in settings.topic_specs()])
+        print(f"Apache Kafka {KAFKA_VERSION} (KRaft), a cluster of {args.nodes} on {cluster.bootstrap_servers}, "
+              f"replication factor {rf}, min.insync.replicas {rf - 1}; data in temporary folders, removed at stop\n"
+              f"run workers with ZHIJIAN_BOOTSTRAP_SERVERS={cluster.bootstrap_servers} ZHIJIAN_REPLICATION_FACTOR={rf}"
+              f"\nCtrl-C stops it", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while any(b.running for b in cluster.nodes.values()):
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass

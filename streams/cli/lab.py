@@ -28,6 +28,15 @@ def register(sub: Any) -> None:
     ev.add_argument("--kill-every", type=float, metavar="SECONDS",
                     help="SIGKILL a worker on this period and start a replacement; with --workers > 1 or this, "
                          "the alert set is compared by id with a one-worker uninterrupted run of the same seed")
+    ev.add_argument("--brokers", type=int, default=1,
+                    help="run on a local cluster of this many Apache Kafka brokers (replication factor 3, "
+                         "min.insync.replicas 2) instead of one; the reference run stays on one broker")
+    ev.add_argument("--broker-faults", action="store_true",
+                    help="with --brokers 3: SIGKILL the active controller at 30 %% of the days and the leader of "
+                         "the claims topic's partition 0 at 60 %%, each restarted --broker-down seconds later; "
+                         "alerts and dead letters are compared with the undisturbed reference")
+    ev.add_argument("--broker-down", type=float, default=15.0, metavar="SECONDS",
+                    help="how long a killed broker stays down (default 15)")
     ev.add_argument("--look-alikes", action="store_true",
                     help="plant the benign look-alikes too (合理情形: a chronic patient's month of supply, a pharmacy at "
                          "a hospital's gate, a transfer…): an alert on one is a false alarm, reported per look-alike")

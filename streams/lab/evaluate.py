@@ -22,9 +22,11 @@ from kafka.errors import KafkaError
 
 from connectors.errors import ZhijianError
 from connectors.kafka.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.kafka.cluster import EmbeddedCluster
 from connectors.kafka.follower import read_topics
 from connectors.kafka.producer import EnvelopeProducer
 from models.contracts.pseudonym import Pseudonymizer
+from streams.lab.faults import BrokerFaults, CommitWatch
 from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_region_configs, simulator_from_args,
                                    start_worker_process, stop_process)
 from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
@@ -63,8 +65,9 @@ class Fleet:
     """The worker processes of one run: ``n`` of them, and — with ``kill_every`` — one killed with SIGKILL on
     that period (in turn) and replaced at once, as a crashing host would be."""
 
-    def __init__(self, bootstrap: str, configs: list[str], n: int, label: str) -> None:
-        self.bootstrap, self.configs, self.label = bootstrap, configs, label
+    def __init__(self, bootstrap: str, configs: list[str], n: int, label: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.bootstrap, self.configs, self.label, self.env = bootstrap, configs, label, env
         self.procs: list[Any] = []
         self.ports: list[int] = []
         self.kills = 0
@@ -77,7 +80,7 @@ class Fleet:
         port = free_port()
         log = STATE_DIR / f"evaluate-worker-{self.label}-{self.started}.log"
         log.unlink(missing_ok=True)
-        self.procs.append(start_worker_process(self.bootstrap, port, log, self.configs))
+        self.procs.append(start_worker_process(self.bootstrap, port, log, self.configs, extra_env=self.env))
         self.ports.append(port)
         self.started += 1
 
@@ -137,19 +140,43 @@ def read_all_alerts(conn: Any, topic: str) -> dict[str, dict[str, Any]]:
     return {i: a for i, a in alerts.items() if last[i] != "withdrawn"}
 
 
+def dead_letter_reasons(conn: Any, topic: str) -> dict[str, int]:
+    """How many records the dead-letter topic holds, by reason."""
+    reasons: Counter[str] = Counter()
+    for r in read_topics(conn, [topic]):
+        reasons[dict(r.headers or ()).get("zhijian.error.reason", b"?").decode()] += 1
+    return dict(reasons)
+
+
 def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str,
-                 on_event: Any = None) -> dict:
-    """The simulation through ``workers`` worker processes on a fresh embedded broker; the alerts by id
+                 on_event: Any = None, brokers: int = 1, broker_faults: bool = False) -> dict:
+    """The simulation through ``workers`` worker processes on a fresh embedded broker (or a cluster of
+    ``brokers``, one of which is killed and restarted twice with ``broker_faults``); the alerts by id
     (``on_event(stream, event)`` sees every event produced)."""
 
     started = time.monotonic()
     produced: Counter[str] = Counter()
-    with EmbeddedBroker(log_path=STATE_DIR / f"evaluate-broker-{label}.log") as broker:
+    if brokers > 1:
+        kafka: Any = EmbeddedCluster(brokers, log_dir=STATE_DIR / f"evaluate-cluster-{label}")
+        kafka.log_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        kafka = EmbeddedBroker(log_path=STATE_DIR / f"evaluate-broker-{label}.log")
+    with kafka as broker:
         configs = simulated_region_configs(args.config)
-        settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers}})
-        ensure_topics(settings.kafka, settings.topic_specs())
-        fleet = Fleet(broker.bootstrap_servers, configs, workers, label)
+        rf = broker.replication_factor if brokers > 1 else 1
+        settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers},
+                                                     "topics": {"replication_factor": rf}})
+        ensure_topics(settings.kafka, settings.topic_specs(), rf)
+        if brokers > 1:
+            broker.wait_topics([t.name for t in settings.topic_specs()])
+        fleet = Fleet(broker.bootstrap_servers, configs, workers, label, {"ZHIJIAN_REPLICATION_FACTOR": str(rf)})
         last_kill = time.monotonic()
+        consumed = list(settings.input_topics().values()) + [
+            s.name for s in settings.internal_topic_specs() if s.name.endswith("-repartition")]
+        faults = watch = None
+        if broker_faults:
+            faults = BrokerFaults(broker, settings.input_topics()["claim"], down_s=args.broker_down, log=_progress)
+            watch = CommitWatch(broker.live_servers, settings.worker.app_id, consumed).start()
         try:
             producer = EnvelopeProducer(settings.kafka, settings.input_topics(), settings.topics.input_partitions)
             for table, records in sim.references().items():
@@ -171,17 +198,21 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                     fleet.kill_one()
                     last_kill = time.monotonic()
                     _progress(f"  [{label}] killed a worker with SIGKILL ({fleet.kills} so far), started another")
+                if faults is not None:
+                    faults.tick((hour - sim.t0) / (end - sim.t0))
             producer.close()
             total = sum(produced.values())
             _progress(f"  [{label}] {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for "
                       f"{workers} worker(s) to commit everything …")
-            consumed = list(settings.input_topics().values()) + [
-                s.name for s in settings.internal_topic_specs() if s.name.endswith("-repartition")]
             deadline = time.monotonic() + args.timeout
             calm = 0
             while calm < 2:  # committed to the end twice, 2 s apart (forwarding happens at commits)
                 time.sleep(2.0)
                 fleet.check()
+                if faults is not None:
+                    faults.tick(1.0)
+                    if not faults.settled:  # every fault injected and every broker back before the end
+                        continue
                 done, left = drained(settings.kafka, settings.worker.app_id, consumed)
                 calm = calm + 1 if done else 0
                 if not done and kill_every and time.monotonic() - last_kill >= kill_every:
@@ -193,12 +224,20 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                     raise ZhijianError(f"the workers left {left:,} records uncommitted after {args.timeout:g} s; see "
                                        f"{STATE_DIR}/evaluate-worker-{label}-*.log (raise --timeout on a slow machine)")
             alerts = read_all_alerts(settings.kafka, settings.topic("alerts"))
+            dead = dead_letter_reasons(settings.kafka, settings.topic("deadletter"))
             peak_rss = max(peak_rss_mib(p.pid) for p in fleet.procs)
+            fault_figures = None
+            if faults is not None and watch is not None:
+                watch.stop()
+                times = [r.timestamp / 1000 for r in read_topics(settings.kafka, [settings.topic("alerts")])]
+                fault_figures = faults.report(watch, times)
         finally:
             fleet.stop()
+            if watch is not None:
+                watch.stop()
     _progress(f"  [{label}] {len(alerts)} alerts after {time.monotonic() - started:.0f} s")
     return {"produced": produced, "alerts": alerts, "peak_rss": peak_rss, "kills": fleet.kills,
-            "wall": time.monotonic() - started}
+            "wall": time.monotonic() - started, "dead_letters": dead, "broker_faults": fault_figures}
 
 
 def alert_index(alerts: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -229,23 +268,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ZhijianError("--days and --scale must be positive")
     if args.workers < 1 or (args.kill_every is not None and args.kill_every <= 0):
         raise ZhijianError("--workers must be 1 or more and --kill-every a positive number of seconds")
+    brokers, broker_faults = getattr(args, "brokers", 1), getattr(args, "broker_faults", False)
+    if brokers < 1 or (broker_faults and brokers < 3):
+        raise ZhijianError("--brokers must be 1 or more, and --broker-faults needs --brokers 3 or more (a broker of "
+                           "a cluster is killed; a single one would take everything with it)")
     STATE_DIR.mkdir(exist_ok=True)
     sim = simulator_from_args(args)
     _progress(f"evaluate: {ensure_run_key()}")
     _progress(f"evaluate: seed {args.seed}, {args.days:g} simulated days, scale {args.scale:g} "
               f"({len(sim.region.institutions)} institutions, {len(sim.region.devices)} cold-chain devices)")
-    plain = args.workers == 1 and not args.kill_every
+    plain = args.workers == 1 and not args.kill_every and brokers == 1
     layout = f"{args.workers} worker(s)" + (f", one killed every {args.kill_every:g} s" if args.kill_every else "")
-    reference = None
+    if brokers > 1:
+        layout += f", {brokers} brokers" + (", the controller and a partition leader killed once each"
+                                            if broker_faults else "")
+    reference = reference_dead = None
     if not plain:
         if args.reference:
             try:
-                reference = json.loads(Path(args.reference).read_text())["alert_index"]
+                earlier = json.loads(Path(args.reference).read_text())
+                reference, reference_dead = earlier["alert_index"], earlier.get("dead_letters")
             except (OSError, ValueError, KeyError) as e:
                 raise ZhijianError(f"--reference {args.reference}: not the --json of an evaluate run ({e})") from e
         else:
-            _progress("  first the reference: one worker, uninterrupted")
-            reference = alert_index(run_pipeline(args, simulator_from_args(args), 1, None, "reference")["alerts"])
+            _progress("  first the reference: one worker on one broker, uninterrupted")
+            first = run_pipeline(args, simulator_from_args(args), 1, None, "reference")
+            reference, reference_dead = alert_index(first["alerts"]), first["dead_letters"]
     pseudonymize = Pseudonymizer.from_env()
     ledger = InstitutionLedger()  # the institution risk score's view of the same claims
 
@@ -253,7 +301,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if stream == "claim":
             ledger.learn_claim({**event, "patient": pseudonymize(event["patient_id"])})
 
-    run = run_pipeline(args, sim, args.workers, args.kill_every, "run", learn)
+    run = run_pipeline(args, sim, args.workers, args.kill_every, "run", learn, brokers, broker_faults)
     produced, alerts = run["produced"], run["alerts"]
     # institution-wide fraud is ranked by the risk score (below), not matched to alerts
     truth = [i for i in incidents_from_truth(sim.truth, pseudonymize) if i.detectors != (RISK_SCORE,)]
@@ -264,7 +312,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "seed": args.seed, "days": args.days, "scale": args.scale, "workers": args.workers,
         "kill_every": args.kill_every, "kills": run["kills"],
         "events": dict(produced), "alerts": len(alerts), "wall_seconds": round(run["wall"], 1),
-        "worker_peak_rss_mib": round(run["peak_rss"], 1),
+        "worker_peak_rss_mib": round(run["peak_rss"], 1), "brokers": brokers,
+        "dead_letters": run["dead_letters"], "broker_faults": run["broker_faults"],
         "scenarios": {n: {"stream": BY_NAME[n].stream, "term": BY_NAME[n].term, "entity": BY_NAME[n].entity_kind,
                           "detectors": list(BY_NAME[n].detectors), "description": BY_NAME[n].description}
                       for n in enabled},
@@ -288,6 +337,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         result["comparison"] = compare(reference, result["alert_index"])
         _print_comparison(result["comparison"], layout)
         status = 0 if result["comparison"]["identical"] else 1
+        if reference_dead is not None:
+            result["comparison"]["dead_letters_same"] = reference_dead == run["dead_letters"]
+            if reference_dead != run["dead_letters"]:
+                print(f"dead letters DIFFER from the reference run: {run['dead_letters']} against {reference_dead}")
+                status = 1
+    if run["broker_faults"]:
+        print("\n| broker killed | down | longest commit stall (kill → a minute after restart) | first alert after "
+              "the kill |\n|---|---|---|---|")
+        for f in run["broker_faults"]:
+            first_alert = "—" if f["first_alert_after_kill_s"] is None else f"{f['first_alert_after_kill_s']} s"
+            print(f"| {f['broker']} ({f['role']}) | {f['down_s']} s | {f['longest_commit_stall_s']} s | {first_alert} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
     if args.truth:

@@ -40,8 +40,14 @@ class _Consumer(driver.Consumer):
         return await checkpoint.commit(self.app.producer, lambda: commit(offsets, start_new_transaction))
 
 
+class _Producer(driver.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(driver.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
