@@ -121,7 +121,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     run(settings.kafka, settings.topic("claims"), settings.topic("alerts"), settings.topic("institution-scores"),
         settings.worker.app_id, risk, Pseudonymizer.from_env(), metrics_port=args.metrics_port,
         idle_close_s=args.idle_close, follow_worker=not args.no_follow_worker,
-        verdicts_topic=settings.topic("institution-verdicts"))
+        verdicts_topic=settings.topic("institution-verdicts"), metrics_host=settings.worker.metrics_host)
     return 0
 
 

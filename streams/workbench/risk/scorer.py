@@ -184,10 +184,12 @@ async def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int
 
 def run(conn: Any, claims_topic: str, alerts_topic: str, scores_topic: str, worker_group: str,
         settings: RiskSettings, pseudonymize: Any, metrics_port: int = 0, idle_close_s: float = 60.0,
-        follow_worker: bool = True, stop: Any = None, verdicts_topic: str | None = None) -> None:
-    """Follow the topics and publish (runs until ``stop()`` is true, or forever)."""
+        follow_worker: bool = True, stop: Any = None, verdicts_topic: str | None = None,
+        metrics_host: str = "127.0.0.1") -> None:
+    """Follow the topics and publish (runs until ``stop()`` is true, or forever). The metrics endpoint listens on
+    ``metrics_host`` (the worker's setting, ``ZHIJIAN_METRICS_HOST``: 0.0.0.0 in a container)."""
     if metrics_port:
-        start_http_server(metrics_port, registry=REGISTRY)
+        start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
     publisher = Publisher(conn, claims_topic, alerts_topic, scores_topic, worker_group, settings, pseudonymize,
                           idle_close_s, follow_worker)
     publisher.verdicts_topic = verdicts_topic
