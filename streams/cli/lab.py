@@ -15,7 +15,7 @@ from connectors.errors import ZhijianError
 from streams.cli.common import scenario_args
 
 
-def register(sub: Any) -> None:
+def register(sub: Any) -> None:  # long: one flat list of the lab's commands and their flags, read top to bottom
     ev = sub.add_parser("evaluate", help="simulate a region with labelled scenarios through the real worker and "
                                          "score detection per scenario")
     ev.add_argument("--config", action="append", help="TOML config file, repeatable (after the simulated "

@@ -204,25 +204,7 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
             total = sum(produced.values())
             _progress(f"  [{label}] {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for "
                       f"{workers} worker(s) to commit everything …")
-            deadline = time.monotonic() + args.timeout
-            calm = 0
-            while calm < 2:  # committed to the end twice, 2 s apart (forwarding happens at commits)
-                time.sleep(2.0)
-                fleet.check()
-                if faults is not None:
-                    faults.tick(1.0)
-                    if not faults.settled:  # every fault injected and every broker back before the end
-                        continue
-                done, left = drained(settings.kafka, settings.worker.app_id, consumed)
-                calm = calm + 1 if done else 0
-                if not done and kill_every and time.monotonic() - last_kill >= kill_every:
-                    fleet.kill_one()
-                    last_kill = time.monotonic()
-                    _progress(f"  [{label}] {left:,} records to go; killed a worker with SIGKILL ({fleet.kills} so "
-                              f"far), started another")
-                if time.monotonic() > deadline:
-                    raise ZhijianError(f"the workers left {left:,} records uncommitted after {args.timeout:g} s; see "
-                                       f"{STATE_DIR}/evaluate-worker-{label}-*.log (raise --timeout on a slow machine)")
+            _wait_committed(args, settings, fleet, consumed, label, kill_every, last_kill, faults)
             alerts = read_all_alerts(settings.kafka, settings.topic("alerts"))
             dead = dead_letter_reasons(settings.kafka, settings.topic("deadletter"))
             peak_rss = max(peak_rss_mib(p.pid) for p in fleet.procs)
@@ -238,6 +220,31 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
     _progress(f"  [{label}] {len(alerts)} alerts after {time.monotonic() - started:.0f} s")
     return {"produced": produced, "alerts": alerts, "peak_rss": peak_rss, "kills": fleet.kills,
             "wall": time.monotonic() - started, "dead_letters": dead, "broker_faults": fault_figures}
+
+
+def _wait_committed(args: argparse.Namespace, settings: Any, fleet: Fleet, consumed: list[str], label: str,
+                    kill_every: float | None, last_kill: float, faults: BrokerFaults | None) -> None:
+    """Wait until the group has committed every record of ``consumed`` (twice, 2 s apart: forwarding happens at
+    commits), killing a worker every ``kill_every`` s meanwhile and letting the broker faults finish first."""
+    deadline = time.monotonic() + args.timeout
+    calm = 0
+    while calm < 2:
+        time.sleep(2.0)
+        fleet.check()
+        if faults is not None:
+            faults.tick(1.0)
+            if not faults.settled:  # every fault injected and every broker back before the end
+                continue
+        done, left = drained(settings.kafka, settings.worker.app_id, consumed)
+        calm = calm + 1 if done else 0
+        if not done and kill_every and time.monotonic() - last_kill >= kill_every:
+            fleet.kill_one()
+            last_kill = time.monotonic()
+            _progress(f"  [{label}] {left:,} records to go; killed a worker with SIGKILL ({fleet.kills} so "
+                      f"far), started another")
+        if time.monotonic() > deadline:
+            raise ZhijianError(f"the workers left {left:,} records uncommitted after {args.timeout:g} s; see "
+                               f"{STATE_DIR}/evaluate-worker-{label}-*.log (raise --timeout on a slow machine)")
 
 
 def alert_index(alerts: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -263,6 +270,42 @@ def _print_comparison(c: dict[str, Any], layout: str) -> None:
             print(f"  {kind:7} {alert_id}  {detector:32} {entity:28} {when}")
 
 
+def _reference(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, int] | None]:
+    """The alert index and dead letters to compare with: read from ``--reference`` or run (one worker, one broker)."""
+    if args.reference:
+        try:
+            earlier = json.loads(Path(args.reference).read_text())
+            return earlier["alert_index"], earlier.get("dead_letters")
+        except (OSError, ValueError, KeyError) as e:
+            raise ZhijianError(f"--reference {args.reference}: not the --json of an evaluate run ({e})") from e
+    _progress("  first the reference: one worker on one broker, uninterrupted")
+    first = run_pipeline(args, simulator_from_args(args), 1, None, "reference")
+    return alert_index(first["alerts"]), first["dead_letters"]
+
+
+def _compared(result: dict[str, Any], reference: dict[str, list[str]] | None, reference_dead: dict[str, int] | None,
+              run: dict[str, Any], layout: str) -> int:
+    """Compare the run with the reference (alerts by id, dead letters by reason) and print the broker faults' figures;
+    the exit status: 1 when they differ."""
+    status = 0
+    if reference is not None:
+        result["comparison"] = compare(reference, result["alert_index"])
+        _print_comparison(result["comparison"], layout)
+        status = 0 if result["comparison"]["identical"] else 1
+        if reference_dead is not None:
+            result["comparison"]["dead_letters_same"] = reference_dead == run["dead_letters"]
+            if reference_dead != run["dead_letters"]:
+                print(f"dead letters DIFFER from the reference run: {run['dead_letters']} against {reference_dead}")
+                status = 1
+    if run["broker_faults"]:
+        print("\n| broker killed | down | longest commit stall (kill → a minute after restart) | first alert after "
+              "the kill |\n|---|---|---|---|")
+        for f in run["broker_faults"]:
+            first_alert = "—" if f["first_alert_after_kill_s"] is None else f"{f['first_alert_after_kill_s']} s"
+            print(f"| {f['broker']} ({f['role']}) | {f['down_s']} s | {f['longest_commit_stall_s']} s | {first_alert} |")
+    return status
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")
@@ -282,18 +325,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if brokers > 1:
         layout += f", {brokers} brokers" + (", the controller and a partition leader killed once each"
                                             if broker_faults else "")
-    reference = reference_dead = None
-    if not plain:
-        if args.reference:
-            try:
-                earlier = json.loads(Path(args.reference).read_text())
-                reference, reference_dead = earlier["alert_index"], earlier.get("dead_letters")
-            except (OSError, ValueError, KeyError) as e:
-                raise ZhijianError(f"--reference {args.reference}: not the --json of an evaluate run ({e})") from e
-        else:
-            _progress("  first the reference: one worker on one broker, uninterrupted")
-            first = run_pipeline(args, simulator_from_args(args), 1, None, "reference")
-            reference, reference_dead = alert_index(first["alerts"]), first["dead_letters"]
+    reference, reference_dead = (None, None) if plain else _reference(args)
     pseudonymize = Pseudonymizer.from_env()
     ledger = InstitutionLedger()  # the institution risk score's view of the same claims
 
@@ -332,22 +364,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(rank_markdown(ranking))
     print(f"\n{sum(produced.values()):,} events ({', '.join(f'{k} {v:,}' for k, v in sorted(produced.items()))}), "
           f"{len(alerts)} alerts, {result['wall_seconds']:.0f} s; {layout}, {run['kills']} kill(s)")
-    status = 0
-    if reference is not None:
-        result["comparison"] = compare(reference, result["alert_index"])
-        _print_comparison(result["comparison"], layout)
-        status = 0 if result["comparison"]["identical"] else 1
-        if reference_dead is not None:
-            result["comparison"]["dead_letters_same"] = reference_dead == run["dead_letters"]
-            if reference_dead != run["dead_letters"]:
-                print(f"dead letters DIFFER from the reference run: {run['dead_letters']} against {reference_dead}")
-                status = 1
-    if run["broker_faults"]:
-        print("\n| broker killed | down | longest commit stall (kill → a minute after restart) | first alert after "
-              "the kill |\n|---|---|---|---|")
-        for f in run["broker_faults"]:
-            first_alert = "—" if f["first_alert_after_kill_s"] is None else f"{f['first_alert_after_kill_s']} s"
-            print(f"| {f['broker']} ({f['role']}) | {f['down_s']} s | {f['longest_commit_stall_s']} s | {first_alert} |")
+    status = _compared(result, reference, reference_dead, run, layout)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False))
     if args.truth:
