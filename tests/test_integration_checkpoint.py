@@ -101,3 +101,46 @@ def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_bro
         assert counts(again) == (30, {3})
 
     asyncio.run(run())
+
+
+def test_a_checkpoint_the_broker_times_out_leaves_the_offsets_and_the_next_one_writes_it(own_broker, monkeypatch):
+    """A checkpoint slower than its transaction timeout (a starved 2-core machine took 24 s in CI) is fenced by the
+    broker: the worker must not crash. The commit says it did not commit (the offsets stay), and the next
+    checkpoint writes the same keys with a fresh producer."""
+    monkeypatch.setattr(checkpoint_module, "TRANSACTION_TIMEOUT_MS", 2000)
+    real_send, slow = checkpoint_module._send, {"on": True}
+
+    async def slow_send(producer: Any, topic: str, partition: int, records: list[Any]) -> list[Any]:
+        if slow["on"]:
+            await asyncio.sleep(1.5)  # three slices: 4.5 s, past the 2 s timeout
+        return await real_send(producer, topic, partition, records)
+
+    monkeypatch.setattr(checkpoint_module, "_send", slow_send)
+
+    class FaustProducer:  # what the worker's consumer hands the checkpoint: flush() and the aiokafka producer
+        _producer = None
+
+        async def flush(self) -> None:
+            return None
+
+    async def run() -> None:
+        live = store()
+        reports: list[Any] = []
+        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
+        feed(live, 10)
+        committed: list[int] = []
+
+        async def commit_offsets() -> bool:
+            committed.append(10)
+            return True
+
+        assert await cp.commit(FaustProducer(), commit_offsets) is False and committed == []
+        assert [r.kind for r in reports] == ["checkpoint_failed"]
+        slow["on"] = False
+        assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [10]
+        await cp.close()
+        heir = store()
+        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        assert counts(heir) == (10, {1})
+
+    asyncio.run(run())

@@ -40,6 +40,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 SEP = "\x1f"  # between detector name and key in a changelog record's key
 #: A checkpoint's transaction is aborted by the broker this long after it began if its worker died: until then
 #: the changelog partitions it wrote to cannot be restored (a checkpoint after a burst takes a few seconds)
-TRANSACTION_TIMEOUT_MS = 20_000
+TRANSACTION_TIMEOUT_MS = 60_000
 #: How long a restore waits for open transactions on its changelog partitions to end before it reads what is
 #: committed anyway (the broker's abort of a dead worker's transaction, plus its clean-up interval)
 SETTLE_TIMEOUT_S = 90.0
@@ -64,7 +65,7 @@ def record_key(detector: str, key: str) -> bytes:
 class Report:
     """What one checkpoint or restore did."""
 
-    kind: str  # "checkpoint" or "restore"
+    kind: str  # "checkpoint", "checkpoint_failed" (not written: tried again at the next) or "restore"
     records: int = 0  # changelog records written or read
     seconds: float = 0.0
     keys: dict[str, int] | None = None  # store name → keys it holds now
@@ -133,9 +134,21 @@ class Checkpoint:
             try:
                 await producer.flush()
                 await self.write(producer._producer, captured, pause)
-            except BaseException:
+            except KafkaError as e:
                 for _, _, capture in captured[1]:
                     capture.abort()  # the next checkpoint writes these keys again
+                if "Authorization" in type(e).__name__:
+                    raise  # a missing ACL does not heal by trying again: one clear crash
+                # the broker timed the transaction out (a checkpoint that took longer than TRANSACTION_TIMEOUT_MS
+                # on a starved machine), fenced it, or lost a leader: the offsets stay where they were and the
+                # next checkpoint writes the same keys again with a fresh producer
+                log.warning("checkpoint not written (%s: %s); the offsets stay, the next checkpoint tries again",
+                            type(e).__name__, e)
+                self.report(Report("checkpoint_failed", 0, 0.0, self.keys(), pause=pause))
+                return False
+            except BaseException:
+                for _, _, capture in captured[1]:
+                    capture.abort()
                 raise
         return await commit_offsets()
 
