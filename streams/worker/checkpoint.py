@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 SEP = "\x1f"  # between detector name and key in a changelog record's key
 #: A checkpoint's transaction is aborted by the broker this long after it began if its worker died: until then
 #: the changelog partitions it wrote to cannot be restored (a checkpoint after a burst takes a few seconds)
-TRANSACTION_TIMEOUT_MS = 60_000
+TRANSACTION_TIMEOUT_MS = 20_000
 #: How long a restore waits for open transactions on its changelog partitions to end before it reads what is
 #: committed anyway (the broker's abort of a dead worker's transaction, plus its clean-up interval)
 SETTLE_TIMEOUT_S = 90.0
