@@ -19,8 +19,9 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from connectors.kafka.broker import BrokerError, EmbeddedBroker, _cluster_id, free_port
+from connectors.kafka.broker import BrokerError, EmbeddedBroker, _cluster_id, ensure_topics, free_port
 from connectors.kafka.connection import KafkaConnection
+from connectors.kafka.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,14 @@ log = logging.getLogger(__name__)
 _TRANSITION = re.compile(r"Completed transition to (\w+)\((.*?)\)")
 
 
+def replication_factor(nodes: int) -> int:
+    """Three copies of every partition, or one per node on a smaller cluster."""
+    return min(3, nodes)
+
+
 def cluster_properties(nodes: int) -> dict[str, str]:
     """The settings every node of an ``nodes``-node cluster shares."""
-    rf = min(3, nodes)
+    rf = replication_factor(nodes)
     isr = str(max(1, rf - 1))
     return {
         "default.replication.factor": str(rf),
@@ -71,7 +77,12 @@ class EmbeddedCluster:
 
     @property
     def replication_factor(self) -> int:
-        return min(3, self.n)
+        return replication_factor(self.n)
+
+    def ensure_topics(self, specs: list[TopicSpec]) -> None:
+        """Create the topics at the cluster's replication factor and wait until every node knows their leaders."""
+        ensure_topics(self.connection, specs, self.replication_factor)
+        self.wait_topics([t.name for t in specs])
 
     def start(self, timeout: float = 120.0) -> "EmbeddedCluster":
         quorum = {i: free_port() for i in range(1, self.n + 1)}

@@ -116,8 +116,7 @@ def _cluster(args: argparse.Namespace) -> int:
         rf = cluster.replication_factor
         settings = load_settings(args.config, overrides={"kafka": {"bootstrap_servers": cluster.bootstrap_servers},
                                                          "topics": {"replication_factor": rf}})
-        ensure_topics(cluster.connection, settings.topic_specs(), rf)
-        cluster.wait_topics([t.name for t in settings.topic_specs()])
+        cluster.ensure_topics(settings.topic_specs())
         print(f"Apache Kafka {KAFKA_VERSION} (KRaft), a cluster of {args.nodes} on {cluster.bootstrap_servers}, "
               f"replication factor {rf}, min.insync.replicas {rf - 1}; data in temporary folders, removed at stop\n"
               f"run workers with ZHIJIAN_BOOTSTRAP_SERVERS={cluster.bootstrap_servers} ZHIJIAN_REPLICATION_FACTOR={rf}"

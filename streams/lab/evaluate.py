@@ -166,9 +166,10 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
         rf = broker.replication_factor if brokers > 1 else 1
         settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers},
                                                      "topics": {"replication_factor": rf}})
-        ensure_topics(settings.kafka, settings.topic_specs(), rf)
         if brokers > 1:
-            broker.wait_topics([t.name for t in settings.topic_specs()])
+            broker.ensure_topics(settings.topic_specs())
+        else:
+            ensure_topics(settings.kafka, settings.topic_specs())
         fleet = Fleet(broker.bootstrap_servers, configs, workers, label, {"ZHIJIAN_REPLICATION_FACTOR": str(rf)})
         last_kill = time.monotonic()
         consumed = list(settings.input_topics().values()) + [

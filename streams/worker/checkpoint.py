@@ -134,11 +134,11 @@ class Checkpoint:
             try:
                 await producer.flush()
                 await self.write(producer._producer, captured, pause)
-            except KafkaError as e:
+            except BaseException as e:
                 for _, _, capture in captured[1]:
                     capture.abort()  # the next checkpoint writes these keys again
-                if "Authorization" in type(e).__name__:
-                    raise  # a missing ACL does not heal by trying again: one clear crash
+                if not isinstance(e, KafkaError) or "Authorization" in type(e).__name__:
+                    raise  # not the broker's refusal, or a missing ACL (it does not heal by trying again)
                 # the broker timed the transaction out (a checkpoint that took longer than TRANSACTION_TIMEOUT_MS
                 # on a starved machine), fenced it, or lost a leader: the offsets stay where they were and the
                 # next checkpoint writes the same keys again with a fresh producer
@@ -146,10 +146,6 @@ class Checkpoint:
                             type(e).__name__, e)
                 self.report(Report("checkpoint_failed", 0, 0.0, self.keys(), pause=pause))
                 return False
-            except BaseException:
-                for _, _, capture in captured[1]:
-                    capture.abort()
-                raise
         return await commit_offsets()
 
     async def forward(self, producer: Any) -> int:
