@@ -40,7 +40,6 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
@@ -65,7 +64,7 @@ def record_key(detector: str, key: str) -> bytes:
 class Report:
     """What one checkpoint or restore did."""
 
-    kind: str  # "checkpoint", "checkpoint_failed" (not written: tried again at the next) or "restore"
+    kind: str  # "checkpoint" or "restore"
     records: int = 0  # changelog records written or read
     seconds: float = 0.0
     keys: dict[str, int] | None = None  # store name → keys it holds now
@@ -134,18 +133,10 @@ class Checkpoint:
             try:
                 await producer.flush()
                 await self.write(producer._producer, captured, pause)
-            except BaseException as e:
+            except BaseException:
                 for _, _, capture in captured[1]:
                     capture.abort()  # the next checkpoint writes these keys again
-                if not isinstance(e, KafkaError) or "Authorization" in type(e).__name__:
-                    raise  # not the broker's refusal, or a missing ACL (it does not heal by trying again)
-                # the broker timed the transaction out (a checkpoint that took longer than TRANSACTION_TIMEOUT_MS
-                # on a starved machine), fenced it, or lost a leader: the offsets stay where they were and the
-                # next checkpoint writes the same keys again with a fresh producer
-                log.warning("checkpoint not written (%s: %s); the offsets stay, the next checkpoint tries again",
-                            type(e).__name__, e)
-                self.report(Report("checkpoint_failed", 0, 0.0, self.keys(), pause=pause))
-                return False
+                raise
         return await commit_offsets()
 
     async def forward(self, producer: Any) -> int:
