@@ -101,3 +101,50 @@ def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_bro
         assert counts(again) == (30, {3})
 
     asyncio.run(run())
+
+
+def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_are_committed(own_broker, monkeypatch):
+    """A checkpoint transaction slower than its timeout (a starved 2-core machine once took 24 s in CI) is aborted
+    and fenced by the broker. The worker must neither crash nor commit offsets past state that is not written: the
+    same captured keys go out again at once with a fresh producer, the offsets are committed after that, and the
+    changelog restores the checkpoint whole — with nothing of the refused transaction counted twice."""
+    monkeypatch.setattr(checkpoint_module, "TRANSACTION_TIMEOUT_MS", 2000)
+    real_send, slow = checkpoint_module._send, {"calls": 0}
+
+    async def slow_send(producer: Any, topic: str, partition: int, records: list[Any]) -> list[Any]:
+        slow["calls"] += 1
+        if slow["calls"] <= 3:  # the first attempt's three slices: 4.5 s, past the 2 s timeout
+            await asyncio.sleep(1.5)
+        return await real_send(producer, topic, partition, records)
+
+    monkeypatch.setattr(checkpoint_module, "_send", slow_send)
+
+    class FaustProducer:  # what the worker's consumer hands the checkpoint: flush() and the aiokafka producer
+        _producer = None
+
+        async def flush(self) -> None:
+            return None
+
+    async def run() -> None:
+        live = store()
+        reports: list[Any] = []
+        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
+        feed(live, 10)
+        first = await cp.state_producer()
+        committed: list[int] = []
+
+        async def commit_offsets() -> bool:
+            committed.append(10)
+            return True
+
+        assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [10]
+        kinds = [r.kind for r in reports]
+        assert kinds == ["checkpoint_retried", "checkpoint"], kinds
+        assert reports[-1].records == KEYS + 1  # every key and the runtime's record, once
+        assert cp._state_producer is not first  # the refused producer was dropped
+        await cp.close()
+        heir = store()
+        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        assert counts(heir) == (10, {1})
+
+    asyncio.run(run())

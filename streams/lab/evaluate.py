@@ -27,8 +27,8 @@ from connectors.kafka.follower import read_topics
 from connectors.kafka.producer import EnvelopeProducer
 from models.contracts.pseudonym import Pseudonymizer
 from streams.lab.faults import BrokerFaults, CommitWatch
-from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_region_configs, simulator_from_args,
-                                   start_worker_process, stop_process)
+from streams.lab.processes import (ensure_run_key, last_error, peak_rss_mib, simulated_region_configs,
+                                   simulator_from_args, start_worker_process, stop_process)
 from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
 from streams.lab.rank import markdown as rank_markdown
 from streams.lab.scoring import Incident, markdown, report_dict, score
@@ -70,6 +70,7 @@ class Fleet:
         self.bootstrap, self.configs, self.label, self.env = bootstrap, configs, label, env
         self.procs: list[Any] = []
         self.ports: list[int] = []
+        self.logs: list[Path] = []
         self.kills = 0
         self.started = 0
         for _ in range(n):
@@ -82,12 +83,14 @@ class Fleet:
         log.unlink(missing_ok=True)
         self.procs.append(start_worker_process(self.bootstrap, port, log, self.configs, extra_env=self.env))
         self.ports.append(port)
+        self.logs.append(log)
         self.started += 1
 
     def kill_one(self) -> None:
         victim = self.kills % len(self.procs)
         proc = self.procs.pop(victim)
         self.ports.pop(victim)
+        self.logs.pop(victim)
         proc.kill()  # SIGKILL: no commit, no leaving the group, no flush
         proc.wait()
         self.kills += 1
@@ -96,8 +99,9 @@ class Fleet:
     def check(self) -> None:
         for i, proc in enumerate(self.procs):
             if proc.poll() is not None:
-                raise ZhijianError(f"a worker exited with code {proc.returncode}; see "
-                                   f"{STATE_DIR}/evaluate-worker-{self.label}-*.log")
+                error = last_error(self.logs[i])
+                raise ZhijianError(f"a worker exited with code {proc.returncode}"
+                                   f"{f' ({error})' if error else ''}; see {self.logs[i]}")
 
     def stop(self) -> None:
 

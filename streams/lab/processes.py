@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,6 +45,22 @@ def start_worker_process(bootstrap: str, metrics_port: int, log_path: Path, conf
     env = {**os.environ, **(extra_env or {})}
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Fenced|Failed|Exit)\w*(:|$)")
+
+
+def last_error(log_path: Path) -> str:
+    """The last exception line of a process's log (what a crash names), or "" — for the one line a lab tool
+    prints when a worker it runs dies."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines[-400:]):
+        if _ERROR_LINE.match(line.strip()):
+            return line.strip()[:300]
+    return ""
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
@@ -54,6 +55,8 @@ TRANSACTION_TIMEOUT_MS = 20_000
 #: How long a restore waits for open transactions on its changelog partitions to end before it reads what is
 #: committed anyway (the broker's abort of a dead worker's transaction, plus its clean-up interval)
 SETTLE_TIMEOUT_S = 90.0
+#: Times one checkpoint's transaction is written before the worker gives up and stops with the broker's error
+WRITE_ATTEMPTS = 4
 
 
 def record_key(detector: str, key: str) -> bytes:
@@ -64,7 +67,7 @@ def record_key(detector: str, key: str) -> bytes:
 class Report:
     """What one checkpoint or restore did."""
 
-    kind: str  # "checkpoint" or "restore"
+    kind: str  # "checkpoint", "checkpoint_retried" (a refused transaction written again) or "restore"
     records: int = 0  # changelog records written or read
     seconds: float = 0.0
     keys: dict[str, int] | None = None  # store name → keys it holds now
@@ -193,33 +196,57 @@ class Checkpoint:
         return written + records_out
 
     async def _write_state(self, changes: list[tuple[str, int, Any]]) -> int:
-        """The captured keys of every store, in one transaction of :meth:`state_producer`."""
-        producer = await self.state_producer()
-        await producer.begin_transaction()
-        try:
-            pending, records_out = [], 0
-            for topic, partition, capture in changes:
-                while not capture.done:
-                    records = [(record_key(d, k), v) for d, k, v in capture.slice(SLICE)]
-                    if records:
-                        pending += await _send(producer, topic, partition, records)
-                        records_out += len(records)
-                    await asyncio.sleep(0)  # the agents run on between slices
-            if pending:
-                await asyncio.gather(*pending)
-            await producer.commit_transaction()  # acknowledged before the offsets are committed
-        except BaseException:
-            self._state_producer = None  # a fresh producer (and transaction) for the next checkpoint
-            try:  # abort at once: a restore of these partitions waits for the transaction to end
-                await asyncio.wait_for(producer.abort_transaction(), 5.0)
-            except BaseException:  # noqa: BLE001 — the write's own error is the one to raise; the broker's
-                pass  # timeout aborts it otherwise
+        """The captured keys of every store, in one transaction of :meth:`state_producer`.
+
+        The keys are encoded first, a slice at a time while the agents run on, and only then is the transaction
+        begun: it lasts as long as sending and acknowledging bytes, never as long as a starved machine takes to
+        encode a large checkpoint (one encoded over 24 s in CI and outlived :data:`TRANSACTION_TIMEOUT_MS`). A
+        transaction the broker refuses (timed out, fenced, its coordinator or a leader lost with a broker) is
+        written again at once, whole, by a fresh producer — up to :data:`WRITE_ATTEMPTS` times; the offsets wait
+        for it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
+        acknowledged offsets off its list and waits for a gap that never closes.) An authorization error is
+        raised at once: a missing ACL does not heal by trying again."""
+        encoded: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
+        for topic, partition, capture in changes:
+            while not capture.done:
+                records = [(record_key(d, k), v) for d, k, v in capture.slice(SLICE)]
+                if records:
+                    encoded.append((topic, partition, records))
+                await asyncio.sleep(0)  # the agents run on between slices
+        records_out = sum(len(records) for _, _, records in encoded)
+        if not records_out:
+            return 0
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            producer = await self.state_producer()
             try:
-                await asyncio.wait_for(producer.stop(), 5.0)
-            except BaseException:  # noqa: BLE001
-                pass
-            raise
-        return records_out
+                await producer.begin_transaction()
+                pending = []
+                for topic, partition, records in encoded:
+                    pending += await _send(producer, topic, partition, records)
+                await asyncio.gather(*pending)
+                await producer.commit_transaction()  # acknowledged before the offsets are committed
+                return records_out
+            except BaseException as e:
+                await self._discard(producer)
+                if attempt == WRITE_ATTEMPTS or not isinstance(e, KafkaError) or "Authorization" in type(e).__name__:
+                    raise
+                log.warning("checkpoint transaction refused (%s: %s); writing it again with a fresh producer "
+                            "(attempt %d of %d)", type(e).__name__, e, attempt + 1, WRITE_ATTEMPTS)
+                self.report(Report("checkpoint_retried", records_out))
+        return records_out  # not reached: the last attempt returns or raises
+
+    async def _discard(self, producer: Any) -> None:
+        """Abort a failed transaction at once (a restore of its partitions waits for it to end; if the abort fails
+        the broker's timeout does it) and drop its producer: the next write starts a fresh one."""
+        self._state_producer = None
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), 5.0)
+        except BaseException:  # noqa: BLE001 — the write's own error is the one that counts
+            pass
+        try:
+            await asyncio.wait_for(producer.stop(), 5.0)
+        except BaseException:  # noqa: BLE001
+            pass
 
     def keys(self) -> dict[str, int]:
         return {name: len(store) for name, store in self.all_stores.items()}

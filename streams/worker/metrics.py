@@ -75,6 +75,9 @@ CHECKPOINT_PAUSE = Histogram("zhijian_checkpoint_pause_seconds", "Time a checkpo
                              buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5), registry=REGISTRY)
 CHECKPOINT_LONGEST = Gauge("zhijian_checkpoint_longest_seconds", "The longest checkpoint write since the start",
                            registry=REGISTRY)
+CHECKPOINT_RETRIES = Counter("zhijian_checkpoint_retries", "Checkpoint transactions the broker refused (timed out, "
+                             "fenced, a coordinator or leader lost) and the worker wrote again with a fresh producer",
+                             registry=REGISTRY)
 CHECKPOINT_LONGEST_PAUSE = Gauge("zhijian_checkpoint_longest_pause_seconds", "The longest time a capture held the "
                                  "agents since the start", registry=REGISTRY)
 RESTORE_SECONDS = Gauge("zhijian_state_restore_seconds", "Time the last assignment took to restore state from "
@@ -98,6 +101,9 @@ def serve(host: str, port: int) -> None:
 
 def checkpointed(report: Any) -> None:
     """A checkpoint's or a restore's figures (:class:`streams.worker.checkpoint.Report`)."""
+    if report.kind == "checkpoint_retried":
+        CHECKPOINT_RETRIES.inc()
+        return
     if report.kind == "checkpoint":
         CHECKPOINT_RECORDS.inc(report.records)
         CHECKPOINT_SECONDS.observe(report.seconds)
