@@ -12,8 +12,9 @@ consumer calls instead of committing the offsets itself (:mod:`streams.worker.tr
 2. **flush** the producer: every alert sent so far is acknowledged — so every alert of the captured state is
    on the alert topic;
 3. **write** the envelopes to the repartition topics and wait for them, then the changes to
-   ``<app id>-<name>-state-changelog`` (partition = the partition the state belongs to), in record batches, in
-   **one Kafka transaction** of the checkpoint's own transactional producer: a worker killed half-way through a
+   ``<app id>-<name>-state-changelog`` (partition = the partition the state belongs to), encoded first, then
+   in record batches in **one Kafka transaction** of the checkpoint's own transactional producer, which holds
+   the agents while it is open (so that it never outlives its timeout on a busy loop): a worker killed half-way through a
    checkpoint of a hundred thousand keys leaves no half of it behind (the runtime's own record — the last input
    offset applied — and the keys it speaks for are read together or not at all);
 4. **commit** the offsets Faust chose before step 1, which are never ahead of the captured state.
@@ -73,7 +74,7 @@ class Report:
     keys: dict[str, int] | None = None  # store name → keys it holds now
     restored: str = ""  # the store restored, and its partitions
     partitions: tuple[int, ...] = ()
-    pause: float = 0.0  # how long the capture held the agents (a checkpoint)
+    pause: float = 0.0  # how long the capture and the transaction held the agents (a checkpoint)
 
 
 class Checkpoint:
@@ -104,6 +105,7 @@ class Checkpoint:
         self.sending = asyncio.Lock()
         self.app_id = app_id
         self._state_producer: Any = None  # the transactional producer of the changelogs, started at first use
+        self.held = 0.0  # how long the last checkpoint's transaction held the agents
 
     async def state_producer(self) -> Any:
         """The checkpoint's own transactional producer (one per worker process; its id is unique, so a restarted
@@ -125,9 +127,10 @@ class Checkpoint:
     async def commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
         """One checkpoint and offset commit, in this order (see the module): capture, flush, write, commit.
 
-        Only the capture holds the agents (between two records, O(1) per store: it takes the set of changed keys);
-        the keys are encoded and sent in slices while the agents run on, each key encoded before an agent changes
-        it (:class:`models.engine.runtime.Capture`)."""
+        The capture holds the agents (between two records, O(1) per store: it takes the set of changed keys); the
+        keys are encoded in slices while the agents run on, each key encoded before an agent changes it
+        (:class:`models.engine.runtime.Capture`); the transaction that sends them holds the agents again, for as
+        long as its bytes take to be acknowledged."""
         async with self.sending:
             async with self.boundary:
                 paused = time.perf_counter()
@@ -189,18 +192,22 @@ class Checkpoint:
         if pending:
             await asyncio.gather(*pending)  # forwarded before the state that says so
         records_out = 0
+        self.held = 0.0
         if any(not capture.done for _, _, capture in changes):
             records_out = await self._write_state(changes)
         if records_out:
-            self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(), pause=pause))
+            self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(),
+                               pause=pause + self.held))
         return written + records_out
 
     async def _write_state(self, changes: list[tuple[str, int, Any]]) -> int:
         """The captured keys of every store, in one transaction of :meth:`state_producer`.
 
-        The keys are encoded first, a slice at a time while the agents run on, and only then is the transaction
-        begun: it lasts as long as sending and acknowledging bytes, never as long as a starved machine takes to
-        encode a large checkpoint (one encoded over 24 s in CI and outlived :data:`TRANSACTION_TIMEOUT_MS`). A
+        The keys are encoded first, a slice at a time while the agents run on; then the agents are held (between
+        two records) while the transaction is open, and only then: it lasts as long as sending and acknowledging
+        bytes. Left to share the loop, a transaction lasted as long as its producer's many small steps took, each
+        waiting for every agent's next record — under a backlog on a starved 2-core machine one step took a
+        fifth of a second, a checkpoint 24–27 s, past :data:`TRANSACTION_TIMEOUT_MS`, and the worker crashed. A
         transaction the broker refuses (timed out, fenced, its coordinator or a leader lost with a broker) is
         written again at once, whole, by a fresh producer — up to :data:`WRITE_ATTEMPTS` times; the offsets wait
         for it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
@@ -219,12 +226,15 @@ class Checkpoint:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             producer = await self.state_producer()
             try:
-                await producer.begin_transaction()
-                pending = []
-                for topic, partition, records in encoded:
-                    pending += await _send(producer, topic, partition, records)
-                await asyncio.gather(*pending)
-                await producer.commit_transaction()  # acknowledged before the offsets are committed
+                async with self.boundary:  # the loop to the producer while the transaction is open (see above)
+                    held = time.perf_counter()
+                    await producer.begin_transaction()
+                    pending = []
+                    for topic, partition, records in encoded:
+                        pending += await _send(producer, topic, partition, records)
+                    await asyncio.gather(*pending)
+                    await producer.commit_transaction()  # acknowledged before the offsets are committed
+                    self.held = time.perf_counter() - held
                 return records_out
             except BaseException as e:
                 await self._discard(producer)
