@@ -1,9 +1,16 @@
 """The workbench in Debian's headless Chromium: sign in, a case of several alerts, its evidence, a change with a
 comment holding markup (escaped), a refused close without verdict, a forged form, a role that may not, an unknown
-case; the change on zhijian.case-events; a restarted console shows the same case state."""
+case; the change on zhijian.case-events; a restarted console shows the same case state. Grades, grids, the
+institution page and the cold-chain board with their charts; watch lists reaching the worker; and the analyst's
+day: Chinese pages, search by claim id, assignment with a due date, comments, "my cases", bulk acknowledgement, a
+supervisor's look-up of a patient by raw identifier, the audit report. Tests that read English labels switch the
+pages to English first (``/lang/en``), as a user would."""
 from __future__ import annotations
 
 import base64
+import io
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-
+import zipfile
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -36,9 +43,10 @@ def alert(n: int, detector: str, stream: str, kind: str, entity: str, day: int, 
                        evidence=[Source(f"zhijian.{stream}", 2, 100 + n, f"ev{n}")])
 
 
-def start_console(bootstrap: str, port: int, db: str, log, *extra: str):
+def start_console(bootstrap: str, port: int, db: str, log, *extra: str, env: dict | None = None):
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--bootstrap-servers", bootstrap,
-                             "--port", str(port), "--db", db, *extra], stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--db", db, *extra], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the console exited"
@@ -50,7 +58,7 @@ def start_console(bootstrap: str, port: int, db: str, log, *extra: str):
     raise AssertionError("the console did not answer")
 
 
-def console_for(bootstrap: str, tmp_path, users: dict[str, str], *extra: str):
+def console_for(bootstrap: str, tmp_path, users: dict[str, str], *extra: str, env: dict | None = None):
     """A console on a free port with these users (name → role; password "<name>'s long password");
     returns its store path, port, address, log and process."""
     db = str(tmp_path / "console.db")
@@ -59,7 +67,7 @@ def console_for(bootstrap: str, tmp_path, users: dict[str, str], *extra: str):
         store.add_user(name, role, f"{name}'s long password")
     port = free_port()
     log = open(tmp_path / "console.log", "wb")
-    return db, port, f"http://127.0.0.1:{port}", log, start_console(bootstrap, port, db, log, *extra)
+    return db, port, f"http://127.0.0.1:{port}", log, start_console(bootstrap, port, db, log, *extra, env=env)
 
 
 def post(url: str, fields: dict, cookie: str | None) -> tuple[int, str]:
@@ -146,6 +154,7 @@ def test_a_case_is_triaged_in_the_browser_and_bad_input_changes_nothing(broker, 
         produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
     db, port, base, log, proc = console_for(bs, tmp_path, {"li": "analyst", "wang": "operator"})
     try:
+        browser.get(base + "/lang/en")  # the labels this test reads are the English ones
         browser.get(base + "/")
         assert browser.current_url.endswith("/login")
         browser.find_element(By.ID, "user").send_keys("li")
@@ -255,7 +264,10 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
     mine = [alert(20 + n, "claim.duplicate_charge", "claim", "institution", "IT-H7", n, institution="IT-H7",
                   region="310104", claim_id=f"C{n}") for n in range(2)]
     other = alert(30, "claim.unbundling", "claim", "institution", "IT-H8", 0, institution="IT-H8", region="310101")
-    fridge = alert(31, "coldchain.excursion", "telemetry", "device", "IT-FR-9", 0, institution="IT-CDC", peak_c=11.0)
+    readings = {"t": [T0 + 600 * i for i in range(18)], "c": [5.0] * 6 + [7.0, 9.0, 10.5, 11.0, 10.0, 9.2] + [6.0] * 6,
+                "low_c": 2.0, "high_c": 8.0}
+    fridge = alert(31, "coldchain.excursion", "telemetry", "device", "IT-FR-9", 0, institution="IT-CDC", peak_c=11.0,
+                   trace=readings)
     logger = alert(32, "coldchain.sensor_silent", "telemetry", "device", "IT-FR-8", 0, institution="IT-CDC")
     trace = {"start_t": T0, "observed": [5.0 + 0.1 * h if h > 18 else 5.0 for h in range(24)],
              "normal": [5.0] * 24, "sd": [0.1] * 24}
@@ -271,6 +283,7 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
     grids.write_text('[grids]\n"310104" = "Xuhui grid"\n')
     _, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "analyst", "qian": "operator"}, "--grids", str(grids))
     try:
+        browser.get(base + "/lang/en")
         browser.get(base + "/login")
         browser.find_element(By.ID, "user").send_keys("zhao")
         browser.find_element(By.ID, "password").send_keys("zhao's long password")
@@ -297,7 +310,12 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         assert rates[0].startswith("shared_physicians") and "9.00" in rates[0]
         history = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")]
         assert history == ["2026-10-02 7.50 red", "2026-10-01 2.00 yellow"]
-        assert browser.find_elements(By.CSS_SELECTOR, "#spark polyline")
+        # the score over time, drawn by ECharts: a point per day published, coloured by its grade
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#score-chart[data-drawn=score] canvas"))
+        assert browser.execute_script(
+            "const o = echarts.getInstanceByDom(document.getElementById('score-chart')).getOption();"
+            "return o.series[0].data.map(p => [p.value[0], p.value[1], p.grade]);") == [
+            ["2026-10-01", 2.0, "yellow"], ["2026-10-02", 7.5, "red"]]
         assert len(browser.find_elements(By.CSS_SELECTOR, "#cases tr.case")) == 1
         browser.get(base + "/institutions/NO-SUCH")
         assert "no score and no case for institution NO-SUCH" in browser.find_element(By.ID, "error").text
@@ -306,13 +324,19 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
         browser.get(base + "/coldchain")
         wait_for(lambda: browser.get(base + "/coldchain") or "IT-FR-9" in browser.find_element(By.ID, "excursions").text)
         assert "IT-FR-8" in browser.find_element(By.ID, "silent").text
-        drift = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-7" in r.text)
-        # its last day hour by hour against each hour's normal: the band, the normal and what was read
-        assert len(drift.find_elements(By.CSS_SELECTOR, "svg.trace polyline")) == 2
-        assert drift.find_elements(By.CSS_SELECTOR, "svg.trace polygon")
-        assert "7.3 °C" in drift.find_element(By.CSS_SELECTOR, "svg.trace").text
+        # each device's temperature as ECharts draws it: the drifting one's last day hour by hour against each hour's
+        # normal, the excursion's readings around it with the fridge's limits drawn
+        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".device-chart[data-drawn=trace] canvas")) == 2)
+        charts = browser.execute_script(
+            "return [...document.querySelectorAll('.device-chart')].map(el => {"
+            " const o = echarts.getInstanceByDom(el).getOption();"
+            " return [el.closest('tr').cells[0].textContent, o.series.map(s => s.data.length),"
+            "         (o.series[0].markLine.data || []).map(d => d.yAxis), o.series[0].data[23] ?? null]; });")
+        assert sorted(charts, key=lambda c: c[0]) == [["IT-FR-7", [24, 24], [], 7.3],
+                                                      ["IT-FR-9", [18], [2.0, 8.0], None]]
         assert not browser.find_elements(By.CSS_SELECTOR, "form.ack")  # the analyst may not change cold-chain cases
         browser.delete_all_cookies()
+        browser.get(base + "/lang/en")
         browser.get(base + "/login")
         browser.find_element(By.ID, "user").send_keys("qian")
         browser.find_element(By.ID, "password").send_keys("qian's long password")
@@ -354,6 +378,7 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
     bs = broker.bootstrap_servers
     db, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "supervisor", "li": "analyst"})
     try:
+        browser.get(base + "/lang/en")
         browser.get(base + "/login")
         browser.find_element(By.ID, "user").send_keys("zhao")
         browser.find_element(By.ID, "password").send_keys("zhao's long password")
@@ -377,7 +402,7 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
         assert post(base + "/watchlist", {"remove": "doctor:IT-WL-D1"}, cookie)[0] == 403  # no CSRF token
         li = login_cookie(base, "li", "li's long password")
         status, page = post(base + "/watchlist", {"remove": "doctor:IT-WL-D1", "csrf": session_of(li)["c"]}, li)
-        assert status == 403 and "the analyst role may not edit the watch lists" in page
+        assert status == 403 and "分析员 角色不能编辑监管名单" in page  # no language chosen: Chinese
 
         records = read_topic(bs, "zhijian.watchlist", lambda rs: len(rs) >= 2)
         entries = {r.key.decode(): orjson.loads(r.value) for r in records}
@@ -421,3 +446,123 @@ def login_cookie(base: str, user: str, password: str) -> str:
     except urllib.error.HTTPError as e:
         return e.headers["Set-Cookie"].split("zj_session=", 1)[1].split(";", 1)[0]
     raise AssertionError("no session cookie")
+
+
+def test_an_analysts_day_search_assignment_bulk_acknowledgement_and_the_report(broker, browser, tmp_path):
+    """In Chinese, as the workbench opens: a supervisor finds a case by the id of a claim its alert rests on,
+    assigns it to an analyst (the due date follows the institution's red grade), comments; looks the patient up by
+    the raw identifier (the page shows the pseudonym, never the identifier); takes the audit report away. The analyst
+    sees the case under "my cases" and acknowledges two cases at once from the queue. Every change is on
+    zhijian.case-events with who did it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from models.contracts.pseudonym import Pseudonymizer
+
+    key = "k" * 40
+    raw = "310101198805052345"
+    patient = Pseudonymizer(key.encode())(raw)
+    bs = broker.bootstrap_servers
+    # a region of their own: the other tests' alerts and scores are on the same broker
+    dup = [alert(40 + n, "claim.duplicate_charge", "claim", "patient", patient, n, institution="IT-H9",
+                 region="310120", claim_ids=[f"IT-CLM-{n}", f"IT-CLM-{n + 10}"], duplicate_amount=120.0 + n)
+           for n in range(3)]
+    doctors = [alert(50 + n, "claim.over_standard", "claim", "doctor", f"IT-DOC-{n}", 0, institution="IT-H9",
+                     region="310120") for n in range(2)]
+    for a in dup + doctors:
+        produce(bs, "zhijian.alerts", [a.to_json()], key=a.key.decode())
+    produce(bs, "zhijian.institution-scores", [orjson.dumps(score("IT-H9", "2026-10-02", 8.0, "red", x=4.0))],
+            key="IT-H9")
+    db, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "supervisor", "li": "analyst"},
+                                            env={"ZHIJIAN_PSEUDONYM_KEY": key})
+    try:
+        browser.get(base + "/login")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "登录"  # Chinese unless asked otherwise
+        browser.find_element(By.ID, "user").send_keys("zhao")
+        browser.find_element(By.ID, "password").send_keys("zhao's long password")
+        submit(browser, "signin")
+        assert browser.find_element(By.ID, "nav-queue").text == "案件队列"
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#queue-chart[data-drawn=queue] canvas"))
+        # the institution's grade (red) has arrived: the due date follows it
+        wait_for(lambda: browser.get(base + "/?grade=red&grid=310120") or len(browser.find_elements(By.CSS_SELECTOR,
+                                                                                         "#queue tr.case")) == 3)
+
+        def search_claim():  # the evidence's record id (ev41) and a claim id among the numbers
+            browser.get(base + "/search?q=IT-CLM-11")
+            return browser.find_elements(By.CSS_SELECTOR, "#results a.case-number")
+        [link] = wait_for(search_claim)
+        number = link.text
+        assert re.fullmatch(r"2026-\d{6}", number)
+        browser.find_element(By.ID, "search").send_keys(number)  # the number in the header's search box
+        submit(browser, "search-go")
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results a.case-number")] == [number]
+        browser.find_element(By.CSS_SELECTOR, "#results a.case-number").click()
+        wait_for(lambda: browser.find_element(By.ID, "case-number").text == number)
+        case_url = browser.current_url
+        case_id = case_url.rsplit("/", 1)[1]
+        assert browser.find_element(By.ID, "money").text == "363.00"
+        fields = browser.find_element(By.CSS_SELECTOR, "#strongest dl.numbers").text
+        assert "duplicate amount" in fields and "IT-CLM-2, IT-CLM-12" in fields  # labelled fields, not a JSON string
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#alerts-chart[data-drawn=alerts] canvas"))
+        assert browser.execute_script(
+            "return echarts.getInstanceByDom(document.getElementById('alerts-chart')).getOption()"
+            ".series.map(s => [s.name, s.data.reduce((a, b) => a + b, 0)]);") == [["claim.duplicate_charge", 3]]
+
+        Select(browser.find_element(By.ID, "assignee-select")).select_by_value("li")
+        submit(browser, "assign")
+        assert browser.find_element(By.ID, "assignee").text == "li"
+        due = datetime.fromisoformat(browser.find_element(By.CSS_SELECTOR, "#due time").get_attribute("datetime"))
+        assert timedelta(days=2, hours=23) < due - datetime.now(timezone.utc) <= timedelta(days=3)  # red: three days
+        browser.find_element(By.ID, "new-comment").send_keys("请核对两张结算单")
+        submit(browser, "comment-add")
+        assert "请核对两张结算单" in browser.find_element(By.ID, "timeline").text
+
+        browser.get(base + "/search")
+        browser.find_element(By.ID, "patient-id").send_keys(raw)
+        submit(browser, "patient-go")
+        assert browser.find_element(By.ID, "pseudonym").text.endswith(patient)
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results a.case-number")] == [number]
+        assert raw not in browser.page_source
+
+        cookie = browser.get_cookie("zj_session")["value"]
+        req = urllib.request.Request(case_url + "/report.xlsx", headers={"Cookie": f"zj_session={cookie}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert f'filename="case-{number}.xlsx"' in r.headers["Content-Disposition"]
+            book = zipfile.ZipFile(io.BytesIO(r.read()))
+        strings = book.read("xl/sharedStrings.xml").decode()
+        assert number in strings and "ev41" in strings and "稽核报告" in strings and "li" in strings
+
+        browser.delete_all_cookies()
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "user").send_keys("li")
+        browser.find_element(By.ID, "password").send_keys("li's long password")
+        submit(browser, "signin")
+        browser.get(base + "/?mine=1")
+        assert [r.get_attribute("data-case") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tr.case")] == [
+            case_id]
+        browser.get(base + "/?family=claim.over_standard&grid=310120")
+        ticks = browser.find_elements(By.CSS_SELECTOR, "#queue tr.case input.tick")
+        assert len(ticks) == 2
+        for t in ticks:
+            t.click()
+        browser.find_element(By.ID, "bulk-comment").send_keys("晨会已阅")
+        submit(browser, "bulk-apply")
+        assert browser.find_element(By.ID, "notice").text == "已处理 2 / 2 个案件"
+        doctor_cases = [r.get_attribute("data-case") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tr.case")
+                        if "IT-DOC-" in r.text]
+        assert len(doctor_cases) == 2
+
+        ours = {case_id, *doctor_cases}
+
+        def case_events(records):
+            return [e for e in (orjson.loads(r.value) for r in records) if e["case_id"] in ours]
+        events = case_events(read_topic(bs, "zhijian.case-events", lambda rs: len(case_events(rs)) >= 4))
+        assert [(e["kind"], e["user"], e.get("assignee"), e.get("status"), e.get("comment")) for e in events] == [
+            ("assign", "zhao", "li", None, None), ("comment", "zhao", None, None, "请核对两张结算单"),
+            ("status", "li", None, "acknowledged", "晨会已阅"), ("status", "li", None, "acknowledged", "晨会已阅")]
+        assert events[0]["case_id"] == events[1]["case_id"] == case_id
+        assert sorted(e["case_id"] for e in events[2:]) == sorted(doctor_cases)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

@@ -155,3 +155,61 @@ def test_wrong_password_and_plaintext_are_refused(secured):
     with pytest.raises(KafkaError):
         KafkaConsumer(bootstrap_servers=analyst.bootstrap_servers, group_id=None,
                       api_version_auto_timeout_ms=5000, request_timeout_ms=5000).topics()
+
+
+def test_the_console_runs_as_the_analyst_and_writes_its_case_events(secured, tmp_path):
+    """The workbench with the analyst's config file: it follows the alerts, the institution scores and the watch
+    lists, and a case changed in it goes to zhijian.case-events — every topic it touches has its ACL row."""
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from models.contracts.alert import Alert, Source
+    from streams.workbench.store import Store
+
+    conns, files, _ = secured
+    alert = Alert.build(detector="waste.weight_discrepancy", version="1", key="sec-1", stream="waste", severity="high",
+                        tier="violation", entity_kind="carrier", entity_id="SEC-CR-1", institution_id="SEC-H1",
+                        region="310101", event_t=1791000000.0, score=2.0, reason="short by 3 kg",
+                        numbers={"missing_kg": 3.0}, evidence=[Source("zhijian.waste", 0, 1, "SEC-M-1")])
+    write(conns["admin"], "zhijian.alerts", alert.to_json())
+    db = tmp_path / "console.db"
+    Store(str(db)).add_user("sec-li", "analyst", "sec-li's long password")
+    port = free_port()
+    log = open(tmp_path / "console.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "console", "--config", str(files["analyst"]),
+                             "--port", str(port), "--db", str(db)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "console.log").read_text()
+            try:
+                opener.open(base + "/login", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "console.log").read_text()
+                time.sleep(0.5)
+        opener.open(base + "/login", urllib.parse.urlencode(
+            {"user": "sec-li", "password": "sec-li's long password"}).encode(), timeout=10)
+        while True:
+            page = opener.open(base + "/search?q=SEC-M-1", timeout=10).read().decode()
+            found = re.search(r'href="/cases/([0-9a-f-]{36})"', page)
+            if found:
+                break
+            assert time.monotonic() < deadline, page[-2000:]
+            time.sleep(0.5)
+        case_id = found.group(1)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        opener.open(base + f"/cases/{case_id}", urllib.parse.urlencode(
+            {"csrf": csrf, "status": "acknowledged", "comment": "called the carrier"}).encode(), timeout=10)
+        events = read(conns["admin"], "zhijian.case-events", lambda v: any(case_id.encode() in x for x in v))
+        [event] = [orjson.loads(x) for x in events if case_id.encode() in x]
+        assert (event["status"], event["user"], event["comment"]) == ("acknowledged", "sec-li", "called the carrier")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+    text = (tmp_path / "console.log").read_text()
+    assert "uthoriz" not in text, text[-3000:]  # no topic it follows or writes was refused

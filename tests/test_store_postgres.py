@@ -59,18 +59,28 @@ def postgres():
 
 def test_the_store_keeps_users_and_case_events_in_postgresql(postgres):
     store = Store(postgres)
-    assert store.version == 2
+    assert store.version == 3  # users and events; the secret; assignment and case numbers
     store.add_user("li", "analyst", "a long enough secret")
     store.add_user("li", "supervisor", "another long secret")  # replaced, as on SQLite
     assert store.check_password("li", "another long secret") == "supervisor" and store.check_password("li", "x") is None
     assert store.role_of("li") == "supervisor" and store.users() == 1
     store.add_event({"case_id": "C1", "kind": "status", "at": "2026-11-28T10:00:00+00:00", "user": "li",
                      "status": "closed", "verdict": "fraud", "comment": "<b>confirmed</b>"})
+    store.add_event({"case_id": "C1", "kind": "assign", "at": "2026-11-28T11:00:00+00:00", "user": "li",
+                     "assignee": "wang", "due": "2026-12-01"})
+    store.add_case_numbers([("C1", 2026, 1), ("C2", 2026, 2)])
     secret = store.secret()
     again = Store(postgres)  # a second console on the same database: migrations already applied, same secret
-    assert again.version == 2 and again.secret() == secret
+    assert again.version == 3 and again.secret() == secret
     assert again.events() == [{"case_id": "C1", "kind": "status", "at": "2026-11-28T10:00:00+00:00", "user": "li",
-                               "status": "closed", "verdict": "fraud", "comment": "<b>confirmed</b>"}]
+                               "status": "closed", "verdict": "fraud", "comment": "<b>confirmed</b>", "assignee": None,
+                               "due": None},
+                              {"case_id": "C1", "kind": "assign", "at": "2026-11-28T11:00:00+00:00", "user": "li",
+                               "status": None, "verdict": None, "comment": None, "assignee": "wang",
+                               "due": "2026-12-01"}]
+    assert again.case_numbers() == {"C1": (2026, 1), "C2": (2026, 2)}
+    again.add_case_numbers([("C2", 2026, 2)])  # given again after a restart: kept once
+    assert again.case_numbers() == {"C1": (2026, 1), "C2": (2026, 2)}
 
 
 def test_a_console_runs_on_postgresql_and_a_wrong_url_is_one_line(postgres, broker, tmp_path):

@@ -78,6 +78,10 @@ class Pseudonymizer:
     def __call__(self, identifier: str) -> str:
         return self._cached(identifier) if type(identifier) is str else self._pseudonym(identifier)
 
+    def once(self, identifier: str) -> str:
+        """The pseudonym, without keeping the identifier in the cache (a supervisor's look-up in the workbench)."""
+        return self._pseudonym(identifier)
+
     def _pseudonym(self, identifier: str) -> str:
         digest = hmac.new(self._key, normalise(identifier).encode(), hashlib.sha256).hexdigest()
         return "P" + digest[:20]

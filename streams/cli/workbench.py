@@ -72,13 +72,21 @@ def cmd_console(args: argparse.Namespace) -> int:
     if store.users() == 0:
         raise ZhijianError(f"no user in {args.db}: add one with `zhijian console-user NAME --role analyst`")
     grids = _grids(args.grids) if args.grids else {}
+    from models.contracts.pseudonym import MissingKey, Pseudonymizer
+
+    try:  # with the region's key a supervisor can look a patient up by raw identifier; without it, not
+        pseudonymize = Pseudonymizer.from_env().once
+    except MissingKey:
+        pseudonymize = None
+    except ValueError as e:
+        raise ZhijianError(f"ZHIJIAN_PSEUDONYM_KEY: {e}") from None
     wait_until_answers(settings.kafka, timeout=30)
     from connectors.kafka.broker import ensure_topics
 
     ensure_topics(settings.kafka, [t for t in settings.topic_specs() if t.name == settings.topic("institution-verdicts")])
     asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
                       args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist"),
-                      settings.topic("institution-verdicts")))
+                      settings.topic("institution-verdicts"), pseudonymize))
     return 0
 
 

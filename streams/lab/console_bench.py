@@ -8,8 +8,10 @@ Two measurements, each beside a reference taken in the same run on the same mach
   (what reading the topic costs at least);
 * **pages**: the console served over HTTP on loopback (aiohttp, the same application ``zhijian console``
   runs) with that many cases, a signed-in analyst asking for the queue (whole, and filtered by stream and
-  status, grade, grid), case pages and institution pages: p50 / p95 / max per page, against the login page
-  (a template and no data: what one request costs at least).
+  status, grade, grid, "my cases"), case pages, the page of a case of 10,000 alerts (its first page, and a later
+  page of one rule and day), its audit report (XLSX), search by case number and by a record id, and institution
+  pages: p50 / p95 / max per page, against the login page (a template and no data: what one request costs at
+  least).
 
 The alerts are generated from a seed: one to four per case within a day (the console's grouping rule makes
 each group one case), detectors and streams in the region's proportions, a fifth of the institutions with
@@ -79,6 +81,29 @@ def generate_alerts(cases: int, seed: int = 1) -> list[bytes]:
     return [raw for _, raw in out]
 
 
+BIG_CASE_ALERTS = 10_000
+
+
+def big_case(seed: int = 1) -> list[bytes]:
+    """One fridge's incident of 10,000 alerts over 30 days (excursions and breaches: one cold-chain case)."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(BIG_CASE_ALERTS):
+        t = T0 + 30 * DAY * n / BIG_CASE_ALERTS
+        detector = "coldchain.excursion" if n % 3 else "coldchain.breach"
+        alert = {"alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/big/{n}")), "detector": detector,
+                 "version": "1", "stream": "telemetry", "severity": "high", "tier": "safety",
+                 "entity": {"kind": "device", "id": "FR-BIG"}, "institution_id": "CDC-BIG", "region": "310101",
+                 "score": round(rng.uniform(1, 10), 3), "event_time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                                                                   time.gmtime(t)),
+                 "status": "closed", "reason": f"fridge FR-BIG: {rng.uniform(8, 12):.1f} °C",
+                 "numbers": {"kind": "heat", "peak_c": round(rng.uniform(8, 12), 1), "limit_c": 8.0,
+                             "duration_minutes": rng.randrange(5, 90)},
+                 "evidence": [{"topic": "zhijian.telemetry", "partition": 3, "offset": n, "event_id": f"BIG-{n}"}]}
+        out.append(orjson.dumps(alert))
+    return out
+
+
 def scores_for(alerts: list[bytes], seed: int = 1) -> list[dict[str, Any]]:
     """A risk score record for a fifth of the institutions (the grades the queue orders by)."""
     rng = random.Random(seed)
@@ -111,13 +136,22 @@ async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float
     case_ids = list(console.book.cases)
     institutions = sorted({c.institution_id for c in console.book.cases.values()})
     grid = console.grid_of(next(iter(console.book.cases.values())))
+    big = next(c for c in console.book.cases.values() if c.entity_id == "FR-BIG")
+    some = console.book.cases[case_ids[len(case_ids) // 2]]
     pages = {
         "login page (reference)": lambda: "/login",
         "queue": lambda: "/",
         "queue: claims, open": lambda: "/?stream=claim&status=open",
         "queue: grade red": lambda: "/?grade=red",
         "queue: one grid": lambda: f"/?grid={grid}",
+        "queue: my cases": lambda: "/?mine=1",
         "case page": lambda: f"/cases/{rng.choice(case_ids)}",
+        f"case page: {big.alerts:,} alerts": lambda: f"/cases/{big.case_id}",
+        f"case page: {big.alerts:,} alerts, one rule and day, page 2": lambda: (
+            f"/cases/{big.case_id}?detector=coldchain.excursion&day=2026-09-15&page=2"),
+        f"audit report (XLSX) of the {big.alerts:,}-alert case": lambda: f"/cases/{big.case_id}/report.xlsx",
+        "search: a case number": lambda: f"/search?q={some.number}",
+        "search: a record id": lambda: f"/search?q=EV-{rng.randrange(len(case_ids))}-0",
         "institution page": lambda: f"/institutions/{rng.choice(institutions)}",
     }
     times: dict[str, list[float]] = {}
@@ -143,6 +177,7 @@ async def _pages(console: Any, requests: int, seed: int) -> dict[str, list[float
 def run_console_bench(args: argparse.Namespace) -> int:
     print(f"generating alerts for {args.cases:,} cases (seed {args.seed}) …", flush=True)
     alerts = generate_alerts(int(args.cases * 1.2), args.seed)  # an entity's incidents a week apart merge: ~1/6
+    alerts += big_case(args.seed)
     scores = scores_for(alerts, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "console.db")
@@ -152,6 +187,9 @@ def run_console_bench(args: argparse.Namespace) -> int:
         for s in scores:
             console.add_score(s)
         built = _timed(len(alerts), lambda: [console.add_alert(orjson.loads(a)) for a in alerts])
+        numbered = time.perf_counter()
+        console.flush_numbers()  # the case numbers given, kept in the store (the console does it per batch read)
+        numbered = time.perf_counter() - numbered
         cases = len(console.book.cases)
         gc.collect()
         gc.freeze()  # as the console does once it has caught up with the alert topic
@@ -159,6 +197,7 @@ def run_console_bench(args: argparse.Namespace) -> int:
         print("| step | alerts/s |\n|---|---|")
         print(f"| cases built (decode + file into cases) | {built:,.0f} |")
         print(f"| decode alone (orjson, reference) | {decoded:,.0f} |")
+        print(f"\nkeeping {cases:,} new case numbers in the store: {numbered:.2f} s")
         times = asyncio.run(_pages(console, args.requests, args.seed))
     print(f"\npages with {cases:,} cases, {args.requests} requests each, over HTTP on loopback:\n")
     print("| page | p50 ms | p95 ms | max ms |\n|---|---|---|---|")

@@ -11,6 +11,11 @@ It also follows ``zhijian.institution-scores`` (:mod:`streams.workbench.risk.sco
 to the grid 网格 of its region (a table ``region → grid`` given with ``--grids``; a region not in it
 is its own grid), and the queue filters by grid and by grade.
 
+Every case gets a short number people can say and type (``2026-000123``: the year of its first alert and a
+sequence), given once when the console first sees the case and kept in the store; the UUID stays its key.
+Cases are found by number, id, institution, entity (doctor, prescriber, device, carrier, patient pseudonym) and
+by the ids of the records their alerts rest on (a claim, a prescription, a manifest): :meth:`Console.search`.
+
 Users sign in (scrypt-hashed passwords, a signed session cookie); every form carries the session's
 CSRF token. Roles: an ``analyst`` changes cases of claims, prescriptions and medical waste, an
 ``operator`` cold-chain cases, a ``supervisor`` any; all see every case. Patients appear only as
@@ -47,12 +52,33 @@ GRADES = ("red", "orange", "yellow", "blue")
 GRADE_RANK = {g: i for i, g in enumerate(GRADES)}
 #: days of score history kept per institution
 HISTORY_DAYS = 400
+#: the most cases a search lists
+SEARCH_LIMIT = 200
+
+
+def _searchable(alert: dict[str, Any]) -> set[str]:
+    """The identifiers an alert can be found by: its entity and institution, the ids of its evidence records
+    (claim, prescription, manifest …) and the identifiers among its numbers (``*_id`` fields and lists of them)."""
+    terms = {alert["entity"]["id"], alert.get("institution_id") or ""}
+    terms.update(e.get("event_id", "") for e in alert.get("evidence") or ())
+    for k, v in (alert.get("numbers") or {}).items():
+        if k.endswith(("_id", "_ids", "patients", "members")):
+            for x in (v if isinstance(v, list) else [v]):
+                if isinstance(x, str):
+                    terms.add(x)
+    terms.discard("")
+    return {t.casefold() for t in terms if len(t) <= 80}
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
 
 class Console:
     """The cases and who may do what to them (no I/O: the web handlers and the followers call it)."""
 
-    def __init__(self, store: Store, grids: dict[str, str] | None = None) -> None:
+    def __init__(self, store: Store, grids: dict[str, str] | None = None, pseudonymize: Any = None) -> None:
         self.store = store
+        self.pseudonymize = pseudonymize  # the region's pseudonymizer (a patient looked up by raw id), or None
         self.grids = grids or {}  # region → grid 网格
         self.scores: dict[str, dict[str, Any]] = {}  # institution → its latest score record
         self.history: dict[str, dict[str, tuple[float, str]]] = {}  # institution → day → (score, grade)
@@ -72,6 +98,12 @@ class Console:
         self._points: dict[str, tuple[float, float]] = {}  # institution → (now_t, its points then)
         self._points_dirty: set[str] = set()  # institutions a case of which changed since
         self.grid_names: set[str] = set()
+        self._numbers = store.case_numbers()  # case id → (year, sequence), given once and kept
+        self._next: dict[int, int] = {}  # year → its highest sequence given
+        for year, seq in self._numbers.values():
+            self._next[year] = max(self._next.get(year, 0), seq)
+        self._new_numbers: list[tuple[str, int, int]] = []  # given since the last flush to the store
+        self._index: dict[str, set[str]] = {}  # search term (casefolded) → case ids
 
     # -- cases
     def add_alert(self, alert: dict[str, Any]) -> None:
@@ -86,7 +118,48 @@ class Console:
                 self._cases_of.setdefault(inst, set()).add(case.case_id)
             self.families.add(case.family)
             self.grid_names.add(self.grid_of(case))
+            case.number = self._number(case)
+            for term in (case.number, case.case_id):
+                self._index.setdefault(term.casefold(), set()).add(case.case_id)
+        for term in _searchable(alert):
+            self._index.setdefault(term, set()).add(case.case_id)
         self._place(case)
+
+    def _number(self, case: Any) -> str:
+        """The case's short number: the one it was given before, or the next of its first alert's year."""
+        given = self._numbers.get(case.case_id)
+        if given is None:
+            year = int(case.first_seen[:4])
+            given = self._numbers[case.case_id] = (year, self._next.get(year, 0) + 1)
+            self._next[year] = given[1]
+            self._new_numbers.append((case.case_id, *given))
+        return f"{given[0]}-{given[1]:06d}"
+
+    def flush_numbers(self) -> None:
+        """Keep the numbers given since the last flush (after each batch of alerts read)."""
+        if self._new_numbers:
+            rows, self._new_numbers = self._new_numbers, []
+            self.store.add_case_numbers(rows)
+
+    def search(self, query: str) -> list[Any]:
+        """The cases found by a case number, a case id, an institution, an entity or a source record's id (exact,
+        any case), newest incident first."""
+        q = query.strip().casefold()
+        if not q:
+            return []
+        ids = set(self._index.get(q, ()))
+        if not ids and len(q) >= 8:  # the first characters of a case id, as the old queue showed them
+            ids = {cid for cid in self.book.cases if cid.startswith(q)}
+        cases = sorted(map(self.book.cases.__getitem__, ids), key=lambda c: (c.last_seen, c.case_id), reverse=True)
+        return cases[:SEARCH_LIMIT]
+
+    def search_patient(self, raw_id: str) -> tuple[str, list[Any]]:
+        """The cases of a patient looked up by the raw identifier (pseudonymized here, never kept or logged):
+        (its pseudonym, the cases). Raises PermissionError when this console holds no key."""
+        if self.pseudonymize is None:
+            raise PermissionError("this console holds no pseudonymization key (ZHIJIAN_PSEUDONYM_KEY)")
+        pseudonym = self.pseudonymize(raw_id)
+        return pseudonym, self.search(pseudonym)
 
     def _place(self, case: Any) -> None:
         """(Re)file a case in the queue's order after anything its place depends on changed."""
@@ -142,13 +215,17 @@ class Console:
         return self._cases_of.get(institution, set())
 
     def queue(self, f: dict[str, str], limit: int = 500) -> list[tuple[Any, str, str]]:
-        """The first ``limit`` cases in queue order that pass the filters, as (case, grade, grid)."""
+        """The first ``limit`` cases in queue order that pass the filters, as (case, grade, grid). Filters: stream,
+        status, family, grade, grid, ``assignee`` (a user's cases: "my cases") and ``overdue`` (past the due date
+        now, wall-clock)."""
         rows = []
         cases = self.book.cases
+        now = _now() if f.get("overdue") else ""
         for key in self._order:
             c = cases[key[-1]]
             if ((f.get("stream") and c.stream != f["stream"]) or (f.get("status") and c.status != f["status"])
-                    or (f.get("family") and c.family != f["family"])):
+                    or (f.get("family") and c.family != f["family"])
+                    or (f.get("assignee") and c.assignee != f["assignee"]) or (now and not c.overdue(now))):
                 continue
             grade, grid = self.grade_of(c), self.grid_of(c)
             if (f.get("grade") and grade != f["grade"]) or (f.get("grid") and grid != f["grid"]):
@@ -215,7 +292,12 @@ class Console:
                 waiting.append(e)
                 continue
             try:
-                case.change(e["status"], user=e["user"], at=e["at"], comment=e["comment"], verdict=e["verdict"])
+                if e["kind"] == "assign":
+                    case.assign(e["assignee"], user=e["user"], at=e["at"], due=e.get("due"), comment=e["comment"])
+                elif e["kind"] == "comment":
+                    case.note(e["comment"] or "", user=e["user"], at=e["at"])
+                else:
+                    case.change(e["status"], user=e["user"], at=e["at"], comment=e["comment"], verdict=e["verdict"])
             except CaseError as err:  # already applied, or the store holds what this version refuses
                 log.warning("case event for %s not replayed: %s", e["case_id"], err)
                 continue
@@ -223,6 +305,7 @@ class Console:
             if e["status"] == "closed":
                 self.learn_verdict(case)
         self.pending = waiting
+        self.flush_numbers()
 
     def may_change(self, role: str, case: Any) -> bool:
         return self.may_change_stream(role, case.stream)
@@ -232,20 +315,65 @@ class Console:
         streams = MAY_CHANGE.get(role, set())
         return streams is None or stream in streams
 
-    def change(self, case_id: str, user: str, role: str, status: str, verdict: str | None,
-               comment: str | None) -> dict[str, Any]:
+    def _changeable(self, case_id: str, role: str) -> Any:
         case = self.book.cases.get(case_id)
         if case is None:
             raise KeyError(case_id)
         if not self.may_change(role, case):
             raise PermissionError(f"the {role} role may not change {case.stream} cases")
-        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        event = case.change(status, user=user, at=at, comment=comment or None, verdict=verdict or None).to_dict()
+        return case
+
+    def change(self, case_id: str, user: str, role: str, status: str, verdict: str | None,
+               comment: str | None) -> dict[str, Any]:
+        case = self._changeable(case_id, role)
+        event = case.change(status, user=user, at=_now(), comment=comment or None, verdict=verdict or None).to_dict()
         self._place(case)
         if status == "closed":
             self.learn_verdict(case)
         self.store.add_event(event)
         return event
+
+    def assign(self, case_id: str, user: str, role: str, assignee: str, comment: str | None = None) -> dict[str, Any]:
+        """指派: a supervisor gives a case to any user whose role may change it; anyone else may only take a case
+        they may change themselves. The due date follows the institution's grade (``cases.DUE_DAYS``)."""
+        case = self._changeable(case_id, role)
+        if role != "supervisor" and assignee != user:
+            raise PermissionError(f"the {role} role may take a case, not give it to someone else")
+        their_role = self.store.role_of(assignee)
+        if their_role is None:
+            raise CaseError(f"there is no user {assignee[:64]}")
+        if not self.may_change_stream(their_role, case.stream):
+            raise CaseError(f"{assignee[:64]} ({their_role}) may not work {case.stream} cases")
+        event = case.assign(assignee, user=user, at=_now(), grade=self.grade_of(case), comment=comment or None).to_dict()
+        self.store.add_event(event)
+        return event
+
+    def comment(self, case_id: str, user: str, text: str) -> dict[str, Any]:
+        """A comment on a case's thread (anyone signed in)."""
+        case = self.book.cases.get(case_id)
+        if case is None:
+            raise KeyError(case_id)
+        event = case.note(text, user=user, at=_now()).to_dict()
+        self.store.add_event(event)
+        return event
+
+    def bulk_change(self, case_ids: list[str], user: str, role: str, status: str,
+                    comment: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+        """One change applied to many cases (bulk acknowledgement): the events of those it applied to, and one
+        line for each it did not (unknown, not allowed, or a transition the lifecycle refuses)."""
+        events, refused = [], []
+        for case_id in dict.fromkeys(case_ids):
+            try:
+                events.append(self.change(case_id, user, role, status, None, comment))
+            except KeyError:
+                refused.append(f"{case_id[:64]}: no such case")
+            except (PermissionError, CaseError) as e:
+                case = self.book.cases.get(case_id)
+                refused.append(f"{case.number if case else case_id[:64]}: {e}")
+        return events, refused
+
+    def users(self) -> list[tuple[str, str]]:
+        return self.store.user_names()
 
     # -- sessions
     def session_cookie(self, user: str) -> str:

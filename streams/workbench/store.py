@@ -10,7 +10,7 @@ written to ``zhijian.case-events`` for other systems.
 
 >>> s = Store(":memory:")
 >>> s.version
-2
+3
 >>> s.add_user("li", "analyst", "a long enough secret")
 >>> s.check_password("li", "a long enough secret"), s.check_password("li", "wrong"), s.check_password("x", "y")
 ('analyst', None, None)
@@ -34,6 +34,11 @@ MIGRATIONS = [
                                  at TEXT NOT NULL, "user" TEXT, status TEXT, verdict TEXT, comment TEXT);""",
     """CREATE INDEX case_events_case ON case_events (case_id);
        CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);""",
+    # assignment 指派 and its due date; the short case numbers (2026-000123), given once and kept
+    """ALTER TABLE case_events ADD COLUMN assignee TEXT;
+       ALTER TABLE case_events ADD COLUMN due TEXT;
+       CREATE TABLE case_numbers (case_id TEXT PRIMARY KEY, year INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                  UNIQUE (year, seq));""",
 ]
 
 
@@ -125,17 +130,39 @@ class Store:
         row = self._run("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def user_names(self) -> list[tuple[str, str]]:
+        """Every user as (name, role), by name: whom a case can be assigned to."""
+        return [(r[0], r[1]) for r in self._run("SELECT name, role FROM users ORDER BY name")]
+
     def add_event(self, event: dict[str, Any]) -> None:
         with self._transaction():
-            self._run('INSERT INTO case_events (case_id, kind, at, "user", status, verdict, comment) '
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(event.get(k) for k in EVENT_FIELDS))
+            self._run(f"INSERT INTO case_events ({_COLUMNS}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})",
+                      tuple(event.get(k) for k in EVENT_FIELDS))
 
     def events(self) -> list[dict[str, Any]]:
-        cur = self._run('SELECT case_id, kind, at, "user", status, verdict, comment FROM case_events ORDER BY seq')
+        cur = self._run(f"SELECT {_COLUMNS} FROM case_events ORDER BY seq")
         return [dict(zip(EVENT_FIELDS, r)) for r in cur]
 
+    def case_numbers(self) -> dict[str, tuple[int, int]]:
+        """case id → (year, sequence) of every number given so far."""
+        return {r[0]: (r[1], r[2]) for r in self._run("SELECT case_id, year, seq FROM case_numbers")}
 
-EVENT_FIELDS = ("case_id", "kind", "at", "user", "status", "verdict", "comment")
+    def add_case_numbers(self, rows: list[tuple[str, int, int]]) -> None:
+        """Keep newly given numbers (case id, year, sequence), in one transaction; a case that has a number keeps
+        the one it was given first."""
+        if not rows:
+            return
+        with self._transaction():
+            sql = "INSERT INTO case_numbers (case_id, year, seq) VALUES (?, ?, ?) ON CONFLICT (case_id) DO NOTHING"
+            if self.postgres:
+                with self.db.cursor() as cur:
+                    cur.executemany(_postgres(sql), rows)
+            else:
+                self.db.executemany(sql, rows)
+
+
+EVENT_FIELDS = ("case_id", "kind", "at", "user", "status", "verdict", "comment", "assignee", "due")
+_COLUMNS = ", ".join(f'"{f}"' if f == "user" else f for f in EVENT_FIELDS)
 
 
 def _redacted(url: str) -> str:

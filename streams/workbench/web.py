@@ -1,18 +1,26 @@
 """`zhijian console`: the workbench's web application — server-rendered pages (aiohttp + Jinja2 with
 autoescaping, no build chain) over a :class:`~streams.workbench.console.Console`, and the topics it follows.
 
-Pages: the queue ``/``, a case ``/cases/{id}`` (and its form), an institution ``/institutions/{id}``, the
-cold-chain board ``/coldchain``, the watch lists ``/watchlist``, sign-in and sign-out. Every handler finds the
-console and the senders in the application (``request.app[CONSOLE]``); every form carries the session's CSRF
-token. :func:`serve` follows ``zhijian.alerts``, ``zhijian.institution-scores`` and ``zhijian.watchlist`` with
+Pages: the queue ``/`` (filters, "my cases", overdue, bulk acknowledgement), a case ``/cases/{id}`` (its alerts
+summarised by rule and day and paged, its thread, its forms: change, assign 指派, comment) and its report
+``/cases/{id}/report.xlsx`` (稽核报告), search ``/search``, an institution ``/institutions/{id}``, the cold-chain
+board ``/coldchain``, the watch lists ``/watchlist``, sign-in and sign-out. Charts are drawn in the browser by
+Apache ECharts, vendored in ``static/`` (nothing is loaded from the internet). Every page is in Chinese (zh_CN,
+the default) or English (``/lang/en``): the templates' messages are English msgids translated by the gettext
+catalogue ``locale/zh_CN/LC_MESSAGES/messages.po`` (Babel reads it at start). Every handler finds the console and
+the senders in the application (``request.app[CONSOLE]``); every form carries the session's CSRF token. :func:`serve` follows ``zhijian.alerts``, ``zhijian.institution-scores`` and ``zhijian.watchlist`` with
 the topic follower and writes case events and watch-list entries.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import gettext
 import hmac
+import io
 import logging
+import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -24,7 +32,7 @@ from aiohttp import web
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower, follow_forever
 from models.contracts.records import InvalidRecord
-from streams.workbench.cases import STATUSES, TRANSITIONS, VERDICTS, CaseError, points_grade
+from streams.workbench.cases import STATUSES, TRANSITIONS, VERDICTS, CaseError, money_of, points_grade
 from streams.workbench.console import GRADES, SESSION_S, STREAMS, Console
 from streams.workbench.store import Store
 
@@ -37,8 +45,59 @@ SEND_EVENT = web.AppKey("send_event", object)
 #: writes a watch-list entry, or its removal (None), to zhijian.watchlist (None: not connected)
 SEND_WATCH = web.AppKey("send_watch", object)
 
-_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                autoescape=True, undefined=jinja2.StrictUndefined)
+HERE = Path(__file__).parent
+LANG_COOKIE = "zj_lang"
+#: the languages of the pages, the first the default
+LANGUAGES = ("zh_CN", "en")
+#: alerts listed per page of a case
+PAGE_SIZE = 50
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue whose translation is looked up later (codes shown by their name)."""
+    return message
+
+
+#: the codes a page shows by name (statuses, verdicts, grades, streams, roles): msgids of the catalogue
+CODE_NAMES = (N_("open"), N_("acknowledged"), N_("in_progress"), N_("closed"), N_("fraud"), N_("violation"),
+              N_("false_positive"), N_("duplicate"), N_("justified"), N_("red"), N_("orange"), N_("yellow"),
+              N_("blue"), N_("prescription"), N_("claim"), N_("waste"), N_("telemetry"), N_("analyst"),
+              N_("operator"), N_("supervisor"), N_("watch"), N_("excluded"), N_("assign"), N_("status"), N_("comment"))
+
+
+@lru_cache(maxsize=None)
+def translations(lang: str) -> gettext.NullTranslations:
+    """The catalogue of ``lang`` (read from its .po with Babel, compiled in memory); English is the msgids."""
+    if lang == "en":
+        return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
+    with open(HERE / "locale" / lang / "LC_MESSAGES" / "messages.po", "rb") as f:
+        catalog = read_po(f, locale=lang)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+@lru_cache(maxsize=None)
+def _templates(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, extensions=["jinja2.ext.i18n"])
+    t = translations(lang)
+    env.install_gettext_translations(t, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["local"] = local_time
+    env.filters["t"] = t.gettext  # a code shown by its name: {{ c.status|t }}
+    env.filters["fields"] = lambda numbers: number_fields(numbers, t.gettext)
+    return env
+
+
+def tr(lang: str, message: str, **values: Any) -> str:
+    """A message of the Python side (a page title, an error line) in ``lang``."""
+    text = translations(lang).gettext(message)
+    return text % values if values else text
 
 #: The region's time zone: every time a page shows is in it, UTC on hover (``zhijian console --timezone``).
 REGION_TZ = "Asia/Shanghai"
@@ -84,7 +143,45 @@ def local_time(value: Any, seconds: bool = False) -> Markup:
     return Markup(f'<time datetime="{Markup.escape(text)}" title="{utc} UTC">{shown}</time>')
 
 
-_templates.filters["local"] = local_time
+def local_day(value: str) -> str:
+    """The region's calendar day of an ISO time.
+
+    >>> set_timezone("Asia/Shanghai")
+    >>> local_day("2026-11-04T20:09:55+00:00")
+    '2026-11-05'
+    """
+    from datetime import datetime
+
+    if not _zone:
+        set_timezone(REGION_TZ)
+    return datetime.fromisoformat(value).astimezone(_zone[0]).strftime("%Y-%m-%d")
+
+
+def _shown(value: Any, gettext: Callable[[str], str]) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        items = ", ".join(_shown(v, gettext) for v in value[:12])
+        return items + (f" … ({len(value)})" if len(value) > 12 else "")
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_shown(v, gettext)}" for k, v in list(value.items())[:12])
+    return str(value)
+
+
+def number_fields(numbers: dict[str, Any] | None, gettext: Callable[[str], str] = str) -> list[tuple[str, str]]:
+    """An alert's numbers as labelled fields, for people: names in words, money and counts with separators,
+    lists shortened; a ``trace`` is drawn as a chart instead.
+
+    >>> number_fields({"amount": 12345.5, "claims": 3, "limit_c": 8.0, "codes": ["A", "B"], "trace": {}})
+    [('amount', '12,345.50'), ('claims', '3'), ('limit c', '8'), ('codes', 'A, B')]
+    """
+    return [(gettext(k.replace("_", " ")), _shown(v, gettext)) for k, v in (numbers or {}).items() if k != "trace"]
+
+
 routes = web.RouteTableDef()
 
 
@@ -97,42 +194,56 @@ def make_app(console: Console, send_event: Callable[[dict[str, Any]], Awaitable[
     app[SEND_EVENT] = send_event
     app[SEND_WATCH] = send_watch
     app.add_routes(routes)
+    app.router.add_static("/static/", HERE / "static")
     return app
 
 
 # -- helpers of every page
 
 def _page(name: str, status: int = 200, **values: Any) -> web.Response:
-    return web.Response(text=_templates.get_template(name).render(**values), status=status, content_type="text/html")
+    values.setdefault("lang", LANGUAGES[0])
+    return web.Response(text=_templates(values["lang"]).get_template(name).render(**values), status=status,
+                        content_type="text/html")
+
+
+def _lang(request: web.Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return lang if lang in LANGUAGES else LANGUAGES[0]
 
 
 def _who(request: web.Request) -> dict[str, Any]:
-    """The signed-in session ({user, role, csrf}); a visitor without one is sent to the sign-in page."""
+    """The signed-in session ({user, role, csrf, lang}); a visitor without one is sent to the sign-in page."""
     s = request.app[CONSOLE].session(request.cookies.get(SESSION_COOKIE))
     if s is None:
         raise web.HTTPSeeOther("/login")
+    s["lang"] = _lang(request)
     return s
 
 
-def _error(status: int, title: str, message: str, s: dict[str, Any] | None) -> web.Response:
-    return _page("error.html", status, title=title, message=message, user=s and s["user"], role=s and s["role"],
-                 csrf=s and s["csrf"])
+def _error(status: int, title: str, message: str, s: dict[str, Any] | None, lang: str | None = None) -> web.Response:
+    lang = lang or (s or {}).get("lang") or LANGUAGES[0]
+    return _page("error.html", status, title=tr(lang, title), message=message, user=s and s["user"],
+                 role=s and s["role"], csrf=s and s["csrf"], lang=lang)
 
 
 def _forged(form: Any, s: dict[str, Any] | None) -> web.Response | None:
     """The refusal of a form that did not come from this session (its CSRF token), or None."""
     if s is None or not hmac.compare_digest(str(form.get("csrf", "")), s["csrf"]):
-        return _error(403, "Refused", "the form did not come from this session (CSRF token)", s)
+        lang = (s or {}).get("lang", LANGUAGES[0])
+        return _error(403, N_("Refused"), tr(lang, "the form did not come from this session (CSRF token)"), s)
     return None
 
 
-def _sparkline(values: list[float], width: int = 300, height: int = 40) -> str:
-    """SVG polyline points of a score history (the page draws it; no script, no chart library)."""
-    if len(values) < 2:
-        return ""
-    top = max(max(values), 1e-9)
-    step = width / (len(values) - 1)
-    return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}" for i, v in enumerate(values))
+@routes.get("/lang/{lang}")
+async def language(request: web.Request) -> web.Response:
+    """Switch the pages' language (a cookie) and go back where the user was."""
+    lang = request.match_info["lang"]
+    back = request.headers.get("Referer", "/")
+    back = back if back.startswith(f"{request.scheme}://{request.host}/") else "/"
+    response = web.HTTPSeeOther(back)
+    if lang in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, samesite="Strict", max_age=365 * 86400)
+    raise response
 
 
 def trace_svg(trace: dict[str, Any] | None, width: int = 288, height: int = 64) -> str:
@@ -181,7 +292,7 @@ def trace_svg(trace: dict[str, Any] | None, width: int = 288, height: int = 64) 
 
 @routes.get("/login")
 async def login_form(request: web.Request) -> web.Response:
-    return _page("login.html", user=None, error=None)
+    return _page("login.html", user=None, error=None, lang=_lang(request))
 
 
 @routes.post("/login")
@@ -190,11 +301,12 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     name, password = str(form.get("user", "")), str(form.get("password", ""))
     if not console.store.check_password(name, password):
-        return _page("login.html", 401, user=None, error="unknown user or wrong password")
+        lang = _lang(request)
+        return _page("login.html", 401, user=None, error=tr(lang, "unknown user or wrong password"), lang=lang)
     response = web.HTTPSeeOther("/")
     response.set_cookie(SESSION_COOKIE, console.session_cookie(name), httponly=True, samesite="Strict",
                         max_age=SESSION_S)
-    return response
+    raise response
 
 
 @routes.post("/logout")
@@ -205,7 +317,7 @@ async def logout(request: web.Request) -> web.Response:
         return refused
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE)
-    return response
+    raise response
 
 
 # -- the queue, an institution, the cold-chain board
@@ -214,15 +326,52 @@ async def logout(request: web.Request) -> web.Response:
 async def queue(request: web.Request) -> web.Response:
     s = _who(request)
     console = request.app[CONSOLE]
-    f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid")}
+    return _queue(request, s)
+
+
+def _queue(request: web.Request, s: dict[str, Any], status: int = 200, notice: str | None = None,
+           refused: list[str] | None = None) -> web.Response:
+    console = request.app[CONSOLE]
+    f = {k: request.query.get(k, "") for k in ("stream", "status", "family", "grade", "grid", "mine", "overdue")}
+    if f["mine"]:
+        f["assignee"] = s["user"]
     rows = console.queue(f)
     points = {inst: console.points_total(inst) for inst in {c.institution_id for c, _, _ in rows if c.institution_id}}
     learned = ({c.case_id: console.priority_of(c) for c, _, _ in rows if c.status != "closed"}
                if console.priority.ready else {})
-    return _page("queue.html", rows=rows, points=points, learned=learned,
+    return _page("queue.html", status, rows=rows, points=points, learned=learned, now=_utc_now(),
                  verdicts=sum(console.priority.seen.values()), total=len(console.book.cases), f=f, streams=STREAMS,
                  statuses=STATUSES, families=sorted(console.families), grades=GRADES,
-                 grids=sorted(console.grid_names), **s)
+                 grids=sorted(console.grid_names), chart=_queue_chart(console, s["lang"]), charts=True, notice=notice,
+                 refused=refused or [], bulk_statuses=("acknowledged", "in_progress"), **s)
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _queue_chart(console: Console, lang: str) -> dict[str, Any]:
+    """Open cases by family and grade: what the queue holds, at a glance (counted again at most every 5 s)."""
+    import time
+
+    cached = console.__dict__.get("_queue_chart")
+    if cached is None or time.monotonic() - cached[0] > 5.0 or cached[1] != len(console.book.cases):
+        counts: dict[tuple[str, str], int] = {}
+        for c in console.book.cases.values():
+            if c.status != "closed":
+                k = (c.family, console.grade_of(c))
+                counts[k] = counts.get(k, 0) + 1
+        cached = console.__dict__["_queue_chart"] = (time.monotonic(), len(console.book.cases), counts)
+    counts = cached[2]
+    families = sorted({f for f, _ in counts}, key=lambda f: -sum(n for (g, _), n in counts.items() if g == f))[:15]
+    grades = [g for g in (*GRADES, "") if any(k[1] == g for k in counts)]
+    gettext = translations(lang).gettext
+    return {"kind": "queue", "families": families, "grades": grades,
+            "grade_names": [gettext(g) if g else gettext("not graded") for g in grades],
+            "counts": [[counts.get((f, g), 0) for f in families] for g in grades],
+            "labels": {"cases": gettext("open cases")}}
 
 
 @routes.get("/institutions/{institution_id}")
@@ -234,13 +383,17 @@ async def institution_page(request: web.Request) -> web.Response:
     cases = [c for c, _ in shares]
     record = console.scores.get(inst)
     if record is None and not cases:
-        return _error(404, "No such institution", f"no score and no case for institution {inst[:64]}", s)
+        return _error(404, N_("No such institution"),
+                      tr(s["lang"], "no score and no case for institution %(id)s", id=inst[:64]), s)
     history = sorted(console.history.get(inst, {}).items())
     share = {c.case_id: p for c, p in shares}
     cases.sort(key=lambda c: (c.status == "closed", -share[c.case_id], c.last_seen))
     z = sorted((record or {}).get("z", {}).items(), key=lambda kv: -kv[1])
+    gettext = translations(s["lang"]).gettext
+    chart = {"kind": "score", "points": [[day, round(v[0], 3), v[1]] for day, v in history],
+             "labels": {"score": gettext("score"), "grade": gettext("grade"), "day": gettext("day")}}
     return _page("institution.html", inst=inst, r=record, z=z, features=(record or {}).get("features", {}),
-                 history=history, cases=cases, spark=_sparkline([v[0] for _, v in history]), points=points,
+                 history=history, cases=cases, chart=chart, charts=bool(history), points=points,
                  points_grade=points_grade(points), share=share, as_of=console.now, **s)
 
 
@@ -257,11 +410,12 @@ async def coldchain(request: web.Request) -> web.Response:
             a = console.alerts[aid]
             if a.get("status") != "open":
                 continue
-            row = (c, a, console.grid_of(c), Markup(trace_svg((a.get("numbers") or {}).get("trace"))))
+            row = (c, a, console.grid_of(c), Markup(trace_svg((a.get("numbers") or {}).get("trace"))),
+                   trace_chart(a, s["lang"]))
             (silent if a["detector"] == "coldchain.sensor_silent" else excursions).append(row)
     excursions.sort(key=lambda r: r[1]["event_time"])
     silent.sort(key=lambda r: r[1]["event_time"])
-    return _page("coldchain.html", excursions=excursions, silent=silent,
+    return _page("coldchain.html", excursions=excursions, silent=silent, charts=any(r[4] for r in excursions + silent),
                  can_change=console.may_change_stream(s["role"], "telemetry"), **s)
 
 
@@ -287,13 +441,14 @@ async def watchlist_change(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     if s["role"] != "supervisor":
-        return _error(403, "Not allowed", f"the {s['role']} role may not edit the watch lists", s)
+        return _error(403, N_("Not allowed"), tr(s["lang"], "the %(role)s role may not edit the watch lists",
+                                                  role=tr(s["lang"], s["role"])), s)
     if send_watch is None:
-        return _error(503, "Not connected", "this console cannot write to the watch-list topic", s)
+        return _error(503, N_("Not connected"), tr(s["lang"], "this console cannot write to the watch-list topic"), s)
     remove = str(form.get("remove", ""))
     if remove:
         if remove not in console.watchlist:
-            return _watchlist(console, s, 404, f"no entry {remove[:80]} on the watch lists")
+            return _watchlist(console, s, 404, tr(s["lang"], "no entry %(key)s on the watch lists", key=remove[:80]))
         await send_watch(remove, None)
         console.add_watch(remove.encode(), None)
     else:
@@ -309,41 +464,122 @@ async def watchlist_change(request: web.Request) -> web.Response:
 
 # -- a case
 
+class Refusal(Exception):
+    """A page that answers a request in place of what it asked for (an unknown case, a forged form)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def trace_chart(alert: dict[str, Any] | None, lang: str) -> dict[str, Any] | None:
+    """A device's temperature around its alert as chart data: an excursion's readings (``numbers.trace`` with
+    ``t``/``c``, the device's range as limits) or an abnormal-dynamics alert's hours against their normal."""
+    from datetime import datetime, timezone
+
+    trace = ((alert or {}).get("numbers") or {}).get("trace") or {}
+    gettext = translations(lang).gettext
+    labels = {"read": gettext("read"), "normal": gettext("normal for the hour"), "time": gettext("time")}
+    if not _zone:
+        set_timezone(REGION_TZ)
+
+    def at(t: float) -> str:
+        return datetime.fromtimestamp(t, timezone.utc).astimezone(_zone[0]).strftime("%m-%d %H:%M")
+
+    def rounded(values: list[Any] | None) -> list[Any] | None:  # as a thermometer reads: to the hundredth
+        return None if values is None else [None if v is None else round(v, 2) for v in values]
+
+    if trace.get("t"):
+        return {"kind": "trace", "times": [at(t) for t in trace["t"]], "read": rounded(trace["c"]), "normal": None,
+                "limits": [trace.get("low_c"), trace.get("high_c")], "labels": labels}
+    if trace.get("observed") and trace.get("start_t") is not None:
+        n = len(trace["observed"])
+        return {"kind": "trace", "times": [at(trace["start_t"] + 3600 * i) for i in range(n)],
+                "read": rounded(trace["observed"]), "normal": rounded(trace["normal"]), "limits": None,
+                "labels": labels}
+    return None
+
+
 @routes.get("/cases/{case_id}")
 async def case_page(request: web.Request) -> web.Response:
     return _case(request, _who(request))
 
 
-def _case(request: web.Request, s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
-    console = request.app[CONSOLE]
-    case = console.book.cases.get(request.match_info["case_id"])
+def _case_or_404(request: web.Request, s: dict[str, Any]) -> Any:
+    case = request.app[CONSOLE].book.cases.get(request.match_info["case_id"])
     if case is None:
-        return _error(404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
-    alerts = []
+        raise Refusal(_error(404, N_("No such case"), tr(s["lang"], "there is no case %(id)s",
+                                                  id=request.match_info["case_id"][:64]), s))
+    return case
+
+
+def _case(request: web.Request, s: dict[str, Any], status: int = 200, message: str | None = None) -> web.Response:
+    """A case: its alerts summarised by rule and day (each row a filter), then one page of them with their numbers as
+    labelled fields and their evidence, the strongest first; its thread (changes, assignments, comments — the
+    alerts joining it are counted, not listed); the forms."""
+    console = request.app[CONSOLE]
+    try:
+        case = _case_or_404(request, s)
+    except Refusal as refused:
+        return refused.response
+    q = request.query
+    detector, day = q.get("detector", ""), q.get("day", "")
+    summary: dict[tuple[str, str], list[float]] = {}
+    selected = []
     for aid in case.alert_ids:
-        a = dict(console.alerts[aid])
-        a["numbers_json"] = orjson.dumps(a.get("numbers", {})).decode()
-        alerts.append(a)
-    return _page("case.html", status, c=case, alerts=alerts, history=[vars(e) for e in case.history],
-                 error=message, can_change=console.may_change(s["role"], case),
+        a = console.alerts[aid]
+        d = local_day(a["event_time"])
+        row = summary.setdefault((d, a["detector"]), [0, 0.0])
+        row[0] += 1
+        row[1] += money_of(a)
+        if (not detector or a["detector"] == detector) and (not day or d == day):
+            selected.append(a)
+    selected.sort(key=lambda a: (a["event_time"], a["alert_id"]))
+    pages = max(1, math.ceil(len(selected) / PAGE_SIZE))
+    try:
+        page = min(max(1, int(q.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    shown = selected[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    days = sorted({d for d, _ in summary})
+    detectors = sorted({r for _, r in summary})
+    gettext = translations(s["lang"]).gettext
+    chart = {"kind": "alerts", "days": days, "labels": {"day": gettext("day"), "alerts": gettext("alerts")},
+             "series": [{"name": r, "counts": [int(summary.get((d, r), (0, 0))[0]) for d in days]} for r in detectors]}
+    strongest = console.alerts.get(case.strongest or "")
+    trace = next((c for c in (trace_chart(a, s["lang"]) for a in ([strongest] if strongest else []) + shown) if c),
+                 None) if case.stream == "telemetry" else None
+    timeline = [e for e in case.history if e.kind != "alert"]
+    users = [(name, role) for name, role in console.users() if console.may_change_stream(role, case.stream)]
+    return _page("case.html", status, c=case, alerts=shown, strongest=strongest, summary=sorted(summary.items()),
+                 detector=detector, day=day, page=page, pages=pages, selected=len(selected), chart=chart,
+                 trace=trace, timeline=timeline, joined=len(case.history) - len(timeline), error=message, charts=True,
+                 can_change=console.may_change(s["role"], case), users=users, now=_utc_now(),
                  next_statuses=TRANSITIONS[case.status], verdicts=VERDICTS, **s)
+
+
+async def _form(request: web.Request, s: dict[str, Any]) -> Any:
+    form = await request.post()
+    refused = _forged(form, s)
+    if refused is not None:
+        raise Refusal(refused)
+    return form
 
 
 @routes.post("/cases/{case_id}")
 async def change(request: web.Request) -> web.Response:
     s = _who(request)
     console, send_event = request.app[CONSOLE], request.app[SEND_EVENT]
-    form = await request.post()
-    refused = _forged(form, s)
-    if refused is not None:
-        return refused
     try:
+        form = await _form(request, s)
         event = console.change(request.match_info["case_id"], s["user"], s["role"], str(form.get("status", "")),
                                str(form.get("verdict", "")) or None, str(form.get("comment", ""))[:2000])
+    except Refusal as refused:
+        return refused.response
     except KeyError:
-        return _error(404, "No such case", f"there is no case {request.match_info['case_id'][:64]}", s)
+        return _case(request, s)  # its 404
     except PermissionError as e:
-        return _error(403, "Not allowed", str(e), s)
+        return _error(403, N_("Not allowed"), str(e), s)
     except CaseError as e:
         return _case(request, s, 400, str(e))
     if send_event is not None:
@@ -351,6 +587,130 @@ async def change(request: web.Request) -> web.Response:
     if form.get("back") == "/coldchain":  # acknowledged from the board: back to it (no other target)
         raise web.HTTPSeeOther("/coldchain")
     raise web.HTTPSeeOther(f"/cases/{event['case_id']}")
+
+
+@routes.post("/cases/{case_id}/assign")
+async def assign(request: web.Request) -> web.Response:
+    """指派: a supervisor gives the case to a user; anyone who may change it can take it."""
+    s = _who(request)
+    console, send_event = request.app[CONSOLE], request.app[SEND_EVENT]
+    try:
+        form = await _form(request, s)
+        event = console.assign(request.match_info["case_id"], s["user"], s["role"],
+                               str(form.get("assignee", "")) or s["user"], str(form.get("comment", ""))[:2000])
+    except Refusal as refused:
+        return refused.response
+    except KeyError:
+        return _case(request, s)
+    except PermissionError as e:
+        return _error(403, N_("Not allowed"), str(e), s)
+    except CaseError as e:
+        return _case(request, s, 400, str(e))
+    if send_event is not None:
+        await send_event(event)
+    raise web.HTTPSeeOther(f"/cases/{event['case_id']}")
+
+
+@routes.post("/cases/{case_id}/comment")
+async def comment(request: web.Request) -> web.Response:
+    s = _who(request)
+    console, send_event = request.app[CONSOLE], request.app[SEND_EVENT]
+    try:
+        form = await _form(request, s)
+        event = console.comment(request.match_info["case_id"], s["user"], str(form.get("comment", ""))[:2000])
+    except Refusal as refused:
+        return refused.response
+    except KeyError:
+        return _case(request, s)
+    except CaseError as e:
+        return _case(request, s, 400, str(e))
+    if send_event is not None:
+        await send_event(event)
+    raise web.HTTPSeeOther(f"/cases/{event['case_id']}#thread")
+
+
+@routes.post("/bulk")
+async def bulk(request: web.Request) -> web.Response:
+    """One change for the cases ticked in the queue (bulk acknowledgement); the queue again, saying what was done."""
+    s = _who(request)
+    console, send_event = request.app[CONSOLE], request.app[SEND_EVENT]
+    try:
+        form = await _form(request, s)
+    except Refusal as refused:
+        return refused.response
+    ids = [str(x) for x in form.getall("case", [])][:1000]
+    events, refused_lines = console.bulk_change(ids, s["user"], s["role"], str(form.get("status", "acknowledged")),
+                                                str(form.get("comment", ""))[:2000] or None)
+    if send_event is not None:
+        for event in events:
+            await send_event(event)
+    notice = tr(s["lang"], "%(done)d of %(asked)d cases changed", done=len(events), asked=len(set(ids)))
+    return _queue(request, s, notice=notice, refused=refused_lines)
+
+
+@routes.get("/cases/{case_id}/report.xlsx")
+async def report(request: web.Request) -> web.Response:
+    """稽核报告: the case, its alerts with their numbers, the evidence they rest on and the money, as a workbook."""
+    from streams.workbench.report import case_report
+
+    s = _who(request)
+    console = request.app[CONSOLE]
+    try:
+        case = _case_or_404(request, s)
+    except Refusal as refused:
+        return refused.response
+    alerts = sorted((console.alerts[a] for a in case.alert_ids), key=lambda a: (a["event_time"], a["alert_id"]))
+    body = case_report(case, alerts, translations(s["lang"]).gettext, local_time_text, s["user"], _utc_now(),
+                       console.grade_of(case))
+    name = f"case-{case.number or case.case_id}.xlsx"
+    return web.Response(body=body, headers={"Content-Disposition": f'attachment; filename="{name}"'},
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def local_time_text(value: str) -> str:
+    """An ISO time in the region's zone as plain text (for a report)."""
+    from datetime import datetime
+
+    if not _zone:
+        set_timezone(REGION_TZ)
+    try:
+        return datetime.fromisoformat(value).astimezone(_zone[0]).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(value or "")
+
+
+# -- search
+
+@routes.get("/search")
+async def search(request: web.Request) -> web.Response:
+    """Cases by case number, case id, institution, entity (doctor, prescriber, device, carrier, pseudonym) or the id
+    of a record an alert rests on (claim, prescription, manifest)."""
+    s = _who(request)
+    console = request.app[CONSOLE]
+    q = request.query.get("q", "")[:200]
+    cases = console.search(q) if q.strip() else []
+    return _page("search.html", q=q, cases=cases, pseudonym=None, searched=bool(q.strip()),
+                 can_lookup=s["role"] == "supervisor" and console.pseudonymize is not None, **s)
+
+
+@routes.post("/search/patient")
+async def search_patient(request: web.Request) -> web.Response:
+    """A supervisor looks a patient up by the raw identifier: pseudonymized with the region's key on the spot,
+    never stored, logged or shown back (a POST: it is in no URL or access log)."""
+    s = _who(request)
+    console = request.app[CONSOLE]
+    try:
+        form = await _form(request, s)
+    except Refusal as refused:
+        return refused.response
+    if s["role"] != "supervisor":
+        return _error(403, N_("Not allowed"), tr(s["lang"], "only a supervisor looks a patient up by identifier"), s)
+    raw = str(form.get("patient_id", ""))[:64]
+    try:
+        pseudonym, cases = console.search_patient(raw)
+    except PermissionError as e:
+        return _error(403, N_("Not allowed"), str(e), s)
+    return _page("search.html", q="", cases=cases, pseudonym=pseudonym, searched=True, can_lookup=True, **s)
 
 
 # -- the topics it follows, and the server
@@ -384,13 +744,13 @@ async def follow_alerts(conn: KafkaConnection, topic: str, console: Console, rea
 
 async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
                 scores_topic: str | None = None, grids: dict[str, str] | None = None,
-                watch_topic: str | None = None, verdicts_topic: str | None = None) -> None:
+                watch_topic: str | None = None, verdicts_topic: str | None = None, pseudonymize: Any = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     from streams.workbench.risk.learned import POSITIVE
     from streams.workbench.risk.verdicts import record as verdict_record
 
-    console = Console(store, grids)
+    console = Console(store, grids, pseudonymize)
     producer = AIOKafkaProducer(**conn.aiokafka())
     await producer.start()
 

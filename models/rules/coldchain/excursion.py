@@ -113,6 +113,25 @@ def affected_stock(alert: Alert, stock: dict[str, Any]) -> None:
                      + (f"{at_risk} of {doses} doses at risk" if at_risk != doses else f"{doses} doses at risk"))
 
 
+#: readings before an excursion its trace keeps, and the most readings a trace holds (past it, the readings after
+#: the first TRACE_BEFORE + a few are thinned to every other one)
+TRACE_BEFORE, TRACE_MAX = 12, 120
+
+
+def _traced(exc: dict[str, Any], t: float, temp: float) -> None:
+    """Add a reading to an excursion's trace, thinning the trace when it grows past TRACE_MAX.
+
+    >>> exc = {"trace": [[float(i), 5.0] for i in range(TRACE_MAX)]}
+    >>> _traced(exc, 999.0, 9.0); len(exc["trace"]) <= TRACE_MAX, exc["trace"][-1]
+    (True, [999.0, 9.0])
+    """
+    trace = exc.setdefault("trace", [])
+    trace.append([t, temp])
+    if len(trace) > TRACE_MAX:
+        head = TRACE_BEFORE + 4
+        exc["trace"] = trace[:head] + trace[head:-1:2] + trace[-1:]
+
+
 class _Excursion:
     """A view of the excursion kept in the device's state (a dict of JSON values)."""
 
@@ -149,6 +168,9 @@ class ExcursionDetector(KeyedDetector):
         if event["_t"] <= ctx.state.get("last_t", event["_t"] - 1):  # redelivered or late: already accounted for
             return []
         alerts = self._excursion(ctx.state, event, source)
+        recent = ctx.state.setdefault("recent", [])  # the last readings: an excursion's trace starts with them
+        recent.append([event["_t"], event["temperature_c"]])
+        del recent[:-TRACE_BEFORE]
         alerts += self._cumulative(event, ctx.state, source)  # after a single-event breach of this reading
         stock = ctx.reference.get("inventory", {}).get(ctx.key) if alerts else None
         if stock:
@@ -182,6 +204,7 @@ class ExcursionDetector(KeyedDetector):
             ended = self._crossing(exc["kind"], exc["last_t"], previous_temp, t, temp) if near else t
             alerts += self._single(st, event, exc, source, ended)
             alerts += self._severe(event, exc, source)
+            _traced(exc, t, temp)  # the reading back in range closes the trace
             alerts.append(self._alert(event, _Excursion(exc), end_t=t, end_source=source, day=self._day(st)))
             st["excursion"] = exc = None
         if kind is None:
@@ -189,7 +212,8 @@ class ExcursionDetector(KeyedDetector):
         if exc is None:
             exc = st["excursion"] = {"kind": kind, "start_t": t, "start_source": list(source), "peak": temp,
                                      "last_t": t, "readings": 1, "breached": False,
-                                     "cross_t": self._crossing(kind, previous_t, previous_temp, t, temp) if near else t}
+                                     "cross_t": self._crossing(kind, previous_t, previous_temp, t, temp) if near else t,
+                                     "trace": [list(r) for r in st.get("recent", []) if r[0] < t] + [[t, temp]]}
             alerts.append(self._alert(event, _Excursion(exc), day=self._day(st)))
             alerts += self._severe(event, exc, source)
             return alerts
@@ -197,6 +221,7 @@ class ExcursionDetector(KeyedDetector):
         exc["last_source"] = list(source)
         exc["readings"] += 1
         exc["peak"] = max(exc["peak"], temp) if kind == "heat" else min(exc["peak"], temp)
+        _traced(exc, t, temp)
         alerts += self._single(st, event, exc, source)
         alerts += self._severe(event, exc, source)
         return alerts
@@ -330,6 +355,9 @@ class ExcursionDetector(KeyedDetector):
         where, limit, severity = self._describe(event, exc)
         numbers: dict[str, Any] = {"kind": exc.kind, "limit_c": limit, "peak_c": exc.peak,
                                    "start": iso(exc.start_t), "readings": exc.readings, **(day or {})}
+        if exc.d.get("trace"):  # the readings around it, for the operator's chart (epoch seconds, °C)
+            numbers["trace"] = {"t": [round(r[0]) for r in exc.d["trace"]], "c": [r[1] for r in exc.d["trace"]],
+                                "low_c": self.limits.freeze_at_or_below_c, "high_c": self.limits.heat_above_c}
         evidence = [exc.start_source]
         kind_name = event.get("device_kind", "device")
         if end_t is None:
