@@ -57,6 +57,18 @@ def test_a_dictionary_setting_must_be_a_table(tmp_path):
         load_settings(cfg, environ={})
 
 
+def test_a_licence_of_the_wrong_shape_is_one_line_naming_the_shape(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[waste.category_mismatch]\ncarriers = { "CR-1" = { categories = ["sharps"], until = "2027" } }\n')
+    with pytest.raises(ConfigError, match=r"carriers.CR-1 should be a list of categories or \{categories = \[\.\.\.\], "
+                                          r"valid_from"):
+        load_settings(cfg, environ={})
+    cfg.write_text('[waste.category_mismatch]\ncarriers = { "CR-1" = { categories = ["sharps"], '
+                   'valid_until = "31/12/2027" } }\n')
+    with pytest.raises(ConfigError, match="carriers.CR-1: dates are written YYYY-MM-DD"):
+        load_settings(cfg, environ={})
+
+
 def test_the_documented_configuration_example_loads(tmp_path):
     from pathlib import Path
 
@@ -67,6 +79,7 @@ def test_the_documented_configuration_example_loads(tmp_path):
     s = load_settings(cfg, environ={})
     assert s.detectors["claim.split_admission"].max_gap_days == 15
     assert s.detectors["waste.category_mismatch"].licences["FAC-1"][0] == "infectious"
+    assert s.detectors["waste.category_mismatch"].carriers["CR-1"]["valid_until"] == "2029-02-28"
 
 
 def test_durable_state_can_be_turned_off_from_the_environment():

@@ -95,6 +95,11 @@ def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
     assert d["claim.over_standard"].max_units_per_day == {s.code: s.max_per_day for s in cat.SERVICES}
     assert d["claim.unbundling"].packages == {s.code: list(s.components) for s in cat.SERVICES if s.components}
     assert d["waste.category_mismatch"].licences == {k: list(v) for k, v in build_region(1, 0.2).facilities.items()}
+    # every carrier of the region holds a transport licence for every category over the demo's years
+    carriers = d["waste.category_mismatch"].carriers
+    assert set(carriers) == set(build_region(1, 0.2).carriers)
+    assert all(set(c["categories"]) == set(cat.WASTE_MIX) and c["valid_until"] >= "2029-01-01"
+               for c in carriers.values())
     from streams.lab.simulator.region import GATE_PHARMACY
 
     assert d["claim.two_places"].travel_minutes == {f"{h}|{p}": 5 for h, p in GATE_PHARMACY.items()}

@@ -452,12 +452,12 @@ def _collection_evening(inst, t: float) -> float:
     return at
 
 
-def _extra_manifest(sim, t, sc, inst, category, fields=None, **times):
+def _extra_manifest(sim, t, sc, inst, category, fields=None, rng=None, **times):
     """One more manifest of ``inst``, weighed with its others on the first collection evening from
     ``t``, its later steps ``times`` after that (None: never). Returns (manifest id, weight, time)."""
 
     t = _collection_evening(inst, t)
-    r = sim.rng_scenario
+    r = rng or sim.rng_scenario
     weight = round(r.uniform(3, 25), 1)
     n = sum(1 for x in sim.truth if x["scenario"] == sc.name)
     mid = f"MF-{inst.id}-{datetime.fromtimestamp(t, cat.TZ):%Y%m%d}-{category[:3].upper()}-S{n + 1}"
@@ -502,6 +502,19 @@ def category_mismatch(sim, t, sc):
                                 received=handed + 2 * HOUR, disposed=handed + 8 * HOUR)
     sim.record(sc.name, "facility", "FAC-2", t + handed, t + handed + 2 * HOUR, sc.detectors, manifest_id=mid,
                category=category, licensed=list(sim.region.facilities["FAC-2"]))
+
+
+def unlicensed_carrier(sim, t, sc):
+    """非法转运: a clinic hands a manifest of infectious waste to a haulier with no transport licence for medical
+    waste (not on the carriers' licence table)."""
+    r = random.Random(f"unlicensed-carrier-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    inst = r.choice(sim.region.of_kind("community", "private_clinic"))
+    carrier = f"CR-X{r.randint(1, 9)}"
+    handed = r.uniform(11, 15) * HOUR
+    mid, w, t = _extra_manifest(sim, t, sc, inst, "infectious", {"carrier": carrier}, rng=r, handed=handed,
+                                received=handed + 2 * HOUR, disposed=handed + 8 * HOUR)
+    sim.record(sc.name, "carrier", carrier, t + handed, t + handed + 2 * HOUR, sc.detectors, manifest_id=mid,
+               institution=inst.id)
 
 
 def weight_loss_in_transit(sim, t, sc):
@@ -616,6 +629,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("category_mismatch", "waste", "超范围处置", "facility", ("waste.category_mismatch",), 4, 1,
              category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
              "infectious and sharps"),
+    Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
+             unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
+             own_random=True),
     Scenario("weight_loss_in_transit", "waste", "转运重量差异", "carrier", ("waste.weight_discrepancy",), 2, 3,
              weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for the manifests "
              "of three days"),
