@@ -5,6 +5,7 @@ one plain run. The suite finds the detectors in the registry and runs each as it
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from functools import cache
 
 import pytest
@@ -16,6 +17,7 @@ from models.engine import conformance
 from models.engine.detector import KeyedDetector
 from models.rules import registry
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.lab.simulator.catalogue import TZ
 from streams.lab.simulator.scenarios import BY_NAME
 from streams.settings import load_settings
 
@@ -23,11 +25,13 @@ DETECTORS = registry.detector_classes()
 
 
 @cache
-def stream_events(stream: str, scenarios: tuple[str, ...] | None = None, days: float = 4) -> tuple:
+def stream_events(stream: str, scenarios: tuple[str, ...] | None = None, days: float = 4, scale: float = 0.4,
+                  start: str = "") -> tuple:
     """Simulated days of one stream (every scenario, or only some), validated as the worker would."""
     topic = {s.stream: s.name for s in topic_specs() if s.stream}[stream]
-    sim = RegionSimulator(SimulationConfig(seed=17, days=days, scale=0.4, scenario_rate=8, warmup_days=0.3,
-                                           scenarios=scenarios))
+    when = {"start": datetime.fromisoformat(start).replace(tzinfo=TZ)} if start else {}
+    sim = RegionSimulator(SimulationConfig(seed=17, days=days, scale=scale, scenario_rate=8, warmup_days=0.3,
+                                           scenarios=scenarios, **when))
     out = []
     for offset, (s, key, event) in enumerate(sim.until(sim.t0 + days * 86400)):
         if s != stream:
@@ -49,11 +53,11 @@ def beneficiaries() -> dict:
 
 
 def test_every_detector_follows_the_one_contract():
-    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 31
+    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 32
     rekeyed = {c.name: c.key for c in DETECTORS if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
-                       "claim.group_visits": "institution",
+                       "claim.group_visits": "institution", "prescription.double_ranking": "institution",
                        "waste.generation_anomaly": "institution"}
     assert all(conformance.params_of(c) is not None for c in DETECTORS)  # every declaration is a known parameter
 
@@ -63,7 +67,7 @@ def test_conformance(cls):
     params = conformance.params_of(cls)
     limits = dataclasses.replace(load_settings([str(REGION_CONFIG)], environ={}).detectors[cls.name], **params.limits)
     planted = tuple(n for n, sc in BY_NAME.items() if cls.name in sc.detectors) if params.own_scenarios else None
-    events = list(stream_events(cls.stream, planted, params.days))
+    events = list(stream_events(cls.stream, planted, params.days, params.scale, params.start))
     tables = params.tables(events, beneficiaries() if cls.stream == "claim" else conformance.EMPTY)
     source_key = registry.partition_key(cls.stream) if registry.rekeyed(cls) else None
     raised = conformance.check_all(lambda: cls(limits), events, source_key, tables)

@@ -36,7 +36,9 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     # on this seed every scenario is caught; the online models get a little room, and so does the card burst: a
     # count over a random background, which the busiest pharmacy reaches by chance about once a month
     models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming"}
-    for name in set(BY_NAME) - models - {"fraudulent_institution"}:
+    # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: running at the end, not missed
+    assert by["drug_push"]["incidents"] == 0 and by["drug_push"]["incomplete"] == 2, by["drug_push"]
+    for name in set(BY_NAME) - models - {"fraudulent_institution", "drug_push"}:
         assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
     for name in models:
         assert by[name]["recall"] >= 0.5 and (by[name]["precision"] or 0) >= 0.5, by[name]

@@ -61,6 +61,11 @@ class Params:
     days: float = 4.0
     #: only the scenarios planted for it: a pattern that takes weeks to show would otherwise raise nothing
     own_scenarios: bool = False
+    #: the simulated region's size (1 = the full region)
+    scale: float = 0.4
+    #: the simulated region's first day (ISO date; "" = the simulator's own): a detector judging calendar months
+    #: starts near a month's end, so that a short run holds a month before and a whole month
+    start: str = ""
     #: (entity kind, event field) of a provider one in fifty of whom the watch lists exclude, for a rule that
     #: alerts on excluded providers only
     excluded: tuple[str, str] | None = None

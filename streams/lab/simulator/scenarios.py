@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from streams.lab.simulator import catalogue as cat
@@ -154,6 +154,26 @@ def antimicrobial_ramp(sim, t, sc):
         1.0 if not s <= now < e else 1.0 + 2.0 * min(1.0, (now - s) / ramp))
     sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, ramp_to=3.0, ramp_days=round(ramp / DAY, 1),
                base_rate=round(sim.antimicrobial_rate[doc], 3))
+
+
+def drug_push(sim, t, sc):
+    """带金销售: from the start of a calendar month (not the run's first: the month before is the reference) to its
+    end, one hospital prescriber writes a key-monitored injection into a third of their acute visits. At the month's
+    close the drug enters the hospital's 双排名 top list and the prescriber its prescriber list."""
+    r = random.Random(f"drug-push-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    inst = r.choice(sim.region.of_kind("tertiary", "secondary"))
+    doc = r.choice([p for p, d in inst.prescriber_dept.items() if d not in ("ER",)] or inst.prescribers)
+    drug = r.choice(cat.KEY_MONITORED)
+    local = datetime.fromtimestamp(t, cat.TZ)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if start.timestamp() <= sim.t0 + DAY:  # the run's first month has no month before it
+        start = (start + timedelta(days=32)).replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    sim.drug_push[doc] = (drug, start.timestamp(), end.timestamp(), 0.35, r)
+    closed = end.timestamp() + 6 * HOUR  # the detector's grace
+    for kind, entity in (("institution", inst.id), ("prescriber", doc)):
+        sim.record(sc.name, kind, entity, start.timestamp(), closed, sc.detectors, drug=drug.code,
+                   institution=inst.id, prescriber=doc, month=f"{start:%Y-%m}", share=0.35)
 
 
 # --- insurance claims 医保结算 ------------------------------------------------------------------
@@ -629,6 +649,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("category_mismatch", "waste", "超范围处置", "facility", ("waste.category_mismatch",), 4, 1,
              category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
              "infectious and sharps"),
+    Scenario("drug_push", "prescription", "带金销售(双排名)", "prescriber", ("prescription.double_ranking",), 1, 31,
+             drug_push, "a hospital prescriber writes a key-monitored injection into a third of their visits for a "
+             "calendar month", own_random=True),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
              unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
              own_random=True),

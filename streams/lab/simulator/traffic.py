@@ -136,6 +136,9 @@ class RegionTraffic:
         #: scenario hooks: prescriber → f(t) multiplying antimicrobial use; institution → f(t) × waste;
         #: institution → f(t) probability of an upcoded visit; manifests whose life a scenario rewrites
         self.antimicrobial_boost: dict[str, Callable[[float], float]] = {}
+        #: prescriber → (drug, from, until, share of their acute visits, the push's own random source): a drug
+        #: pushed for a kickback (带金销售), written into that share of their visits (scenarios.drug_push)
+        self.drug_push: dict[str, tuple[Any, float, float, float, Any]] = {}
         self.waste_factor: dict[str, Callable[[float], float]] = {}
         self.upcoding: dict[str, Callable[[float], float]] = {}
         self.manifest_hooks: list[Callable[[dict[str, Any], float], dict[str, Any] | None]] = []
@@ -367,6 +370,9 @@ class RegionTraffic:
                 rate *= boost(t)
             if r.random() < min(0.95, rate):
                 items.append(self.item(r.choice(cat.ANTIMICROBIALS), r.randint(3, limit)))
+            push = self.drug_push.get(prescriber)
+            if push is not None and push[1] <= t < push[2] and push[4].random() < push[3]:
+                items.append(self.item(push[0], push[4].randint(3, limit)))
         rx = self.prescription(t, inst, prescriber, patient, visit_type, items, diagnoses)
         services = ["S-CONSULT-ER" if visit_type == "emergency" else "S-CONSULT"]
         if inst.kind in ("tertiary", "secondary") and r.random() < 0.45:
