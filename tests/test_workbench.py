@@ -238,3 +238,68 @@ def test_every_message_of_the_pages_has_its_chinese_translation():
         assert text and re.findall(r"%\(\w+\)[sd]", msgid) == re.findall(r"%\(\w+\)[sd]", text) or \
             sorted(re.findall(r"%\(\w+\)[sd]", msgid)) == sorted(re.findall(r"%\(\w+\)[sd]", text)), msgid
     assert web.translations("zh_CN").gettext("closed") == "已结案"
+
+
+def test_a_prescriber_with_three_confirmed_excess_prescriptions_is_proposed_and_a_supervisor_excludes_them(tmp_path):
+    """处方管理办法 第四十六条: three excess prescriptions confirmed as unjustified → a restriction proposal; a
+    justified case, a case of another rule and a fourth alert on a prescription already counted change nothing;
+    the supervisor's confirmation writes the excluded-list entry with its basis, and the proposal goes away."""
+    from streams.workbench import sanctions
+
+    console = Console(store_with_users(tmp_path / "c.db"))
+    rx = [alert(n, 3 + n, detector="prescription.over_supply", entity=("prescriber", "H1-D7"), stream="prescription")
+          for n in range(4)]
+    for a, ev in zip(rx, ("RX-1", "RX-2", "RX-2", "RX-3")):  # the third alert is about RX-2 again
+        a["evidence"][0]["event_id"] = ev
+    justified = [alert(10 + n, 3, detector="prescription.too_many_drugs", entity=("prescriber", "H1-D8"),
+                       stream="prescription") for n in range(3)]
+    other = [alert(20 + n, 3, detector="claim.over_standard", entity=("prescriber", "H1-D9")) for n in range(3)]
+    for a in rx + justified + other:
+        console.add_alert(a)
+    console.apply_pending()
+    case_of = {c.entity_id: c for c in console.book.cases.values()}
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert sanctions.proposals(console.book.cases.values(), console.alerts, console.watchlist, now) == []  # open
+    console.change(case_of["H1-D7"].case_id, "li", "analyst", "closed", "violation", "no justification")
+    console.change(case_of["H1-D8"].case_id, "li", "analyst", "closed", "justified", "travelling abroad")
+    console.change(case_of["H1-D9"].case_id, "li", "analyst", "closed", "violation", "")
+    [p] = sanctions.proposals(console.book.cases.values(), console.alerts, console.watchlist, now)
+    assert (p.prescriber, p.institution, p.prescriptions, p.verdicts) == ("H1-D7", "H1", ["RX-1", "RX-2", "RX-3"],
+                                                                         ["violation"])
+    assert "第四十六条" in p.basis() and "RX-3" in p.basis()
+    # a year later the prescriptions are out of the period
+    assert sanctions.proposals(console.book.cases.values(), console.alerts, console.watchlist,
+                               now + timedelta(days=400)) == []
+    written = []
+
+    async def send_watch(key, entry):
+        written.append((key, entry))
+
+    async def run():
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from streams.workbench.web import make_app
+
+        client = TestClient(TestServer(make_app(console, send_watch=send_watch)))
+        await client.start_server()
+        try:
+            await _signed_in(client, "li")
+            page = await (await client.get("/sanctions")).text()
+            assert "处方权处理建议" in page and 'data-prescriber="H1-D7"' in page and "H1-D8" not in page
+            assert 'id="confirm-H1-D7"' not in page  # an analyst sees, a supervisor confirms
+            client.session.cookie_jar.clear()
+            csrf = await _signed_in(client, "zhao")
+            page = await (await client.get("/sanctions")).text()
+            basis = re.search(r'name="basis" value="([^"]+)"', page).group(1)
+            r = await client.post("/watchlist", data={"csrf": csrf, "entity_kind": "prescriber", "entity_id": "H1-D7",
+                                                      "list": "excluded", "basis": basis}, allow_redirects=False)
+            assert r.status == 303
+            [(key, entry)] = written
+            assert key == "prescriber:H1-D7" and entry["list"] == "excluded" and entry["set_by"] == "zhao"
+            assert "RX-1, RX-2, RX-3" in entry["basis"]
+            page = await (await client.get("/sanctions")).text()
+            assert 'data-prescriber="H1-D7"' not in page and "暂无需处理的医师" in page
+        finally:
+            await client.close()
+
+    asyncio.run(run())

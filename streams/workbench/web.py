@@ -432,6 +432,22 @@ def _watchlist(console: Console, s: dict[str, Any], status: int = 200, message: 
     return _page("watchlist.html", status, entries=entries, error=message, can_edit=s["role"] == "supervisor", **s)
 
 
+@routes.get("/sanctions")
+async def sanctions_page(request: web.Request) -> web.Response:
+    """处方权 sanctions: prescribers with three or more confirmed unjustified prescriptions, for a supervisor to
+    confirm their excluded-list entry (:mod:`streams.workbench.sanctions`)."""
+    from datetime import datetime, timezone
+
+    from streams.workbench import sanctions
+
+    s, console = _who(request), request.app[CONSOLE]
+    found = sanctions.proposals(console.book.cases.values(), console.alerts, console.watchlist,
+                                datetime.now(timezone.utc))
+    numbers = {c: console.book.cases[c].number for p in found for c in p.cases}
+    return _page("sanctions.html", 200, proposals=found, numbers=numbers, threshold=sanctions.THRESHOLD,
+                 period_days=sanctions.PERIOD_DAYS, can_edit=s["role"] == "supervisor", **s)
+
+
 @routes.post("/watchlist")
 async def watchlist_change(request: web.Request) -> web.Response:
     s = _who(request)
