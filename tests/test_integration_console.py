@@ -551,6 +551,11 @@ def test_an_analysts_day_search_assignment_bulk_acknowledgement_and_the_report(b
         doctor_cases = [r.get_attribute("data-case") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tr.case")
                         if "IT-DOC-" in r.text]
         assert len(doctor_cases) == 2
+        # the sanctions page (处方权): nobody to propose here (no prescription case was confirmed), read-only for li
+        browser.find_element(By.ID, "nav-sanctions").click()
+        assert browser.find_element(By.TAG_NAME, "h1").text == "处方权处理建议"
+        assert "暂无需处理的医师" in browser.find_element(By.ID, "sanctions").text
+        assert browser.find_elements(By.ID, "read-only")
 
         ours = {case_id, *doctor_cases}
 
