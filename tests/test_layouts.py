@@ -77,6 +77,30 @@ def test_an_idle_source_holds_nobody_back_and_a_busy_one_does():
     assert receiver.watermark() == event(3, 20)["_t"]  # the slowest busy source's: the 3rd stays open
 
 
+def test_a_source_whose_worker_died_after_saying_idle_still_holds_the_days():
+    """The seed-7 kill run (2026-12-06): a waste partition read to its end said "idle"; its worker was killed; new
+    records reached the partition while nobody read it, and the other sources ran days ahead. Left out as idle, it
+    let those days close without its records, which then came late: eight generation anomalies the one-worker run
+    did not have. A source that has sent events holds the days until its heir forwards what it missed."""
+    first, other = Forwarder([DayCount()], "zhijian.waste", 0, 1), Forwarder([DayCount()], "zhijian.waste", 1, 1)
+    receiver = Receiver([DayCount()], sources=2)
+    first.add(event(1, 20), Source("zhijian.waste", 0, 0, "A1"))
+    other.add(event(1, 21), Source("zhijian.waste", 1, 0, "B1"))
+    assert [a for f in (first, other) for _, env in f.flush() for a in receiver.receive(env)] == []
+    assert [a for _, env in first.flush(idle=True) for a in receiver.receive(env)] == []  # read to its end …
+    # … and killed. Partition 0 gets its record of the 2nd; the other source reads on to the 4th
+    for offset, day in enumerate((2, 3, 4), 1):
+        other.add(event(day, 20), Source("zhijian.waste", 1, offset, f"B{day}"))
+    assert [a for _, env in other.flush() for a in receiver.receive(env)] == []  # no day closes without source 0
+    heir = Forwarder([DayCount()], "zhijian.waste", 0, 1)  # the heir reads what the dead worker never did
+    heir.add(event(2, 19), Source("zhijian.waste", 0, 1, "A2"))
+    closed = [a for _, env in heir.flush() for a in receiver.receive(env)]
+    assert closed == [("H1", "2026-10-01", 2)]  # the 2nd waits for source 0 to pass it, with its record counted
+    heir.add(event(4, 21), Source("zhijian.waste", 0, 2, "A4"))
+    closed = [a for _, env in heir.flush() for a in receiver.receive(env)]
+    assert closed == [("H1", "2026-10-02", 2), ("H1", "2026-10-03", 1)]
+
+
 @cache
 def waste_events(days: float = 20) -> list:
     """The evaluation's region (seed 7), its waste events as the worker reads them."""

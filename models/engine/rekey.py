@@ -28,12 +28,16 @@ have got: a day closed before a slow source's events of it arrived would drop th
 depends on the layout and its timing (the defect of 2026-11-28: during a catch-up one source ran two days ahead of
 another not yet heard, an event-time "startup wait" let the days close, the second source's events of them were
 late, and a waste chart learned a different normal in each layout). A source that has nothing to send — its input
-partition read to its log end, or empty — says so: the worker flushes its forwarder with ``idle=True``, and the
-receiver leaves an idle source out of the slowest-source rule while another is busy. An idle source's events all
-went out with it, so nothing it holds is late; data written later is at least as new as what the others have
-read, as long as each stream is written in event-time order. When every source is idle, the watermark is the
-slowest one's again. Replays of existing data therefore close the same days in every layout; only live data that
-reaches a partition hours after the others' can be late (and is not counted, like any event past its day's grace).
+partition read to its log end, or empty — says so: the worker flushes its forwarder with ``idle=True``. The
+receiver leaves out of the slowest-source rule only an idle source that has **never sent an event** (an empty
+partition); a source that has sent events holds the watermark at its own, idle or not. (Until 2026-12-06 every
+idle source was left out while another was busy. That relied on the idle word staying true, and it does not when
+the source's worker dies: the flag stays with the receiver while new records reach the dead worker's partition
+and nobody reads them until the group has reassigned it and the heir has restored — seconds, and at the
+evaluation's pace days of event time — while the other sources ran on. The days closed without those records,
+they came late, and the seed-7 kill run gave eight ``waste.generation_anomaly`` alerts that the one-worker run
+did not: ``tests/test_layouts.py`` reproduces it.) The cost: a day closes once every partition that has data is
+past it (plus the grace), so a partition quiet for hours delays the days of the others until its next event.
 
 >>> from models.contracts.alert import Source
 >>> from models.engine.detector import KeyedDetector
@@ -59,9 +63,9 @@ reaches a partition hours after the others' can be late (and is not counted, lik
 >>> claim(1, 1, "H2", 90500.0)
 >>> deliver()
 [('H1', 0, 2)]
->>> rcv[0].watermark(), rcv[0].receive(fwd[1].flush(idle=True)[0][1])   # source 1 read to its end: it waits
+>>> rcv[0].watermark(), rcv[0].receive(fwd[1].flush(idle=True)[0][1])   # source 1 read to its end: still
 (90000.0, [])
->>> rcv[0].watermark()                         # for nobody while source 0 reads on
+>>> rcv[0].watermark()                         # the slowest that has sent events decides
 90000.0
 >>> fwd[1] = Forwarder([Busy()], "zhijian.claims", 1, targets=2)   # its worker died; the next one
 >>> claim(1, 1, "H2", 90500.0); deliver()      # reads offset 1 again: already applied, not counted
@@ -187,16 +191,15 @@ class Receiver:
         return alerts
 
     def watermark(self) -> float:
-        """The slowest busy source partition's watermark; the slowest of all when every source is idle; −∞ while
-        one has not been heard from."""
+        """The slowest watermark of the source partitions that have sent an event; −∞ while one has not been
+        heard from, or one that has never sent an event is not idle (see "Idle sources" in the module)."""
         heard = self._heard()
         if len(heard) < self.sources:
             return float("-inf")
-        busy = [s[0] for s in heard.values() if not (len(s) > 3 and s[3])]
-        if busy:
-            return float("-inf") if None in busy else min(busy)
-        marks = [s[0] for s in heard.values() if s[0] is not None]
-        return min(marks) if marks else float("-inf")
+        marks = [s[0] for s in heard.values() if s[0] is not None or not (len(s) > 3 and s[3])]
+        if not marks or None in marks:
+            return float("-inf")
+        return min(marks)
 
     # -- what the state store and the checkpoints see: the runtime's
 

@@ -43,6 +43,9 @@ class Scenario:
     #: placed and injected with a random source of its own: adding it changes nothing the others draw (a scenario
     #: drawing from the shared source at placement shifts every later draw, and the whole simulated world with it)
     own_random: bool = False
+    #: other entity kinds its incidents name (a drug push is one incident for the institution whose drug enters
+    #: the top list and one for the prescriber who enters the drug's prescriber list)
+    also_entities: tuple[str, ...] = ()
 
 
 def _work_hours(t: float, lo: float = 9.0, hi: float = 15.0, rng=None) -> float:
@@ -651,7 +654,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "infectious and sharps"),
     Scenario("drug_push", "prescription", "带金销售(双排名)", "prescriber", ("prescription.double_ranking",), 1, 31,
              drug_push, "a hospital prescriber writes a key-monitored injection into a third of their visits for a "
-             "calendar month", own_random=True),
+             "calendar month", own_random=True, also_entities=("institution",)),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
              unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
              own_random=True),
