@@ -67,6 +67,22 @@ def _day_end(day: str, offset: str) -> tuple[str, float]:
     return day, (local + timedelta(days=1)).timestamp()
 
 
+def first_time(crcs: list[int], event_id: str) -> bool:
+    """Whether ``event_id`` is new to ``crcs`` (sorted CRC-32s of the ids counted: O(log n), not a scan), and
+    remember it.
+
+    >>> seen = []
+    >>> first_time(seen, "C1"), first_time(seen, "C2"), first_time(seen, "C1")
+    (True, True, False)
+    """
+    crc = zlib.crc32(event_id.encode())
+    at = bisect.bisect_left(crcs, crc)
+    if at < len(crcs) and crcs[at] == crc:
+        return False
+    crcs.insert(at, crc)
+    return True
+
+
 class DailyChart(KeyedDetector):
     """Base of the per-entity daily charts (see the module's docstring)."""
 
@@ -116,11 +132,8 @@ class DailyChart(KeyedDetector):
         elif len(current) == 4:  # kept by a version before the event checksums were sorted
             current[3].sort()
             current.append(1)
-        seen, crcs = zlib.crc32(source.event_id.encode()), current[3]
-        at = bisect.bisect_left(crcs, seen)  # kept sorted: O(log n) per event, not a scan of the day
-        if at < len(crcs) and crcs[at] == seen:
+        if not first_time(current[3], source.event_id):
             return []  # the same event again (a redelivery, or sent twice): counted once
-        crcs.insert(at, seen)
         totals = current[1]
         for name, value in values.items():
             totals[name] = totals.get(name, 0) + value

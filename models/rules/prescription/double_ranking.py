@@ -53,8 +53,6 @@ drug C entered H1's top 2 by amount in 2026-12 at rank 1: 400 a prescribing day 
 """
 from __future__ import annotations
 
-import bisect
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -62,6 +60,7 @@ from typing import Any
 
 from models.contracts.alert import Alert, Source
 from models.engine.detector import Context, KeyedDetector
+from models.rules.anomaly.daily import first_time
 
 
 #: Days of prescription ids remembered to count a prescription sent twice once (a re-send days later counts again)
@@ -129,7 +128,7 @@ class DoubleRankingDetector(KeyedDetector):
             m = months[month] = {"days": [], "drugs": {}, "pairs": {}}
             ctx.set_timer(month_end(month, when[19:].lstrip(".0123456789")) + self.grace_s, month)
             st["region"] = event.get("region", "unknown")
-        if not m["days"] or m["days"][-1] != day and day not in m["days"]:
+        if day not in m["days"]:  # at most 31
             m["days"].append(day)
         seen = st.setdefault("seen", {})
         crcs = seen.get(day)
@@ -137,11 +136,8 @@ class DoubleRankingDetector(KeyedDetector):
             crcs = seen[day] = []
             for old in sorted(seen)[:-SEEN_DAYS]:
                 del seen[old]
-        crc = zlib.crc32(source.event_id.encode())
-        at = bisect.bisect_left(crcs, crc)
-        if at < len(crcs) and crcs[at] == crc:
+        if not first_time(crcs, source.event_id):
             return []  # the same prescription again (a redelivery, or sent twice): counted once
-        crcs.insert(at, crc)
         doc = event["prescriber_id"]
         for item in event["items"]:
             code, amount = item["drug_code"], float(item["amount"])
