@@ -35,7 +35,8 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     assert "### institutions ranked by the risk score" in proc.stdout
     # on this seed every scenario is caught; the online models get a little room, and so does the card burst: a
     # count over a random background, which the busiest pharmacy reaches by chance about once a month
-    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming"}
+    models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming",
+              "infectious_waste_sold"}
     # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: running at the end, not missed
     assert by["drug_push"]["incidents"] == 0 and by["drug_push"]["incomplete"] == 2, by["drug_push"]
     for name in set(BY_NAME) - models - {"fraudulent_institution", "drug_push"}:

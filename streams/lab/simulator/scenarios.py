@@ -466,11 +466,14 @@ def fraudulent_institution(sim, t, sc):
 
 
 # --- medical waste 医疗废物 ---------------------------------------------------------------------
-def _collection_evening(inst, t: float) -> float:
-    """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day)."""
+def _collection_evening(inst, t: float, sim=None) -> float:
+    """20:00 on the first day from ``t`` on which ``inst`` weighs its waste (small sites: every other day; not on a
+    day a look-alike's missed collection leaves without a manifest)."""
 
     at = _work_hours(t, 20, 20)
-    while inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, cat.TZ).toordinal() % 2:
+    factor = sim.waste_factor.get(inst.id) if sim is not None else None
+    while ((inst.kind not in ("tertiary", "secondary") and datetime.fromtimestamp(at, cat.TZ).toordinal() % 2)
+           or (factor is not None and factor(at) == 0)):
         at += DAY
     return at
 
@@ -479,9 +482,14 @@ def _extra_manifest(sim, t, sc, inst, category, fields=None, rng=None, **times):
     """One more manifest of ``inst``, weighed with its others on the first collection evening from
     ``t``, its later steps ``times`` after that (None: never). Returns (manifest id, weight, time)."""
 
-    t = _collection_evening(inst, t)
+    t = _collection_evening(inst, t, sim)
+    sim.__dict__.setdefault("extra_waste_days", set()).add((inst.id, datetime.fromtimestamp(t, cat.TZ).toordinal()))
     r = rng or sim.rng_scenario
-    weight = round(r.uniform(3, 25), 1)
+    # no heavier than the site's own manifests of the category that day (an extra 20 kg of sharps at a small
+    # clinic, or at a hospital whose waste is leaking away, would be a shift in its waste mix of its own)
+    factor = sim.waste_factor.get(inst.id)
+    usual = sim.usual_waste_kg(inst, category) * (factor(t) if factor is not None else 1.0)
+    weight = round(max(0.3, min(r.uniform(3, 25), usual)), 1)
     n = sum(1 for x in sim.truth if x["scenario"] == sc.name)
     mid = f"MF-{inst.id}-{datetime.fromtimestamp(t, cat.TZ):%Y%m%d}-{category[:3].upper()}-S{n + 1}"
 
@@ -556,10 +564,64 @@ def weight_loss_in_transit(sim, t, sc):
 
 
 def generation_drop(sim, t, sc):
-    inst = _clinic(sim, "tertiary", "secondary")
+    drawn = _clinic(sim, "tertiary", "secondary")  # the draw of before, so the scenarios after it draw as they did
     span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
-    sim.waste_factor[inst.id] = lambda now, s=t, e=t + span: 0.4 if s <= now < e else 1.0
+    inst = _waste_site(sim, random.Random(f"generation-drop-{sim.cfg.seed}-{t}"), t, t + span, "tertiary",
+                       "secondary", prefer=drawn)
+    if inst is None:
+        return
+    _scale_waste(sim, inst, lambda now, s=t, e=t + span: 0.4 if s <= now < e else 1.0)
     sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, factor=0.4)
+
+
+#: days kept between two changes to one site's waste, so each is one episode of its own and the charts relearn
+WASTE_GAP_DAYS = 7
+
+
+def _waste_site(sim, r, start: float, end: float, *kinds: str, prefer=None, no_extra: bool = False):
+    """A site of ``kinds`` whose waste no other scenario or look-alike changes from a week before ``start`` to a week
+    after ``end`` (``prefer`` when it is free), booked for that time; None when every site is busy (a small region).
+    With ``no_extra``, not a site with a scenario's extra manifest in that time (a missed collection has none)."""
+    busy = sim.__dict__.setdefault("waste_busy", {})
+    gap = WASTE_GAP_DAYS * DAY
+    days = range(datetime.fromtimestamp(start, cat.TZ).toordinal(), datetime.fromtimestamp(end, cat.TZ).toordinal() + 1)
+    extra = sim.__dict__.get("extra_waste_days", set())
+
+    def free(inst) -> bool:
+        return (all(end + gap <= s or e + gap <= start for s, e in busy.get(inst.id, ()))
+                and not (no_extra and any((inst.id, d) in extra for d in days)))
+
+    sites = [i for i in sim.region.of_kind(*kinds) if free(i)]
+    if not sites:
+        return None
+    inst = prefer if prefer in sites else r.choice(sites)
+    busy.setdefault(inst.id, []).append((start, end))
+    return inst
+
+
+def _scale_waste(sim, inst, factor) -> None:
+    """Multiply a site's waste by ``factor(t)``, on top of what other scenarios do to it at other times."""
+    before = sim.waste_factor.get(inst.id)
+    sim.waste_factor[inst.id] = factor if before is None else (lambda now: before(now) * factor(now))
+
+
+def _shift_waste_mix(sim, inst, factors) -> None:
+    """Multiply a site's waste categories by ``factors(t)`` (category → factor), on top of other scenarios'."""
+    before = sim.waste_mix.get(inst.id)
+    sim.waste_mix[inst.id] = factors if before is None else (lambda now: {**before(now), **factors(now)})
+
+
+def infectious_waste_sold(sim, t, sc):
+    """医废分类流失: a hospital sells its infusion sets and other plastic infectious waste to a recycler — the
+    infectious category it declares falls to 40–60 % while the others go on, for ten days."""
+    r = random.Random(f"infectious-waste-sold-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    keep = r.uniform(0.4, 0.6)
+    span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
+    inst = _waste_site(sim, r, t, t + span, "tertiary", "secondary", "community")
+    if inst is None:
+        return
+    _shift_waste_mix(sim, inst, lambda now, s=t, e=t + span: {"infectious": keep} if s <= now < e else {})
+    sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, infectious_kept=round(keep, 2))
 
 
 # --- vaccine cold chain 疫苗冷链 ----------------------------------------------------------------
@@ -695,6 +757,10 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              own_random=True),
     Scenario("group_visits", "claim", "结伴就医", "group", ("claim.group_visits",), 3, 30, group_visits,
              "the same 3–5 people settle together at one clinic on 3–5 days, 4–12 days apart", own_random=True),
+    Scenario("infectious_waste_sold", "waste", "医废分类构成异常(流失)", "institution",
+             ("waste.category_mix", "waste.generation_anomaly"), 1, 10, infectious_waste_sold,
+             "a hospital or clinic declares 40–60 % of its infectious waste for ten days, the other categories as "
+             "before (plastics sold to a recycler)", earliest_day=10, own_random=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -832,6 +898,31 @@ def couple_follow_ups(sim, t, sc):
                benign=True, institution=inst.id)
 
 
+def catch_up_collection(sim, t, sc):
+    """A hospital's carrier misses two collections (a holiday, a broken truck) and takes three days' waste on the
+    third: no manifest for two days, then triple the weight, in the usual mix."""
+    r = random.Random(f"catch-up-collection-{sim.cfg.seed}-{t}")
+    start = _work_hours(t, 0, 1, r)
+    inst = _waste_site(sim, r, start, start + 4 * DAY, "tertiary", "secondary", no_extra=True)
+    if inst is None:
+        return
+    _scale_waste(sim, inst, lambda now, s=start: (0.0 if s <= now < s + 2 * DAY else
+                                                   3.0 if s + 2 * DAY <= now < s + 3 * DAY else 1.0))
+    sim.record(sc.name, "institution", inst.id, start, start + 4 * DAY, sc.detectors, benign=True)
+
+
+def vaccination_campaign(sim, t, sc):
+    """A community clinic's vaccination campaign: two weeks of extra syringes, its sharps 1.5–1.8 times the usual
+    (a few points of its mix)."""
+    r = random.Random(f"vaccination-campaign-{sim.cfg.seed}-{t}")
+    more = r.uniform(1.5, 1.8)
+    inst = _waste_site(sim, r, t, t + 14 * DAY, "community")
+    if inst is None:
+        return
+    _shift_waste_mix(sim, inst, lambda now, s=t, e=t + 14 * DAY: {"sharps": more} if s <= now < e else {})
+    sim.record(sc.name, "institution", inst.id, t, t + 14 * DAY, sc.detectors, benign=True, sharps=round(more, 2))
+
+
 LOOK_ALIKES: tuple[Scenario, ...] = (
     Scenario("justified_long_prescription", "prescription", "长期处方(合理)", "prescriber",
              ("prescription.over_supply",), 36, 0, justified_long_prescription,
@@ -854,6 +945,13 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              chemotherapy_day_case, "outpatient chemotherapy coded Z51.1 with the cancer second", own_random=True),
     Scenario("couple_follow_ups", "claim", "老年夫妇结伴复诊(合理)", "group", ("claim.group_visits",), 3, 30,
              couple_follow_ups, "a couple's weekly follow-ups together, their daughter along twice", own_random=True),
+    Scenario("catch_up_collection", "waste", "补收医废(合理)", "institution",
+             ("waste.category_mix", "waste.generation_anomaly"), 3, 4, catch_up_collection,
+             "two collections missed, three days' waste on the third, in the usual mix", earliest_day=10,
+             own_random=True),
+    Scenario("vaccination_campaign", "waste", "疫苗接种周(合理)", "institution", ("waste.category_mix",), 3, 14,
+             vaccination_campaign, "a community clinic's sharps 1.5–1.8 times the usual for two weeks",
+             earliest_day=10, own_random=True),
 )
 LOOK_ALIKE_BY_NAME = {s.name: s for s in LOOK_ALIKES}
 

@@ -140,6 +140,8 @@ class RegionTraffic:
         #: pushed for a kickback (带金销售), written into that share of their visits (scenarios.drug_push)
         self.drug_push: dict[str, tuple[Any, float, float, float, Any]] = {}
         self.waste_factor: dict[str, Callable[[float], float]] = {}
+        #: institution → f(t) giving a factor per waste category (a category leaving the books, a campaign's sharps)
+        self.waste_mix: dict[str, Callable[[float], dict[str, float]]] = {}
         self.upcoding: dict[str, Callable[[float], float]] = {}
         self.manifest_hooks: list[Callable[[dict[str, Any], float], dict[str, Any] | None]] = []
         #: institution → (start, end, practice → intensity): the standing fraud of scenarios.fraudulent_institution,
@@ -589,6 +591,12 @@ class RegionTraffic:
             if inst.kind != "pharmacy":
                 self._call(t + r.uniform(19, 21) * 3600, self._weigh, inst)
 
+    @staticmethod
+    def usual_waste_kg(inst: Institution, category: str) -> float:
+        """A site's usual kilograms of a waste category at one collection (a weekday's)."""
+        kg = inst.beds * 0.85 * cat.WASTE_KG_PER_BED_DAY + inst.weekday_visits * cat.WASTE_KG_PER_VISIT
+        return kg * (1 if inst.kind in ("tertiary", "secondary") else 2) * cat.WASTE_MIX[category]
+
     def _weigh(self, t: float, inst: Institution) -> None:
         local = datetime.fromtimestamp(t, TZ)
         daily_pickup = inst.kind in ("tertiary", "secondary")
@@ -601,8 +609,10 @@ class RegionTraffic:
         factor = self.waste_factor.get(inst.id)
         if factor is not None:
             kg *= factor(t)
+        mix = self.waste_mix.get(inst.id)
+        by_category = mix(t) if mix is not None else {}
         for category, share in cat.WASTE_MIX.items():
-            w = round(kg * share * r.uniform(0.85, 1.15), 1)
+            w = round(kg * share * by_category.get(category, 1.0) * r.uniform(0.85, 1.15), 1)
             if w >= 0.3:
                 self.manifest(t, inst, category, w)
 
