@@ -36,9 +36,11 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     # on this seed every scenario is caught; the online models get a little room, and so does the card burst: a
     # count over a random background, which the busiest pharmacy reaches by chance about once a month
     models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming",
-              "infectious_waste_sold"}
-    # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: running at the end, not missed
-    assert by["drug_push"]["incidents"] == 0 and by["drug_push"]["incomplete"] == 2, by["drug_push"]
+              "infectious_waste_sold", "drug_surge"}
+    # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: the institution's incident is
+    # running at the end, not missed; the prescriber's is found within days by prescription.drug_usage
+    assert by["drug_push"]["incidents"] == by["drug_push"]["detected"] == by["drug_push"]["incomplete"] == 1, by[
+        "drug_push"]
     for name in set(BY_NAME) - models - {"fraudulent_institution", "drug_push"}:
         assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
     for name in models:

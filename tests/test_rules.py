@@ -70,6 +70,20 @@ def test_duplicate_charge_alert_names_both_claims():
     assert d.process(claim("C5"), src(5, "C5")) == []
 
 
+def test_a_correction_re_sent_the_next_day_keeps_its_undated_lines_on_the_day_first_settled():
+    """A discharge settled on the 5th (its drug line undated) is corrected on the 6th; the patient's outpatient visit
+    on the 6th bills the same drug. Not a duplicate: the inpatient line belongs to the 5th (seed 7 of the simulated
+    region raised it before)."""
+    d = PartitionedRuntime([DuplicateChargeDetector()])
+    assert d.process(claim("C1", code="D-OME20"), src(1, "C1")) == []
+    fixed = claim("R1", day="2026-01-06", code="D-OME20") | {"original_claim_id": "C1", "adjustment": "replacement",
+                                                              "version": 2}
+    assert d.process(fixed, src(2, "R1")) == []
+    assert d.process(claim("C2", day="2026-01-06", code="D-OME20"), src(3, "C2")) == []
+    [a] = d.process(claim("C3", code="D-OME20"), src(4, "C3"))  # billed again on the 5th: a duplicate of the correction
+    assert a.numbers["first_claim_id"] == "C1" and a.numbers["duplicate_claim_id"] == "C3"
+
+
 def test_duplicate_charge_uses_service_date_and_expires_state():
     d = PartitionedRuntime([DuplicateChargeDetector(DuplicateChargeConfig(retention_days=2))])
     assert d.process(claim("C1", service_date="2026-01-01"), src(1)) == []

@@ -432,6 +432,12 @@ def test_one_card_in_two_places_reads_the_travel_table_and_a_replacement_keeps_t
     assert rt.process(*_claim(5, "C3", "K03", "11:00", adjustment="replacement", version=2)) == []
     [w] = rt.process(*_claim(6, "R3", "K03", "11:05", original_claim_id="C3", adjustment="void", version=3))
     assert (w.alert_id, w.status) == (a.alert_id, "withdrawn")
+    # a refund 退费 (voided, then settled again the next morning) is the same visit at its first time: the alert is
+    # back, under its id (the simulated region's seed 5 withdrew one for good before)
+    [again] = rt.process(*_claim(7, "RS3", "K03", "07:50", day="2026-10-15", original_claim_id="C3",
+                                 adjustment="replacement", version=4))
+    assert (again.alert_id, again.status) == (a.alert_id, "open") and again.numbers["institutions"] == [
+        "K01", "K02", "K03"]
 
 
 def test_overlapping_stays_alert_once_a_same_day_transfer_does_not():

@@ -139,7 +139,11 @@ class DailyChart(KeyedDetector):
             totals[name] = totals.get(name, 0) + value
         if len(current[2]) < self.max_evidence:
             current[2].append(list(source))
+        self.counted(ctx, day, event, source)
         return []
+
+    def counted(self, ctx: Context, day: str, event: dict[str, Any], source: Source) -> None:
+        """Called once for each event counted in ``day`` (a subclass keeps evidence of its own here)."""
 
     def on_timer(self, ctx: Context, tag: str, t: float) -> list[Alert]:
         st = ctx.state

@@ -73,7 +73,10 @@ class DuplicateChargeDetector(KeyedDetector):
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
         st = ctx.state
-        settled_day = event["event_time"][:10]
+        fam = versions.family(event)
+        # an undated line is billed on the day its claim was first settled: a correction re-sent days later does
+        # not move a discharge's drugs to the day of the re-send (where the next visit's would look billed again)
+        settled_day = st.get("settled", {}).get(fam) or event["event_time"][:10]
         days = [it.get("service_date") or settled_day for it in event["items"]]
         newest = max([*days, st.get("newest", "")])
         if not newest:
@@ -85,13 +88,16 @@ class DuplicateChargeDetector(KeyedDetector):
             lines = {k: v for k, v in lines.items() if k.rsplit("|", 1)[1] >= horizon}
             st["applied"] = versions.forget_before(st.get("applied", {}), horizon)
             st["alerted"] = {f: d for f, d in st.get("alerted", {}).items() if d >= horizon}
+            if "settled" in st:
+                st["settled"] = {f: d for f, d in st["settled"].items() if d >= horizon}
             st["pruned"] = horizon
-        fam = versions.family(event)
         applied = st.setdefault("applied", {})
         what = versions.admit(applied, event, min(days))
         st["newest"], st["lines"] = newest, lines
         if what == "stale":
             return []  # a version not newer than the one applied: re-sent, or overtaken
+        if what == "new" and settled_day in days and settled_day >= horizon:
+            st.setdefault("settled", {})[fam] = settled_day
         if what != "new":  # a replacement or a void: what the earlier version billed is taken back
             lines = st["lines"] = {k: v for k, v in lines.items() if v[0] != fam}
         if what == "voids":

@@ -99,8 +99,14 @@ class TwoPlacesDetector(KeyedDetector):
         # institution, admission, discharge, amount, source]
         visits: list[list[Any]] = st.setdefault("visits", [])
         stays: list[list[Any]] = st.setdefault("stays", [])
-        # a replacement is settled in the back office hours later: the patient was there when the original was
-        earlier = [v for v in visits if v[0] == fam]
+        # a replacement is settled in the back office hours later: the patient was there when the original was —
+        # also after a refund (退费: the settlement voided, then settled again), so a voided visit is kept aside
+        voided: dict[str, list[Any]] = st.get("voided", {})
+        earlier = [v for v in visits if v[0] == fam] or ([voided[fam]] if fam in voided else [])
+        if what == "voids" and earlier and not stay:
+            st.setdefault("voided", {})[fam] = earlier[0]
+        elif what == "replaces" and fam in voided:
+            del voided[fam]
         if what != "new":
             visits[:] = [v for v in visits if v[0] != fam]
             stays[:] = [s for s in stays if s[0] != fam]
@@ -130,6 +136,9 @@ class TwoPlacesDetector(KeyedDetector):
         newest_t = max([v[2] for v in visits] + [st.get("newest_t", 0.0)])
         st["newest_t"] = newest_t
         visits[:] = [v for v in visits if v[2] >= newest_t - self.config.retention_hours * 3600]
+        if st.get("voided"):
+            st["voided"] = {f: v for f, v in st["voided"].items()
+                            if v[2] >= newest_t - self.config.retention_hours * 3600}
         newest = max([s[3] for s in stays] + [st.get("newest_stay", "")])
         if newest:
             st["newest_stay"] = newest

@@ -179,6 +179,29 @@ def drug_push(sim, t, sc):
                    institution=inst.id, prescriber=doc, month=f"{start:%Y-%m}", share=0.35)
 
 
+def drug_surge(sim, t, sc):
+    """超常用药: one prescriber's use of one drug — a key-monitored injection at a hospital, or an ordinary drug at a
+    hospital or community clinic — climbs over a week to a further 20–35 % of their visits (an ordinary drug
+    35–50 %) and holds for a week; their colleagues go on as before."""
+    r = random.Random(f"drug-surge-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    key = r.random() < 0.5
+    inst = r.choice(sim.region.of_kind("tertiary", "secondary") if key else
+                    sim.region.of_kind("tertiary", "secondary", "community"))
+    busy = {doc for doc in sim.drug_extra} | set(sim.drug_push) | set(sim.antimicrobial_boost)
+    doctors = [p for p, d in inst.prescriber_dept.items() if d != "ER" and p not in busy] or inst.prescribers
+    doc = r.choice(doctors)
+    drug = r.choice(cat.KEY_MONITORED if key else [d for d in cat.ACUTE if not d.atc.startswith("J01")])
+    # a key-monitored drug is rare, so a fifth to a third more of the visits is a many-fold rise; an ordinary one is
+    # already on a sixth to a third of the prescriptions, so it takes more to double
+    top = r.uniform(0.2, 0.35) if key else r.uniform(0.35, 0.5)
+    span = min(sc.span_days, max(4.0, _days_left(sim, t))) * DAY
+    ramp = span / 2
+    sim.drug_extra.setdefault(doc, []).append(
+        (drug, lambda now, s=t, e=t + span: top * min(1.0, (now - s) / ramp) if s <= now < e else 0.0, r, False))
+    sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, drug=drug.code, institution=inst.id,
+               key_monitored=key, extra_share=round(top, 3), ramp_days=round(ramp / DAY, 1))
+
+
 # --- insurance claims 医保结算 ------------------------------------------------------------------
 def duplicate_charge(sim, t, sc):
     r = sim.rng_scenario
@@ -714,7 +737,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("category_mismatch", "waste", "超范围处置", "facility", ("waste.category_mismatch",), 4, 1,
              category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
              "infectious and sharps"),
-    Scenario("drug_push", "prescription", "带金销售(双排名)", "prescriber", ("prescription.double_ranking",), 1, 31,
+    Scenario("drug_push", "prescription", "带金销售(双排名)", "prescriber",
+             ("prescription.double_ranking", "prescription.drug_usage"), 1, 31,
              drug_push, "a hospital prescriber writes a key-monitored injection into a third of their visits for a "
              "calendar month", own_random=True, also_entities=("institution",)),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
@@ -757,6 +781,9 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              own_random=True),
     Scenario("group_visits", "claim", "结伴就医", "group", ("claim.group_visits",), 3, 30, group_visits,
              "the same 3–5 people settle together at one clinic on 3–5 days, 4–12 days apart", own_random=True),
+    Scenario("drug_surge", "prescription", "超常用药", "prescriber", ("prescription.drug_usage",), 3, 14, drug_surge,
+             "a prescriber's use of one drug (half the time a key-monitored injection) climbs over a week to a further "
+             "20–35 % of their visits (an ordinary drug 35–50 %) and holds for a week", earliest_day=10, own_random=True),
     Scenario("infectious_waste_sold", "waste", "医废分类构成异常(流失)", "institution",
              ("waste.category_mix", "waste.generation_anomaly"), 1, 10, infectious_waste_sold,
              "a hospital or clinic declares 40–60 % of its infectious waste for ten days, the other categories as "
@@ -898,6 +925,28 @@ def couple_follow_ups(sim, t, sc):
                benign=True, institution=inst.id)
 
 
+def seasonal_outbreak(sim, t, sc):
+    """季节性流行: an influenza season at a hospital department with several prescribers — every one of them adds the
+    same symptomatic drug to a further 20–30 % of their acute visits for two weeks."""
+    r = random.Random(f"seasonal-outbreak-{sim.cfg.seed}-{t}")
+    busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}  # not a department with a planted rise
+    units = [(i, d) for i in sim.region.of_kind("tertiary", "secondary") for d in ("IM", "PED", "RESP")
+             if sum(1 for x in i.prescriber_dept.values() if x == d) >= 3
+             and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
+    if not units:
+        return
+    inst, dept = r.choice(units)
+    drug = r.choice([d for d in cat.ACUTE if d.code in ("D-PCM500", "D-NAC200", "D-IBU200", "D-LOR10")])
+    more, span = r.uniform(0.2, 0.3), 14 * DAY
+    doctors = [p for p, d in inst.prescriber_dept.items() if d == dept]
+    for doc in doctors:
+        sim.drug_extra.setdefault(doc, []).append(
+            (drug, lambda now, s=t, e=t + span: more if s <= now < e else 0.0, random.Random(f"{doc}-{t}"), True))
+    for doc in doctors:
+        sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, benign=True, institution=inst.id,
+                   department=dept, drug=drug.code, extra_share=round(more, 3))
+
+
 def catch_up_collection(sim, t, sc):
     """A hospital's carrier misses two collections (a holiday, a broken truck) and takes three days' waste on the
     third: no manifest for two days, then triple the weight, in the usual mix."""
@@ -945,6 +994,9 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              chemotherapy_day_case, "outpatient chemotherapy coded Z51.1 with the cancer second", own_random=True),
     Scenario("couple_follow_ups", "claim", "老年夫妇结伴复诊(合理)", "group", ("claim.group_visits",), 3, 30,
              couple_follow_ups, "a couple's weekly follow-ups together, their daughter along twice", own_random=True),
+    Scenario("seasonal_outbreak", "prescription", "季节性流行(合理)", "prescriber", ("prescription.drug_usage",), 2, 14,
+             seasonal_outbreak, "every prescriber of a hospital department adds one symptomatic drug to a further "
+             "20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True),
     Scenario("catch_up_collection", "waste", "补收医废(合理)", "institution",
              ("waste.category_mix", "waste.generation_anomaly"), 3, 4, catch_up_collection,
              "two collections missed, three days' waste on the third, in the usual mix", earliest_day=10,

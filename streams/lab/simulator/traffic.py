@@ -139,6 +139,15 @@ class RegionTraffic:
         #: prescriber → (drug, from, until, share of their acute visits, the push's own random source): a drug
         #: pushed for a kickback (带金销售), written into that share of their visits (scenarios.drug_push)
         self.drug_push: dict[str, tuple[Any, float, float, float, Any]] = {}
+        #: prescriber → [(drug, f(t) → probability, random source, acute visits only)]: a drug added to that share of
+        #: their visits on top of their habits (a single prescriber's surge, a department's influenza season)
+        self.drug_extra: dict[str, list[tuple[Any, Callable[[float], float], Any, bool]]] = {}
+        #: hospital prescribers' habit of key-monitored injections 重点监控药品 (most use a little, some none), drawn
+        #: from generators of their own so that the rest of the traffic draws as it did before they existed
+        keys = random.Random(f"key-drug-habits-{seed}")
+        self.key_drug_rate = {p: (keys.uniform(0.005, 0.04) if keys.random() < 0.6 else 0.0)
+                              for i in r.institutions if i.kind in ("tertiary", "secondary") for p in i.prescribers}
+        self.rng_key = random.Random(f"key-drug-visits-{seed}")
         self.waste_factor: dict[str, Callable[[float], float]] = {}
         #: institution → f(t) giving a factor per waste category (a category leaving the books, a campaign's sharps)
         self.waste_mix: dict[str, Callable[[float], dict[str, float]]] = {}
@@ -360,6 +369,7 @@ class RegionTraffic:
                 diagnoses.append(CONDITIONS[cond][0])
                 drug = r.choice(cat.CHRONIC[cond])
                 items.append(self.item(drug, 28))
+            self._extra_drugs(t, prescriber, items, 7, acute=False)
         else:
             diagnosis = r.choice(ACUTE_DIAGNOSES)
             diagnoses.append(diagnosis)
@@ -375,6 +385,7 @@ class RegionTraffic:
             push = self.drug_push.get(prescriber)
             if push is not None and push[1] <= t < push[2] and push[4].random() < push[3]:
                 items.append(self.item(push[0], push[4].randint(3, limit)))
+            self._more_drugs(t, prescriber, items, limit)
         rx = self.prescription(t, inst, prescriber, patient, visit_type, items, diagnoses)
         services = ["S-CONSULT-ER" if visit_type == "emergency" else "S-CONSULT"]
         if inst.kind in ("tertiary", "secondary") and r.random() < 0.45:
@@ -399,6 +410,21 @@ class RegionTraffic:
         lines = [self.service_line(s, 1, day) for s in services] + self.drug_lines(rx["items"], day)
         self.claim(t + r.uniform(120, 1500), inst, billed_by, patient, "emergency" if visit_type == "emergency"
                    else "outpatient", diagnoses, lines)
+
+    def _more_drugs(self, t: float, prescriber: str, items: list[dict[str, Any]], limit: int) -> None:
+        """A hospital prescriber's occasional key-monitored injection, and the drugs scenarios add to acute visits."""
+        rate = self.key_drug_rate.get(prescriber)
+        if rate and self.rng_key.random() < rate:
+            drug, days = self.rng_key.choice(cat.KEY_MONITORED), self.rng_key.randint(3, limit)
+            if all(it["drug_code"] != drug.code for it in items):
+                items.append(self.item(drug, days))
+        self._extra_drugs(t, prescriber, items, limit, acute=True)
+
+    def _extra_drugs(self, t: float, prescriber: str, items: list[dict[str, Any]], limit: int, acute: bool) -> None:
+        for drug, share, rng, acute_only in self.drug_extra.get(prescriber, ()):
+            if (acute or not acute_only) and rng.random() < share(t) and all(
+                    it["drug_code"] != drug.code for it in items):
+                items.append(self.item(drug, rng.randint(2, limit)))
 
     # --- building events -------------------------------------------------------------------
     def item(self, drug: cat.Drug, days: int, per_day: int | None = None) -> dict[str, Any]:
