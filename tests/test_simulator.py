@@ -106,6 +106,16 @@ def test_region_config_holds_the_catalogue_and_licences_the_detectors_need():
     assert d["claim.two_places"].travel_minutes == {f"{h}|{p}": 5 for h, p in GATE_PHARMACY.items()}
     assert build_region(3, 2.0).gate_pharmacy == GATE_PHARMACY and build_region(3, 0.2).gate_pharmacy  # every size
     assert d["claim.payment_restriction"].levels == peers_of_region()
+    # the drug dictionary of the stewardship indicators: every antimicrobial, its strength and route, whose WHO DDD
+    # gives the catalogue's own
+    stewardship, antimicrobials = d["claim.antimicrobial_stewardship"], [x for x in cat.DRUGS if x.antimicrobial]
+    assert set(stewardship.drugs) == {x.code for x in antimicrobials}
+    for x in antimicrobials:
+        entry = stewardship.drugs[x.code]
+        route = "P" if x.form == "injection" else "O"
+        assert (entry["atc"], entry["grams_per_unit"], entry["route"]) == (x.atc, x.unit_mg / 1000, route)
+        assert stewardship.ddd_g[x.atc][route] * 1000 == x.ddd_mg
+    assert set(d["prescription.drug_usage"].key_monitored) == {x.code for x in cat.KEY_MONITORED}
     from streams.workbench.risk.score import RiskSettings
 
     peers = load_settings([str(REGION_CONFIG)], environ={}).section("risk", RiskSettings).peer_groups

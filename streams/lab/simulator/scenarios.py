@@ -153,10 +153,30 @@ def antimicrobial_ramp(sim, t, sc):
     doc = _prescriber(sim, inst)
     span = min(sc.span_days, max(4.0, _days_left(sim, t))) * DAY
     ramp = span * 2 / 3
-    sim.antimicrobial_boost[doc] = lambda now, s=t, e=t + span: (
-        1.0 if not s <= now < e else 1.0 + 2.0 * min(1.0, (now - s) / ramp))
+    _boost_antimicrobials(sim, doc, lambda now, s=t, e=t + span: (
+        1.0 if not s <= now < e else 1.0 + 2.0 * min(1.0, (now - s) / ramp)))
     sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, ramp_to=3.0, ramp_days=round(ramp / DAY, 1),
                base_rate=round(sim.antimicrobial_rate[doc], 3))
+
+
+def _boost_antimicrobials(sim, doc: str, factor) -> None:
+    """Multiply a prescriber's antimicrobial use by ``factor(t)``, on top of what other scenarios do to it."""
+    before = sim.antimicrobial_boost.get(doc)
+    sim.antimicrobial_boost[doc] = factor if before is None else (lambda now: before(now) * factor(now))
+
+
+def antimicrobial_overuse(sim, t, sc):
+    """抗菌药物使用率超标: a hospital whose prescribers all write antimicrobials 2.5 times as often as the region's
+    and give one to 85 % of its inpatients, from the start of the horizon to its end — its outpatient rate and
+    inpatient use rate over the national targets every month (a standing practice: no prescriber's own chart
+    sees a change)."""
+    r = random.Random(f"antimicrobial-overuse-{sim.cfg.seed}-{int(t)}")
+    end = t + _days_left(sim, t) * DAY
+    inst = r.choice(sim.region.of_kind("tertiary", "secondary"))
+    for doc in inst.prescribers:
+        _boost_antimicrobials(sim, doc, lambda now, s=t, e=end: 2.5 if s <= now < e else 1.0)
+    sim.inpatient_antimicrobial[inst.id] = 0.85
+    sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, outpatient_factor=2.5, inpatient_share=0.85)
 
 
 def drug_push(sim, t, sc):
@@ -784,6 +804,10 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
     Scenario("drug_surge", "prescription", "超常用药", "prescriber", ("prescription.drug_usage",), 3, 14, drug_surge,
              "a prescriber's use of one drug (half the time a key-monitored injection) climbs over a week to a further "
              "20–35 % of their visits (an ordinary drug 35–50 %) and holds for a week", earliest_day=10, own_random=True),
+    Scenario("antimicrobial_overuse", "claim", "抗菌药物使用率超标", "institution",
+             ("claim.antimicrobial_stewardship",), 1, 0, antimicrobial_overuse,
+             "a hospital's prescribers write antimicrobials 2.5 times as often as the region's and give one to 85 % "
+             "of its inpatients, all along: judged when each month closes", at_start=True, own_random=True),
     Scenario("infectious_waste_sold", "waste", "医废分类构成异常(流失)", "institution",
              ("waste.category_mix", "waste.generation_anomaly"), 1, 10, infectious_waste_sold,
              "a hospital or clinic declares 40–60 % of its infectious waste for ten days, the other categories as "
@@ -925,6 +949,17 @@ def couple_follow_ups(sim, t, sc):
                benign=True, institution=inst.id)
 
 
+def busy_emergency(sim, t, sc):
+    """急诊抗菌药物(合理): a hospital's emergency department gives antimicrobials 1.8 times as often as the region's
+    all along — a quarter to a third of its visits: over the outpatient target, within the emergency one (40 %)."""
+    r = random.Random(f"busy-emergency-{sim.cfg.seed}-{int(t)}")
+    end = t + _days_left(sim, t) * DAY
+    inst = r.choice(sim.region.of_kind("tertiary", "secondary"))
+    for doc in [p for p, d in inst.prescriber_dept.items() if d == "ER"]:
+        _boost_antimicrobials(sim, doc, lambda now, s=t, e=end: 1.8 if s <= now < e else 1.0)
+    sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, benign=True, emergency_factor=1.8)
+
+
 def seasonal_outbreak(sim, t, sc):
     """季节性流行: an influenza season at a hospital department with several prescribers — every one of them adds the
     same symptomatic drug to a further 20–30 % of their acute visits for two weeks."""
@@ -994,6 +1029,9 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              chemotherapy_day_case, "outpatient chemotherapy coded Z51.1 with the cancer second", own_random=True),
     Scenario("couple_follow_ups", "claim", "老年夫妇结伴复诊(合理)", "group", ("claim.group_visits",), 3, 30,
              couple_follow_ups, "a couple's weekly follow-ups together, their daughter along twice", own_random=True),
+    Scenario("busy_emergency", "claim", "急诊抗菌药物(合理)", "institution", ("claim.antimicrobial_stewardship",),
+             1, 0, busy_emergency, "a hospital's emergency department gives antimicrobials to a quarter to a third of "
+             "its visits all along (within the emergency target)", at_start=True, own_random=True),
     Scenario("seasonal_outbreak", "prescription", "季节性流行(合理)", "prescriber", ("prescription.drug_usage",), 2, 14,
              seasonal_outbreak, "every prescriber of a hospital department adds one symptomatic drug to a further "
              "20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True),

@@ -75,6 +75,7 @@ class Stay:
     admitted_t: float
     discharge_t: float
     planned: bool = False
+    drugs: list[dict[str, Any]] | None = None  # the admission prescription's items, billed at discharge
 
 
 def iso(t: float) -> str:
@@ -148,6 +149,9 @@ class RegionTraffic:
         self.key_drug_rate = {p: (keys.uniform(0.005, 0.04) if keys.random() < 0.6 else 0.0)
                               for i in r.institutions if i.kind in ("tertiary", "secondary") for p in i.prescribers}
         self.rng_key = random.Random(f"key-drug-visits-{seed}")
+        #: institution → the share of its wards' stays given an antimicrobial (scenarios.antimicrobial_overuse)
+        self.inpatient_antimicrobial: dict[str, float] = {}
+        self.rng_antimicrobial = random.Random(f"inpatient-antimicrobials-{seed}")
         self.waste_factor: dict[str, Callable[[float], float]] = {}
         #: institution → f(t) giving a factor per waste category (a category leaving the books, a campaign's sharps)
         self.waste_mix: dict[str, Callable[[float], dict[str, float]]] = {}
@@ -555,11 +559,17 @@ class RegionTraffic:
         self._call(discharge, self._discharge, stay)
         prescriber = r.choice([p for p, d in inst.prescriber_dept.items() if d == dept] or inst.prescribers)
         items = [self.item(r.choice(cat.ACUTE), 1)]
-        if dept in ("SURG", "RESP", "PED") or r.random() < 0.15:
+        # surgical prophylaxis and pneumonia: most stays of these wards, a few of the others (a ward's share thinned
+        # by a generator of its own, so the use rate stays within the national 60 %; an overusing hospital's higher)
+        usual = dept in ("SURG", "RESP", "PED") or r.random() < 0.15  # the draw of before: the world stays
+        overuse = self.inpatient_antimicrobial.get(inst.id)
+        if (self.rng_antimicrobial.random() < overuse if overuse is not None else
+                usual and self.rng_antimicrobial.random() < (0.6 if dept in ("SURG", "RESP", "PED") else 1.0)):
             items.append(self.item(cat.DRUG_BY_CODE["D-CRO1G"], min(3, los), per_day=2))
         if inst.kind == "tertiary" and r.random() < 0.12:
             items.append(self.item(r.choice(cat.KEY_MONITORED), 1))
         self.prescription(t + 1800, inst, prescriber, patient, "inpatient", items, [diagnosis])
+        stay.drugs = items
         return stay
 
     def _discharge(self, t: float, stay: Stay) -> None:
@@ -581,7 +591,8 @@ class RegionTraffic:
         if stay.department == "ONC":
             lines.append(self.service_line("S-CHEMO", 1))
         lines.append(self.service_line("S-IV", min(days * 2, 20)))
-        lines += self.drug_lines([self.item(cat.DRUG_BY_CODE["D-OME20"], days)])
+        lines += self.drug_lines([self.item(cat.DRUG_BY_CODE["D-OME20"], days)]
+                                 + [it for it in stay.drugs or () if it["drug_code"] != "D-OME20"])
         doctor = r.choice(inst.prescribers)
         self.claim(t, inst, doctor, stay.patient, "inpatient", [stay.diagnosis], lines,
                    admission_date=day_of(stay.admitted_t), discharge_date=day_of(t))
