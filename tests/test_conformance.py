@@ -16,8 +16,9 @@ from models.contracts.records import event_id, validate
 from models.engine import conformance
 from models.engine.detector import KeyedDetector
 from models.rules import registry
-from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig, build_region
 from streams.lab.simulator.catalogue import TZ
+from streams.lab.simulator.region import registry_sections
 from streams.lab.simulator.scenarios import BY_NAME
 from streams.settings import load_settings
 
@@ -53,20 +54,23 @@ def beneficiaries() -> dict:
 
 
 def test_every_detector_follows_the_one_contract():
-    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 35
+    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 36
     rekeyed = {c.name: c.key for c in DETECTORS if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
                        "claim.group_visits": "institution", "prescription.double_ranking": "institution",
                        "waste.generation_anomaly": "institution", "waste.category_mix": "institution",
-                       "prescription.drug_usage": "institution", "claim.antimicrobial_stewardship": "institution"}
+                       "prescription.drug_usage": "institution", "claim.antimicrobial_stewardship": "institution",
+                       "waste.generation_per_bed": "peer_group"}
     assert all(conformance.params_of(c) is not None for c in DETECTORS)  # every declaration is a known parameter
 
 
 @pytest.mark.parametrize("cls", DETECTORS, ids=lambda c: c.name)
 def test_conformance(cls):
     params = conformance.params_of(cls)
-    limits = dataclasses.replace(load_settings([str(REGION_CONFIG)], environ={}).detectors[cls.name], **params.limits)
+    beds = registry_sections(build_region(17, params.scale)).get(cls.name, {})  # the run's beds and kinds
+    limits = dataclasses.replace(load_settings([str(REGION_CONFIG)], environ={}).detectors[cls.name],
+                                 **{**beds, **params.limits})
     planted = tuple(n for n, sc in BY_NAME.items() if cls.name in sc.detectors) if params.own_scenarios else None
     events = list(stream_events(cls.stream, planted, params.days, params.scale, params.start))
     tables = params.tables(events, beneficiaries() if cls.stream == "claim" else conformance.EMPTY)

@@ -80,6 +80,10 @@ def test_the_documented_configuration_example_loads(tmp_path):
     assert s.detectors["claim.split_admission"].max_gap_days == 15
     assert s.detectors["waste.category_mismatch"].licences["FAC-1"][0] == "infectious"
     assert s.detectors["waste.category_mismatch"].carriers["CR-1"]["valid_until"] == "2029-02-28"
+    assert s.detectors["prescription.drug_usage"].key_monitored["D-OXI1G"]["basis"].startswith("第一批国家重点监控")
+    assert s.detectors["claim.antimicrobial_stewardship"].drugs["D-CRO1G"]["atc"] == "J01DD04"
+    assert s.detectors["waste.generation_per_bed"].beds["H301"] == 1200
+    assert s.detectors["waste.generation_per_bed"].peer_groups["H203"] == "secondary"
 
 
 def test_durable_state_can_be_turned_off_from_the_environment():

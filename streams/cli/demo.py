@@ -86,14 +86,14 @@ class Demo:
 
     def start(self) -> None:
         from streams.lab.processes import ensure_run_key, simulated_region_configs, start_worker_process
-        from streams.lab.simulator import RegionSimulator, SimulationConfig
+        from streams.lab.simulator import RegionSimulator, SimulationConfig, build_region
 
         print("zhijian demo: starting the embedded broker …", flush=True)
         # the demo's broker keeps its data (and the detectors' state) across runs: so does its key
         print(f"  {ensure_run_key(STATE_DIR / 'demo-pseudonym.key')}", flush=True)
         self.broker.start()
         bootstrap = self.broker.bootstrap_servers
-        self.configs = simulated_region_configs(self.args.config)
+        self.configs = simulated_region_configs(self.args.config, build_region(self.args.seed, self.args.scale))
         self.settings = load_settings(self.configs, overrides={"kafka": {"bootstrap_servers": bootstrap}})
         ensure_topics(self.settings.kafka, self.settings.topic_specs())
         # a living region: a month ago to now at `speed`, scenarios every week (4× the evaluation's rate); a second

@@ -25,7 +25,7 @@ from streams.lab.processes import (ensure_run_key, peak_rss_mib, simulated_regio
                                    stop_process)
 from models.engine.flood import AlertCap
 from models.rules import registry
-from streams.lab.simulator import RegionSimulator, SimulationConfig
+from streams.lab.simulator import RegionSimulator, SimulationConfig, build_region
 from streams.settings import load_settings
 
 STATE_DIR = Path(".zhijian")
@@ -240,7 +240,7 @@ class Bench:
         self.topics = s.input_topics()
         self.parts = s.topics.input_partitions
         self.producer = EnvelopeProducer(s.kafka, self.topics, self.parts, max_batch=self.args.batch)
-        self.configs = simulated_region_configs(None)
+        self.configs = simulated_region_configs(None, build_region(11), STATE_DIR)  # the preload's region
         self.repartition = [spec.name for spec in s.internal_topic_specs() if spec.name.endswith("-repartition")]
         self.expected = (len(self.topics) + len(self.repartition)) * self.parts  # partitions the group shares
 

@@ -166,7 +166,7 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
     else:
         kafka = EmbeddedBroker(log_path=STATE_DIR / f"evaluate-broker-{label}.log")
     with kafka as broker:
-        configs = simulated_region_configs(args.config)
+        configs = simulated_region_configs(args.config, sim.region, STATE_DIR)
         rf = broker.replication_factor if brokers > 1 else 1
         settings = load_settings(configs, overrides={"kafka": {"bootstrap_servers": broker.bootstrap_servers},
                                                      "topics": {"replication_factor": rf}})

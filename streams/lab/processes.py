@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 from connectors.errors import ZhijianError
 from models.contracts.pseudonym import KEY_ENV, Pseudonymizer
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.lab.simulator.region import registry_toml
 
 
 def ensure_run_key(keep: Path | None = None) -> str:
@@ -88,10 +91,18 @@ def stop_processes(procs: list[subprocess.Popen[bytes] | None], timeout: float =
             p.wait()
 
 
-def simulated_region_configs(user: list[str] | None) -> list[str]:
-    """The simulated region's dictionaries (prices, packages, licences), then the user's files."""
-
-    return [str(REGION_CONFIG), *(user or [])]
+def simulated_region_configs(user: list[str] | None, region: Any = None, state_dir: Path = Path(".zhijian")
+                             ) -> list[str]:
+    """The simulated region's dictionaries (prices, packages, licences), its institution registry (beds and kinds:
+    they vary with the seed, so ``region``'s is written to ``state_dir``), then the user's files."""
+    configs = [str(REGION_CONFIG)]
+    if region is not None:
+        text = registry_toml(region)
+        path = state_dir / f"registry-{zlib.crc32(text.encode()):08x}.toml"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        configs.append(str(path))
+    return [*configs, *(user or [])]
 
 
 def simulator_from_args(args: argparse.Namespace):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 #: kind → (count at scale 1, beds range, prescribers range, outpatient visits a weekday range)
 KINDS = {
@@ -122,6 +123,29 @@ def _national_id(rng: random.Random, district: str, age: int, sex: str) -> str:
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     check = "10X98765432"[sum(int(c) * w for c, w in zip(body, weights)) % 11]  # GB 11643 check digit
     return body + check
+
+
+def registry_sections(region: Region) -> dict[str, dict[str, Any]]:
+    """The region's institution registry (医疗机构执业登记: kinds and beds) as the configuration a real region gives
+    zhijian: beds vary with the seed, so the lab writes it for each simulated region (``registry_toml``)."""
+    with_beds = [i for i in region.institutions if i.beds]
+    return {"waste.generation_per_bed": {"beds": {i.id: i.beds for i in with_beds},
+                                         "peer_groups": {i.id: i.kind for i in with_beds}}}
+
+
+def registry_toml(region: Region) -> str:
+    """:func:`registry_sections` as a TOML file.
+
+    >>> print(registry_toml(build_region(7, 0.2)).splitlines()[3][:60])
+    beds = { H301 = 1154, H201 = 366, C01 = 22 }
+    """
+    lines = [f"# the simulated region's institution registry (seed {region.seed}), written by the lab", ""]
+    for section, values in registry_sections(region).items():
+        lines.append(f"[{section}]")
+        for name, table in values.items():
+            cells = ", ".join(f"{k} = {v!r}" if isinstance(v, int) else f'{k} = "{v}"' for k, v in table.items())
+            lines.append(f"{name} = {{ {cells} }}")
+    return "\n".join(lines) + "\n"
 
 
 def build_region(seed: int, scale: float = 1.0, patients_per_scale: int = 40_000) -> Region:

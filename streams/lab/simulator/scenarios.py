@@ -654,11 +654,27 @@ def _shift_waste_mix(sim, inst, factors) -> None:
     sim.waste_mix[inst.id] = factors if before is None else (lambda now: {**before(now), **factors(now)})
 
 
+def under_declared_site(sim, t, sc):
+    """长期少报医废: a secondary hospital or community clinic that has always declared only 30–45 % of its medical waste
+    (the rest sold or dumped) — no change against its own history, far below its peers per bed."""
+    r = random.Random(f"under-declared-site-{sim.cfg.seed}-{int(t)}")
+    end = t + _days_left(sim, t) * DAY
+    # a kind with peers to be judged against (a simulated region has two tertiary hospitals; a real one more)
+    kinds = [k for k in ("secondary", "community") if len(sim.region.of_kind(k)) >= 3] or [
+        max(("secondary", "community"), key=lambda k: len(sim.region.of_kind(k)))]  # too small a region to judge
+    inst = _waste_site(sim, r, t, end, r.choice(kinds))
+    if inst is None:
+        return
+    declared = r.uniform(0.3, 0.45)
+    _scale_waste(sim, inst, lambda now, s=t, e=end: declared if s <= now < e else 1.0)
+    sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, declared=round(declared, 2), beds=inst.beds)
+
+
 def infectious_waste_sold(sim, t, sc):
     """医废分类流失: a hospital sells its infusion sets and other plastic infectious waste to a recycler — the
-    infectious category it declares falls to 40–60 % while the others go on, for ten days."""
+    infectious category it declares falls to 30–50 % while the others go on, for ten days."""
     r = random.Random(f"infectious-waste-sold-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
-    keep = r.uniform(0.4, 0.6)
+    keep = r.uniform(0.3, 0.5)
     span = min(sc.span_days, max(3.0, _days_left(sim, t))) * DAY
     inst = _waste_site(sim, r, t, t + span, "tertiary", "secondary", "community")
     if inst is None:
@@ -767,7 +783,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("weight_loss_in_transit", "waste", "转运重量差异", "carrier", ("waste.weight_discrepancy",), 2, 3,
              weight_loss_in_transit, "a carrier delivers 13–17 % less weight than it collected, for the manifests "
              "of three days"),
-    Scenario("generation_drop", "waste", "医废产生量异常", "institution", ("waste.generation_anomaly",), 1, 10,
+    Scenario("generation_drop", "waste", "医废产生量异常", "institution",
+             ("waste.generation_anomaly", "waste.generation_per_bed"), 1, 10,
              generation_drop, "a hospital's waste falls to 40 % of normal (leaking out of the system)", earliest_day=7),
     Scenario("power_loss", "telemetry", "断电", "device",
              ("coldchain.excursion", "coldchain.breach", "coldchain.abnormal_dynamics", "coldchain.device_status"), 4,
@@ -808,9 +825,13 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              ("claim.antimicrobial_stewardship",), 1, 0, antimicrobial_overuse,
              "a hospital's prescribers write antimicrobials 2.5 times as often as the region's and give one to 85 % "
              "of its inpatients, all along: judged when each month closes", at_start=True, own_random=True),
+    Scenario("under_declared_site", "waste", "长期少报医废", "institution", ("waste.generation_per_bed",), 1, 0,
+             under_declared_site, "a secondary hospital or community clinic declares 30–45 % of its waste all "
+             "along: found against its peers per bed", at_start=True, own_random=True),
     Scenario("infectious_waste_sold", "waste", "医废分类构成异常(流失)", "institution",
-             ("waste.category_mix", "waste.generation_anomaly"), 1, 10, infectious_waste_sold,
-             "a hospital or clinic declares 40–60 % of its infectious waste for ten days, the other categories as "
+             ("waste.category_mix", "waste.generation_anomaly", "waste.generation_per_bed"), 1, 10,
+             infectious_waste_sold,
+             "a hospital or clinic declares 30–50 % of its infectious waste for ten days, the other categories as "
              "before (plastics sold to a recycler)", earliest_day=10, own_random=True),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
@@ -982,6 +1003,19 @@ def seasonal_outbreak(sim, t, sc):
                    department=dept, drug=drug.code, extra_share=round(more, 3))
 
 
+def low_occupancy(sim, t, sc):
+    """床位使用率低(合理): a tertiary hospital whose wards stand two-fifths empty all along — its waste per registered bed 60–70 %
+    of its peers', a real difference, not the half that points to waste leaving the books."""
+    r = random.Random(f"low-occupancy-{sim.cfg.seed}-{int(t)}")
+    end = t + _days_left(sim, t) * DAY
+    inst = _waste_site(sim, r, t, end, "tertiary")  # not among the under-declaring site's peers, whose median it
+    if inst is None:                               # would lower in a region of three secondary hospitals
+        return
+    share = r.uniform(0.6, 0.7)
+    _scale_waste(sim, inst, lambda now, s=t, e=end: share if s <= now < e else 1.0)
+    sim.record(sc.name, "institution", inst.id, t, end, sc.detectors, benign=True, waste_share=round(share, 2))
+
+
 def catch_up_collection(sim, t, sc):
     """A hospital's carrier misses two collections (a holiday, a broken truck) and takes three days' waste on the
     third: no manifest for two days, then triple the weight, in the usual mix."""
@@ -1035,6 +1069,10 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
     Scenario("seasonal_outbreak", "prescription", "季节性流行(合理)", "prescriber", ("prescription.drug_usage",), 2, 14,
              seasonal_outbreak, "every prescriber of a hospital department adds one symptomatic drug to a further "
              "20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True),
+    Scenario("low_occupancy", "waste", "床位使用率低(合理)", "institution", ("waste.generation_per_bed",), 1, 0,
+             low_occupancy, "a tertiary hospital's wards two-fifths empty all along: its waste per bed 60–70 % of its "
+             "peers'",
+             at_start=True, own_random=True),
     Scenario("catch_up_collection", "waste", "补收医废(合理)", "institution",
              ("waste.category_mix", "waste.generation_anomaly"), 3, 4, catch_up_collection,
              "two collections missed, three days' waste on the third, in the usual mix", earliest_day=10,
