@@ -37,10 +37,10 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     # count over a random background, which the busiest pharmacy reaches by chance about once a month
     models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming",
               "infectious_waste_sold", "drug_surge"}
-    # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: the institution's incident is
-    # running at the end, not missed; the prescriber's is found within days by prescription.drug_usage
-    assert by["drug_push"]["incidents"] == by["drug_push"]["detected"] == by["drug_push"]["incomplete"] == 1, by[
-        "drug_push"]
+    # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: the prescriber is found within
+    # days by prescription.drug_usage; the institution by the rise of its mean claim, or it is running at the end
+    push = by["drug_push"]
+    assert push["detected"] >= 1 and push["detected"] == push["incidents"] == 2 - push["incomplete"], push
     for name in set(BY_NAME) - models - {"fraudulent_institution", "drug_push"}:
         assert by[name]["recall"] == 1.0 and by[name]["precision"] >= 0.9, by[name]
     for name in models:

@@ -50,8 +50,10 @@ class EnvelopeProducer:
         self.partitions = partitions
         self.max_batch = max_batch
         # acks=all and idempotence: on a cluster an acknowledged envelope is on min.insync.replicas brokers, and a
-        # retry after a leader moves does not write it twice
+        # retry after a leader moves does not write it twice; one request in flight per broker, so a retried
+        # envelope cannot land behind the next one (a device's readings out of order read as a silence)
         self.producer = KafkaProducer(**conn.kafka_python(), linger_ms=5, acks="all", enable_idempotence=True,
+                                      max_in_flight_requests_per_connection=1,
                                       max_request_size=8 * 1024 * 1024, batch_size=256 * 1024)
         self._buffers: dict[tuple[str, int], list[bytes]] = defaultdict(list)
         self.sent_events = 0

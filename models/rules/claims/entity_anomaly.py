@@ -3,7 +3,8 @@
 诱导/过度医疗 and upcoding show in an institution's rolling profile before any single claim
 breaks a rule: the same patients, suddenly billed a scan, an ultrasound and a panel each.
 Each institution's day is the mean amount of its outpatient and emergency claims (days with
-fewer than ``min_claims`` are skipped); an upward CUSUM (:mod:`models.rules.anomaly.cusum`) on the
+fewer than ``min_claims`` are skipped), its deviation from the normal weighed by the square root of its claims over
+the site's typical day's (at most 1: a quiet Sunday's mean wobbles more); an upward CUSUM (:mod:`models.rules.anomaly.cusum`) on the
 daily mean, standardized by the mean and spread learned from its own past days, alerts when
 the evidence crosses ``threshold`` — once per episode. The entity is the institution.
 
@@ -28,6 +29,7 @@ the evidence crosses ``threshold`` — once per episode. The entity is the insti
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +52,7 @@ class ProfileLimits:
 
 class EntityAnomalyDetector(DailyChart):
     name = "claim.entity_anomaly"
-    version = "1"
+    version = "2"  # 2: a day's deviation weighed by its claims against the site's typical day
     stream = "claim"
     Limits = ProfileLimits  # its configuration section [claim.entity_anomaly]
     key = "institution"
@@ -71,10 +73,16 @@ class EntityAnomalyDetector(DailyChart):
               now: float) -> list[Alert]:
         if totals["n"] < self.limits.min_claims:
             return []
-        inst = ctx.key
+        inst, st = ctx.key, ctx.state
         n, mean_amount = int(totals["n"]), totals["amount"] / totals["n"]
         normal, sd = chart.chart.mean, chart.chart.sd
-        if not chart.observe({"y": mean_amount}):
+        # the mean of a quiet day (a Sunday's few claims) wobbles more than a busy day's: its deviation is weighed by
+        # sqrt(claims / the site's typical day), so a weekend's chance is no evidence of a change of practice
+        typical = st.get("typical_claims") or float(n)
+        weight = min(1.0, math.sqrt(n / typical))
+        st["typical_claims"] = typical + 0.1 * (n - typical)
+        y = mean_amount if chart.chart.n == 0 else normal + (mean_amount - normal) * weight
+        if not chart.observe({"y": y}):
             return []
         evidence_sum = chart.chart.statistic
         by_type = {k[2:]: int(v) for k, v in sorted(totals.items()) if k.startswith("n:")}

@@ -220,6 +220,9 @@ def drug_surge(sim, t, sc):
         (drug, lambda now, s=t, e=t + span: top * min(1.0, (now - s) / ramp) if s <= now < e else 0.0, r, False))
     sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, drug=drug.code, institution=inst.id,
                key_monitored=key, extra_share=round(top, 3), ramp_days=round(ramp / DAY, 1))
+    if key:  # an injection at hundreds of yuan in a fifth of one prescriber's visits lifts the hospital's mean claim
+        sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, drug=drug.code, prescriber=doc,
+                   key_monitored=key, extra_share=round(top, 3), ramp_days=round(ramp / DAY, 1))
 
 
 # --- insurance claims 医保结算 ------------------------------------------------------------------
@@ -774,7 +777,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              category_mismatch, "pathological or chemical waste sent to a facility licensed only for "
              "infectious and sharps"),
     Scenario("drug_push", "prescription", "带金销售(双排名)", "prescriber",
-             ("prescription.double_ranking", "prescription.drug_usage"), 1, 31,
+             ("prescription.double_ranking", "prescription.drug_usage", "claim.entity_anomaly"), 1, 31,
              drug_push, "a hospital prescriber writes a key-monitored injection into a third of their visits for a "
              "calendar month", own_random=True, also_entities=("institution",)),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
@@ -818,9 +821,11 @@ SCENARIOS += (  # placed after the others, so adding them moved none of the earl
              own_random=True),
     Scenario("group_visits", "claim", "结伴就医", "group", ("claim.group_visits",), 3, 30, group_visits,
              "the same 3–5 people settle together at one clinic on 3–5 days, 4–12 days apart", own_random=True),
-    Scenario("drug_surge", "prescription", "超常用药", "prescriber", ("prescription.drug_usage",), 3, 14, drug_surge,
-             "a prescriber's use of one drug (half the time a key-monitored injection) climbs over a week to a further "
-             "20–35 % of their visits (an ordinary drug 35–50 %) and holds for a week", earliest_day=10, own_random=True),
+    Scenario("drug_surge", "prescription", "超常用药", "prescriber", ("prescription.drug_usage", "claim.entity_anomaly"),
+             3, 14, drug_surge, "a prescriber's use of one drug (half the time a key-monitored injection) climbs over a "
+             "week to a further 20–35 % of their visits (an ordinary drug 35–50 %) and holds for a week; a key-monitored "
+             "one is an incident of the hospital's too (its mean claim)", earliest_day=10, own_random=True,
+             also_entities=("institution",)),
     Scenario("antimicrobial_overuse", "claim", "抗菌药物使用率超标", "institution",
              ("claim.antimicrobial_stewardship",), 1, 0, antimicrobial_overuse,
              "a hospital's prescribers write antimicrobials 2.5 times as often as the region's and give one to 85 % "
