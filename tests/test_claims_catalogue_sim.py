@@ -2,15 +2,9 @@
 (the region's own configuration): every planted incident found, no look-alike alarmed, no other alert."""
 from __future__ import annotations
 
-from datetime import datetime
-
-from models.contracts.alert import Source
-from models.engine.runtime import Runtime
-from models.rules import registry
-from streams.lab.scoring import Incident, score
-from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
+from streams.lab.simulator import RegionSimulator, SimulationConfig
 from streams.lab.simulator.scenarios import BY_NAME, LOOK_ALIKES
-from streams.settings import load_settings
+from tests.simulated import run_rules, scored
 
 RULES = ("claim.two_places", "claim.payment_restriction", "claim.group_visits")
 
@@ -21,22 +15,8 @@ def test_new_claims_rules_find_their_scenarios_and_stay_quiet_on_their_look_alik
     days = 30
     sim = RegionSimulator(SimulationConfig(seed=5, days=days, scale=0.3, scenarios=planted, scenario_rate=2,
                                            look_alikes=True))
-    config = load_settings([str(REGION_CONFIG)], environ={}).detectors
-    rt = Runtime([cls(config[cls.name]) for cls in registry.detector_classes() if cls.name in RULES])
-    alerts, n = {}, 0
-    for stream, _, e in sim.until(sim.t0 + days * 86400):
-        if stream != "claim":
-            continue
-        n += 1
-        event = {**e, "patient": e["patient_id"], "_t": datetime.fromisoformat(e["event_time"]).timestamp()}
-        for a in rt.process(event, Source("zhijian.claims", 0, n, e["claim_id"])):
-            alerts[a.alert_id] = a
-    truth = [Incident(x["scenario"], x["entity"]["kind"], x["entity"]["id"], x["start_t"], x["end_t"],
-                      tuple(x["detectors"]), bool(x["detail"].get("benign")))
-             for x in sim.truth if set(x["detectors"]) & set(RULES)]
-    report = score(truth, [{"detector": a.detector, "entity": {"kind": a.entity_kind, "id": a.entity_id},
-                            "t": a.event_t} for a in alerts.values() if a.status == "open"], events=n,
-                   until=sim.t0 + days * 86400)
+    alerts, _, n = run_rules(sim, "claim", RULES, days)
+    report = scored(sim, alerts, RULES, n, days)
     by = {s.scenario: s for s in report.scenarios}
     assert all(by[name].incidents >= 2 and by[name].recall == 1.0 for name in planted), [
         (s.scenario, s.incidents, s.detected, s.incomplete) for s in report.scenarios]

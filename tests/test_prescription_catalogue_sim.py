@@ -3,17 +3,12 @@ prescriber whose use of one drug climbs is found, with the counts, the departmen
 evidence; a department-wide influenza season raises nothing, and nothing else alarms."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
-from models.contracts.alert import Source
-from models.engine.runtime import Runtime
-from models.rules import registry
-from streams.lab.scoring import Incident, score
 from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
 from streams.lab.simulator.scenarios import BY_NAME
 from streams.settings import load_settings
+from tests.simulated import run_rules, scored
 
 RULE = "prescription.drug_usage"
 
@@ -25,23 +20,10 @@ def test_a_drug_surge_is_found_against_self_and_department_and_a_season_is_not(s
     days = 30
     sim = RegionSimulator(SimulationConfig(seed=seed, days=days, scale=0.6, scenarios=("drug_surge",),
                                            scenario_rate=2, look_alikes=True))
-    limits = load_settings([str(REGION_CONFIG)], environ={}).detectors[RULE]
-    assert set(limits.key_monitored) == {"D-OXI1G", "D-GM1", "D-PGE1"}
-    rt = Runtime([cls(limits) for cls in registry.detector_classes() if cls.name == RULE])
-    alerts, prescriptions, n = {}, {}, 0
-    for stream, _, e in sim.until(sim.t0 + days * 86400):
-        if stream != "prescription":
-            continue
-        n += 1
-        prescriptions[e["prescription_id"]] = e
-        event = {**e, "patient": e["patient_id"], "_t": datetime.fromisoformat(e["event_time"]).timestamp()}
-        for a in rt.process(event, Source("zhijian.prescriptions", 0, n, e["prescription_id"])):
-            alerts[a.alert_id] = a
-    truth = [Incident(x["scenario"], x["entity"]["kind"], x["entity"]["id"], x["start_t"], x["end_t"],
-                      tuple(x["detectors"]), bool(x["detail"].get("benign")))
-             for x in sim.truth if RULE in x["detectors"] and x["entity"]["kind"] == "prescriber"]  # the rule's own
-    report = score(truth, [{"detector": a.detector, "entity": {"kind": a.entity_kind, "id": a.entity_id},
-                            "t": a.event_t} for a in alerts.values()], events=n, until=sim.t0 + days * 86400)
+    alerts, prescriptions, n = run_rules(sim, "prescription", (RULE,), days)
+    assert set(load_settings([str(REGION_CONFIG)], environ={}).detectors[RULE].key_monitored) == {
+        "D-OXI1G", "D-GM1", "D-PGE1"}
+    report = scored(sim, alerts, (RULE,), n, days, incident=lambda x: x["entity"]["kind"] == "prescriber")
     [surge] = report.scenarios
     assert surge.incidents >= 4 and surge.recall == 1.0, surge
     [season] = report.look_alikes

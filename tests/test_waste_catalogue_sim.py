@@ -5,19 +5,11 @@ per bed; a catch-up collection after two missed ones, a vaccination campaign's e
 raise nothing, and nothing else alarms."""
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
-
 import pytest
 
-from models.contracts.alert import Source
-from models.engine.runtime import Runtime
-from models.rules import registry
-from streams.lab.scoring import Incident, score
-from streams.lab.simulator import REGION_CONFIG, RegionSimulator, SimulationConfig
-from streams.lab.simulator.region import registry_sections
+from streams.lab.simulator import RegionSimulator, SimulationConfig
 from streams.lab.simulator.scenarios import BY_NAME, LOOK_ALIKES
-from streams.settings import load_settings
+from tests.simulated import run_rules, scored
 
 RULES = ("waste.category_mix", "waste.generation_anomaly", "waste.generation_per_bed")
 
@@ -28,24 +20,8 @@ def test_waste_mix_and_volume_rules_find_their_scenarios_and_stay_quiet_on_their
     assert all(set(BY_NAME[n].detectors) & set(RULES) for n in planted)
     days = 45
     sim = RegionSimulator(SimulationConfig(seed=seed, days=days, scale=0.6, scenarios=planted, look_alikes=True))
-    config = load_settings([str(REGION_CONFIG)], environ={}).detectors
-    beds = registry_sections(sim.region)  # the registry the lab writes for the worker
-    rt = Runtime([cls(dataclasses.replace(config[cls.name], **beds.get(cls.name, {})))
-                  for cls in registry.detector_classes() if cls.name in RULES])
-    alerts, n = {}, 0
-    for stream, _, e in sim.until(sim.t0 + days * 86400):
-        if stream != "waste":
-            continue
-        n += 1
-        event = {**e, "_t": datetime.fromisoformat(e["event_time"]).timestamp()}
-        for a in rt.process(event, Source("zhijian.waste", 0, n, f"{e['manifest_id']}/{e['event_type']}")):
-            alerts[a.alert_id] = a
-    truth = [Incident(x["scenario"], x["entity"]["kind"], x["entity"]["id"], x["start_t"], x["end_t"],
-                      tuple(x["detectors"]), bool(x["detail"].get("benign")))
-             for x in sim.truth if set(x["detectors"]) & set(RULES)]
-    report = score(truth, [{"detector": a.detector, "entity": {"kind": a.entity_kind, "id": a.entity_id},
-                            "t": a.event_t} for a in alerts.values() if a.status == "open"], events=n,
-                   until=sim.t0 + days * 86400)
+    alerts, _, n = run_rules(sim, "waste", RULES, days)
+    report = scored(sim, alerts, RULES, n, days)
     by = {s.scenario: s for s in report.scenarios}
     # a small region has few hospitals: a drop finds no free site when the look-alikes hold them all
     assert {"infectious_waste_sold", "under_declared_site"} <= set(by) <= set(planted)
