@@ -107,10 +107,12 @@ class DailyChart(KeyedDetector):
         """Facts about the entity kept for the alert's text (institution, region …)."""
         return {"region": event.get("region", "unknown")}
 
-    def new_chart(self) -> Episode:
+    def new_chart(self) -> Episode | None:
+        """The entity's chart, loaded from and saved to its state around :meth:`judge`; None for a detector that
+        keeps its own models in the state (per prescriber and drug, per month, per peer group)."""
         raise NotImplementedError
 
-    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+    def judge(self, ctx: Context, chart: Episode | None, day: str, totals: dict[str, float], evidence: list[Source],
               now: float) -> list[Alert]:
         raise NotImplementedError
 
@@ -152,7 +154,10 @@ class DailyChart(KeyedDetector):
         if not st["days"]:
             del st["days"]
         st["closed"] = max(st.get("closed", ""), tag)
-        chart = self.new_chart().load(st.get("chart"))
+        chart = self.new_chart()
+        if chart is not None:
+            chart.load(st.get("chart"))
         alerts = self.judge(ctx, chart, tag, totals, [Source(*s) for s in evidence], t)
-        st["chart"] = chart.dump()
+        if chart is not None:
+            st["chart"] = chart.dump()
         return alerts

@@ -2,19 +2,21 @@
 
 A prescriber's share of prescriptions carrying one drug is compared with its own learned share; a rise that every
 colleague of the department shows the same day (an influenza season, a new guideline) is not the prescriber's
-doing. :class:`PeerShareCUSUM` is a binomial CUSUM (as :class:`~models.rules.anomaly.cusum.BinomialCUSUM`) whose
-expected share for the day is
+doing. :class:`PeerShareCUSUM` is a binomial CUSUM (as :class:`~models.rules.anomaly.cusum.BinomialCUSUM`, on the odds)
+whose expected share for the day is
 
     odds(expected) = odds(own baseline) × max(1, odds(peers' share today) / odds(peers' baseline))
 
 — the peers being the rest of the department (the prescriber left out, so a prescriber's own push does not excuse
-itself). The baselines come from :class:`WeeklyTotals`: the weeks *before the last complete one*, so a rise that creeps up
-over a week is judged against the weeks before it began, not learned on the way up. The own baseline is shrunk towards the peers' baseline by ``prior_trials`` pseudo-prescriptions, so a
-prescriber who never wrote the drug is expected to write it as often as colleagues do (and at least
-``floor``), and the peers' share today is smoothed the same way so that a quiet day of few colleagues is no excuse.
+itself). The baselines come from :class:`WeeklyTotals`: the weeks *before the last complete one*, so a rise that
+creeps up over a week is judged against the weeks before it began, not learned on the way up. The own baseline is
+shrunk towards the peers' baseline by ``prior_trials`` pseudo-prescriptions, so a prescriber who never wrote the drug
+is expected to write it as often as colleagues do (and at least ``floor``), and the peers' share today is smoothed
+the same way so that a quiet day of few colleagues is no excuse.
 A fall of the peers excuses nothing and accuses nothing. Baselines fade by a factor a week (0.8: about a month's
 memory, so the comparison is month-on-month in effect); a day whose evidence is at ``learn_below`` or more is learned
-as the count the chart expected, not as seen, so a push is not learned as the new normal before it is reported. A share whose rise would pass 95 % (a drug on most of the prescriptions) is not judged.
+as the count the chart expected, not as seen, so a push is not learned as the new normal before it is reported. A
+drug expected on more than 90 % of the prescriptions has nowhere to rise and is not judged.
 
 >>> import random
 >>> rng = random.Random(2)
@@ -79,8 +81,9 @@ class WeeklyTotals:
         self.totals: dict[str, list[float]] = {}  # name → [baseline, last week, this week]
 
     def advance(self, week: int) -> None:
-        if self.week is None or week <= self.week:
-            self.week = week if self.week is None else self.week
+        if self.week is None:
+            self.week = week
+        if week <= self.week:
             return
         f, steps = self.fading_factor, min(week - self.week, 8)
         for name, (base, last, this) in list(self.totals.items()):

@@ -58,7 +58,6 @@ from typing import Any
 
 from models.contracts.alert import Alert, Source
 from models.engine.detector import Context
-from models.rules.anomaly.cusum import Episode, GaussianCUSUM
 from models.rules.anomaly.daily import DailyChart
 from models.rules.claims import versions
 
@@ -93,7 +92,7 @@ WHO_DDD_G: dict[str, dict[str, float]] = {
     "J01EE01": {"O": 1.92},  # sulfamethoxazole and trimethoprim (as tablets of 0.48 g)
 }
 
-#: indicator → (the measure's name in the reason, its denominator's kind)
+#: indicator → its name in an alert's reason
 INDICATORS = {"outpatient_rate": "outpatient antimicrobial prescription rate",
               "emergency_rate": "emergency antimicrobial prescription rate",
               "inpatient_use_rate": "inpatient use rate", "use_intensity": "use intensity"}
@@ -135,7 +134,6 @@ class StewardshipDetector(DailyChart):
 
     def __init__(self, limits: StewardshipLimits | None = None) -> None:
         super().__init__(limits)
-        self.config = self.limits
         self._prefixes = tuple(self.limits.atc_prefixes)
         # drug code → DDDs per billed unit (0 when the WHO gives none for its route): antimicrobials only
         self._ddd_per_unit: dict[str, float] = {}
@@ -179,10 +177,10 @@ class StewardshipDetector(DailyChart):
             return None  # a stay without its dates has no patient-days
         return {"i_n": sign, "i_k": sign * used, "i_pd": sign * max(1, days), "i_ddd": sign * ddd}
 
-    def new_chart(self) -> Episode:
-        return Episode(GaussianCUSUM(), 0.0)  # unused: the month's totals are the state (judge)
+    def new_chart(self) -> None:
+        return None  # the month's totals are the state (judge)
 
-    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+    def judge(self, ctx: Context, chart: None, day: str, totals: dict[str, float], evidence: list[Source],
               now: float) -> list[Alert]:
         st = ctx.state
         month = day[:7]

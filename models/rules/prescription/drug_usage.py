@@ -97,29 +97,26 @@ class DrugUsageDetector(DailyChart):
 
     def __init__(self, limits: DrugUsageLimits | None = None) -> None:
         super().__init__(limits)
-        self.config = self.limits
         self._excluded = tuple(self.limits.exclude_atc_prefixes)
         self._key = self.limits.key_monitored
 
     def key_of(self, event: dict[str, Any]) -> str | None:
         return None if event["visit_type"] == "inpatient" else event["institution_id"]
 
-    def _drugs(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        drugs: dict[str, dict[str, Any]] = {}
+    def _drugs(self, event: dict[str, Any]) -> dict[str, list[float]]:
+        """The prescription's drugs but the excluded ones: drug code → [amount, DDDs] over its items."""
+        drugs: dict[str, list[float]] = {}
         for it in event["items"]:
-            if not str(it.get("atc_code", "")).startswith(self._excluded) if self._excluded else True:
-                drugs.setdefault(str(it["drug_code"]), it)
+            if not str(it.get("atc_code", "")).startswith(self._excluded):
+                sums = drugs.setdefault(str(it["drug_code"]), [0.0, 0.0])
+                sums[0] += float(it.get("amount") or 0.0)
+                sums[1] += float(it.get("ddd_count") or 0.0)
         return drugs
 
     def values(self, event: dict[str, Any]) -> dict[str, float] | None:
         doc = event["prescriber_id"]
         out = {f"n\t{event.get('department') or '-'}\t{doc}": 1.0}
-        for code in self._drugs(event):
-            amount = ddd = 0.0
-            for it in event["items"]:
-                if str(it["drug_code"]) == code:
-                    amount += float(it.get("amount") or 0.0)
-                    ddd += float(it.get("ddd_count") or 0.0)
+        for code, (amount, ddd) in self._drugs(event).items():
             out[f"k\t{doc}\t{code}"] = 1.0
             out[f"a\t{doc}\t{code}"] = amount
             if ddd:
@@ -137,8 +134,8 @@ class DrugUsageDetector(DailyChart):
             if len(ev) < EVIDENCE_PER_DAY:
                 ev.append(list(source))
 
-    def new_chart(self) -> Episode:
-        return Episode(PeerShareCUSUM(), 0.0)  # unused: the charts are per prescriber and drug (judge)
+    def new_chart(self) -> None:
+        return None  # the charts are per prescriber and drug, in the state (judge)
 
     def _chart(self, code: str) -> tuple[PeerShareCUSUM, float]:
         c = self.limits
@@ -146,7 +143,7 @@ class DrugUsageDetector(DailyChart):
             return PeerShareCUSUM(c.key_ratio, min_trials=c.min_prescriptions), c.key_threshold
         return PeerShareCUSUM(c.ratio, min_trials=c.min_prescriptions), c.threshold
 
-    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+    def judge(self, ctx: Context, chart: None, day: str, totals: dict[str, float], evidence: list[Source],
               now: float) -> list[Alert]:
         st = ctx.state
         kept_evidence = st.get("ev", {}).pop(day, {})

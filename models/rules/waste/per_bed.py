@@ -44,7 +44,6 @@ from typing import Any
 
 from models.contracts.alert import Alert, Source
 from models.engine.detector import Context
-from models.rules.anomaly.cusum import Episode, GaussianCUSUM
 from models.rules.anomaly.daily import DailyChart
 
 EVIDENCE_KEPT = 3  # the last manifests of each member, as evidence
@@ -81,7 +80,6 @@ class PerBedDetector(DailyChart):
 
     def __init__(self, limits: PerBedLimits | None = None) -> None:
         super().__init__(limits)
-        self.config = self.limits
         self._members: dict[str, list[str]] = {}
         for inst, group in sorted(self.limits.peer_groups.items()):
             if self.limits.beds.get(inst, 0) >= self.limits.min_beds:
@@ -101,10 +99,10 @@ class PerBedDetector(DailyChart):
         kept.append(list(source))
         del kept[:-EVIDENCE_KEPT]
 
-    def new_chart(self) -> Episode:
-        return Episode(GaussianCUSUM(), 0.0)  # unused: the group's windows are the state (judge)
+    def new_chart(self) -> None:
+        return None  # the group's windows are the state (judge)
 
-    def judge(self, ctx: Context, chart: Episode, day: str, totals: dict[str, float], evidence: list[Source],
+    def judge(self, ctx: Context, chart: None, day: str, totals: dict[str, float], evidence: list[Source],
               now: float) -> list[Alert]:
         c, st = self.limits, ctx.state
         members = self._members.get(ctx.key, [])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from streams.lab.simulator import catalogue as cat
 from streams.lab.simulator.coldchain import Fault
@@ -159,10 +159,15 @@ def antimicrobial_ramp(sim, t, sc):
                base_rate=round(sim.antimicrobial_rate[doc], 3))
 
 
+def _multiply(hooks: dict[str, Any], key: str, factor) -> None:
+    """Multiply what ``hooks[key]`` gives at a time by ``factor(t)``, on top of what other scenarios do to it (a
+    prescriber's antimicrobial use, a site's waste)."""
+    before = hooks.get(key)
+    hooks[key] = factor if before is None else (lambda now: before(now) * factor(now))
+
+
 def _boost_antimicrobials(sim, doc: str, factor) -> None:
-    """Multiply a prescriber's antimicrobial use by ``factor(t)``, on top of what other scenarios do to it."""
-    before = sim.antimicrobial_boost.get(doc)
-    sim.antimicrobial_boost[doc] = factor if before is None else (lambda now: before(now) * factor(now))
+    _multiply(sim.antimicrobial_boost, doc, factor)
 
 
 def antimicrobial_overuse(sim, t, sc):
@@ -646,9 +651,7 @@ def _waste_site(sim, r, start: float, end: float, *kinds: str, prefer=None, no_e
 
 
 def _scale_waste(sim, inst, factor) -> None:
-    """Multiply a site's waste by ``factor(t)``, on top of what other scenarios do to it at other times."""
-    before = sim.waste_factor.get(inst.id)
-    sim.waste_factor[inst.id] = factor if before is None else (lambda now: before(now) * factor(now))
+    _multiply(sim.waste_factor, inst.id, factor)
 
 
 def _shift_waste_mix(sim, inst, factors) -> None:
