@@ -571,3 +571,81 @@ def test_an_analysts_day_search_assignment_bulk_acknowledgement_and_the_report(b
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+def test_the_monthly_reports_the_worker_publishes_are_on_the_reports_page(broker, worker, browser, tmp_path):
+    """双排名 end to end: the running worker ranks an institution's May prescriptions (re-keyed by institution) when
+    May closes — a live prescription on every input partition moves the time past May's end and its grace —
+    and publishes the ranking on zhijian.reports under kind:institution:period; a stewardship report is there too
+    (as the detector publishes it: tests/test_reports.py); the console follows the topic and the reports page shows
+    both in the browser, the rate over its target marked."""
+    import copy
+
+    from selenium.webdriver.common.by import By
+
+    from connectors.kafka.producer import partition_for
+    from models.contracts.records import load_schema
+    from tests.test_reports import stewardship_reports
+
+    bs = broker.bootstrap_servers
+    base_rx = load_schema("prescription")["examples"][0]
+
+    def rx(n, day, doc, drug, amount, inst="IT-RANK-H1"):
+        e = copy.deepcopy(base_rx)
+        e.update(prescription_id=f"IT-RANK-{n}", institution_id=inst, prescriber_id=doc, event_time=f"{day}T10:00:00+08:00")
+        e["items"] = [{**base_rx["items"][0], "drug_code": drug, "amount": amount}]
+        return e
+
+    may, n = [], 0
+    for d in range(5, 11):
+        for doc, drug, amount, times in (("IT-RANK-D1", "X-A", 300.0, 3), ("IT-RANK-D2", "X-B", 100.0, 2),
+                                         ("IT-RANK-D1", "X-C", 50.0, 1)):
+            for _ in range(times):
+                n += 1
+                may.append(rx(n, f"2026-05-{d:02d}", doc, drug, amount))
+    produce(bs, "zhijian.prescriptions", [may], key=base_rx["patient_id"])
+    patients = {}
+    for i in range(200):
+        pid = f"1101011990010{i:05d}"
+        patients.setdefault(partition_for(pid, 4), pid)
+    assert sorted(patients) == [0, 1, 2, 3]
+    # a live prescription on every partition: the time passes May's end on each (a live event moves its partition's
+    # clock at once, PartitionClock), however far the other tests have moved it already
+    live = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")
+    for p, pid in patients.items():
+        e = rx(1000 + p, "", "IT-RANK-D9", "X-A", 10.0, inst="IT-RANK-H2")
+        e.update(patient_id=pid, event_time=live)
+        produce(bs, "zhijian.prescriptions", [e], key=pid)
+    for r in stewardship_reports():
+        produce(bs, "zhijian.reports", [r.to_json()], key=r.key.decode())
+    key = b"double_ranking:IT-RANK-H1:2026-05"
+    [record] = [r for r in read_topic(bs, "zhijian.reports", lambda rs: any(r.key == key for r in rs), timeout=120)
+                if r.key == key][:1]
+    ranking = orjson.loads(record.value)
+    assert ranking["period"] == "2026-05" and ranking["body"]["prescribing_days"] == 6
+    assert [(d["drug"], d["amount"], d["prescribers"]) for d in ranking["body"]["ranking"]] == [
+        ("X-A", 5400.0, [["IT-RANK-D1", 5400.0]]), ("X-B", 1200.0, [["IT-RANK-D2", 1200.0]]),
+        ("X-C", 300.0, [["IT-RANK-D1", 300.0]])]
+    assert worker.metric("zhijian_reports_total", kind="double_ranking") >= 1
+
+    db, port, base, log, proc = console_for(bs, tmp_path, {"li": "analyst"})
+    try:
+        browser.get(base + "/lang/en")
+        browser.get(base + "/login")
+        browser.find_element(By.ID, "user").send_keys("li")
+        browser.find_element(By.ID, "password").send_keys("li's long password")
+        submit(browser, "signin")
+        browser.find_element(By.ID, "nav-reports").click()
+        wait_for(lambda: browser.find_elements(By.ID, "months"))
+        browser.get(base + "/reports?month=2026-10")
+        cells = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#stewardship td.over"))
+        assert [c.text for c in cells] == ["30.0 % ≤ 20 %"]
+        assert cells[0].find_element(By.XPATH, "..").get_attribute("data-institution") == "H1"
+        browser.get(base + "/reports?month=2026-05&institution=IT-RANK-H1")
+        rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "section.ranking tr.drug"))
+        assert [r.get_attribute("data-drug") for r in rows] == ["X-A", "X-B", "X-C"]
+        assert "IT-RANK-D1 (5,400)" in rows[0].text and "900" in rows[0].text  # 5,400 over 6 prescribing days
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

@@ -54,6 +54,9 @@ def topic_specs(prefix: str = "zhijian.", input_partitions: int = 4, alert_parti
                   compacted=True, reference="watchlist"),
         TopicSpec(f"{p}alerts", alert_partitions, None, "预警 alerts, keyed by entity kind:id"),
         TopicSpec(f"{p}deadletter", 1, None, "records refused by validation, unchanged, with error headers"),
+        TopicSpec(f"{p}reports", 1, None, "报表 what the monthly rules publish of every institution, alert or not "
+                  "(双排名 rankings, antimicrobial stewardship rates), keyed by kind:institution:period; compacted",
+                  compacted=True),
         TopicSpec(f"{p}institution-scores", 1, None, "机构风险评分 each institution's daily risk score, grade and the "
                   "rates behind it, keyed by institution id (zhijian risk)"),
         TopicSpec(f"{p}institution-verdicts", 1, None, "稽查结论 audit findings per institution (飞行检查, 专项检查: "

@@ -18,9 +18,13 @@ for ``retention_s`` seconds of event time. A detector that judges each event alo
 ``key = None``: it gets an empty state that is not kept, and sets no timers.
 
 ``ctx.reference`` is the reference data the worker follows (``ctx.reference["inventory"][device]``:
-the stock of a cold-chain device), read-only and possibly empty; it enriches an alert (the lots at
-risk) and never decides whether one is raised, so alerts and their ids do not depend on when the
-reference arrived.
+the stock of a cold-chain device), read-only and possibly empty. The stock only enriches an alert (the lots at
+risk); the watch lists (:mod:`models.rules.watchlist`) decide stricter limits, so an alert that rests on one
+depends on when its entry reached the worker — a regulator's decision applies from when it is made.
+
+A detector that judges a period (a month's ranking, a month's rates) may also ``ctx.publish`` a
+:class:`~models.contracts.report.Report` of every key's figures, alert or not: the runtime collects them
+(``Runtime.reports``) and the worker writes them to ``zhijian.reports``.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Mapping
 
 from models.contracts.alert import Alert, Source
+from models.contracts.report import Report
 
 #: No reference data.
 EMPTY: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
@@ -40,11 +45,12 @@ ENTITY_KINDS = ("patient", "institution", "prescriber", "doctor", "pharmacy", "d
 class Context:
     """What a detector sees of the runtime for one key: its state, the watermark, its timers."""
 
-    __slots__ = ("key", "state", "watermark", "_timers", "set_now", "reference")
+    __slots__ = ("key", "state", "watermark", "_timers", "set_now", "reference", "_outbox")
 
     def __init__(self, key: str, state: dict[str, Any], watermark: float, timers: dict[str, float],
-                 reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+                 reference: Mapping[str, Mapping[str, Any]] = EMPTY, outbox: list[Report] | None = None) -> None:
         self.key = key
+        self._outbox = outbox  # the runtime's reports (None: published reports are dropped)
         self.reference = reference
         self.state = state
         self.watermark = watermark
@@ -61,6 +67,11 @@ class Context:
 
     def timer(self, tag: str = "") -> float | None:
         return self._timers.get(tag)
+
+    def publish(self, report: Report) -> None:
+        """Publish a period's figures (not an alert): the worker writes them to ``zhijian.reports``."""
+        if self._outbox is not None:
+            self._outbox.append(report)
 
 
 class KeyedDetector:

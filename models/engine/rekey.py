@@ -76,10 +76,10 @@ past it (plus the grace), so a partition quiet for hours delays the days of the 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from models.contracts.alert import Alert, Source
-from models.engine.detector import KeyedDetector
+from models.engine.detector import EMPTY, KeyedDetector
 from models.engine.flood import AlertCap
 from models.engine.runtime import HOLD_CLOCK, PerPartition, Runtime
 
@@ -163,8 +163,9 @@ class Receiver:
     """At one repartition partition: applies envelopes to a runtime of the re-keyed detectors, once each,
     and moves its watermark to the slowest source's."""
 
-    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, cap: AlertCap | None = None) -> None:
-        self.runtime = Runtime(detectors, external_watermark=True, cap=cap)
+    def __init__(self, detectors: Iterable[KeyedDetector], sources: int, cap: AlertCap | None = None,
+                 reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+        self.runtime = Runtime(detectors, external_watermark=True, cap=cap, reference=reference)
         self.sources = sources
 
     def _heard(self) -> dict[str, list[Any]]:
@@ -270,8 +271,9 @@ class Rekeying:
 class PartitionedReceiver(PerPartition):
     """The :class:`Receiver` of each owned partition of a group's repartition topic."""
 
-    def __init__(self, detectors: list[KeyedDetector], sources: int, cap: AlertCap | None = None) -> None:
-        super().__init__(lambda: Receiver(detectors, sources, cap=cap))
+    def __init__(self, detectors: list[KeyedDetector], sources: int, cap: AlertCap | None = None,
+                 reference: Mapping[str, Mapping[str, Any]] = EMPTY) -> None:
+        super().__init__(lambda: Receiver(detectors, sources, cap=cap, reference=reference))
         self.detectors = detectors
         self.sources = sources
 

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 import orjson
 
 from models.contracts.alert import Alert, Source
+from models.contracts.report import Report
 from models.engine.detector import EMPTY, Context, KeyedDetector
 from models.engine.flood import AlertCap
 
@@ -203,7 +204,9 @@ class Runtime:
         self._meta_dirty = False
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
         self._retention = [d.retention_s for d in self.detectors]
-        self._stateless = Context("", {}, float("-inf"), {}, reference)
+        #: reports published by the calls since the caller last took them (Context.publish)
+        self.reports: list[Report] = []
+        self._stateless = Context("", {}, float("-inf"), {}, reference, self.reports)
         self.watermark = float("-inf")
         self.failures: list[DetectorFailure] = []  # of the last call; the caller reads and clears
         self._store: dict[tuple[int, str], _Entry] = {}
@@ -257,7 +260,7 @@ class Runtime:
         if t > entry.seen:
             entry.seen = t
         existed = bool(entry.state or entry.timers)
-        return entry, Context(key, entry.state, self.watermark, entry.timers, self.reference), existed
+        return entry, Context(key, entry.state, self.watermark, entry.timers, self.reference, self.reports), existed
 
     def _capped(self, alerts: list[Alert]) -> list[Alert]:
         """The alerts the cap lets through, and its summaries (see :mod:`models.engine.flood`)."""
@@ -294,7 +297,7 @@ class Runtime:
             del entry.timers[tag]
             detector = self.detectors[i]
             try:
-                ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference)
+                ctx = Context(key, entry.state, self.watermark, entry.timers, self.reference, self.reports)
                 alerts += detector.on_timer(ctx, tag, due) or []
                 self._settle(i, key, entry, ctx, True)
             except Exception as e:
@@ -428,6 +431,7 @@ class PerPartition:
         self._make = make
         self.tasks: dict[int, Any] = {}
         self.failures: list[DetectorFailure] = []  # of the calls since the caller last cleared it
+        self.reports: list[Report] = []  # published by the calls since the caller last took them
 
     def task(self, partition: int) -> Any:
         t = self.tasks.get(partition)
@@ -447,6 +451,9 @@ class PerPartition:
         if runtime.failures:
             self.failures += runtime.failures
             runtime.failures = []
+        if runtime.reports:
+            self.reports += runtime.reports
+            runtime.reports.clear()  # the contexts hold this list: emptied, not replaced
 
 
 class PartitionedRuntime(PerPartition):

@@ -86,7 +86,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     ensure_topics(settings.kafka, [t for t in settings.topic_specs() if t.name == settings.topic("institution-verdicts")])
     asyncio.run(serve(settings.kafka, settings.topic("alerts"), settings.topic("case-events"), store, args.host,
                       args.port, settings.topic("institution-scores"), grids, settings.topic("watchlist"),
-                      settings.topic("institution-verdicts"), pseudonymize))
+                      settings.topic("institution-verdicts"), pseudonymize, settings.topic("reports")))
     return 0
 
 

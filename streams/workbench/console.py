@@ -38,6 +38,7 @@ from sortedcontainers import SortedList
 from models.contracts.records import InvalidRecord, validate
 from streams.workbench.cases import CaseBook, CaseError, case_points
 from streams.workbench.priority import CONFIRMING, CasePriority, case_features
+from streams.workbench.reports import Reports
 from streams.workbench.store import Store
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Console:
         self.families: set[str] = set()
         self.now, self.now_t = "", 0.0  # the newest alert's event time: what points fade towards
         self.watchlist: dict[str, dict[str, Any]] = {}  # entity_kind:entity_id → entry, as zhijian.watchlist holds it
+        self.reports = Reports()  # the monthly reports of zhijian.reports (streams.workbench.reports)
         self.priority = CasePriority()  # learned from the verdicts (streams.workbench.priority); orders the queue once ready
         self._points: dict[str, tuple[float, float]] = {}  # institution → (now_t, its points then)
         self._points_dirty: set[str] = set()  # institutions a case of which changed since

@@ -34,6 +34,7 @@ from connectors.kafka.follower import TopicFollower, follow_forever
 from models.contracts.records import InvalidRecord
 from streams.workbench.cases import STATUSES, TRANSITIONS, VERDICTS, CaseError, money_of, points_grade
 from streams.workbench.console import GRADES, SESSION_S, STREAMS, Console
+from streams.workbench.reports import INDICATORS
 from streams.workbench.store import Store
 
 log = logging.getLogger(__name__)
@@ -432,6 +433,22 @@ def _watchlist(console: Console, s: dict[str, Any], status: int = 200, message: 
     return _page("watchlist.html", status, entries=entries, error=message, can_edit=s["role"] == "supervisor", **s)
 
 
+@routes.get("/reports")
+async def reports_page(request: web.Request) -> web.Response:
+    """The monthly reports 报表 (``zhijian.reports``): every institution's antimicrobial stewardship rates against
+    the targets, and the 双排名 drug rankings (:mod:`streams.workbench.reports`); ``?month=YYYY-MM``,
+    ``&institution=`` for one institution's ranking."""
+    s, book = _who(request), request.app[CONSOLE].reports
+    months = book.months()
+    month = request.query.get("month", "")
+    if month not in months:
+        month = months[0] if months else ""
+    institution = request.query.get("institution", "").strip()[:64]
+    return _page("reports.html", 200, months=months, month=month, institution=institution,
+                 stewardship=book.stewardship(month), rankings=book.rankings(month, institution),
+                 indicators=INDICATORS, **s)
+
+
 @routes.get("/sanctions")
 async def sanctions_page(request: web.Request) -> web.Response:
     """处方权 sanctions: prescribers with three or more confirmed unjustified prescriptions, for a supervisor to
@@ -760,7 +777,8 @@ async def follow_alerts(conn: KafkaConnection, topic: str, console: Console, rea
 
 async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, store: Store, host: str, port: int,
                 scores_topic: str | None = None, grids: dict[str, str] | None = None,
-                watch_topic: str | None = None, verdicts_topic: str | None = None, pseudonymize: Any = None) -> None:
+                watch_topic: str | None = None, verdicts_topic: str | None = None, pseudonymize: Any = None,
+                reports_topic: str | None = None) -> None:
     from aiokafka import AIOKafkaProducer
 
     from streams.workbench.risk.learned import POSITIVE
@@ -784,7 +802,7 @@ async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, sto
 
     ready = asyncio.Event()
     follower = asyncio.create_task(follow_alerts(conn, alerts_topic, console, ready))
-    side = []  # grades and watch lists: the console goes on without them when their topic is missing
+    side = []  # grades, watch lists, reports: the console goes on without them when their topic is missing
     if scores_topic:
         side.append(asyncio.create_task(follow_forever(
             conn, [scores_topic], _skipping("institution grades", lambda r: console.add_score(orjson.loads(r.value))),
@@ -793,6 +811,10 @@ async def serve(conn: KafkaConnection, alerts_topic: str, events_topic: str, sto
         side.append(asyncio.create_task(follow_forever(
             conn, [watch_topic], _skipping("watch lists", lambda r: console.add_watch(r.key, r.value)),
             "watch lists", log, missing_ok=True)))
+    if reports_topic:
+        side.append(asyncio.create_task(follow_forever(
+            conn, [reports_topic], _skipping("reports", lambda r: console.reports.add(r.key, r.value)),
+            "reports", log, missing_ok=True)))
     runner = web.AppRunner(make_app(console, send_event, send_watch if watch_topic else None))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

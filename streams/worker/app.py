@@ -26,6 +26,7 @@ from faust.types import TP
 from connectors.kafka.topics import KEY_FIELD
 from models.contracts.alert import Alert
 from models.contracts.pseudonym import Pseudonymizer
+from models.contracts.report import Report
 from streams.settings import Settings
 from streams.worker import metrics, reference, transport
 from streams.worker.checkpoint import Checkpoint
@@ -108,6 +109,7 @@ class Worker:
         self.reported: set[tuple[str, int]] = set()  # partitions with a lag series
         self.alerts_topic = self.app.topic(settings.topic("alerts"), **RAW)
         self.dead_topic = self.app.topic(settings.topic("deadletter"), **RAW)
+        self.reports_topic = self.app.topic(settings.topic("reports"), **RAW)
         for stream, topic in self.inputs.items():
             self.app.agent(self.app.topic(topic, **RAW), name=f"zhijian.{stream}")(self._input_agent(stream))
         for group, topic in self.group_topics.items():
@@ -124,6 +126,13 @@ class Worker:
             alert.pseudonym_key_id = self.pseudonymize.key_id
             await self.alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
             self.observer.alert(alert)
+
+    async def send_reports(self, reports: list[Report]) -> None:
+        """A period's figures (models.contracts.report), sent as the alerts are: before the checkpoint covers them."""
+        for report in reports:
+            await self.reports_topic.send(key=report.key, value=report.to_json(), force=True)
+            metrics.REPORTS.labels(report.kind).inc()
+        reports.clear()
 
     async def send_dead(self, stream: str, msg: Any, dead: DeadLetter, value: bytes | None = None) -> None:
         headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
@@ -166,6 +175,8 @@ class Worker:
                     if out.newest_t is not None:
                         self.observer.event_time(stream, out.newest_t)
                     await self.send_alerts(out.alerts)
+                    if out.reports:
+                        await self.send_reports(out.reports)
                     for dead in out.dead:
                         await self.send_dead(stream, msg, dead)
                     counters["EVENTS_READ"].inc(out.read)
@@ -210,6 +221,8 @@ class Worker:
                         envelope, alerts = None, []
                         receiver.failures.append(e)
                     await self.send_alerts(alerts)
+                    if receiver.reports:
+                        await self.send_reports(receiver.reports)
                     while receiver.failures:
                         f = receiver.failures.pop(0)
                         reason = "detector_error" if envelope is not None else "bad_envelope"

@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 import orjson
 
 from models.contracts.alert import Alert, Source
+from models.contracts.report import Report
 from models.contracts.records import InvalidRecord, decode, event_id, validate
 from models.engine.runtime import HOLD_CLOCK
 
@@ -158,6 +159,7 @@ class Outcome:
     events: int = 0
     held: int = 0  # of the events judged, those not allowed to move the partition's clock (PartitionClock)
     alerts: list[Alert] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)  # published by the detectors (models.contracts.report)
     dead: list[DeadLetter] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)  # (kind, region) → valid events, for the metrics
     newest_t: float | None = None  # the latest event time among the valid events
@@ -234,6 +236,10 @@ class Ingest:
                     log.exception("detector %s failed on %s offset %d", detector.name, topic, offset)
                     out.dead.append(DeadLetter(_refused_value(raw, event, whole), "detector_error",
                                                f"{detector.name}: {type(e).__name__}", None if whole else i))
+                reports = getattr(detector, "reports", None)
+                if reports:
+                    out.reports += reports
+                    reports.clear()
                 failures = getattr(detector, "failures", None)  # a runtime of keyed detectors carries on
                 while failures:
                     f = failures.pop(0)

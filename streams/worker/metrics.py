@@ -25,6 +25,8 @@ INVALID = Counter("zhijian_invalid_records", "Records or events refused and sent
 ALERTS = Counter("zhijian_alerts", "Alerts raised (a closing update of an open alert is not counted, nor an alert "
                  "raised again under an id counted lately)", ["stream", "detector", "severity", "tier"],
                  registry=REGISTRY)
+REPORTS = Counter("zhijian_reports", "Period reports published to zhijian.reports (a period sent again after a "
+                  "restart counts again; the topic keeps the last)", ["kind"], registry=REGISTRY)
 ALERTS_REPEATED = Counter("zhijian_alerts_repeated", "Alert records sent again under an id already counted (a "
                           "repeated input, a replay after a restart)", ["stream"], registry=REGISTRY)
 EVENTS_READ = Counter("zhijian_events_read", "Events found in the records read (a record that cannot be decoded "

@@ -52,7 +52,7 @@ def build_plan(settings: Settings) -> Plan:
             plan.rekeying[stream] = Rekeying(inputs[stream], groups, partitions)
             units.append(plan.rekeying[stream])
             for group, members in groups.items():
-                plan.receivers[group] = PartitionedReceiver(members, partitions, cap)
+                plan.receivers[group] = PartitionedReceiver(members, partitions, cap, plan.reference)
                 plan.group_stream[group] = stream
         plan.units[stream] = units
     return plan

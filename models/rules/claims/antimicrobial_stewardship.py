@@ -18,7 +18,9 @@ fewer than ``min_visits`` visits of a kind, or ``min_patient_days`` patient-days
 targets warn against small denominators). Corrections: a void takes its claim back out of its day; a replacement
 counts only after a void of its claim (a refund 退费: withdrawn, then settled again) — a price correction does not
 change who was given an antimicrobial. A month is judged when the first day of a later month closes; one alert per
-institution, month and indicator over its target, with every indicator of the month in its numbers.
+institution, month and indicator over its target, with every indicator of the month in its numbers. Every
+institution's month is also published, over its targets or not, as a :class:`~models.contracts.report.Report`
+(``zhijian.reports``, kind ``antimicrobial_stewardship``): the workbench's page of the rates against the targets.
 
 >>> from datetime import datetime
 >>> from models.contracts.alert import Source
@@ -49,6 +51,8 @@ institution, month and indicator over its target, with every indicator of the mo
 institution H1 in 2026-10: outpatient antimicrobial prescription rate 30.0 % (90 of 300 visits), target ≤ 20 %; inpatient use rate 50.0 % (15 of 30 discharged); use intensity 27.0 DDD per 100 patient-days (30 DDD over 111 patient-days)
 >>> a.numbers["indicator"], a.numbers["value"], a.numbers["target"], a.numbers["inpatient_use_rate"]["value"]
 ('outpatient_rate', 0.3, 0.2, 0.5)
+>>> [(r.kind, r.institution_id, r.period, sorted(r.body)) for r in rt.reports]
+[('antimicrobial_stewardship', 'H1', '2026-10', ['inpatient_use_rate', 'outpatient_rate', 'use_intensity'])]
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ from datetime import date
 from typing import Any
 
 from models.contracts.alert import Alert, Source
+from models.contracts.report import Report
 from models.engine.detector import Context
 from models.rules.anomaly.daily import DailyChart
 from models.rules.claims import versions
@@ -222,6 +227,9 @@ class StewardshipDetector(DailyChart):
                      now: float) -> list[Alert]:
         measures = self._measures(totals)
         inst, region = ctx.key, ctx.state.get("ctx", {}).get("region", "unknown")
+        if measures:
+            ctx.publish(Report(kind="antimicrobial_stewardship", detector=self.name, version=self.version,
+                               institution_id=inst, region=region, period=month, event_t=now, body=measures))
         out = []
         for name, x in measures.items():
             if not x["judged"] or x["value"] <= x["target"]:

@@ -18,6 +18,10 @@ prescribers — goes into every alert of that month, and an entry is judged agai
 * a prescriber in a top drug's prescriber list who was not in it the month before, with the same rise — entity:
   the prescriber.
 
+Every month closed is also published as a :class:`~models.contracts.report.Report` (``zhijian.reports``, kind
+``double_ranking``): the whole ranking with each drug's amount a prescribing day this month and the month before,
+for the workbench's 双排名 page — an institution's ranking is shown whether anything entered it or not.
+
 Entries under ``min_amount`` in the month or ``min_prescriptions`` prescriptions are not judged (a small clinic's
 ranks move by chance), nor is a month with fewer than ``min_days`` prescribing days on either side. The first month
 an institution is seen only sets the reference.
@@ -50,6 +54,8 @@ an institution is seen only sets the reference.
 drug C entered H1's top 2 by amount in 2026-12 at rank 1: 400 a prescribing day against 20 in 2026-11 (+1900 %); its top prescriber D2
 >>> out[0].numbers["ranking"][:2]
 [{'drug': 'C', 'amount': 12400.0, 'prescribers': [['D2', 12400.0]]}, {'drug': 'A', 'amount': 11160.0, 'prescribers': [['D1', 11160.0]]}]
+>>> [(r.period, [(x["drug"], x["new"], x["per_day"], x["previous_per_day"]) for x in r.body["ranking"]]) for r in rt.reports]
+[('2026-11', [('A', False, 360.0, None), ('B', False, 240.0, None)]), ('2026-12', [('C', True, 400.0, 20.0), ('A', False, 360.0, 360.0)])]
 """
 from __future__ import annotations
 
@@ -59,6 +65,7 @@ from functools import lru_cache
 from typing import Any
 
 from models.contracts.alert import Alert, Source
+from models.contracts.report import Report
 from models.engine.detector import Context, KeyedDetector
 from models.rules.anomaly.daily import first_time
 
@@ -174,6 +181,16 @@ class DoubleRankingDetector(KeyedDetector):
                    for code in top]
         days = len(m["days"])
         prev = st.get("prev")
+        ctx.publish(Report(
+            kind="double_ranking", detector=self.name, version=self.version, institution_id=ctx.key,
+            region=st.get("region", "unknown"), period=month, event_t=t,
+            body={"top_drugs": c.top_drugs, "top_prescribers": c.top_prescribers, "prescribing_days": days,
+                  "previous_month": prev["month"] if prev else None,
+                  "ranking": [{**r, "new": prev is not None and r["drug"] not in prev["top"],
+                               "previous_per_day": round(prev["drugs"].get(r["drug"], 0.0) / prev["days"], 2)
+                               if prev and prev["days"] else None,
+                               "per_day": round(r["amount"] / days, 2) if days else None}
+                              for r in ranking]}))
         st["prev"] = {"month": month, "days": days, "top": top, "top_pairs": top_pairs,
                       "drugs": {k: round(v[0], 2) for k, v in m["drugs"].items()},
                       "pairs": {k: round(v[0], 2) for k, v in m["pairs"].items()}}

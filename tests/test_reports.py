@@ -1,0 +1,155 @@
+"""Monthly reports (issue 23 items 1 and 2): the stewardship rates and the 双排名 ranking of every institution,
+published by the detectors when a month closes (alert or not), carried out of a re-keyed receiver the way the
+worker takes them, and shown on the workbench's reports page with what is over its target marked."""
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+
+from models.contracts.alert import Source
+from models.engine.rekey import Forwarder, PartitionedReceiver
+from models.engine.runtime import Runtime
+from models.rules.claims.antimicrobial_stewardship import StewardshipDetector, StewardshipLimits
+from models.rules.prescription.double_ranking import DoubleRankingConfig, DoubleRankingDetector
+from streams.workbench.console import Console
+from streams.workbench.store import Store
+
+DRUGS = {"AMOX": {"atc": "J01CA04", "grams_per_unit": 0.5, "route": "O"},
+         "CRO": {"atc": "J01DD04", "grams_per_unit": 1.0, "route": "P"}}
+
+
+def stewardship_reports() -> list:
+    """Two institutions' October: H1 over the outpatient target (30 %), H2 within every target, H3 too small to
+    judge; their reports once 1 November has closed."""
+    rt = Runtime([StewardshipDetector(StewardshipLimits(drugs=DRUGS))])
+    n = 0
+
+    def claim(inst, month, day, kind, codes, qty=6, **extra):
+        nonlocal n
+        n += 1
+        e = {"claim_id": f"C{n}", "institution_id": inst, "region": "310104", "claim_type": kind,
+             "event_time": f"{month}-{day:02d}T10:00:00+08:00", "patient": f"P{n}",
+             "items": [{"item_code": c, "quantity": qty, "amount": 10.0} for c in codes], **extra}
+        e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+        return rt.process(e, Source("zhijian.claims", 0, n, e["claim_id"]))
+
+    alerts = []
+    for day in range(1, 31):
+        for i in range(10):
+            alerts += claim("H1", "2026-10", day, "outpatient", ["AMOX"] if i < 3 else ["IBU"])  # 30 %
+            alerts += claim("H2", "2026-10", day, "outpatient", ["AMOX"] if i < 1 else ["IBU"])  # 10 %
+        alerts += claim("H2", "2026-10", day, "inpatient", ["CRO"] if day % 2 else ["OME"], qty=4,
+                        admission_date=f"2026-10-{max(1, day - 4):02d}", discharge_date=f"2026-10-{day:02d}")
+        if day % 3 == 0:
+            alerts += claim("H3", "2026-10", day, "outpatient", ["AMOX"])  # 10 visits, all with it: not judged
+    for inst in ("H1", "H2", "H3"):
+        alerts += claim(inst, "2026-11", 1, "outpatient", ["IBU"])
+        alerts += claim(inst, "2026-11", 2, "outpatient", ["IBU"], event_time="2026-11-02T07:00:00+08:00")
+    alerts += rt.advance(datetime.fromisoformat("2026-11-03T00:00:00+08:00").timestamp())
+    assert [(a.entity_id, a.numbers["indicator"]) for a in alerts] == [("H1", "outpatient_rate")]
+    return rt.reports
+
+
+def test_every_institution_s_month_is_published_over_its_targets_or_not():
+    reports = stewardship_reports()
+    by = {r.institution_id: r for r in reports}
+    assert sorted(by) == ["H1", "H2", "H3"] and {r.period for r in reports} == {"2026-10"}
+    assert by["H1"].body["outpatient_rate"] == {"value": 0.3, "numerator": 90, "denominator": 300, "target": 0.2,
+                                                "judged": True}
+    h2 = by["H2"].body
+    assert h2["outpatient_rate"]["value"] == 0.1 and h2["inpatient_use_rate"]["value"] == 0.5
+    # 15 stays of 4 vials of 1 g ceftriaxone (DDD 2 g): 30 DDD over the 111 patient-days of the 30 discharged
+    assert (h2["use_intensity"]["numerator"], h2["use_intensity"]["denominator"]) == (30.0, 111)
+    assert by["H3"].body["outpatient_rate"]["judged"] is False and by["H3"].key == b"antimicrobial_stewardship:H3:2026-10"
+
+
+def test_a_receiver_hands_the_reports_of_its_detectors_to_the_worker():
+    """Re-keyed by institution, as the worker runs 双排名: the receiver collects what its runtime published, and the
+    worker takes them (the list is emptied, not replaced: the runtime's contexts keep appending to it)."""
+    detector = DoubleRankingDetector(DoubleRankingConfig(top_drugs=2, min_days=1))
+    receiver = PartitionedReceiver([detector], sources=1)
+    fwd = Forwarder([detector], "zhijian.prescriptions", 0, 1)
+    n = 0
+    for month, days in (("2026-10", 31), ("2026-11", 2)):
+        for d in range(1, days + 1):
+            n += 1
+            e = {"prescription_id": f"RX{n}", "institution_id": "H1", "prescriber_id": "D1", "region": "310101",
+                 "event_time": f"{month}-{d:02d}T10:00:00+08:00",
+                 "items": [{"drug_code": "A", "amount": 10.0}, {"drug_code": "B", "amount": 5.0}]}
+            e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+            fwd.add(e, Source("zhijian.prescriptions", 0, n, e["prescription_id"]))
+    for target, envelope in fwd.flush(True):
+        receiver.receive(target, envelope)
+    [report] = receiver.reports
+    assert (report.kind, report.institution_id, report.period) == ("double_ranking", "H1", "2026-10")
+    assert [(r["drug"], r["amount"], r["per_day"], r["prescribers"]) for r in report.body["ranking"]] == [
+        ("A", 310.0, 10.0, [["D1", 310.0]]), ("B", 155.0, 5.0, [["D1", 155.0]])]
+    receiver.reports.clear()
+    for rt in receiver.tasks.values():
+        assert rt.runtime.reports == []
+
+
+def _store(path) -> Store:
+    store = Store(str(path))
+    store.add_user("li", "analyst", "li's long password")
+    return store
+
+
+def test_the_reports_page_shows_the_rates_against_the_targets_and_the_ranking(tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.workbench.web import make_app
+
+    console = Console(_store(tmp_path / "c.db"))
+    for r in stewardship_reports():
+        console.reports.add(r.key, r.to_json())
+    ranking = DoubleRankingDetector(DoubleRankingConfig(top_drugs=2, top_prescribers=1))
+    rt = Runtime([ranking])
+    n = 0
+    for month, days, c_amount in (("2026-09", 30, 20.0), ("2026-10", 31, 400.0), ("2026-11", 1, 0.0)):
+        for d in range(1, days + 1):
+            for doc, drug, amount in (("D1", "A", 360.0), ("D1", "B", 240.0), ("D2", "C", c_amount)):
+                if amount:
+                    n += 1
+                    e = {"prescription_id": f"RX{n}", "institution_id": "H1", "prescriber_id": doc,
+                         "region": "310104", "event_time": f"{month}-{d:02d}T10:00:00+08:00",
+                         "items": [{"drug_code": drug, "amount": amount}]}
+                    e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+                    rt.process(e, Source("zhijian.prescriptions", 0, n, e["prescription_id"]))
+    rt.advance(datetime.fromisoformat("2026-11-02T00:00:00+08:00").timestamp())
+    assert [r.period for r in rt.reports] == ["2026-09", "2026-10"]
+    for r in rt.reports:
+        console.reports.add(r.key, r.to_json())
+
+    async def run():
+        client = TestClient(TestServer(make_app(console)))
+        await client.start_server()
+        try:
+            await client.post("/login", data={"user": "li", "password": "li's long password"})
+            page = await (await client.get("/reports")).text()
+            assert "抗菌药物临床应用指标" in page and "双排名" in page  # Chinese by default
+            assert re.search(r'<strong class="month current">2026-10</strong>', page)  # the latest month
+            rows = re.findall(r'<tr class="institution" data-institution="(\w+)">', page)
+            assert rows == ["H1", "H2", "H3"]  # the one over a target first
+            h1 = page[page.index('data-institution="H1"'):page.index('data-institution="H2"')]
+            assert '<td class="outpatient_rate over" data-value="0.3" title="90 / 300">30.0 % <small>≤ 20 %</small>' in h1
+            h2 = page[page.index('data-institution="H2"'):page.index('data-institution="H3"')]
+            assert " over" not in h2 and 'class="use_intensity" data-value="27.03" title="30 / 111"' in h2
+            h3 = page[page.index('data-institution="H3"'):]
+            assert 'class="outpatient_rate unjudged"' in h3 and "不判定" in h3
+            # the ranking of October: C entered at rank 1 (400 a day against 20), A second; B fell out
+            section = page[page.index('<section class="ranking" data-institution="H1">'):]
+            drugs = re.findall(r'<tr class="drug( new)?" data-drug="(\w)">', section)
+            assert drugs == [(" new", "C"), ("", "A")]
+            assert "12,400.00" in section and "D2 (12,400)" in section and ">400<" in section and ">20<" in section
+            september = await (await client.get("/reports?month=2026-09&institution=H1")).text()
+            assert "no institution" not in september and 'data-drug="B"' in september and 'class="drug new"' not in september
+            nothing = await (await client.get("/reports?month=2026-10&institution=H9")).text()
+            assert 'id="no-ranking"' in nothing
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    console.reports.add(b"double_ranking:H1:2026-10", None)  # a tombstone removes it
+    assert console.reports.rankings("2026-10") == []
