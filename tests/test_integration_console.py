@@ -367,7 +367,9 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
     """A supervisor excludes a doctor and watch-lists a prescriber in the browser; the entries go out on
     zhijian.watchlist, the running worker applies them — a claim by the excluded doctor raises
     claim.excluded_provider, five days' supply from the watched prescriber breaks the halved 7-day limit — and a
-    removal is a tombstone. An analyst, a forged form and an identifier with a space change nothing."""
+    removal is a tombstone; a drug goes on the key-monitored list with its name and the worker takes it (what the
+    rule makes of it: tests/test_prescription_catalogue_sim.py). An analyst, a forged form and an identifier with a
+    space change nothing."""
     import copy
 
     from selenium.webdriver.common.by import By
@@ -433,6 +435,27 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
                 for r in browser.find_elements(By.CSS_SELECTOR, "#watchlist tr.entry")] == ["prescriber:IT-WL-P1"]
         gone = read_topic(bs, "zhijian.watchlist", lambda rs: any(r.value is None for r in rs))
         assert [r.key for r in gone if r.value is None] == [b"doctor:IT-WL-D1"]
+
+        # the key-monitored list 重点监控药品 (issue 23 item 3): a drug code with its name; a doctor cannot be on it
+        applied = worker.metric("zhijian_reference_records_total", table="watchlist", outcome="applied")
+        Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text("doctor")
+        browser.find_element(By.ID, "entity-id").send_keys("IT-WL-D2")
+        Select(browser.find_element(By.ID, "list")).select_by_value("key_monitored")
+        submit(browser, "watch-add")
+        assert "only a drug does" in browser.find_element(By.ID, "error").text
+        Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text("drug")
+        browser.find_element(By.ID, "entity-id").send_keys("IT-KM-OXI")
+        Select(browser.find_element(By.ID, "list")).select_by_value("key_monitored")
+        browser.find_element(By.ID, "name").send_keys("oxiracetam 1 g")
+        browser.find_element(By.ID, "basis").send_keys("国卫办医函〔2019〕558号")
+        submit(browser, "watch-add")
+        row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#watchlist tr.entry")
+               if r.find_element(By.CSS_SELECTOR, ".entity").text == "drug:IT-KM-OXI"]
+        assert [r.find_element(By.CSS_SELECTOR, ".name").text for r in row] == ["oxiracetam 1 g"]
+        listed = read_topic(bs, "zhijian.watchlist", lambda rs: any(r.key == b"drug:IT-KM-OXI" for r in rs))
+        [entry] = [orjson.loads(r.value) for r in listed if r.key == b"drug:IT-KM-OXI"]
+        assert (entry["list"], entry["name"], entry["set_by"]) == ("key_monitored", "oxiracetam 1 g", "zhao")
+        worker.wait_metric("zhijian_reference_records_total", applied + 1, table="watchlist", outcome="applied")
     finally:
         proc.terminate()
         proc.wait(20)

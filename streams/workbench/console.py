@@ -267,9 +267,11 @@ class Console:
                                  "entity_id": str(form.get("entity_id", "")).strip(),
                                  "list": str(form.get("list", "")), "set_by": user,
                                  "event_time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        for field in ("until", "basis"):
+        for field in ("until", "basis", "name"):
             if str(form.get(field, "")).strip():
                 entry[field] = str(form.get(field)).strip()
+        if (entry["entity_kind"] == "drug") != (entry["list"] == "key_monitored"):
+            raise InvalidRecord("invalid_value", "a drug goes on the key_monitored list, and only a drug does")
         if str(form.get("factor", "")).strip():
             try:
                 entry["factor"] = float(str(form.get("factor")))

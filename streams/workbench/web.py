@@ -63,7 +63,8 @@ def N_(message: str) -> str:
 CODE_NAMES = (N_("open"), N_("acknowledged"), N_("in_progress"), N_("closed"), N_("fraud"), N_("violation"),
               N_("false_positive"), N_("duplicate"), N_("justified"), N_("red"), N_("orange"), N_("yellow"),
               N_("blue"), N_("prescription"), N_("claim"), N_("waste"), N_("telemetry"), N_("analyst"),
-              N_("operator"), N_("supervisor"), N_("watch"), N_("excluded"), N_("assign"), N_("status"), N_("comment"))
+              N_("operator"), N_("supervisor"), N_("watch"), N_("excluded"), N_("key_monitored"), N_("assign"),
+              N_("status"), N_("comment"))
 
 
 @lru_cache(maxsize=None)

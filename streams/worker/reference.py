@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: the beneficiary facts a table keeps (the claim rules need no more)
 BENEFICIARY_FACTS = ("birth_date", "sex", "death_date")
 #: what the workers keep of a watch-list entry (its basis and author stay on the topic)
-WATCH_FIELDS = ("list", "factor", "until")
+WATCH_FIELDS = ("list", "factor", "until", "name")
 
 
 class ReferenceTables(dict):

@@ -8,8 +8,9 @@ how many carry it (with its amount and DDDs). A peer-adjusted chart per prescrib
 prescriptions with the drug rose (its odds ``ratio``-fold) beyond their own baseline (the weeks before the last, faded over
 about a month: in effect month on month, and a rise that creeps up over a week is not learned on the way) *and* beyond what the rest of their department shows that day: when the whole department writes
 more of it (an influenza season, a new guideline), nobody is singled out. Drugs on the key-monitored list
-(``key_monitored``: drug code → name and basis, the region's list) get ``key_ratio`` and ``key_threshold``
-(stricter); antimicrobials (``exclude_atc_prefixes``, J01) have their own chart, ``prescription.excess_usage``.
+(``key_monitored``: drug code → name and basis, the region's list; and the drugs a supervisor puts on the
+workbench's watch lists — an entry ``drug:<code>`` on the list ``key_monitored``, up to its last day, applied from
+when it reaches the worker) get ``key_ratio`` and ``key_threshold`` (stricter); antimicrobials (``exclude_atc_prefixes``, J01) have their own chart, ``prescription.excess_usage``.
 A prescriber with fewer than ``min_prescriptions`` prescriptions in those weeks is not judged. One alert per
 episode and prescriber–drug, re-armed when the evidence is back at zero; its evidence is the prescriber's
 prescriptions with the drug on the day it was raised.
@@ -128,7 +129,7 @@ class DrugUsageDetector(DailyChart):
         charts = st.get("charts", {})
         for code in self._drugs(event):
             kept = charts.get(f"{doc}\t{code}")
-            if code not in self._key and (kept is None or kept[0] < WATCHED_FROM):
+            if self._listed(ctx, code, day) is None and (kept is None or kept[0] < WATCHED_FROM):
                 continue
             ev = st.setdefault("ev", {}).setdefault(day, {}).setdefault(f"{doc}\t{code}", [])
             if len(ev) < EVIDENCE_PER_DAY:
@@ -137,9 +138,21 @@ class DrugUsageDetector(DailyChart):
     def new_chart(self) -> None:
         return None  # the charts are per prescriber and drug, in the state (judge)
 
-    def _chart(self, code: str) -> tuple[PeerShareCUSUM, float]:
+    def _listed(self, ctx: Context, code: str, day: str) -> dict[str, str] | None:
+        """The key-monitored entry of drug ``code`` ({name, basis}): on the region's configured list, or on the
+        workbench's watch list (``drug:<code>``, list ``key_monitored``, up to its ``until`` day); None if neither."""
+        entry = self._key.get(code)
+        if entry is not None:
+            return entry
+        table = ctx.reference.get("watchlist")
+        w = table.get(f"drug:{code}") if table else None
+        if w is not None and w.get("list") == "key_monitored" and (not w.get("until") or day <= w["until"]):
+            return {"name": w.get("name") or code, "basis": "watch list"}
+        return None
+
+    def _chart(self, listed: bool) -> tuple[PeerShareCUSUM, float]:
         c = self.limits
-        if code in self._key:
+        if listed:
             return PeerShareCUSUM(c.key_ratio, min_trials=c.min_prescriptions), c.key_threshold
         return PeerShareCUSUM(c.ratio, min_trials=c.min_prescriptions), c.threshold
 
@@ -172,10 +185,11 @@ class DrugUsageDetector(DailyChart):
             dept, n, k = dept_of[doc], n_of[doc], k_of.get((doc, code), 0)
             x = {"n": n, "k": k, "peer_n": dept_n[dept] - n, "peer_k": dept_k.get((dept, code), 0) - k,
                  **weeks.baselines(doc, dept, code)}
-            model, threshold = self._chart(code)
+            listed = self._listed(ctx, code, day)
+            model, threshold = self._chart(listed is not None)
             episode = Episode(model, threshold).load(charts.get(f"{doc}\t{code}"))
             if episode.observe(x):
-                alerts.append(self._alert(ctx, doc, dept, code, day, x, totals, model, threshold,
+                alerts.append(self._alert(ctx, doc, dept, code, day, listed, x, totals, model, threshold,
                                           [Source(*s) for s in kept_evidence.get(f"{doc}\t{code}", ())], now))
             count = model.learned(x)
             learned[successes(doc, code)] = count
@@ -191,12 +205,11 @@ class DrugUsageDetector(DailyChart):
         st["weeks"] = weeks.dump()
         return alerts
 
-    def _alert(self, ctx: Context, doc: str, dept: str, code: str, day: str, x: dict[str, Any],
-               totals: dict[str, float], model: PeerShareCUSUM, threshold: float, evidence: list[Source],
-               now: float) -> Alert:
+    def _alert(self, ctx: Context, doc: str, dept: str, code: str, day: str, listed: dict[str, str] | None,
+               x: dict[str, Any], totals: dict[str, float], model: PeerShareCUSUM, threshold: float,
+               evidence: list[Source], now: float) -> Alert:
         st, inst = ctx.state, ctx.key
         baseline, peer_baseline = model.baseline(x), model.peer_baseline(x)
-        listed = self._key.get(code)
         name = (listed or {}).get("name") or code  # the record's own drug name is free text: never in an alert
         amount = round(totals.get(f"a\t{doc}\t{code}", 0.0), 2)
         ddd = round(totals.get(f"d\t{doc}\t{code}", 0.0), 2)
