@@ -57,8 +57,8 @@ demo: setup
 # starts its broker and workers, which want the cores to themselves). ARGS go to both; a half that selects no
 # test (exit code 5) is not a failure.
 test: setup
-	$(BIN)/python -m pytest -m "not integration" -n 2 --dist loadfile $(ARGS) || [ $$? -eq 5 ]
-	$(BIN)/python -m pytest -m integration $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -m "not integration" -n 2 --dist loadfile --durations=15 $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -m integration --durations=15 $(ARGS) || [ $$? -eq 5 ]
 
 unit: setup
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)

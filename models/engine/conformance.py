@@ -5,7 +5,8 @@ simulated region as the detector's own :meth:`~models.engine.detector.KeyedDetec
 (:class:`Params`: how many days, only its own scenarios, a watch list to read).
 
 Each check runs a detector over the same events in two ways that must not differ, and
-compares the alerts by (detector, alert id, status):
+compares the alerts by (detector, alert id, status) and the reports it publishes
+(:class:`~models.contracts.report.Report`) by (detector, key, body):
 
 * :func:`check_repeat` — every event delivered twice (at-least-once) gives no new alert id;
 * :func:`check_snapshot` — a snapshot taken mid-stream, through JSON, restored into a fresh
@@ -46,6 +47,7 @@ import orjson
 
 from models.contracts.alert import Alert, Source
 from models.contracts.records import free_text_fields
+from models.contracts.report import Report
 from models.engine.detector import EMPTY, KeyedDetector
 from models.engine.rekey import Forwarder, Receiver
 from models.engine.runtime import Runtime
@@ -89,18 +91,28 @@ def params_of(cls: type[KeyedDetector]) -> Params:
     return Params(**cls._conformance_params())
 
 
-def _ids(alerts: Iterable[Alert]) -> set[tuple[str, str, str]]:
-    return {(a.detector, a.alert_id, a.status) for a in alerts}
+def _ids(outputs: Iterable[Alert | Report]) -> set[tuple[str, str, str]]:
+    """The alerts by (detector, id, status) and the reports by (detector, key, body): what must not differ."""
+    return {(x.detector, x.key.decode(), orjson.dumps(x.body, option=orjson.OPT_SORT_KEYS).decode())
+            if isinstance(x, Report) else (x.detector, x.alert_id, x.status) for x in outputs}
 
 
-def _run(runtime: Runtime, events: Events, until: float | None = None) -> list[Alert]:
-    out: list[Alert] = []
+def _published(runtime: Runtime) -> list[Report]:
+    """The reports the runtime published since last asked (the worker takes them the same way)."""
+    out = list(runtime.reports)
+    runtime.reports.clear()
+    return out
+
+
+def _run(runtime: Runtime, events: Events, until: float | None = None) -> list[Alert | Report]:
+    """The alerts of a run, then the reports it published."""
+    out: list[Alert | Report] = []
     for event, source in events:
         out += runtime.process(dict(event), source)
     if until is not None:
         out += runtime.advance(until)
     assert not runtime.failures, runtime.failures
-    return out
+    return out + _published(runtime)
 
 
 def _end(events: Events) -> float:
@@ -195,7 +207,7 @@ class Layout:
         self.receivers = [Receiver([factory()], sources) for _ in range(targets)]
         self.taken = [0] * targets  # next envelope to read
         self.saved = [(self.receivers[r].runtime.snapshot(), 0) for r in range(targets)]
-        self.alerts: list[Alert] = []
+        self.alerts: list[Alert | Report] = []  # and the reports published
 
     def _input(self, p: int, n: int) -> None:
         for _ in range(n):
@@ -220,6 +232,7 @@ class Layout:
             if self.taken[r] >= len(self.logs[r]):
                 return
             self.alerts += self.receivers[r].receive(self.logs[r][self.taken[r]])
+            self.alerts += _published(self.receivers[r].runtime)
             self.taken[r] += 1
         assert not self.receivers[r].runtime.failures, self.receivers[r].runtime.failures
 
@@ -262,6 +275,7 @@ class Layout:
             f.watermark = end  # the stream goes on: every source moves past the last event
             for target, envelope in f.flush(idle=True):
                 self.alerts += self.receivers[target].receive(orjson.loads(orjson.dumps(envelope)))
+                self.alerts += _published(self.receivers[target].runtime)
         return _ids(self.alerts)
 
 
@@ -285,17 +299,19 @@ def check_no_free_text(factory: Callable[[], KeyedDetector], events: Events, wan
     marked = [(_mark(e, fields), s) for e, s in events]
     alerts = _run(Runtime([factory()], reference=tables), marked, _end(events))
     for a in alerts:
-        assert "free text" not in a.to_json().decode(), f"{a.detector} copied free text into an alert: {a.reason}"
+        assert "free text" not in a.to_json().decode(), f"{a.detector} copied free text into {a.to_json()[:300]!r}"
     got = _ids(alerts)
     want = reference(factory, events, tables) if want is None else want
     assert got == want, f"free-text fields changed the alerts: {sorted(got ^ want)[:5]}"
 
 
-def _final(alerts: Iterable[Alert]) -> dict[str, str]:
-    """alert id → the status of its last record (what stands once every record is read)."""
+def _final(alerts: Iterable[Alert | Report]) -> dict[str, str]:
+    """alert id → the status of its last record (what stands once every record is read); a report's key → its
+    last body."""
     out: dict[str, str] = {}
     for a in alerts:
-        out[a.alert_id] = a.status
+        out[a.alert_id if isinstance(a, Alert) else a.key.decode()] = a.status if isinstance(a, Alert) else \
+            orjson.dumps(a.body, option=orjson.OPT_SORT_KEYS).decode()
     return out
 
 

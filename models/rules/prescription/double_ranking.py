@@ -147,18 +147,20 @@ class DoubleRankingDetector(KeyedDetector):
             return []  # the same prescription again (a redelivery, or sent twice): counted once
         doc = event["prescriber_id"]
         for item in event["items"]:
-            code, amount = item["drug_code"], float(item["amount"])
+            # sums kept to the fen (分) at every step: the same total in whatever order the events come, so that a
+            # tie in the ranking breaks the same way in every layout (floats summed in another order differ)
+            code, amount = item["drug_code"], round(float(item["amount"]), 2)
             drug = m["drugs"].get(code)
             if drug is None:
                 drug = m["drugs"][code] = [0.0, 0, []]
-            drug[0] += amount
+            drug[0] = round(drug[0] + amount, 2)
             drug[1] += 1
             if len(drug[2]) < 3:
                 drug[2].append(list(source))
             pair = m["pairs"].get(f"{code}|{doc}")
             if pair is None:  # its first prescription of the month is its evidence
                 pair = m["pairs"][f"{code}|{doc}"] = [0.0, 0, list(source)]
-            pair[0] += amount
+            pair[0] = round(pair[0] + amount, 2)
             pair[1] += 1
         return []
 
