@@ -153,3 +153,57 @@ def test_the_reports_page_shows_the_rates_against_the_targets_and_the_ranking(tm
     asyncio.run(run())
     console.reports.add(b"double_ranking:H1:2026-10", None)  # a tombstone removes it
     assert console.reports.rankings("2026-10") == []
+
+
+def test_each_department_s_rates_come_from_the_prescriptions_and_are_shown_under_its_institution(tmp_path):
+    """Claims name no department: prescription.antimicrobial_departments counts each department's outpatient and
+    emergency prescriptions with an antibacterial (a prescription sent twice once, an inpatient one not at all) and
+    publishes the month; the page lists the departments, the institution with one over a target first."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from models.rules.prescription.antimicrobial_departments import DepartmentRatesDetector
+    from streams.workbench.web import make_app
+
+    rt = Runtime([DepartmentRatesDetector()])
+    n = 0
+    for day in range(1, 31):
+        for inst, dept, kind, per_day, with_j01 in (("H1", "IM", "outpatient", 5, 1), ("H2", "RESP", "outpatient", 6, 2),
+                                                    ("H2", "PED", "outpatient", 5, 0), ("H2", "EM", "emergency", 4, 1),
+                                                    ("H2", "SUR", "inpatient", 3, 3)):
+            for i in range(per_day):
+                n += 1
+                e = {"prescription_id": f"RX{n}", "institution_id": inst, "department": dept, "region": "310104",
+                     "visit_type": kind, "event_time": f"2026-10-{day:02d}T{8 + i:02d}:00:00+08:00",
+                     "items": [{"drug_code": "X", "atc_code": "J01DD04" if i < with_j01 else "N02BE01"}]}
+                e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+                copies = 2 if i == 0 else 1  # the first of each day delivered twice: counted once
+                for _ in range(copies):
+                    assert rt.process(e, Source("zhijian.prescriptions", 0, n, e["prescription_id"])) == []
+    assert rt.advance(datetime.fromisoformat("2026-11-01T06:30:00+08:00").timestamp()) == []
+    by = {r.institution_id: r.body["departments"] for r in rt.reports}
+    assert by["H1"] == {"IM": {"outpatient_rate": {"value": 0.2, "numerator": 30, "denominator": 150, "target": 0.2,
+                                                   "judged": True}}}
+    assert set(by["H2"]) == {"RESP", "PED", "EM"}  # the inpatient prescriptions are not counted
+    assert by["H2"]["RESP"]["outpatient_rate"]["value"] == round(60 / 180, 4)
+    assert by["H2"]["EM"]["emergency_rate"] == {"value": 0.25, "numerator": 30, "denominator": 120, "target": 0.4,
+                                                "judged": True}
+    console = Console(_store(tmp_path / "c.db"))
+    for r in rt.reports:
+        console.reports.add(r.key, r.to_json())
+
+    async def run():
+        client = TestClient(TestServer(make_app(console)))
+        await client.start_server()
+        try:
+            await client.post("/login", data={"user": "li", "password": "li's long password"})
+            page = await (await client.get("/reports?month=2026-10")).text()
+            rows = re.findall(r'<tr class="department" data-institution="(\w+)" data-department="(\w+)">', page)
+            assert rows == [("H2", "RESP"), ("H2", "EM"), ("H2", "PED"), ("H1", "IM")]  # RESP over 20 %: first
+            resp = page[page.index('data-department="RESP"'):page.index('data-department="EM"')]
+            assert 'class="outpatient_rate over" data-value="0.3333" title="60 / 180">33.3 %' in resp
+            im = page[page.index('data-department="IM"'):]
+            assert 'class="outpatient_rate" data-value="0.2"' in im  # at the target, not over it
+        finally:
+            await client.close()
+
+    asyncio.run(run())

@@ -26,7 +26,7 @@ import orjson
 from models.contracts.alert import iso
 
 #: the kinds of report, each published by one detector (the console knows how to show each)
-KINDS = ("double_ranking", "antimicrobial_stewardship")
+KINDS = ("double_ranking", "antimicrobial_stewardship", "antimicrobial_departments")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The monthly reports 报表 the console shows: every institution's antimicrobial stewardship rates against the
 targets (抗菌药物临床应用指标) and its 双排名 drug ranking, as the workers publish them on ``zhijian.reports``
-(:class:`models.contracts.report.Report`; compacted, key ``kind:institution:period``, the last record of a key wins).
+(:class:`models.contracts.report.Report`; compacted, key ``kind:institution:period``, the last record of a key wins),
+with each institution's departments' outpatient and emergency rates from the prescriptions.
 
 >>> book = Reports()
 >>> book.add(b"antimicrobial_stewardship:H1:2026-10", orjson.dumps({"kind": "antimicrobial_stewardship",
@@ -95,6 +96,21 @@ class Reports:
                      for name, x in r["body"].items() if name in INDICATORS}
             rows.append(StewardshipRow(inst, r.get("region", ""), r.get("closed_at", ""), cells))
         return sorted(rows, key=lambda row: (-row.over, row.institution))
+
+    def departments(self, month: str, institution: str = "") -> list[tuple[str, list[StewardshipRow]]]:
+        """Per institution (of one when named), its departments' outpatient and emergency rates of ``month``
+        (``prescription.antimicrobial_departments``): institutions with a department over a target first."""
+        out = []
+        for (period, inst), r in self.by_kind.get("antimicrobial_departments", {}).items():
+            if period != month or (institution and inst != institution):
+                continue
+            rows = [StewardshipRow(dept, r.get("region", ""), r.get("closed_at", ""),
+                                   {name: Cell(float(x["value"]), float(x["numerator"]), float(x["denominator"]),
+                                               float(x["target"]), bool(x["judged"]))
+                                    for name, x in rates.items() if name in INDICATORS})
+                    for dept, rates in r["body"]["departments"].items()]
+            out.append((inst, sorted(rows, key=lambda row: (-row.over, row.institution))))
+        return sorted(out, key=lambda x: (-sum(row.over for row in x[1]), x[0]))
 
     def rankings(self, month: str, institution: str = "") -> list[dict[str, Any]]:
         """The 双排名 reports of ``month`` (of one institution when named), by institution."""

@@ -447,6 +447,7 @@ async def reports_page(request: web.Request) -> web.Response:
     institution = request.query.get("institution", "").strip()[:64]
     return _page("reports.html", 200, months=months, month=month, institution=institution,
                  stewardship=book.stewardship(month), rankings=book.rankings(month, institution),
+                 departments=book.departments(month, institution),
                  indicators=INDICATORS, **s)
 
 
