@@ -170,9 +170,35 @@ def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_fac
                                      for s in missing])
             except TopicAlreadyExistsError:
                 pass  # another process won the race
-        return [s.name for s in missing]
     finally:
         admin.close()
+    if missing:
+        wait_for_topics(conn, [s.name for s in missing])
+    return [s.name for s in missing]
+
+
+def wait_for_topics(conn: KafkaConnection, names: list[str], timeout_s: float = 60.0) -> None:
+    """Wait until every node of ``conn`` answers for the topics with a leader for each partition: a topic created a
+    moment ago is known to the controller first, and a client asking another node of a cluster would be told it
+    does not exist (UNKNOWN_TOPIC_OR_PARTITION). Raises :class:`BrokerError` naming the topics still unknown."""
+    deadline = time.monotonic() + timeout_s
+    for server in conn.servers:
+        admin = KafkaAdminClient(**{**conn.kafka_python(), "bootstrap_servers": [server]}, request_timeout_ms=15000)
+        try:
+            while True:
+                try:
+                    unknown = [t["name"] for t in admin.describe_topics(names) if t["error_code"] or not t["partitions"]
+                               or any(p["leader_id"] < 0 for p in t["partitions"])]
+                except KafkaError:  # the node is not ready to answer yet
+                    unknown = names
+                if not unknown:
+                    break
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"Kafka at {server} does not know the topics {', '.join(unknown)} "
+                                      f"{timeout_s:.0f} s after they were created; see the broker's log")
+                time.sleep(0.2)
+        finally:
+            admin.close()
 
 
 # --------------------------------------------------------------------------------------------- security
