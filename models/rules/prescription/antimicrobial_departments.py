@@ -82,8 +82,8 @@ class DepartmentRatesDetector(KeyedDetector):
 
     @classmethod
     def _conformance_params(cls) -> dict[str, Any]:
-        # the last days of October and November, closed on 1 December 06:00
-        return {"days": 33.3, "scale": 0.1, "start": "2026-10-29"}
+        # the last five days of October, closed on 1 November 06:00, and the first of November
+        return {"days": 6.5, "scale": 0.2, "start": "2026-10-27"}
 
     def __init__(self, limits: DepartmentRatesLimits | None = None) -> None:
         super().__init__(limits)
