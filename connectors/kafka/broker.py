@@ -30,7 +30,8 @@ from pathlib import Path
 
 from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, KafkaAdminClient,
                          NewTopic, ResourcePattern, ResourcePatternFilter, ResourceType)
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (KafkaError, KafkaTimeoutError, LeaderNotAvailableError, NodeNotReadyError, NotControllerError,
+                          RequestTimedOutError, TopicAlreadyExistsError, UnknownBrokerIdError)
 
 from connectors.errors import BrokerError
 from connectors.kafka.connection import KafkaConnection
@@ -153,28 +154,42 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000),
                     "min.cleanable.dirty.ratio": "0.2"}
 
 
+#: errors of a cluster that has just started (or lost its controller) which a moment later go away
+TRANSIENT = (UnknownBrokerIdError, NotControllerError, NodeNotReadyError, RequestTimedOutError, KafkaTimeoutError,
+             LeaderNotAvailableError)
+
+
 def ensure_topics(conn: KafkaConnection, specs: list[TopicSpec], replication_factor: int = 1) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Replicated three or more times, a topic
     takes a write only when all but one of its replicas have it (``min.insync.replicas``: with producers'
     ``acks=all``, a record acknowledged survives the loss of any one broker)."""
 
-    admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
-    try:
-        existing = set(admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if missing:
-            try:
-                durable = {"min.insync.replicas": str(replication_factor - 1)} if replication_factor >= 3 else {}
+    durable = {"min.insync.replicas": str(replication_factor - 1)} if replication_factor >= 3 else {}
+    created: list[str] | None = None
+    deadline = time.monotonic() + 60.0
+    while True:
+        admin = KafkaAdminClient(**conn.kafka_python(), request_timeout_ms=15000)
+        try:
+            existing = set(admin.list_topics())
+            missing = [s for s in specs if s.name not in existing]
+            if created is None:
+                created = [s.name for s in missing]
+            if missing:
                 admin.create_topics([NewTopic(s.name, s.partitions, replication_factor,
                                               topic_configs={**(CHANGELOG_CONFIG if s.compacted else {}), **durable})
                                      for s in missing])
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
-    finally:
-        admin.close()
-    if missing:
-        wait_for_topics(conn, [s.name for s in missing])
-    return [s.name for s in missing]
+            break
+        except TopicAlreadyExistsError:
+            break  # another process won the race
+        except TRANSIENT as e:  # a cluster just started: its controller not yet known to the node asked
+            if time.monotonic() > deadline:
+                raise BrokerError(f"Kafka at {conn.bootstrap_servers} could not create the topics: {e}") from None
+            time.sleep(0.5)
+        finally:
+            admin.close()
+    if created:
+        wait_for_topics(conn, created)
+    return created or []
 
 
 def wait_for_topics(conn: KafkaConnection, names: list[str], timeout_s: float = 60.0) -> None:
