@@ -128,6 +128,17 @@ def submit(browser, button_id: str, timeout: float = 30.0) -> None:
         lambda b: b.execute_script("return document.readyState") == "complete")
 
 
+def sign_in(browser, base: str, user: str) -> None:
+    """Sign ``user`` in (password "<user>'s long password"), the pages switched to English first."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(base + "/lang/en")
+    browser.get(base + "/login")
+    browser.find_element(By.ID, "user").send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(f"{user}'s long password")
+    submit(browser, "signin")
+
+
 def wait_for(fn, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -283,11 +294,7 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
     grids.write_text('[grids]\n"310104" = "Xuhui grid"\n')
     _, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "analyst", "qian": "operator"}, "--grids", str(grids))
     try:
-        browser.get(base + "/lang/en")
-        browser.get(base + "/login")
-        browser.find_element(By.ID, "user").send_keys("zhao")
-        browser.find_element(By.ID, "password").send_keys("zhao's long password")
-        submit(browser, "signin")
+        sign_in(browser, base, "zhao")  # in English
 
         def rows(query):
             browser.get(base + "/?" + query)
@@ -336,11 +343,7 @@ def test_grades_grids_the_institution_page_and_the_cold_chain_board(broker, brow
                                                       ["IT-FR-9", [18], [2.0, 8.0], None]]
         assert not browser.find_elements(By.CSS_SELECTOR, "form.ack")  # the analyst may not change cold-chain cases
         browser.delete_all_cookies()
-        browser.get(base + "/lang/en")
-        browser.get(base + "/login")
-        browser.find_element(By.ID, "user").send_keys("qian")
-        browser.find_element(By.ID, "password").send_keys("qian's long password")
-        submit(browser, "signin")
+        sign_in(browser, base, "qian")  # in English
         browser.get(base + "/coldchain")
         row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#excursions tr.device") if "IT-FR-9" in r.text)
         assert "open" in row.find_element(By.CSS_SELECTOR, ".status").text
@@ -380,11 +383,7 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
     bs = broker.bootstrap_servers
     db, port, base, log, proc = console_for(bs, tmp_path, {"zhao": "supervisor", "li": "analyst"})
     try:
-        browser.get(base + "/lang/en")
-        browser.get(base + "/login")
-        browser.find_element(By.ID, "user").send_keys("zhao")
-        browser.find_element(By.ID, "password").send_keys("zhao's long password")
-        submit(browser, "signin")
+        sign_in(browser, base, "zhao")  # in English
         browser.get(base + "/watchlist")
         for kind, ident, lst, factor in (("doctor", "IT-WL-D1", "excluded", ""), ("prescriber", "IT-WL-P1", "watch", "0.5")):
             Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text(kind)
@@ -653,11 +652,7 @@ def test_the_monthly_reports_the_worker_publishes_are_on_the_reports_page(broker
 
     db, port, base, log, proc = console_for(bs, tmp_path, {"li": "analyst"})
     try:
-        browser.get(base + "/lang/en")
-        browser.get(base + "/login")
-        browser.find_element(By.ID, "user").send_keys("li")
-        browser.find_element(By.ID, "password").send_keys("li's long password")
-        submit(browser, "signin")
+        sign_in(browser, base, "li")  # in English
         browser.find_element(By.ID, "nav-reports").click()
         wait_for(lambda: browser.find_elements(By.ID, "months"))
         browser.get(base + "/reports?month=2026-10")

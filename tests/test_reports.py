@@ -13,6 +13,7 @@ from models.engine.runtime import Runtime
 from models.rules.claims.antimicrobial_stewardship import StewardshipDetector, StewardshipLimits
 from models.rules.prescription.double_ranking import DoubleRankingConfig, DoubleRankingDetector
 from streams.workbench.console import Console
+from streams.workbench.reports import Reports
 from streams.workbench.store import Store
 
 DRUGS = {"AMOX": {"atc": "J01CA04", "grams_per_unit": 0.5, "route": "O"},
@@ -90,20 +91,31 @@ def test_a_receiver_hands_the_reports_of_its_detectors_to_the_worker():
         assert rt.runtime.reports == []
 
 
-def _store(path) -> Store:
-    store = Store(str(path))
-    store.add_user("li", "analyst", "li's long password")
-    return store
-
-
-def test_the_reports_page_shows_the_rates_against_the_targets_and_the_ranking(tmp_path):
+def _pages(tmp_path, reports, *paths: str) -> list[str]:
+    """The pages at ``paths`` of a workbench holding ``reports``, as an analyst signed in sees them (Chinese)."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from streams.workbench.web import make_app
 
-    console = Console(_store(tmp_path / "c.db"))
-    for r in stewardship_reports():
+    store = Store(str(tmp_path / "c.db"))
+    store.add_user("li", "analyst", "li's long password")
+    console = Console(store)
+    for r in reports:
         console.reports.add(r.key, r.to_json())
+
+    async def run():
+        client = TestClient(TestServer(make_app(console)))
+        await client.start_server()
+        try:
+            await client.post("/login", data={"user": "li", "password": "li's long password"})
+            return [await (await client.get(path)).text() for path in paths]
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_the_reports_page_shows_the_rates_against_the_targets_and_the_ranking(tmp_path):
     ranking = DoubleRankingDetector(DoubleRankingConfig(top_drugs=2, top_prescribers=1))
     rt = Runtime([ranking])
     n = 0
@@ -119,50 +131,37 @@ def test_the_reports_page_shows_the_rates_against_the_targets_and_the_ranking(tm
                     rt.process(e, Source("zhijian.prescriptions", 0, n, e["prescription_id"]))
     rt.advance(datetime.fromisoformat("2026-11-02T00:00:00+08:00").timestamp())
     assert [r.period for r in rt.reports] == ["2026-09", "2026-10"]
+    page, september, nothing = _pages(tmp_path, stewardship_reports() + rt.reports, "/reports",
+                                      "/reports?month=2026-09&institution=H1", "/reports?month=2026-10&institution=H9")
+    assert "抗菌药物临床应用指标" in page and "双排名" in page  # Chinese by default
+    assert re.search(r'<strong class="month current">2026-10</strong>', page)  # the latest month
+    rows = re.findall(r'<tr class="institution" data-institution="(\w+)">', page)
+    assert rows == ["H1", "H2", "H3"]  # the one over a target first
+    h1 = page[page.index('data-institution="H1"'):page.index('data-institution="H2"')]
+    assert '<td class="outpatient_rate over" data-value="0.3" title="90 / 300">30.0 % <small>≤ 20 %</small>' in h1
+    h2 = page[page.index('data-institution="H2"'):page.index('data-institution="H3"')]
+    assert " over" not in h2 and 'class="use_intensity" data-value="27.03" title="30 / 111"' in h2
+    h3 = page[page.index('data-institution="H3"'):]
+    assert 'class="outpatient_rate unjudged"' in h3 and "不判定" in h3
+    # the ranking of October: C entered at rank 1 (400 a day against 20), A second; B fell out
+    section = page[page.index('<section class="ranking" data-institution="H1">'):]
+    drugs = re.findall(r'<tr class="drug( new)?" data-drug="(\w)">', section)
+    assert drugs == [(" new", "C"), ("", "A")]
+    assert "12,400.00" in section and "D2 (12,400)" in section and ">400<" in section and ">20<" in section
+    assert "no institution" not in september and 'data-drug="B"' in september and 'class="drug new"' not in september
+    assert 'id="no-ranking"' in nothing
+    book = Reports()
     for r in rt.reports:
-        console.reports.add(r.key, r.to_json())
-
-    async def run():
-        client = TestClient(TestServer(make_app(console)))
-        await client.start_server()
-        try:
-            await client.post("/login", data={"user": "li", "password": "li's long password"})
-            page = await (await client.get("/reports")).text()
-            assert "抗菌药物临床应用指标" in page and "双排名" in page  # Chinese by default
-            assert re.search(r'<strong class="month current">2026-10</strong>', page)  # the latest month
-            rows = re.findall(r'<tr class="institution" data-institution="(\w+)">', page)
-            assert rows == ["H1", "H2", "H3"]  # the one over a target first
-            h1 = page[page.index('data-institution="H1"'):page.index('data-institution="H2"')]
-            assert '<td class="outpatient_rate over" data-value="0.3" title="90 / 300">30.0 % <small>≤ 20 %</small>' in h1
-            h2 = page[page.index('data-institution="H2"'):page.index('data-institution="H3"')]
-            assert " over" not in h2 and 'class="use_intensity" data-value="27.03" title="30 / 111"' in h2
-            h3 = page[page.index('data-institution="H3"'):]
-            assert 'class="outpatient_rate unjudged"' in h3 and "不判定" in h3
-            # the ranking of October: C entered at rank 1 (400 a day against 20), A second; B fell out
-            section = page[page.index('<section class="ranking" data-institution="H1">'):]
-            drugs = re.findall(r'<tr class="drug( new)?" data-drug="(\w)">', section)
-            assert drugs == [(" new", "C"), ("", "A")]
-            assert "12,400.00" in section and "D2 (12,400)" in section and ">400<" in section and ">20<" in section
-            september = await (await client.get("/reports?month=2026-09&institution=H1")).text()
-            assert "no institution" not in september and 'data-drug="B"' in september and 'class="drug new"' not in september
-            nothing = await (await client.get("/reports?month=2026-10&institution=H9")).text()
-            assert 'id="no-ranking"' in nothing
-        finally:
-            await client.close()
-
-    asyncio.run(run())
-    console.reports.add(b"double_ranking:H1:2026-10", None)  # a tombstone removes it
-    assert console.reports.rankings("2026-10") == []
+        book.add(r.key, r.to_json())
+    book.add(b"double_ranking:H1:2026-10", None)  # a tombstone removes it
+    assert book.rankings("2026-10") == [] and len(book.rankings("2026-09")) == 1
 
 
 def test_each_department_s_rates_come_from_the_prescriptions_and_are_shown_under_its_institution(tmp_path):
     """Claims name no department: prescription.antimicrobial_departments counts each department's outpatient and
     emergency prescriptions with an antibacterial (a prescription sent twice once, an inpatient one not at all) and
     publishes the month; the page lists the departments, the institution with one over a target first."""
-    from aiohttp.test_utils import TestClient, TestServer
-
     from models.rules.prescription.antimicrobial_departments import DepartmentRatesDetector
-    from streams.workbench.web import make_app
 
     rt = Runtime([DepartmentRatesDetector()])
     n = 0
@@ -187,23 +186,10 @@ def test_each_department_s_rates_come_from_the_prescriptions_and_are_shown_under
     assert by["H2"]["RESP"]["outpatient_rate"]["value"] == round(60 / 180, 4)
     assert by["H2"]["EM"]["emergency_rate"] == {"value": 0.25, "numerator": 30, "denominator": 120, "target": 0.4,
                                                 "judged": True}
-    console = Console(_store(tmp_path / "c.db"))
-    for r in rt.reports:
-        console.reports.add(r.key, r.to_json())
-
-    async def run():
-        client = TestClient(TestServer(make_app(console)))
-        await client.start_server()
-        try:
-            await client.post("/login", data={"user": "li", "password": "li's long password"})
-            page = await (await client.get("/reports?month=2026-10")).text()
-            rows = re.findall(r'<tr class="department" data-institution="(\w+)" data-department="(\w+)">', page)
-            assert rows == [("H2", "RESP"), ("H2", "EM"), ("H2", "PED"), ("H1", "IM")]  # RESP over 20 %: first
-            resp = page[page.index('data-department="RESP"'):page.index('data-department="EM"')]
-            assert 'class="outpatient_rate over" data-value="0.3333" title="60 / 180">33.3 %' in resp
-            im = page[page.index('data-department="IM"'):]
-            assert 'class="outpatient_rate" data-value="0.2"' in im  # at the target, not over it
-        finally:
-            await client.close()
-
-    asyncio.run(run())
+    [page] = _pages(tmp_path, rt.reports, "/reports?month=2026-10")
+    rows = re.findall(r'<tr class="department" data-institution="(\w+)" data-department="(\w+)">', page)
+    assert rows == [("H2", "RESP"), ("H2", "EM"), ("H2", "PED"), ("H1", "IM")]  # RESP over 20 %: first
+    resp = page[page.index('data-department="RESP"'):page.index('data-department="EM"')]
+    assert 'class="outpatient_rate over" data-value="0.3333" title="60 / 180">33.3 %' in resp
+    im = page[page.index('data-department="IM"'):]
+    assert 'class="outpatient_rate" data-value="0.2"' in im  # at the target, not over it

@@ -6,7 +6,7 @@ The national indicators (抗菌药物临床应用管理评价指标) are judged 
 the same targets (科室考核) and a regulator drilling into an institution over its target asks which department
 drives it. Prescriptions name their department: per institution (re-keyed) and calendar month, this counts each
 department's outpatient and emergency prescriptions and those with a systemic antibacterial (an item whose ATC code
-starts with ``J01``), a prescription sent twice within :data:`SEEN_DAYS` days once. When the month closes (its end
+starts with ``J01``), a prescription sent twice within a few days once (:mod:`models.rules.months`). When the month closes (its end
 plus ``grace_s``) it publishes a :class:`~models.contracts.report.Report` (kind ``antimicrobial_departments``) of
 every department's rates against the targets, ``judged`` once a department wrote ``min_prescriptions`` of the kind.
 
@@ -51,8 +51,7 @@ from typing import Any
 from models.contracts.alert import Alert, Source
 from models.contracts.report import Report
 from models.engine.detector import Context, KeyedDetector
-from models.rules.anomaly.daily import first_time
-from models.rules.prescription.double_ranking import SEEN_DAYS, month_end
+from models.rules import months
 
 #: visit type → (the indicator, its counters' index in a department's [n, k] pairs)
 KINDS = {"outpatient": ("outpatient_rate", 0), "emergency": ("emergency_rate", 2)}
@@ -93,24 +92,10 @@ class DepartmentRatesDetector(KeyedDetector):
         return event["institution_id"] if event["visit_type"] in KINDS else None
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        when = event["event_time"]
-        month, day = when[:7], when[:10]
-        st = ctx.state
-        if month <= st.get("closed", ""):
-            return []  # late: that month was published
-        months = st.setdefault("months", {})
-        m = months.get(month)
+        m = months.month_of(ctx, event, self.grace_s, dict)
         if m is None:
-            m = months[month] = {}
-            ctx.set_timer(month_end(month, when[19:].lstrip(".0123456789")) + self.grace_s, month)
-            st["region"] = event.get("region", "unknown")
-        seen = st.setdefault("seen", {})
-        ids = seen.get(day)
-        if ids is None:
-            ids = seen[day] = []
-            for old in sorted(seen)[:-SEEN_DAYS]:
-                del seen[old]
-        if not first_time(ids, source.event_id):
+            return []  # late: that month was published
+        if not months.first_seen(ctx.state, event["event_time"][:10], source.event_id):
             return []  # the same prescription again: counted once
         counts = m.setdefault(event["department"], [0, 0, 0, 0])  # outpatient n, k; emergency n, k
         i = KINDS[event["visit_type"]][1]
@@ -121,10 +106,7 @@ class DepartmentRatesDetector(KeyedDetector):
 
     def on_timer(self, ctx: Context, month: str, t: float) -> list[Alert]:
         st = ctx.state
-        m = st["months"].pop(month)
-        if not st["months"]:
-            del st["months"]
-        st["closed"] = max(st.get("closed", ""), month)
+        m = months.close(st, month)
         c = self.limits
         departments: dict[str, dict[str, Any]] = {}
         for dept, counts in sorted(m.items()):

@@ -8,7 +8,7 @@ a drug pushed for a kickback (带金销售) or a prescriber who starts writing i
 comes from. Per institution (re-keyed from the prescription stream), this detector adds up each drug's amount and
 each (drug, prescriber) pair's amount over the calendar month of the prescription's own ``event_time``, and the
 days of that month on which the institution prescribed at all (a prescription delivered or sent twice within
-:data:`SEEN_DAYS` days counts once). When the watermark passes the month's end plus
+:data:`~models.rules.months.SEEN_DAYS` days counts once; :mod:`models.rules.months`). When the watermark passes the month's end plus
 ``grace_s`` the month is closed: the ranking — the ``top_drugs`` drugs by amount, for each the ``top_prescribers``
 prescribers — goes into every alert of that month, and an entry is judged against the month before by its amount
 *per prescribing day* (so that a partial first month or a short February compares fairly):
@@ -60,18 +60,12 @@ drug C entered H1's top 2 by amount in 2026-12 at rank 1: 400 a prescribing day 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from models.contracts.alert import Alert, Source
 from models.contracts.report import Report
 from models.engine.detector import Context, KeyedDetector
-from models.rules.anomaly.daily import first_time
-
-
-#: Days of prescription ids remembered to count a prescription sent twice once (a re-send days later counts again)
-SEEN_DAYS = 3
+from models.rules import months
 
 
 @dataclass(frozen=True)
@@ -84,18 +78,6 @@ class DoubleRankingConfig:
     min_amount: float = 5000.0  # an entry's amount in the month below which it is not judged
     min_prescriptions: int = 20  # an entry's prescriptions in the month below which it is not judged
     min_days: int = 7  # prescribing days a month needs, on both sides, to be compared
-
-
-@lru_cache(maxsize=256)
-def month_end(month: str, offset: str) -> float:
-    """Epoch seconds of the local midnight that ends ``month`` (YYYY-MM) in the UTC ``offset`` of its events.
-
-    >>> month_end("2026-12", "+08:00") - month_end("2026-11", "+08:00")
-    2678400.0
-    """
-    year, m = int(month[:4]), int(month[5:7])
-    nxt = f"{year + m // 12}-{m % 12 + 1:02d}"
-    return datetime.fromisoformat(f"{nxt}-01T00:00:00{offset or '+00:00'}").timestamp()
 
 
 def _ranked(amounts: dict[str, list[Any]], n: int) -> list[str]:
@@ -124,26 +106,13 @@ class DoubleRankingDetector(KeyedDetector):
         self.config = self.limits
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        when = event["event_time"]
-        month, day = when[:7], when[:10]
-        st = ctx.state
-        if month <= st.get("closed", ""):
-            return []  # late: that month was judged
-        months = st.setdefault("months", {})
-        m = months.get(month)
+        m = months.month_of(ctx, event, self.grace_s, lambda: {"days": [], "drugs": {}, "pairs": {}})
         if m is None:
-            m = months[month] = {"days": [], "drugs": {}, "pairs": {}}
-            ctx.set_timer(month_end(month, when[19:].lstrip(".0123456789")) + self.grace_s, month)
-            st["region"] = event.get("region", "unknown")
+            return []  # late: that month was judged
+        day = event["event_time"][:10]
         if day not in m["days"]:  # at most 31
             m["days"].append(day)
-        seen = st.setdefault("seen", {})
-        crcs = seen.get(day)
-        if crcs is None:
-            crcs = seen[day] = []
-            for old in sorted(seen)[:-SEEN_DAYS]:
-                del seen[old]
-        if not first_time(crcs, source.event_id):
+        if not months.first_seen(ctx.state, day, source.event_id):
             return []  # the same prescription again (a redelivery, or sent twice): counted once
         doc = event["prescriber_id"]
         for item in event["items"]:
@@ -166,10 +135,7 @@ class DoubleRankingDetector(KeyedDetector):
 
     def on_timer(self, ctx: Context, month: str, t: float) -> list[Alert]:
         st = ctx.state
-        m = st["months"].pop(month)
-        if not st["months"]:
-            del st["months"]
-        st["closed"] = max(st.get("closed", ""), month)
+        m = months.close(st, month)
         c = self.config
         top = _ranked(m["drugs"], c.top_drugs)
         by_drug: dict[str, dict[str, list[Any]]] = {}
