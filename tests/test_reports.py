@@ -67,7 +67,7 @@ def test_every_institution_s_month_is_published_over_its_targets_or_not():
 
 def test_a_receiver_hands_the_reports_of_its_detectors_to_the_worker():
     """Re-keyed by institution, as the worker runs 双排名: the receiver collects what its runtime published, and the
-    worker takes them (the list is emptied, not replaced: the runtime's contexts keep appending to it)."""
+    worker takes them once (the runtime's list is emptied, not replaced: its contexts keep appending to it)."""
     detector = DoubleRankingDetector(DoubleRankingConfig(top_drugs=2, min_days=1))
     receiver = PartitionedReceiver([detector], sources=1)
     fwd = Forwarder([detector], "zhijian.prescriptions", 0, 1)
@@ -82,11 +82,11 @@ def test_a_receiver_hands_the_reports_of_its_detectors_to_the_worker():
             fwd.add(e, Source("zhijian.prescriptions", 0, n, e["prescription_id"]))
     for target, envelope in fwd.flush(True):
         receiver.receive(target, envelope)
-    [report] = receiver.reports
+    [report] = receiver.take_reports()
     assert (report.kind, report.institution_id, report.period) == ("double_ranking", "H1", "2026-10")
     assert [(r["drug"], r["amount"], r["per_day"], r["prescribers"]) for r in report.body["ranking"]] == [
         ("A", 310.0, 10.0, [["D1", 310.0]]), ("B", 155.0, 5.0, [["D1", 155.0]])]
-    receiver.reports.clear()
+    assert receiver.take_reports() == []  # taken once
     for rt in receiver.tasks.values():
         assert rt.runtime.reports == []
 

@@ -91,17 +91,17 @@ def params_of(cls: type[KeyedDetector]) -> Params:
     return Params(**cls._conformance_params())
 
 
+def _said(x: Alert | Report) -> tuple[str, str, str]:
+    """What an output says: (detector, its identity, what it states) — an alert's id and status, a report's key and
+    body."""
+    if isinstance(x, Report):
+        return x.detector, x.key.decode(), orjson.dumps(x.body, option=orjson.OPT_SORT_KEYS).decode()
+    return x.detector, x.alert_id, x.status
+
+
 def _ids(outputs: Iterable[Alert | Report]) -> set[tuple[str, str, str]]:
-    """The alerts by (detector, id, status) and the reports by (detector, key, body): what must not differ."""
-    return {(x.detector, x.key.decode(), orjson.dumps(x.body, option=orjson.OPT_SORT_KEYS).decode())
-            if isinstance(x, Report) else (x.detector, x.alert_id, x.status) for x in outputs}
-
-
-def _published(runtime: Runtime) -> list[Report]:
-    """The reports the runtime published since last asked (the worker takes them the same way)."""
-    out = list(runtime.reports)
-    runtime.reports.clear()
-    return out
+    """Everything the outputs say: what must not differ."""
+    return {_said(x) for x in outputs}
 
 
 def _run(runtime: Runtime, events: Events, until: float | None = None) -> list[Alert | Report]:
@@ -112,7 +112,7 @@ def _run(runtime: Runtime, events: Events, until: float | None = None) -> list[A
     if until is not None:
         out += runtime.advance(until)
     assert not runtime.failures, runtime.failures
-    return out + _published(runtime)
+    return out + runtime.take_reports()  # as the worker takes them
 
 
 def _end(events: Events) -> float:
@@ -232,7 +232,7 @@ class Layout:
             if self.taken[r] >= len(self.logs[r]):
                 return
             self.alerts += self.receivers[r].receive(self.logs[r][self.taken[r]])
-            self.alerts += _published(self.receivers[r].runtime)
+            self.alerts += self.receivers[r].runtime.take_reports()
             self.taken[r] += 1
         assert not self.receivers[r].runtime.failures, self.receivers[r].runtime.failures
 
@@ -275,7 +275,7 @@ class Layout:
             f.watermark = end  # the stream goes on: every source moves past the last event
             for target, envelope in f.flush(idle=True):
                 self.alerts += self.receivers[target].receive(orjson.loads(orjson.dumps(envelope)))
-                self.alerts += _published(self.receivers[target].runtime)
+                self.alerts += self.receivers[target].runtime.take_reports()
         return _ids(self.alerts)
 
 
@@ -310,8 +310,8 @@ def _final(alerts: Iterable[Alert | Report]) -> dict[str, str]:
     last body."""
     out: dict[str, str] = {}
     for a in alerts:
-        out[a.alert_id if isinstance(a, Alert) else a.key.decode()] = a.status if isinstance(a, Alert) else \
-            orjson.dumps(a.body, option=orjson.OPT_SORT_KEYS).decode()
+        _, identity, stated = _said(a)
+        out[identity] = stated
     return out
 
 

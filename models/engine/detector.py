@@ -24,7 +24,7 @@ depends on when its entry reached the worker — a regulator's decision applies 
 
 A detector that judges a period (a month's ranking, a month's rates) may also ``ctx.publish`` a
 :class:`~models.contracts.report.Report` of every key's figures, alert or not: the runtime collects them
-(``Runtime.reports``) and the worker writes them to ``zhijian.reports``.
+(``Runtime.take_reports``) and the worker writes them to ``zhijian.reports``.
 """
 from __future__ import annotations
 

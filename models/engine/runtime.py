@@ -204,7 +204,7 @@ class Runtime:
         self._meta_dirty = False
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
         self._retention = [d.retention_s for d in self.detectors]
-        #: reports published by the calls since the caller last took them (Context.publish)
+        #: reports published by the calls since the caller last took them (Context.publish; take_reports)
         self.reports: list[Report] = []
         self._stateless = Context("", {}, float("-inf"), {}, reference, self.reports)
         self.watermark = float("-inf")
@@ -243,6 +243,12 @@ class Runtime:
         if not self.external_watermark and not event.get(HOLD_CLOCK):
             alerts += self._advance(t)
         return self._capped(alerts)
+
+    def take_reports(self) -> list[Report]:
+        """The reports published since the last call (the list is emptied, not replaced: the contexts hold it)."""
+        out = list(self.reports)
+        self.reports.clear()
+        return out
 
     def advance(self, t: float) -> list[Alert]:
         """Move the watermark to ``t`` (never back) and fire the timers it passes, in time order."""
@@ -431,7 +437,7 @@ class PerPartition:
         self._make = make
         self.tasks: dict[int, Any] = {}
         self.failures: list[DetectorFailure] = []  # of the calls since the caller last cleared it
-        self.reports: list[Report] = []  # published by the calls since the caller last took them
+        self.reports: list[Report] = []  # published by the calls since the caller last took them (take_reports)
 
     def task(self, partition: int) -> Any:
         t = self.tasks.get(partition)
@@ -452,8 +458,12 @@ class PerPartition:
             self.failures += runtime.failures
             runtime.failures = []
         if runtime.reports:
-            self.reports += runtime.reports
-            runtime.reports.clear()  # the contexts hold this list: emptied, not replaced
+            self.reports += runtime.take_reports()
+
+    def take_reports(self) -> list[Report]:
+        """The reports the partitions' runtimes published since the last call."""
+        out, self.reports = self.reports, []
+        return out
 
 
 class PartitionedRuntime(PerPartition):

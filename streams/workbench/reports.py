@@ -11,20 +11,17 @@ with each institution's departments' outpatient and emergency rates from the pre
 ...     "region": "310104", "period": "2026-09", "closed_at": "2026-10-01T06:00:00+00:00", "body": {"ranking": []}}))
 >>> book.months()
 ['2026-10', '2026-09']
->>> [(r.institution, r.cells["outpatient_rate"].over) for r in book.stewardship("2026-10")]
+>>> [(r.name, r.cells["outpatient_rate"].over) for r in book.stewardship("2026-10")]
 [('H1', True)]
 >>> book.add(b"antimicrobial_stewardship:H1:2026-10", None); book.stewardship("2026-10")
 []
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-log = logging.getLogger(__name__)
 
 #: the stewardship indicators in the order the page shows them (models.rules.claims.antimicrobial_stewardship)
 INDICATORS = ("outpatient_rate", "emergency_rate", "inpatient_use_rate", "use_intensity")
@@ -50,15 +47,26 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class StewardshipRow:
-    institution: str
+class RatesRow:
+    """One institution's (or one department's) indicators of a month."""
+
+    name: str  # the institution, or the department
     region: str
-    closed_at: str
     cells: dict[str, Cell]
+
+    @classmethod
+    def of(cls, name: str, region: str, rates: dict[str, dict[str, Any]]) -> "RatesRow":
+        return cls(name, region, {n: Cell(float(x["value"]), float(x["numerator"]), float(x["denominator"]),
+                                          float(x["target"]), bool(x["judged"]))
+                                  for n, x in rates.items() if n in INDICATORS})
 
     @property
     def over(self) -> int:
         return sum(c.over for c in self.cells.values())
+
+
+def _over_first(rows: list[RatesRow]) -> list[RatesRow]:
+    return sorted(rows, key=lambda row: (-row.over, row.name))
 
 
 class Reports:
@@ -85,35 +93,24 @@ class Reports:
         """Every period some report covers, the latest first."""
         return sorted({p for reports in self.by_kind.values() for p, _ in reports}, reverse=True)
 
-    def stewardship(self, month: str) -> list[StewardshipRow]:
-        """Each institution's indicators of ``month``: those over a target first, then by institution."""
-        rows = []
-        for (period, inst), r in self.by_kind.get("antimicrobial_stewardship", {}).items():
-            if period != month:
-                continue
-            cells = {name: Cell(float(x["value"]), float(x["numerator"]), float(x["denominator"]),
-                                float(x["target"]), bool(x["judged"]))
-                     for name, x in r["body"].items() if name in INDICATORS}
-            rows.append(StewardshipRow(inst, r.get("region", ""), r.get("closed_at", ""), cells))
-        return sorted(rows, key=lambda row: (-row.over, row.institution))
+    def _of(self, kind: str, month: str, institution: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """(institution, record) of the reports of ``kind`` for ``month`` (of one institution when named)."""
+        return sorted((inst, r) for (period, inst), r in self.by_kind.get(kind, {}).items()
+                      if period == month and (not institution or inst == institution))
 
-    def departments(self, month: str, institution: str = "") -> list[tuple[str, list[StewardshipRow]]]:
+    def stewardship(self, month: str) -> list[RatesRow]:
+        """Each institution's indicators of ``month``: those over a target first, then by institution."""
+        return _over_first([RatesRow.of(inst, r.get("region", ""), r["body"])
+                            for inst, r in self._of("antimicrobial_stewardship", month)])
+
+    def departments(self, month: str, institution: str = "") -> list[tuple[str, list[RatesRow]]]:
         """Per institution (of one when named), its departments' outpatient and emergency rates of ``month``
         (``prescription.antimicrobial_departments``): institutions with a department over a target first."""
-        out = []
-        for (period, inst), r in self.by_kind.get("antimicrobial_departments", {}).items():
-            if period != month or (institution and inst != institution):
-                continue
-            rows = [StewardshipRow(dept, r.get("region", ""), r.get("closed_at", ""),
-                                   {name: Cell(float(x["value"]), float(x["numerator"]), float(x["denominator"]),
-                                               float(x["target"]), bool(x["judged"]))
-                                    for name, x in rates.items() if name in INDICATORS})
-                    for dept, rates in r["body"]["departments"].items()]
-            out.append((inst, sorted(rows, key=lambda row: (-row.over, row.institution))))
+        out = [(inst, _over_first([RatesRow.of(dept, r.get("region", ""), rates)
+                                   for dept, rates in r["body"]["departments"].items()]))
+               for inst, r in self._of("antimicrobial_departments", month, institution)]
         return sorted(out, key=lambda x: (-sum(row.over for row in x[1]), x[0]))
 
     def rankings(self, month: str, institution: str = "") -> list[dict[str, Any]]:
         """The 双排名 reports of ``month`` (of one institution when named), by institution."""
-        found = [r for (period, inst), r in self.by_kind.get("double_ranking", {}).items()
-                 if period == month and (not institution or inst == institution)]
-        return sorted(found, key=lambda r: r["institution_id"])
+        return [r for _, r in self._of("double_ranking", month, institution)]

@@ -437,8 +437,8 @@ def _watchlist(console: Console, s: dict[str, Any], status: int = 200, message: 
 @routes.get("/reports")
 async def reports_page(request: web.Request) -> web.Response:
     """The monthly reports 报表 (``zhijian.reports``): every institution's antimicrobial stewardship rates against
-    the targets, and the 双排名 drug rankings (:mod:`streams.workbench.reports`); ``?month=YYYY-MM``,
-    ``&institution=`` for one institution's ranking."""
+    the targets, its departments' rates, and the 双排名 drug rankings (:mod:`streams.workbench.reports`);
+    ``?month=YYYY-MM``, ``&institution=`` for one institution's departments and ranking."""
     s, book = _who(request), request.app[CONSOLE].reports
     months = book.months()
     month = request.query.get("month", "")

@@ -132,7 +132,6 @@ class Worker:
         for report in reports:
             await self.reports_topic.send(key=report.key, value=report.to_json(), force=True)
             metrics.REPORTS.labels(report.kind).inc()
-        reports.clear()
 
     async def send_dead(self, stream: str, msg: Any, dead: DeadLetter, value: bytes | None = None) -> None:
         headers = list(msg.headers or []) + dead.headers(msg.topic, msg.partition, msg.offset)
@@ -175,8 +174,7 @@ class Worker:
                     if out.newest_t is not None:
                         self.observer.event_time(stream, out.newest_t)
                     await self.send_alerts(out.alerts)
-                    if out.reports:
-                        await self.send_reports(out.reports)
+                    await self.send_reports(out.reports)
                     for dead in out.dead:
                         await self.send_dead(stream, msg, dead)
                     counters["EVENTS_READ"].inc(out.read)
@@ -221,8 +219,7 @@ class Worker:
                         envelope, alerts = None, []
                         receiver.failures.append(e)
                     await self.send_alerts(alerts)
-                    if receiver.reports:
-                        await self.send_reports(receiver.reports)
+                    await self.send_reports(receiver.take_reports())
                     while receiver.failures:
                         f = receiver.failures.pop(0)
                         reason = "detector_error" if envelope is not None else "bad_envelope"

@@ -236,10 +236,9 @@ class Ingest:
                     log.exception("detector %s failed on %s offset %d", detector.name, topic, offset)
                     out.dead.append(DeadLetter(_refused_value(raw, event, whole), "detector_error",
                                                f"{detector.name}: {type(e).__name__}", None if whole else i))
-                reports = getattr(detector, "reports", None)
-                if reports:
-                    out.reports += reports
-                    reports.clear()
+                take_reports = getattr(detector, "take_reports", None)  # a runtime's (models.contracts.report)
+                if take_reports is not None:
+                    out.reports += take_reports()
                 failures = getattr(detector, "failures", None)  # a runtime of keyed detectors carries on
                 while failures:
                     f = failures.pop(0)
