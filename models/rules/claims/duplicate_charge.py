@@ -82,10 +82,14 @@ class DuplicateChargeDetector(KeyedDetector):
         if not newest:
             return []  # a claim without lines bills nothing
         horizon = (date.fromisoformat(newest) - timedelta(days=self.config.retention_days)).isoformat()
-        # (institution, item, service day) → [claim family, line, amount, source] of its first billing
+        # (institution, item, service day) → [claim family, line, amount] of its first billing; the record that
+        # billed a family's lines is kept once per family ("src"), not once per line
         lines = st.get("lines", {})
         if st.get("pruned") != horizon:  # the retention moved on: drop what left it (once a day, not per claim)
             lines = {k: v for k, v in lines.items() if k.rsplit("|", 1)[1] >= horizon}
+            if "src" in st:
+                billing = {v[0] for v in lines.values()}
+                st["src"] = {f: s for f, s in st["src"].items() if f in billing}
             st["applied"] = versions.forget_before(st.get("applied", {}), horizon)
             st["alerted"] = {f: d for f, d in st.get("alerted", {}).items() if d >= horizon}
             if "settled" in st:
@@ -100,17 +104,21 @@ class DuplicateChargeDetector(KeyedDetector):
             st.setdefault("settled", {})[fam] = settled_day
         if what != "new":  # a replacement or a void: what the earlier version billed is taken back
             lines = st["lines"] = {k: v for k, v in lines.items() if v[0] != fam}
+            st.get("src", {}).pop(fam, None)
         if what == "voids":
             return self._withdraw(st, fam, event, source, "voided")
+        src = st.setdefault("src", {})
         repeated: list[tuple[int, dict[str, Any], str, _Line]] = []
         for i, (item, day) in enumerate(zip(event["items"], days)):
             key = f"{event['institution_id']}|{item['item_code']}|{day}"
             kept = lines.get(key)
             if kept is None:
                 if day >= horizon:  # older than the retention: not kept
-                    lines[key] = [fam, i, item["amount"], list(source)]
+                    lines[key] = [fam, i, item["amount"]]
+                    src[fam] = list(source)
                 continue
-            first = _Line(kept[0], kept[1], kept[2], Source(*kept[3]))
+            # (a line kept before 2026-12-07 carries its record itself)
+            first = _Line(kept[0], kept[1], kept[2], Source(*(kept[3] if len(kept) > 3 else src[kept[0]])))
             if first.claim_id == fam and first.line == i:
                 continue  # the same line redelivered (by a version before versions were kept)
             repeated.append((i, item, day, first))

@@ -65,8 +65,11 @@ class UnlikelyUnitsDetector(KeyedDetector):
         if not caps or event.get("claim_type") == "inpatient":
             return []
         st = ctx.state
-        settled = event["event_time"][:10]
         fam = versions.family(event)
+        if (versions.adjustment(event) == "original" and fam not in st.get("applied", ())
+                and not any(item["item_code"] in caps for item in event["items"])):
+            return []  # bills no capped item: nothing to remember (most claims; their patients keep no state here)
+        settled = event["event_time"][:10]
         what = versions.admit(st.setdefault("applied", {}), event, settled)
         if what == "stale":
             return []
@@ -105,7 +108,9 @@ class UnlikelyUnitsDetector(KeyedDetector):
         return out
 
     def _prune(self, st: dict[str, Any], billed: dict[str, list[list[Any]]]) -> None:
-        newest = max([k.rsplit("|", 1)[1] for k in billed] + [st.get("newest", "")])
+        # the versions' days count too: a patient whose corrections billed nothing capped forgets them as well
+        newest = max([k.rsplit("|", 1)[1] for k in billed] + [v[1] for v in st.get("applied", {}).values()]
+                     + [st.get("newest", "")])
         st["newest"] = newest
         if not newest:
             return
