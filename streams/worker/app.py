@@ -169,6 +169,7 @@ class Worker:
                         counters["REPLAYED"].inc()
                         self.processed[(msg.topic, msg.partition)] = msg.offset + 1
                         continue
+                started = time.perf_counter()
                 async with self.checkpoint.boundary:  # a checkpoint is captured between records, not inside one
                     out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
                     if out.newest_t is not None:
@@ -191,8 +192,9 @@ class Worker:
                 if msg.timestamp:
                     counters["LATENCY"].observe(max(0.0, time.time() - msg.timestamp))
                 # under a backlog the stream never waits: yield once a record, so that the commit timer (the
-                # checkpoint) runs on time and the repartition topics' agents work while the inputs drain
-                await asyncio.sleep(0)
+                # checkpoint) runs on time and the repartition topics' agents work while the inputs drain; while a
+                # checkpoint is written, encode a share of it and give its sends the loop (Checkpoint.pace)
+                await self.checkpoint.pace(time.perf_counter() - started)
 
         process.__name__ = f"process_{stream}"
         process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
@@ -210,6 +212,7 @@ class Worker:
                 msg = ev.message
                 if durable and msg.partition not in receiver.tasks:
                     await self.checkpoint.ensure_restored(group, msg.partition, self.app.consumer.assignment())
+                started = time.perf_counter()
                 async with self.checkpoint.boundary:
                     try:
                         envelope = orjson.loads(ev.value)
@@ -228,7 +231,7 @@ class Worker:
                 if envelope is not None:
                     forwarded.inc(len(envelope.get("events", ())))
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                await asyncio.sleep(0)  # as the input agents do
+                await self.checkpoint.pace(time.perf_counter() - started)  # as the input agents do
 
         process.__name__ = f"process_{group.replace('-', '_')}"
         process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."

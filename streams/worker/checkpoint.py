@@ -33,11 +33,12 @@ written once. What each checkpoint and restore did is handed to ``report`` (the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -106,6 +107,12 @@ class Checkpoint:
         self.app_id = app_id
         self._state_producer: Any = None  # the transactional producer of the changelogs, started at first use
         self.held = 0.0  # how long the last checkpoint's transaction held the agents
+        #: the captures being encoded, each with its records so far: [changelog, partition, capture, records]
+        self._encoding: list[list[Any]] = []
+        #: set while no checkpoint is being taken and no envelopes are being sent (see pace)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._busy = 0
 
     async def state_producer(self) -> Any:
         """The checkpoint's own transactional producer (one per worker process; its id is unique, so a restarted
@@ -131,6 +138,22 @@ class Checkpoint:
         keys are encoded in slices while the agents run on, each key encoded before an agent changes it
         (:class:`models.engine.runtime.Capture`); the transaction that sends them holds the agents again, for as
         long as its bytes take to be acknowledged."""
+        with self._io():
+            return await self._commit(producer, commit_offsets)
+
+    @contextlib.contextmanager
+    def _io(self) -> Iterator[None]:
+        """While a checkpoint or the forwarders' sends are under way: the agents pace themselves (:meth:`pace`)."""
+        self._busy += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._quiet.set()
+
+    async def _commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
         async with self.sending:
             async with self.boundary:
                 paused = time.perf_counter()
@@ -155,7 +178,10 @@ class Checkpoint:
         async with self.sending:
             async with self.boundary:
                 forward = self._forward()
-            _, sent = await _send_envelopes(producer, forward)
+            if not forward:
+                return 0
+            with self._io():
+                _, sent = await _send_envelopes(producer, forward)
         return sent
 
     def capture(self) -> tuple[list[tuple[str, int, list[Any]]], list[tuple[str, int, Any]]]:
@@ -213,13 +239,13 @@ class Checkpoint:
         for it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
         acknowledged offsets off its list and waits for a gap that never closes.) An authorization error is
         raised at once: a missing ACL does not heal by trying again."""
-        encoded: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
-        for topic, partition, capture in changes:
-            while not capture.done:
-                records = [(record_key(d, k), v) for d, k, v in capture.slice(SLICE)]
-                if records:
-                    encoded.append((topic, partition, records))
-                await asyncio.sleep(0)  # the agents run on between slices
+        self._encoding = [[topic, partition, capture, []] for topic, partition, capture in changes]
+        try:
+            while not self.encode(SLICE_S):
+                await asyncio.sleep(0)  # the agents run on between slices (and encode some themselves: assist)
+        finally:
+            encoding, self._encoding = self._encoding, []
+        encoded = [(topic, partition, records) for topic, partition, _, records in encoding if records]
         records_out = sum(len(records) for _, _, records in encoded)
         if not records_out:
             return 0
@@ -244,6 +270,41 @@ class Checkpoint:
                             "(attempt %d of %d)", type(e).__name__, e, attempt + 1, WRITE_ATTEMPTS)
                 self.report(Report("checkpoint_retried", records_out))
         return records_out  # not reached: the last attempt returns or raises
+
+    def encode(self, budget_s: float) -> bool:
+        """Encode the captured keys of the checkpoint being written for about ``budget_s``; whether all are.
+
+        Safe at any time between two records, or while an agent awaits a send inside one: a key an agent is
+        about to change is encoded first (copy on write), so every record is the captured state."""
+        end = time.perf_counter() + budget_s
+        for _, _, capture, records in self._encoding:
+            while not capture.done:
+                records += [(record_key(d, k), v) for d, k, v in capture.slice(KEYS_PER_STEP)]
+                if time.perf_counter() >= end:
+                    return False
+        return True
+
+    async def pace(self, worked_s: float) -> None:
+        """An agent's turn between two records, after one that took it ``worked_s``: a yield to the loop, and while
+        a checkpoint is being taken, the agent's share of it.
+
+        Under a backlog every agent holds the loop for a whole record (tens of milliseconds for a record of
+        hundreds of events) and yields once; each step of a checkpoint — a slice of keys encoded, a batch handed to
+        the producer, a reply read — then waited for every agent's turn, a few hundred milliseconds. After the
+        bench's burst one checkpoint took 7–12 s that way, the next one waited as long for the forwarders' sends,
+        and every key changed meanwhile stayed a Python object (1.4 GiB). So while a checkpoint is taken, an
+        agent encodes as long as its record took (at most :data:`SLICE_S`), then waits up to :data:`SLICE_S` for
+        the checkpoint to end, leaving the loop to its sends: no pause is longer than that, and the checkpoint
+        takes about as long as its own work."""
+        if self._quiet.is_set():
+            await asyncio.sleep(0)
+            return
+        if self._encoding:
+            self.encode(min(worked_s, SLICE_S))
+        try:
+            await asyncio.wait_for(self._quiet.wait(), SLICE_S)
+        except asyncio.TimeoutError:
+            pass
 
     async def _discard(self, producer: Any) -> None:
         """Abort a failed transaction at once (a restore of its partitions waits for it to end; if the abort fails
@@ -311,8 +372,12 @@ class Checkpoint:
             r.own(owned)  # an empty partition's forwarders too: the receivers learn it is idle
 
 
-#: Records encoded between two yields to the agents while a checkpoint is written (a few ms of work).
+#: Envelopes encoded between two yields to the agents while they are sent (a few ms of work).
 SLICE = 2000
+#: The longest a checkpoint's encoding holds the agents at one time (the writer's slice, or an agent's share).
+SLICE_S = 0.02
+#: Keys encoded between two looks at the clock.
+KEYS_PER_STEP = 100
 
 
 async def _send_envelopes(producer: Any, forward: list[tuple[str, int, list[Any]]]) -> tuple[list[Any], int]:
