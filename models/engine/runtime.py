@@ -209,6 +209,10 @@ class Runtime:
         self._meta_dirty = False
         self.by_name = {d.name: i for i, d in enumerate(self.detectors)}
         self._retention = [d.retention_s for d in self.detectors]
+        # what process() walks per event: each detector but the cap (it takes alerts, not events), and the event
+        # field holding its key where it keys by one field (KeyedDetector.key_of not overridden)
+        self._steps = [(i, d, d.key_field if type(d).key_of is KeyedDetector.key_of and d.key_field else None)
+                       for i, d in enumerate(self.detectors) if i != self._cap]
         #: reports published by the calls since the caller last took them (Context.publish; take_reports)
         self.reports: list[Report] = []
         self._stateless = Context("", {}, float("-inf"), {}, reference, self.reports)
@@ -229,7 +233,8 @@ class Runtime:
         alerts: list[Alert] = []
         t = event["_t"]
         corrects = event.get("adjustment", "original") != "original"  # a claim's replacement or void
-        for i, detector in enumerate(self.detectors):
+        enter, settle = self._enter, self._settle
+        for i, detector, field in self._steps:
             try:
                 if corrects and not detector.versioned:
                     continue  # judged by its original; only a versioned detector takes a correction's place
@@ -237,12 +242,21 @@ class Runtime:
                     self._stateless.watermark = self.watermark
                     alerts += detector.process(self._stateless, event, source) or []
                     continue
-                key = detector.key_of(event)
-                if key is None:
-                    continue
-                entry, ctx, existed = self._enter(i, key, t)
-                alerts += detector.process(ctx, event, source) or []
-                self._settle(i, key, entry, ctx, existed)
+                if field is not None:  # KeyedDetector.key_of, without the call
+                    key = event.get(field)
+                    if key is None:
+                        continue
+                    if type(key) is not str:
+                        key = str(key)
+                else:
+                    key = detector.key_of(event)
+                    if key is None:
+                        continue
+                entry, ctx, existed = enter(i, key, t)
+                out = detector.process(ctx, event, source)
+                if out:
+                    alerts += out
+                settle(i, key, entry, ctx, existed)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
         if not self.external_watermark and not event.get(HOLD_CLOCK):
@@ -263,15 +277,16 @@ class Runtime:
         """The entry of detector ``i`` under ``key`` (made when new), touched at event time ``t``; the context a
         call on it gets; and whether it held anything before the call."""
         k = (i, key)
-        if self._capture is not None and k in self._capture.pending:
-            self._capture.take(k)
+        capture = self._capture
+        if capture is not None and k in capture.pending:
+            capture.take(k)
         entry = self._store.get(k)
         if entry is None:
             entry = self._store[k] = _Entry()
         if t > entry.seen:
             entry.seen = t
-        existed = bool(entry.state or entry.timers)
-        return entry, Context(key, entry.state, self.watermark, entry.timers, self.reference, self.reports), existed
+        state, timers = entry.state, entry.timers
+        return entry, Context(key, state, self.watermark, timers, self.reference, self.reports), bool(state or timers)
 
     def _capped(self, alerts: list[Alert]) -> list[Alert]:
         """The alerts the cap lets through, and its summaries (see :mod:`models.engine.flood`)."""
@@ -320,10 +335,11 @@ class Runtime:
 
     def _settle(self, i: int, key: str, entry: _Entry, ctx: Context, existed: bool) -> None:
         """After a call: schedule the timers it set, drop an empty key, note what changed."""
-        for tag, due in ctx.set_now:
-            if entry.timers.get(tag) == due:
-                heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
-        if not entry.state and not entry.timers:
+        if ctx.set_now:
+            for tag, due in ctx.set_now:
+                if entry.timers.get(tag) == due:
+                    heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
+        if not ctx.state and not entry._timers:
             self._store.pop((i, key), None)
             if not existed:
                 return  # nothing was kept before or after: nothing to write
