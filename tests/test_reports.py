@@ -193,3 +193,66 @@ def test_each_department_s_rates_come_from_the_prescriptions_and_are_shown_under
     assert 'class="outpatient_rate over" data-value="0.3333" title="60 / 180">33.3 %' in resp
     im = page[page.index('data-department="IM"'):]
     assert 'class="outpatient_rate" data-value="0.2"' in im  # at the target, not over it
+
+
+def test_a_month_s_reports_download_as_a_workbook_with_the_numbers_of_the_page(tmp_path):
+    """The month the page shows, as a workbook a supervisor files: each institution's indicators with numerator,
+    denominator and target, over or not judged as the page marks them (in the reader's language), the departments
+    and the 双排名 ranking; a month without reports is a 404 naming the months there are."""
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.workbench.web import make_app
+
+    store = Store(str(tmp_path / "c.db"))
+    store.add_user("li", "analyst", "li's long password")
+    console = Console(store)
+    for r in stewardship_reports():
+        console.reports.add(r.key, r.to_json())
+    console.reports.add(b"double_ranking:H1:2026-10", b'{"kind": "double_ranking", "institution_id": "H1", '
+                        b'"period": "2026-10", "body": {"ranking": [{"drug": "C", "amount": 12400.0, "per_day": 400.0,'
+                        b' "previous_per_day": 20.0, "new": true, "prescribers": [["D2", 12400.0]]}]}}')
+
+    async def run():
+        client = TestClient(TestServer(make_app(console)))
+        await client.start_server()
+        try:
+            await client.post("/login", data={"user": "li", "password": "li's long password"})
+            page = await (await client.get("/reports")).text()
+            got = await client.get("/reports.xlsx?month=2026-10")
+            missing = await client.get("/reports.xlsx?month=2025-01")
+            return page, got.status, got.headers.get("Content-Disposition"), await got.read(), missing.status, \
+                await missing.text()
+        finally:
+            await client.close()
+
+    page, status, disposition, body, missing, why = asyncio.run(run())
+    assert 'id="reports-xlsx" href="/reports.xlsx?month=2026-10"' in page
+    assert status == 200 and disposition == 'attachment; filename="reports-2026-10.xlsx"'
+    assert missing == 404 and "2026-10" in why
+    x = zipfile.ZipFile(io.BytesIO(body))
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    strings = [si.findtext("m:t", namespaces=ns) for si in ElementTree.fromstring(x.read("xl/sharedStrings.xml"))]
+
+    def rows(n):
+        sheet = ElementTree.fromstring(x.read(f"xl/worksheets/sheet{n}.xml"))
+        out = []
+        for row in sheet.iter(f"{{{ns['m']}}}row"):
+            cells = []
+            for c in row.iter(f"{{{ns['m']}}}c"):
+                v = c.findtext("m:v", namespaces=ns)
+                cells.append(strings[int(v)] if c.get("t") == "s" else float(v))
+            out.append(cells)
+        return out
+
+    stewardship, departments, ranking = rows(1), rows(2), rows(3)
+    assert stewardship[0][:4] == ["机构", "地区", "门诊使用率", "门诊使用率: 分子"]  # the reader's language
+    by = {r[0]: r for r in stewardship[1:]}
+    assert [r[0] for r in stewardship[1:]] == ["H1", "H2", "H3"]  # over a target first, as on the page
+    assert by["H1"][2:7] == [0.3, 90.0, 300.0, 0.2, "超标"]
+    assert by["H3"][6] == "不判定" and by["H2"][6] == "是"
+    assert departments == [departments[0]]  # no department report this month: the header alone
+    assert ranking[1] == ["H1", 1.0, "C", "新进", 12400.0, 400.0, 20.0, "D2 (12,400)"]

@@ -224,7 +224,8 @@ def test_every_message_of_the_pages_has_its_chinese_translation():
     from streams.workbench import web
 
     root = web.HERE
-    method_map = [("templates/**.html", "jinja2"), ("web.py", "python"), ("report.py", "python")]
+    method_map = [("templates/**.html", "jinja2"), ("web.py", "python"), ("report.py", "python"),
+                  ("reports.py", "python")]
     keywords = {"_": None, "gettext": None, "N_": None, "tr": (2,)}
     found = {m[2] for m in extract_from_dir(str(root), method_map, keywords=keywords)}
     found = {m if isinstance(m, str) else m[0] for m in found}

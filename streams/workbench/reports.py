@@ -18,8 +18,9 @@ with each institution's departments' outpatient and emergency rates from the pre
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -114,3 +115,89 @@ class Reports:
     def rankings(self, month: str, institution: str = "") -> list[dict[str, Any]]:
         """The 双排名 reports of ``month`` (of one institution when named), by institution."""
         return [r for _, r in self._of("double_ranking", month, institution)]
+
+
+#: the indicators' labels as the page shows them (translated by the caller's gettext)
+LABELS = {"outpatient_rate": "outpatient rate", "emergency_rate": "emergency rate",
+          "inpatient_use_rate": "inpatient use rate", "use_intensity": "use intensity"}
+
+
+def month_workbook(book: Reports, month: str, gettext: Callable[[str], str]) -> bytes:
+    """A month's reports as the workbook a supervisor files or forwards (XlsxWriter, as the case report): the
+    stewardship indicators of every institution, its departments' rates and the 双排名 rankings, one sheet each,
+    with the numerators, denominators and targets the page shows on hover. An indicator over its target is marked
+    over; one on too few visits or patient-days is marked not judged and has no over mark.
+
+    >>> import zipfile
+    >>> b = Reports()
+    >>> b.add(b"antimicrobial_stewardship:H1:2026-10", orjson.dumps({"kind": "antimicrobial_stewardship",
+    ...     "institution_id": "H1", "region": "310104", "period": "2026-10", "body": {"outpatient_rate":
+    ...     {"value": 0.3, "numerator": 90, "denominator": 300, "target": 0.2, "judged": True}}}))
+    >>> x = zipfile.ZipFile(io.BytesIO(month_workbook(b, "2026-10", str)))
+    >>> sum(n.startswith("xl/worksheets/sheet") for n in x.namelist()), "H1" in x.read("xl/sharedStrings.xml").decode()
+    (3, True)
+    """
+    import xlsxwriter
+
+    _ = gettext
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
+                                   "strings_to_urls": False})
+    head = wb.add_format({"bold": True, "bg_color": "#243b55", "font_color": "#ffffff", "text_wrap": True})
+    rate, number = wb.add_format({"num_format": "0.0%"}), wb.add_format({"num_format": "#,##0.00"})
+
+    def rates_sheet(title: str, first: list[str], rows: list[tuple[list[str], RatesRow]], names: tuple[str, ...]):
+        sheet = wb.add_worksheet(title)
+        cols = list(first)
+        parts = (_("numerator"), _("denominator"), _("target"), _("judged"))
+        for n in names:
+            label = _(LABELS[n])
+            cols += [label, *(f"{label}: {part}" for part in parts)]
+        sheet.write_row(0, 0, cols, head)
+        for r, (lead, row) in enumerate(rows, start=1):
+            sheet.write_row(r, 0, lead)
+            c = len(lead)
+            for n in names:
+                cell = row.cells.get(n)
+                if cell is not None:
+                    fmt = rate if cell.percent else number
+                    sheet.write_number(r, c, cell.value, fmt)
+                    sheet.write_number(r, c + 1, cell.numerator)
+                    sheet.write_number(r, c + 2, cell.denominator)
+                    sheet.write_number(r, c + 3, cell.target, fmt)
+                    sheet.write_string(r, c + 4, _("over") if cell.over else (_("yes") if cell.judged
+                                                                               else _("not judged")))
+                c += 5
+        sheet.freeze_panes(1, len(first))
+        sheet.autofilter(0, 0, max(len(rows), 1), len(cols) - 1)
+        sheet.set_column(0, len(first) - 1, 14)
+        sheet.set_column(len(first), len(cols) - 1, 11)
+
+    rates_sheet(_("Stewardship"), [_("institution"), _("region")],  # a sheet's name: 31 characters at most
+                [([row.name, row.region], row) for row in book.stewardship(month)], INDICATORS)
+    rates_sheet(_("Departments"), [_("institution"), _("department")],
+                [([inst, row.name], row) for inst, rows in book.departments(month) for row in rows],
+                ("outpatient_rate", "emergency_rate"))
+    sheet = wb.add_worksheet(_("Double ranking"))
+    cols = [_("institution"), _("rank"), _("drug"), _("new"), _("amount ¥"), _("a prescribing day"),
+            _("the month before"), _("top prescribers")]
+    sheet.write_row(0, 0, cols, head)
+    r = 0
+    for report in book.rankings(month):
+        for rank, d in enumerate(report["body"].get("ranking", []), start=1):
+            r += 1
+            sheet.write_string(r, 0, report["institution_id"])
+            sheet.write_number(r, 1, rank)
+            sheet.write_string(r, 2, str(d["drug"]))
+            sheet.write_string(r, 3, _("new") if d.get("new") else "")
+            sheet.write_number(r, 4, float(d["amount"]), number)
+            for c, k in ((5, "per_day"), (6, "previous_per_day")):
+                if d.get(k) is not None:
+                    sheet.write_number(r, c, float(d[k]), number)
+            sheet.write_string(r, 7, ", ".join(f"{p[0]} ({p[1]:,.0f})" for p in d.get("prescribers", [])))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(r, 1), len(cols) - 1)
+    sheet.set_column(0, 6, 13)
+    sheet.set_column(7, 7, 48)
+    wb.close()
+    return buf.getvalue()

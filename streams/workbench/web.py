@@ -34,7 +34,7 @@ from connectors.kafka.follower import TopicFollower, follow_forever
 from models.contracts.records import InvalidRecord
 from streams.workbench.cases import STATUSES, TRANSITIONS, VERDICTS, CaseError, money_of, points_grade
 from streams.workbench.console import GRADES, SESSION_S, STREAMS, Console
-from streams.workbench.reports import INDICATORS
+from streams.workbench.reports import INDICATORS, month_workbook
 from streams.workbench.store import Store
 
 log = logging.getLogger(__name__)
@@ -449,6 +449,25 @@ async def reports_page(request: web.Request) -> web.Response:
                  stewardship=book.stewardship(month), rankings=book.rankings(month, institution),
                  departments=book.departments(month, institution),
                  indicators=INDICATORS, **s)
+
+
+@routes.get("/reports.xlsx")
+async def reports_workbook(request: web.Request) -> web.Response:
+    """A month's reports (``?month=YYYY-MM``, the latest by default) as a workbook: the stewardship indicators, the
+    departments' rates and the 双排名 rankings, one sheet each (:func:`streams.workbench.reports.month_workbook`)."""
+    s, book = _who(request), request.app[CONSOLE].reports
+    months = book.months()
+    month = request.query.get("month", "")
+    if month not in months:
+        if month:
+            return web.Response(status=404, text=f"no report for {month[:7]}: the months with reports are "
+                                                 f"{', '.join(months) or 'none yet'}")
+        month = months[0] if months else ""
+    if not month:
+        return web.Response(status=404, text="no report yet: the monthly rules publish one when a month closes")
+    body = month_workbook(book, month, translations(s["lang"]).gettext)
+    return web.Response(body=body, headers={"Content-Disposition": f'attachment; filename="reports-{month}.xlsx"'},
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @routes.get("/sanctions")
