@@ -206,7 +206,8 @@ class Layout:
         self.checkpointed = [(-1, 0)] * sources  # (applied, committed offset) at the last checkpoint
         self.receivers = [Receiver([factory()], sources) for _ in range(targets)]
         self.taken = [0] * targets  # next envelope to read
-        self.saved = [(self.receivers[r].runtime.snapshot(), 0) for r in range(targets)]
+        # each receiver's last checkpoint, kept as JSON text: decoded only when a kill restores it
+        self.saved = [(self.receivers[r].runtime.dump(), 0) for r in range(targets)]
         self.alerts: list[Alert | Report] = []  # and the reports published
 
     def _input(self, p: int, n: int) -> None:
@@ -238,7 +239,7 @@ class Layout:
 
     def _checkpoint_receiver(self, r: int) -> None:
         chosen = self.taken[r]
-        self.saved[r] = (self.receivers[r].runtime.snapshot(), chosen)
+        self.saved[r] = (self.receivers[r].runtime.dump(), chosen)
 
     def _kill(self) -> None:
         if self.rng.random() < 0.5:
@@ -249,7 +250,7 @@ class Layout:
             r = self.rng.randrange(self.targets)
             self.receivers[r] = Receiver([self.factory()], self.sources)
             snapshot, self.taken[r] = self.saved[r]
-            self.receivers[r].runtime.restore(snapshot)
+            self.receivers[r].runtime.restore(orjson.loads(snapshot))
 
     def run(self) -> Ids:
         rng = self.rng
