@@ -300,8 +300,8 @@ class Bench:
             time.sleep(0.1)
         self.figures["settle_s"] = max(0.0, stable_since - settle_start)
         self.figures["checkpoint_records"] = last
-        print(f"state checkpoint after the preload: {last:.0f} changelog records, settled in "
-              f"{self.figures['settle_s']:.1f} s", flush=True)
+        print(f"state checkpointed through the preload: {last:.0f} changelog records in all, settled "
+              f"{self.figures['settle_s']:.1f} s after the drain", flush=True)
 
     def paced_phase(self) -> None:
 
@@ -425,8 +425,8 @@ def print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"checkpoints: {w['checkpoints']}, written in {1000 * w['checkpoint_mean_seconds']:.1f} ms on average, "
           f"{1000 * w['checkpoint_max_seconds']:.0f} ms at most (the agents run meanwhile); the capture held the agents "
           f"{1000 * w['checkpoint_pause_mean_seconds']:.2f} ms on average, {1000 * w['checkpoint_pause_max_seconds']:.1f} "
-          f"ms at most; after the preload {w['checkpoint_records_after_preload']:,} changelog records, settled in "
-          f"{w['checkpoint_settle_seconds']:.1f} s")
+          f"ms at most; through the preload {w['checkpoint_records_after_preload']:,} changelog records in all "
+          f"(every checkpoint until the state settled), settled {w['checkpoint_settle_seconds']:.1f} s after the drain")
     rs = state["restore"]
     print(f"restore by a fresh worker: {rs['records']:,} changelog records in {rs['seconds']:.2f} s "
           f"(first event processed {rs['first_event_seconds']:.1f} s after its start)")
