@@ -152,7 +152,7 @@ class Capture:
 
     def slice(self, n: int = 2000) -> list[tuple[str, str, bytes | None]]:
         """Up to ``n`` more (detector, key, changelog value or None for a deleted key), until :attr:`done`."""
-        pending, encoded, store = self.pending, self.runtime._encoded, self.runtime._store
+        pending, take, store = self.pending, self.take, self.runtime._store
         for k in self.resting[-n:]:
             e = store.get(k)
             if e is not None:
@@ -162,9 +162,7 @@ class Capture:
             # pop(), not next(iter(pending)): a set's iterator starts at its first slot every time, and walks
             # over the slots already emptied — quadratic in the keys of a large checkpoint (12 s of a 15 s write
             # after the 200k-event burst)
-            k = pending.pop()
-            self.taken.append(k)
-            self.records.append(encoded(k))
+            take(pending.pop())
         out, self.records = self.records, []
         if not pending and not self.resting and self.runtime._capture is self:
             self.runtime._capture = None

@@ -242,7 +242,7 @@ class Checkpoint:
         self._encoding = [[topic, partition, capture, []] for topic, partition, capture in changes]
         try:
             while not self.encode(SLICE_S):
-                await asyncio.sleep(0)  # the agents run on between slices (and encode some themselves: assist)
+                await asyncio.sleep(0)  # the agents run on between slices (and encode some themselves: pace)
         finally:
             encoding, self._encoding = self._encoding, []
         encoded = [(topic, partition, records) for topic, partition, _, records in encoding if records]
