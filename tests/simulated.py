@@ -45,7 +45,8 @@ def scored(sim: Any, alerts: dict[str, Alert], rules: tuple[str, ...], events: i
            incident: Callable[[dict], bool] = lambda x: True) -> Report:
     """The open alerts scored against the incidents of ``rules`` (those ``incident`` keeps)."""
     truth = [Incident(x["scenario"], x["entity"]["kind"], x["entity"]["id"], x["start_t"], x["end_t"],
-                      tuple(x["detectors"]), bool(x["detail"].get("benign")))
+                      tuple(x["detectors"]), bool(x["detail"].get("benign")),
+                      not x["detail"].get("optional"))
              for x in sim.truth if set(x["detectors"]) & set(rules) and incident(x)]
     return score(truth, [{"detector": a.detector, "entity": {"kind": a.entity_kind, "id": a.entity_id},
                           "t": a.event_t} for a in alerts.values() if a.status == "open"], events=events,

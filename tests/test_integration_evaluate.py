@@ -53,7 +53,9 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     assert 3 * 86400 < by["antimicrobial_ramp"]["median_delay_s"] < 14 * 86400  # evidence builds over days
     assert by["warming_drift"]["median_delay_s"] < 5 * 86400  # the dynamics model, before the compressor fails
     assert r["false_alarms"] <= 3, r["unmatched_examples"]
-    lines = truth.read_text().splitlines()
-    ranked = sum('"fraudulent_institution"' in line for line in lines)
-    # an incident still running at the end (a readmission billed after it) is counted apart, not missed
-    assert ranked >= 5 and len(lines) == sum(s["incidents"] + s["incomplete"] for s in r["scenarios"]) + ranked
+    lines = [json.loads(line) for line in truth.read_text().splitlines()]
+    ranked = sum(x["scenario"] == "fraudulent_institution" for x in lines)
+    # an incident still running at the end (a readmission billed after it) is counted apart, not missed; a
+    # department's push is also each of its prescribers' (optional: true when found, not counted when missed)
+    required = [x for x in lines if not x["detail"].get("optional")]
+    assert ranked >= 5 and len(required) == sum(s["incidents"] + s["incomplete"] for s in r["scenarios"]) + ranked

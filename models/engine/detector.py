@@ -38,8 +38,8 @@ from models.contracts.report import Report
 EMPTY: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
 #: The entities detector state can live under.
-ENTITY_KINDS = ("patient", "institution", "prescriber", "doctor", "pharmacy", "device", "manifest", "carrier",
-                "facility")
+ENTITY_KINDS = ("patient", "institution", "department", "prescriber", "doctor", "pharmacy", "device", "manifest",
+                "carrier", "facility")
 
 
 class Context:

@@ -48,7 +48,8 @@ def incidents_from_truth(truth: list[dict[str, Any]], pseudonymize) -> list:
     for x in truth:
         kind, ident = x["entity"]["kind"], x["entity"]["id"]
         out.append(Incident(x["scenario"], kind, pseudonymize(ident) if kind == "patient" else ident,
-                            x["start_t"], x["end_t"], tuple(x["detectors"]), bool(x["detail"].get("benign"))))
+                            x["start_t"], x["end_t"], tuple(x["detectors"]), bool(x["detail"].get("benign")),
+                            not x["detail"].get("optional")))
     return out
 
 

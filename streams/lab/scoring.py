@@ -9,6 +9,8 @@ extended by a grace period (a breach is only known some time after its start).
 * precision of a detector = its alerts that match some incident / its alerts (an alert
   matching nothing is a false alarm); precision of a scenario = the same over the alerts of
   the detectors expected to catch it (none yet: no precision, shown as –);
+* an incident marked not required (a department's push seen by a prescriber's chart) makes the alerts on it true
+  but is not counted when missed;
 * delay = event time of the first matching alert − incident start (median over detected incidents);
 * false alarms per 10,000 events = unmatched alerts / events × 10,000;
 * for the cold chain's dynamics rule, whose budget is per device: its unmatched alerts per device-week
@@ -48,6 +50,9 @@ class Incident:
     end_t: float
     detectors: tuple[str, ...]
     benign: bool = False  # a look-alike 合理情形: an alert on it is a false alarm, and it is counted apart
+    #: False: an alert on it is true, a miss is not counted (a department's push is also each prescriber's, whose own
+    #: chart may or may not see past the department rising with them)
+    required: bool = True
 
 
 @dataclass
@@ -139,7 +144,8 @@ def score(truth: Iterable[Incident], alerts: Iterable[dict[str, Any]], events: i
     scenarios: dict[str, list[int]] = defaultdict(list)
     benign: dict[str, list[int]] = defaultdict(list)
     for i, inc in enumerate(incidents):
-        (benign if inc.benign else scenarios)[inc.scenario].append(i)
+        if inc.required:
+            (benign if inc.benign else scenarios)[inc.scenario].append(i)
     look_alikes = [LookAlikeScore(name, len(ids), sum(1 for i in ids if i in alarmed),
                                   tuple(sorted({d for i in ids for d in incidents[i].detectors})))
                    for name, ids in sorted(benign.items())]

@@ -131,7 +131,8 @@ class PeerShareCUSUM(AnomalyDetector):
     (for a rare drug about a ``ratio``-fold share; for a drug on a third of the prescriptions, 2 takes it to a half).
 
     ``x`` is one day: ``n`` trials and ``k`` successes, the peers' ``peer_n`` and ``peer_k``, and the baselines
-    ``base_n``, ``base_k``, ``base_peer_n``, ``base_peer_k`` (:meth:`WeeklyTotals.baselines`). The chart keeps only
+    ``base_n``, ``base_k``, ``base_peer_n``, ``base_peer_k`` (:meth:`WeeklyTotals.baselines`), and optionally a
+    ``weight`` the day's evidence is multiplied by (a day of many trials that are not independent). The chart keeps only
     its statistic; nothing is scored before the own baseline holds ``min_trials`` trials.
     """
 
@@ -180,8 +181,8 @@ class PeerShareCUSUM(AnomalyDetector):
         if p0 > 0.9:
             return 0.0  # a drug on nearly every prescription has nowhere to rise: nothing to judge
         p1 = self.ratio * p0 / (1 - p0 + self.ratio * p0)  # the odds multiplied by ratio
-        n, k = x["n"], x["k"]
-        return max(0.0, self.statistic + k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0)))
+        n, k, w = x["n"], x["k"], x.get("weight", 1.0)  # weight < 1: the day's draws are not independent
+        return max(0.0, self.statistic + w * (k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0))))
 
     def learn_one(self, x: dict[str, Any]) -> None:
         self.expected = self.expected_share(x)

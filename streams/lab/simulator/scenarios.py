@@ -213,7 +213,11 @@ def drug_surge(sim, t, sc):
     inst = r.choice(sim.region.of_kind("tertiary", "secondary") if key else
                     sim.region.of_kind("tertiary", "secondary", "community"))
     busy = {doc for doc in sim.drug_extra} | set(sim.drug_push) | set(sim.antimicrobial_boost)
-    doctors = [p for p, d in inst.prescriber_dept.items() if d != "ER" and p not in busy] or inst.prescribers
+    # one surging prescriber per department: two of them on one drug are a department's rise (department_usage's)
+    surging = {x["entity"]["id"] for x in sim.truth if x["scenario"] == sc.name}
+    taken = {d for p, d in inst.prescriber_dept.items() if p in surging}
+    doctors = [p for p, d in inst.prescriber_dept.items() if d != "ER" and p not in busy and d not in taken] or [
+        p for p, d in inst.prescriber_dept.items() if d != "ER" and p not in busy] or inst.prescribers
     doc = r.choice(doctors)
     drug = r.choice(cat.KEY_MONITORED if key else [d for d in cat.ACUTE if not d.atc.startswith("J01")])
     # a key-monitored drug is rare, so a fifth to a third more of the visits is a many-fold rise; an ordinary one is
@@ -228,6 +232,38 @@ def drug_surge(sim, t, sc):
     if key:  # an injection at hundreds of yuan in a fifth of one prescriber's visits lifts the hospital's mean claim
         sim.record(sc.name, "institution", inst.id, t, t + span, sc.detectors, drug=drug.code, prescriber=doc,
                    key_monitored=key, extra_share=round(top, 3), ramp_days=round(ramp / DAY, 1))
+
+
+def department_push(sim, t, sc):
+    """科室统一推药: a hospital department pushes a drug together (带金销售 arranged for the department, a 科室 target)
+    — every one of its prescribers adds it to a further share of their acute visits, rising over four days and held
+    to two weeks: a key-monitored injection (a further 8–15 %) or an ordinary drug (25–40 %). Each prescriber's own
+    chart sees the department rise with them and excuses it; the department against the same department elsewhere
+    does not. The push is on every visit, the chronic patients' refills too."""
+    r = random.Random(f"department-push-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}
+    units = [(i, d) for i in sim.region.of_kind("tertiary", "secondary") for d in sorted(set(i.prescriber_dept.values()))
+             if d != "ER" and sum(1 for x in i.prescriber_dept.values() if x == d) >= 3
+             and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
+    if not units:
+        return
+    inst, dept = r.choice(units)
+    key = r.random() < 0.5
+    drug = r.choice(cat.KEY_MONITORED if key else [d for d in cat.ACUTE if not d.atc.startswith("J01")])
+    top = r.uniform(0.08, 0.15) if key else r.uniform(0.25, 0.4)
+    span = min(sc.span_days, max(6.0, _days_left(sim, t))) * DAY
+    ramp = 4 * DAY
+    doctors = [p for p, d in inst.prescriber_dept.items() if d == dept]
+    for doc in doctors:
+        sim.drug_extra.setdefault(doc, []).append(
+            (drug, lambda now, s=t, e=t + span: top * min(1.0, (now - s) / ramp) if s <= now < e else 0.0,
+             random.Random(f"{doc}-push-{t}"), False))
+    sim.record(sc.name, "department", f"{inst.id}/{dept}", t, t + span, sc.detectors, drug=drug.code,
+               institution=inst.id, department=dept, prescribers=len(doctors), key_monitored=key,
+               extra_share=round(top, 3))
+    for doc in doctors:  # each of them pushes too: their own chart may see it past the department (not required)
+        sim.record(sc.name, "prescriber", doc, t, t + span, ("prescription.drug_usage",), optional=True,
+                   institution=inst.id, department=dept, drug=drug.code, key_monitored=key)
 
 
 # --- insurance claims 医保结算 ------------------------------------------------------------------
@@ -783,6 +819,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("prescription.double_ranking", "prescription.drug_usage", "claim.entity_anomaly"), 1, 31,
              drug_push, "a hospital prescriber writes a key-monitored injection into a third of their visits for a "
              "calendar month", own_random=True, also_entities=("institution",)),
+    Scenario("department_push", "prescription", "科室超常(统一推药)", "department",
+             ("prescription.department_usage",), 1, 14, department_push,
+             "every prescriber of a hospital department adds one drug to a further share of their visits, over four "
+             "days, for two weeks", earliest_day=14, own_random=True, also_entities=("prescriber",)),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
              unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
              own_random=True),
@@ -990,8 +1030,10 @@ def busy_emergency(sim, t, sc):
 
 
 def seasonal_outbreak(sim, t, sc):
-    """季节性流行: an influenza season at a hospital department with several prescribers — every one of them adds the
-    same symptomatic drug to a further 20–30 % of their acute visits for two weeks."""
+    """季节性流行: an influenza season across the region — in one department code (internal medicine, paediatrics or
+    respiratory), every hospital's prescribers add the same symptomatic drug to a further 20–30 % of their acute
+    visits for two weeks, each hospital a little more or less (×0.8–1.2). Departments of fewer than three prescribers
+    (nobody to compare a prescriber with) and departments with a planted rise stay out."""
     r = random.Random(f"seasonal-outbreak-{sim.cfg.seed}-{t}")
     busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}  # not a department with a planted rise
     units = [(i, d) for i in sim.region.of_kind("tertiary", "secondary") for d in ("IM", "PED", "RESP")
@@ -999,16 +1041,21 @@ def seasonal_outbreak(sim, t, sc):
              and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
     if not units:
         return
-    inst, dept = r.choice(units)
+    dept = r.choice(sorted({d for _, d in units}))
     drug = r.choice([d for d in cat.ACUTE if d.code in ("D-PCM500", "D-NAC200", "D-IBU200", "D-LOR10")])
     more, span = r.uniform(0.2, 0.3), 14 * DAY
-    doctors = [p for p, d in inst.prescriber_dept.items() if d == dept]
-    for doc in doctors:
-        sim.drug_extra.setdefault(doc, []).append(
-            (drug, lambda now, s=t, e=t + span: more if s <= now < e else 0.0, random.Random(f"{doc}-{t}"), True))
-    for doc in doctors:
-        sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, benign=True, institution=inst.id,
-                   department=dept, drug=drug.code, extra_share=round(more, 3))
+    for inst in [i for i, d in units if d == dept]:
+        local = more * r.uniform(0.8, 1.2)
+        doctors = [p for p, d in inst.prescriber_dept.items() if d == dept]
+        for doc in doctors:
+            sim.drug_extra.setdefault(doc, []).append(
+                (drug, lambda now, s=t, e=t + span, m=local: m if s <= now < e else 0.0, random.Random(f"{doc}-{t}"),
+                 True))
+        for doc in doctors:
+            sim.record(sc.name, "prescriber", doc, t, t + span, sc.detectors, benign=True, institution=inst.id,
+                       department=dept, drug=drug.code, extra_share=round(local, 3))
+        sim.record(sc.name, "department", f"{inst.id}/{dept}", t, t + span, sc.detectors, benign=True,
+                   institution=inst.id, department=dept, drug=drug.code, extra_share=round(local, 3))
 
 
 def low_occupancy(sim, t, sc):
@@ -1074,9 +1121,11 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
     Scenario("busy_emergency", "claim", "急诊抗菌药物(合理)", "institution", ("claim.antimicrobial_stewardship",),
              1, 0, busy_emergency, "a hospital's emergency department gives antimicrobials to a quarter to a third of "
              "its visits all along (within the emergency target)", at_start=True, own_random=True),
-    Scenario("seasonal_outbreak", "prescription", "季节性流行(合理)", "prescriber", ("prescription.drug_usage",), 2, 14,
-             seasonal_outbreak, "every prescriber of a hospital department adds one symptomatic drug to a further "
-             "20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True),
+    Scenario("seasonal_outbreak", "prescription", "季节性流行(合理)", "prescriber",
+             ("prescription.drug_usage", "prescription.department_usage"), 2, 14, seasonal_outbreak,
+             "a season across the region: in one department code every hospital's prescribers add one symptomatic "
+             "drug to a further 20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True,
+             also_entities=("department",)),
     Scenario("low_occupancy", "waste", "床位使用率低(合理)", "institution", ("waste.generation_per_bed",), 1, 0,
              low_occupancy, "a tertiary hospital's wards two-fifths empty all along: its waste per bed 60–70 % of its "
              "peers'",
