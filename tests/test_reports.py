@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from models.contracts.alert import Source
 from models.engine.rekey import Forwarder, PartitionedReceiver
@@ -256,3 +256,62 @@ def test_a_month_s_reports_download_as_a_workbook_with_the_numbers_of_the_page(t
     assert by["H3"][6] == "不判定" and by["H2"][6] == "是"
     assert departments == [departments[0]]  # no department report this month: the header alone
     assert ranking[1] == ["H1", 1.0, "C", "新进", 12400.0, 400.0, 20.0, "D2 (12,400)"]
+
+
+def test_stays_that_name_their_department_give_its_inpatient_rates_beside_the_prescriptions_rates(tmp_path):
+    """出院科别: a stay discharged from a named department counts for it too. H4's respiratory ward gives every
+    patient ceftriaxone, its internal medicine one in five, and stays naming no department (counted for the
+    institution only) all: the institution's inpatient use rate is over 60 %, its alert names the respiratory ward as
+    the department over it, and the reports page shows the ward's inpatient cells beside its outpatient rate from
+    the prescriptions."""
+    from models.rules.prescription.antimicrobial_departments import DepartmentRatesDetector
+
+    rt, rx = Runtime([StewardshipDetector(StewardshipLimits(drugs=DRUGS))]), Runtime([DepartmentRatesDetector()])
+    alerts, n = [], 0
+    for day in range(1, 31):
+        stays = [("RESP", "CRO")] * 2 + [("IM", "CRO" if day % 5 == 0 else "OME")] * 2 + [(None, "CRO")]
+        for dept, drug in stays:
+            n += 1
+            e = {"claim_id": f"C{n}", "institution_id": "H4", "region": "310104", "claim_type": "inpatient",
+                 "event_time": f"2026-10-{day:02d}T10:00:00+08:00", "patient": f"P{n}",
+                 "items": [{"item_code": drug, "quantity": 4, "amount": 10.0}],
+                 "admission_date": (date(2026, 10, day) - timedelta(days=5)).isoformat(),
+                 "discharge_date": f"2026-10-{day:02d}", **({"discharge_department": dept} if dept else {})}
+            e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
+            alerts += rt.process(e, Source("zhijian.claims", 0, n, e["claim_id"]))
+            n += 1
+            p = {"prescription_id": f"RX{n}", "institution_id": "H4", "department": "RESP", "region": "310104",
+                 "visit_type": "outpatient", "event_time": f"2026-10-{day:02d}T09:00:00+08:00",
+                 "items": [{"drug_code": "X", "atc_code": "J01DD04" if day % 10 == 0 else "N02BE01"}]}
+            p["_t"] = datetime.fromisoformat(p["event_time"]).timestamp()
+            rx.process(p, Source("zhijian.prescriptions", 0, n, p["prescription_id"]))
+    nov = {"claim_id": "C-NOV", "institution_id": "H4", "region": "310104", "claim_type": "outpatient", "patient": "P0",
+           "event_time": "2026-11-01T10:00:00+08:00", "items": [{"item_code": "OME", "quantity": 1, "amount": 1.0}]}
+    alerts += rt.process({**nov, "_t": datetime.fromisoformat(nov["event_time"]).timestamp()},
+                         Source("zhijian.claims", 0, n + 1, "C-NOV"))
+    closed = datetime.fromisoformat("2026-11-02T07:00:00+08:00").timestamp()
+    alerts += rt.advance(closed)
+    rx.advance(closed)
+    [report] = rt.reports
+    body = report.body
+    # 60 RESP stays all with it, 60 IM stays 12 with it, 30 stays naming no ward all: 102 of 150
+    assert body["inpatient_use_rate"] == {"value": 0.68, "numerator": 102, "denominator": 150, "target": 0.6,
+                                          "judged": True}
+    assert body["departments"]["RESP"]["inpatient_use_rate"] == {"value": 1.0, "numerator": 60, "denominator": 60,
+                                                                 "target": 0.6, "judged": True}
+    assert body["departments"]["IM"]["inpatient_use_rate"]["value"] == 0.2
+    assert body["departments"]["RESP"]["use_intensity"]["denominator"] == 300  # 60 stays of 5 days
+    # 60 stays × 4 g of ceftriaxone (DDD 2 g): 120 DDD over 300 patient-days = 40: at the target, not over it
+    assert body["departments"]["RESP"]["use_intensity"]["value"] == 40.0
+    [a] = alerts
+    assert a.numbers["indicator"] == "inpatient_use_rate" and a.numbers["departments"] == body["departments"]
+    assert ("inpatient use rate 68.0 % (102 of 150 discharged), target ≤ 60 %; departments over it: RESP 100.0 %;"
+            in a.reason)
+    [page] = _pages(tmp_path, rt.reports + rx.reports, "/reports?month=2026-10")
+    resp = page[page.index('data-department="RESP"'):]
+    resp = resp[:resp.index("</tr>")]
+    assert 'class="outpatient_rate" data-value="0.1" title="15 / 150"' in resp  # from the prescriptions
+    assert 'class="inpatient_use_rate over" data-value="1.0" title="60 / 60">100.0 %' in resp
+    assert 'class="use_intensity" data-value="40.0"' in resp
+    im = page[page.index('data-department="IM"'):]
+    assert 'class="inpatient_use_rate" data-value="0.2"' in im[:im.index("</tr>")]

@@ -1,7 +1,8 @@
 """The monthly reports 报表 the console shows: every institution's antimicrobial stewardship rates against the
 targets (抗菌药物临床应用指标) and its 双排名 drug ranking, as the workers publish them on ``zhijian.reports``
 (:class:`models.contracts.report.Report`; compacted, key ``kind:institution:period``, the last record of a key wins),
-with each institution's departments' outpatient and emergency rates from the prescriptions.
+with each institution's departments' outpatient and emergency rates from the prescriptions and inpatient
+indicators from the stays that name their department.
 
 >>> book = Reports()
 >>> book.add(b"antimicrobial_stewardship:H1:2026-10", orjson.dumps({"kind": "antimicrobial_stewardship",
@@ -105,11 +106,27 @@ class Reports:
                             for inst, r in self._of("antimicrobial_stewardship", month)])
 
     def departments(self, month: str, institution: str = "") -> list[tuple[str, list[RatesRow]]]:
-        """Per institution (of one when named), its departments' outpatient and emergency rates of ``month``
-        (``prescription.antimicrobial_departments``): institutions with a department over a target first."""
-        out = [(inst, _over_first([RatesRow.of(dept, r.get("region", ""), rates)
-                                   for dept, rates in r["body"]["departments"].items()]))
-               for inst, r in self._of("antimicrobial_departments", month, institution)]
+        """Per institution (of one when named), its departments' indicators of ``month``: the outpatient and
+        emergency rates from the prescriptions (``prescription.antimicrobial_departments``), the inpatient use rate
+        and use intensity from the stays that name the department they were discharged from (出院科别,
+        ``claim.antimicrobial_stewardship``); institutions with a department over a target first.
+
+        >>> b = Reports()
+        >>> cell = {"value": 0.7, "numerator": 70, "denominator": 100, "target": 0.6, "judged": True}
+        >>> b.add(b"antimicrobial_stewardship:H1:2026-10", orjson.dumps({"institution_id": "H1", "period": "2026-10",
+        ...     "body": {"inpatient_use_rate": cell, "departments": {"RESP": {"inpatient_use_rate": cell}}}}))
+        >>> [(inst, [(row.name, sorted(row.cells), row.over) for row in rows]) for inst, rows in b.departments("2026-10")]
+        [('H1', [('RESP', ['inpatient_use_rate'], 1)])]
+        """
+        merged: dict[str, dict[str, dict[str, Any]]] = {}  # institution → department → indicator → cell
+        region: dict[str, str] = {}
+        for kind in ("antimicrobial_departments", "antimicrobial_stewardship"):
+            for inst, r in self._of(kind, month, institution):
+                region.setdefault(inst, r.get("region", ""))
+                for dept, rates in (r["body"].get("departments") or {}).items():
+                    merged.setdefault(inst, {}).setdefault(dept, {}).update(rates)
+        out = [(inst, _over_first([RatesRow.of(dept, region[inst], rates) for dept, rates in depts.items()]))
+               for inst, depts in merged.items()]
         return sorted(out, key=lambda x: (-sum(row.over for row in x[1]), x[0]))
 
     def rankings(self, month: str, institution: str = "") -> list[dict[str, Any]]:
@@ -176,8 +193,7 @@ def month_workbook(book: Reports, month: str, gettext: Callable[[str], str]) -> 
     rates_sheet(_("Stewardship"), [_("institution"), _("region")],  # a sheet's name: 31 characters at most
                 [([row.name, row.region], row) for row in book.stewardship(month)], INDICATORS)
     rates_sheet(_("Departments"), [_("institution"), _("department")],
-                [([inst, row.name], row) for inst, rows in book.departments(month) for row in rows],
-                ("outpatient_rate", "emergency_rate"))
+                [([inst, row.name], row) for inst, rows in book.departments(month) for row in rows], INDICATORS)
     sheet = wb.add_worksheet(_("Double ranking"))
     cols = [_("institution"), _("rank"), _("drug"), _("new"), _("amount ¥"), _("a prescribing day"),
             _("the month before"), _("top prescribers")]

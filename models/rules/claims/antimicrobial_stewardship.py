@@ -21,6 +21,9 @@ change who was given an antimicrobial. A month is judged when the first day of a
 institution, month and indicator over its target, with every indicator of the month in its numbers. Every
 institution's month is also published, over its targets or not, as a :class:`~models.contracts.report.Report`
 (``zhijian.reports``, kind ``antimicrobial_stewardship``): the workbench's page of the rates against the targets.
+A stay naming the department it was discharged from (``discharge_department``, 出院科别) also counts for that
+department: the report's ``departments`` hold each one's inpatient use rate and use intensity, judged as the
+institution's (not under ``min_patient_days``), and an inpatient indicator's alert names the departments over it.
 
 >>> from datetime import datetime
 >>> from models.contracts.alert import Source
@@ -40,8 +43,8 @@ institution's month is also published, over its targets or not, as a :class:`~mo
 >>> for day in range(1, 31):
 ...     for i in range(10):                                  # 300 outpatient visits, 90 with amoxicillin: 30 %
 ...         out += claim(day, "outpatient", ["AMOX"] if i < 3 else ["IBU"])
-...     out += claim(day, "inpatient", ["CRO"] if day % 2 else ["OME"], qty=4,
-...                  admission_date=f"2026-10-{max(1, day - 4):02d}", discharge_date=f"2026-10-{day:02d}")
+...     out += claim(day, "inpatient", ["CRO"] if day % 2 else ["OME"], qty=4, discharge_department="RESP" if day % 2
+...                  else "IM", admission_date=f"2026-10-{max(1, day - 4):02d}", discharge_date=f"2026-10-{day:02d}")
 >>> out
 []
 >>> claim(1, "outpatient", ["IBU"], event_time="2026-11-01T10:00:00+08:00")
@@ -51,8 +54,11 @@ institution's month is also published, over its targets or not, as a :class:`~mo
 institution H1 in 2026-10: outpatient antimicrobial prescription rate 30.0 % (90 of 300 visits), target ≤ 20 %; inpatient use rate 50.0 % (15 of 30 discharged); use intensity 27.0 DDD per 100 patient-days (30 DDD over 111 patient-days)
 >>> a.numbers["indicator"], a.numbers["value"], a.numbers["target"], a.numbers["inpatient_use_rate"]["value"]
 ('outpatient_rate', 0.3, 0.2, 0.5)
->>> [(r.kind, r.institution_id, r.period, sorted(r.body)) for r in rt.reports]
-[('antimicrobial_stewardship', 'H1', '2026-10', ['inpatient_use_rate', 'outpatient_rate', 'use_intensity'])]
+>>> [(r.kind, r.institution_id, r.period) for r in rt.reports], sorted(rt.reports[0].body)
+([('antimicrobial_stewardship', 'H1', '2026-10')], ['departments', 'inpatient_use_rate', 'outpatient_rate', 'use_intensity'])
+>>> resp = rt.reports[0].body["departments"]["RESP"]          # 15 stays of 4 days at most: not judged
+>>> resp["inpatient_use_rate"]
+{'value': 1.0, 'numerator': 15, 'denominator': 15, 'target': 0.6, 'judged': False}
 """
 from __future__ import annotations
 
@@ -97,6 +103,7 @@ WHO_DDD_G: dict[str, dict[str, float]] = {
     "J01EE01": {"O": 1.92},  # sulfamethoxazole and trimethoprim (as tablets of 0.48 g)
 }
 
+INPATIENT = ("inpatient_use_rate", "use_intensity")  # the indicators a department's discharged also have
 #: indicator → its name in an alert's reason
 INDICATORS = {"outpatient_rate": "outpatient antimicrobial prescription rate",
               "emergency_rate": "emergency antimicrobial prescription rate",
@@ -127,7 +134,7 @@ class StewardshipDetector(DailyChart):
     key = "institution"
     key_field = "institution_id"
     fields = ("institution_id", "region", "claim_type", "event_time", "items", "admission_date", "discharge_date",
-              "claim_id", "original_claim_id", "adjustment", "version")
+              "discharge_department", "claim_id", "original_claim_id", "adjustment", "version")
     max_evidence = 5
     raised_after_evidence = True  # judged when the month closes
     versioned = True  # a refund's void takes its claim back out; its settlement after counts again (process)
@@ -180,7 +187,11 @@ class StewardshipDetector(DailyChart):
                     - date.fromisoformat(str(event["admission_date"])[:10])).days
         except (KeyError, TypeError, ValueError):
             return None  # a stay without its dates has no patient-days
-        return {"i_n": sign, "i_k": sign * used, "i_pd": sign * max(1, days), "i_ddd": sign * ddd}
+        out = {"i_n": sign, "i_k": sign * used, "i_pd": sign * max(1, days), "i_ddd": sign * ddd}
+        dept = event.get("discharge_department")
+        if dept:  # 出院科别: the department's own inpatient figures (the report's departments)
+            out.update({f"{name}\t{dept}": value for name, value in list(out.items())})
+        return out
 
     def new_chart(self) -> None:
         return None  # the month's totals are the state (judge)
@@ -206,6 +217,16 @@ class StewardshipDetector(DailyChart):
             st["voided"] = {f: d for f, d in st["voided"].items() if d >= week_ago}
         return out
 
+    def _departments(self, t: dict[str, float]) -> dict[str, dict[str, dict[str, Any]]]:
+        """The inpatient indicators of each department the discharged were discharged from (出院科别), judged
+        as the institution's: not under ``min_patient_days``."""
+        by: dict[str, dict[str, float]] = {}
+        for name, value in t.items():
+            if "\t" in name:
+                measure, dept = name.split("\t", 1)
+                by.setdefault(dept, {})[measure] = value
+        return {dept: m for dept, totals in sorted(by.items()) if (m := self._measures(totals))}
+
     def _measures(self, t: dict[str, float]) -> dict[str, dict[str, Any]]:
         c = self.limits
         m: dict[str, dict[str, Any]] = {}
@@ -226,27 +247,38 @@ class StewardshipDetector(DailyChart):
     def _judge_month(self, ctx: Context, month: str, totals: dict[str, float], evidence: list[Source],
                      now: float) -> list[Alert]:
         measures = self._measures(totals)
+        departments = self._departments(totals)
         inst, region = ctx.key, ctx.state.get("ctx", {}).get("region", "unknown")
         if measures:
+            body = {**measures, "departments": departments} if departments else measures
             ctx.publish(Report(kind="antimicrobial_stewardship", detector=self.name, version=self.version,
-                               institution_id=inst, region=region, period=month, event_t=now, body=measures))
+                               institution_id=inst, region=region, period=month, event_t=now, body=body))
         out = []
         for name, x in measures.items():
             if not x["judged"] or x["value"] <= x["target"]:
                 continue
             others = "; ".join(_describe(n, y) for n, y in measures.items() if n != name)
             target = f"{100 * x['target']:g} %" if name != "use_intensity" else f"{x['target']:g}"
-            reason = (f"institution {inst} in {month}: {_describe(name, x)}, target ≤ {target}"
+            # the departments over the same target, the largest share of the patient-days first
+            over = sorted(((d, m[name]) for d, m in departments.items() if name in m and m[name]["judged"]
+                           and m[name]["value"] > m[name]["target"]), key=lambda dm: (-dm[1]["denominator"], dm[0]))
+            wards = "; departments over it: " + ", ".join(f"{d} {_value(name, y)}" for d, y in over) if over else ""
+            reason = (f"institution {inst} in {month}: {_describe(name, x)}, target ≤ {target}{wards}"
                       f"{'; ' + others if others else ''}")
             out.append(Alert.build(
                 detector=self.name, version=self.version, key=f"{name}@{month}", stream=self.stream,
                 severity="medium", tier="excess_usage", entity_kind="institution", entity_id=inst,
                 institution_id=inst, region=region, event_t=now, score=x["value"] / x["target"], reason=reason,
                 numbers={"month": month, "indicator": name, "value": x["value"], "target": x["target"],
-                         "numerator": x["numerator"], "denominator": x["denominator"], **measures},
+                         "numerator": x["numerator"], "denominator": x["denominator"], **measures,
+                         **({"departments": departments} if departments and name in INPATIENT else {})},
                 evidence=evidence,
             ))
         return out
+
+
+def _value(name: str, x: dict[str, Any]) -> str:
+    return f"{x['value']:.1f}" if name == "use_intensity" else f"{100 * x['value']:.1f} %"
 
 
 def _describe(name: str, x: dict[str, Any]) -> str:

@@ -595,7 +595,8 @@ class RegionTraffic:
                                  + [it for it in stay.drugs or () if it["drug_code"] != "D-OME20"])
         doctor = r.choice(inst.prescribers)
         self.claim(t, inst, doctor, stay.patient, "inpatient", [stay.diagnosis], lines,
-                   admission_date=day_of(stay.admitted_t), discharge_date=day_of(t))
+                   admission_date=day_of(stay.admitted_t), discharge_date=day_of(t),
+                   discharge_department=stay.department)
         if stay.department != "ONC" and self.rng_fraud.random() < self.practice(inst, "readmissions", t):
             self._call(t + self.rng_fraud.uniform(16, 28) * 86400, self._readmit_unplanned, stay)
         if stay.department == "ONC" and r.random() < 0.8:  # the next planned chemotherapy cycle
