@@ -54,7 +54,7 @@ def beneficiaries() -> dict:
 
 
 def test_every_detector_follows_the_one_contract():
-    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 38
+    assert all(issubclass(c, KeyedDetector) for c in DETECTORS) and len(DETECTORS) == 39
     rekeyed = {c.name: c.key for c in DETECTORS if registry.rekeyed(c)}
     assert rekeyed == {"prescription.excess_usage": "prescriber", "claim.card_misuse": "institution",
                        "claim.entity_anomaly": "institution", "claim.impossible_day": "doctor",
@@ -62,7 +62,7 @@ def test_every_detector_follows_the_one_contract():
                        "waste.generation_anomaly": "institution", "waste.category_mix": "institution",
                        "prescription.drug_usage": "institution", "claim.antimicrobial_stewardship": "institution",
                        "waste.generation_per_bed": "peer_group", "prescription.antimicrobial_departments": "institution",
-                       "prescription.department_usage": "department"}
+                       "prescription.department_usage": "department", "claim.consumable_usage": "department"}
     assert all(conformance.params_of(c) is not None for c in DETECTORS)  # every declaration is a known parameter
 
 

@@ -36,7 +36,7 @@ def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_ever
     # on this seed every scenario is caught; the online models get a little room, and so does the card burst: a
     # count over a random background, which the busiest pharmacy reaches by chance about once a month
     models = {"antimicrobial_ramp", "generation_drop", "upcoding_profile", "warming_drift", "card_skimming",
-              "infectious_waste_sold", "drug_surge"}
+              "infectious_waste_sold", "drug_surge", "department_push", "consumable_overuse"}
     # a calendar month's 双排名 closes after a 30-day run that starts on 12 October: the prescriber is found within
     # days by prescription.drug_usage; the institution by the rise of its mean claim, or it is running at the end
     push = by["drug_push"]

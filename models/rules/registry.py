@@ -8,7 +8,7 @@ and the documentation tables all read this registry.
 
 >>> names = [d.name for d in detector_classes()]
 >>> len(names), names[0], "coldchain.excursion" in names
-(38, 'prescription.antimicrobial_departments', True)
+(39, 'prescription.antimicrobial_departments', True)
 >>> sections()["coldchain.excursion"].__name__
 'ExcursionLimits'
 """

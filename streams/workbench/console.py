@@ -270,8 +270,8 @@ class Console:
         for field in ("until", "basis", "name"):
             if str(form.get(field, "")).strip():
                 entry[field] = str(form.get(field)).strip()
-        if (entry["entity_kind"] == "drug") != (entry["list"] == "key_monitored"):
-            raise InvalidRecord("invalid_value", "a drug goes on the key_monitored list, and only a drug does")
+        if (entry["entity_kind"] in ("drug", "consumable")) != (entry["list"] == "key_monitored"):
+            raise InvalidRecord("invalid_value", "a drug or a consumable goes on the key_monitored list, and only they do")
         if str(form.get("factor", "")).strip():
             try:
                 entry["factor"] = float(str(form.get("factor")))

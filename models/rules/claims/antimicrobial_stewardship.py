@@ -160,14 +160,8 @@ class StewardshipDetector(DailyChart):
         return event["institution_id"]
 
     def process(self, ctx: Context, event: dict[str, Any], source: Source) -> list[Alert]:
-        how, fam = versions.adjustment(event), versions.family(event)
-        voided = ctx.state.get("voided", {})
-        if how == "void":
-            ctx.state.setdefault("voided", {})[fam] = event["event_time"][:10]
-        elif how == "replacement":
-            if fam not in voided:
-                return []  # a price correction: who was given an antimicrobial has not changed
-            del voided[fam]
+        if not versions.counted_once(ctx.state, event):
+            return []  # a price correction: who was given an antimicrobial has not changed
         return super().process(ctx, event, source)
 
     def values(self, event: dict[str, Any]) -> dict[str, float] | None:
@@ -212,9 +206,7 @@ class StewardshipDetector(DailyChart):
         for s in evidence:
             if len(kept[2]) < self.max_evidence:
                 kept[2].append(list(s))
-        if st.get("voided"):  # a refund's void is followed by its settlement within days: a week is kept
-            week_ago = date.fromordinal(date.fromisoformat(day).toordinal() - 7).isoformat()
-            st["voided"] = {f: d for f, d in st["voided"].items() if d >= week_ago}
+        versions.forget_voids(st, date.fromordinal(date.fromisoformat(day).toordinal() - 7).isoformat())
         return out
 
     def _departments(self, t: dict[str, float]) -> dict[str, dict[str, dict[str, Any]]]:

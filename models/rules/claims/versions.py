@@ -53,3 +53,33 @@ def admit(applied: dict[str, list[Any]], event: dict[str, Any], day: str) -> str
 def forget_before(applied: dict[str, list[Any]], horizon: str) -> dict[str, list[Any]]:
     """The memory without the families last seen before ``horizon`` (a day)."""
     return {f: v for f, v in applied.items() if v[1] >= horizon}
+
+
+def counted_once(state: dict[str, Any], event: dict[str, Any]) -> bool:
+    """For a rule that adds claims up per day (a rate, a share): whether this version counts. An original counts; a
+    void counts, negatively (the refund 退费 takes its claim back out), and is remembered in ``state["voided"]``; a
+    replacement counts only after a void of its claim (settled again), not as a price correction of a claim that
+    still counts. :func:`forget_voids` drops the voids of more than a week.
+
+    >>> st = {}
+    >>> [counted_once(st, e) for e in ({"claim_id": "C1", "event_time": "2026-11-05T10:00:00+08:00"},
+    ...     {"claim_id": "C1", "adjustment": "replacement", "version": 2},
+    ...     {"claim_id": "C1", "adjustment": "void", "version": 3, "event_time": "2026-11-06T10:00:00+08:00"},
+    ...     {"claim_id": "C1", "adjustment": "replacement", "version": 4})]
+    [True, False, True, True]
+    """
+    how, fam = adjustment(event), family(event)
+    if how == "void":
+        state.setdefault("voided", {})[fam] = event["event_time"][:10]
+    elif how == "replacement":
+        voided = state.get("voided", {})
+        if fam not in voided:
+            return False  # a price correction: what the claim counted for has not changed
+        del voided[fam]
+    return True
+
+
+def forget_voids(state: dict[str, Any], week_ago: str) -> None:
+    """Forget the voids noted before ``week_ago`` (a refund's void is followed by its settlement within days)."""
+    if state.get("voided"):
+        state["voided"] = {f: d for f, d in state["voided"].items() if d >= week_ago}

@@ -182,7 +182,9 @@ class DrugUsageDetector(DailyChart):
         learned: dict[str, float] = {}
         alerts = []
         for doc, code in sorted(pairs):
-            dept, n, k = dept_of[doc], n_of[doc], k_of.get((doc, code), 0)
+            # a day's voids (claims taken back) can leave fewer than nothing: nothing is judged then
+            dept, n = dept_of[doc], max(0, n_of[doc])
+            k = min(n, max(0, k_of.get((doc, code), 0)))
             x = {"n": n, "k": k, "peer_n": dept_n[dept] - n, "peer_k": dept_k.get((dept, code), 0) - k,
                  **weeks.baselines(doc, dept, code)}
             listed = self._listed(ctx, code, day)

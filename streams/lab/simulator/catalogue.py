@@ -119,7 +119,14 @@ SERVICES: tuple[Service, ...] = (
     Service("S-APPY", "surgery", "laparoscopic appendectomy", 2800.0),
     Service("S-CHEMO", "treatment", "chemotherapy administration", 450.0),
     Service("S-DIALYSIS", "treatment", "haemodialysis", 420.0),
+    # high-value consumables 高值医用耗材 (第一批国家高值医用耗材重点治理清单 2020: 血管支架, 吻合器(带钉),
+    # 可吸收外科止血材料), billed by the unit on a stay
+    Service("M-STENT", "consumable", "coronary drug-eluting stent", 780.0, max_per_day=3),
+    Service("M-STAPLER", "consumable", "surgical stapler with staples", 2600.0, max_per_day=2),
+    Service("M-HEMO", "consumable", "absorbable surgical haemostat", 450.0, max_per_day=3),
 )
+#: ward → [(consumable, share of its stays billing it)]: a cardiology stay's stent, a surgical stay's stapler
+CONSUMABLE_USE = {"CARD": (("M-STENT", 0.35),), "SURG": (("M-STAPLER", 0.3), ("M-HEMO", 0.4))}
 SERVICE_BY_CODE = {s.code: s for s in SERVICES}
 OUTPATIENT_TESTS = ("S-CBC", "S-CRP", "S-GLU", "S-ECG", "S-XRAY", "S-US-ABD", "S-LIVER", "S-HBA1C")
 

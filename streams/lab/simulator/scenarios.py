@@ -267,6 +267,26 @@ def department_push(sim, t, sc):
 
 
 # --- insurance claims 医保结算 ------------------------------------------------------------------
+def consumable_overuse(sim, t, sc):
+    """高值医用耗材滥用: a hospital's cardiology or surgical ward bills its high-value consumable (a stent, a stapler)
+    on a further 40–60 % of the stays that did not need it, rising over four days and held to the end of the run
+    (18 days at most)."""
+    r = random.Random(f"consumable-overuse-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
+    busy = {key for key in sim.consumable_extra}
+    units = [(i, w) for i in sim.region.of_kind("tertiary", "secondary") for w in sorted(cat.CONSUMABLE_USE)
+             if w in i.departments and (i.id, w) not in busy]
+    if not units:
+        return
+    inst, ward = r.choice(units)
+    code = r.choice([c for c, _ in cat.CONSUMABLE_USE[ward]])
+    more, ramp = r.uniform(0.4, 0.6), 4 * DAY
+    span = min(sc.span_days, max(6.0, _days_left(sim, t))) * DAY
+    sim.consumable_extra.setdefault((inst.id, ward), []).append(
+        (code, lambda now, s=t, e=t + span: more * min(1.0, (now - s) / ramp) if s <= now < e else 0.0))
+    sim.record(sc.name, "department", f"{inst.id}/{ward}", t, t + span, sc.detectors, institution=inst.id,
+               department=ward, consumable=code, extra_share=round(more, 3))
+
+
 def duplicate_charge(sim, t, sc):
     r = sim.rng_scenario
     inst = _clinic(sim, "tertiary", "secondary", "community")
@@ -823,6 +843,10 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("prescription.department_usage",), 1, 14, department_push,
              "every prescriber of a hospital department adds one drug to a further share of their visits, over four "
              "days, for two weeks", earliest_day=14, own_random=True, also_entities=("prescriber",)),
+    Scenario("consumable_overuse", "claim", "高值医用耗材滥用", "department", ("claim.consumable_usage",), 1, 18,
+             consumable_overuse, "a hospital's cardiology or surgical ward bills its high-value consumable on a "
+             "further 40–60 % of its stays, rising over four days, for up to 18 days", earliest_day=12,
+             own_random=True),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
              unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
              own_random=True),
@@ -1058,6 +1082,23 @@ def seasonal_outbreak(sim, t, sc):
                    institution=inst.id, department=dept, drug=drug.code, extra_share=round(local, 3))
 
 
+def consumable_price_cut(sim, t, sc):
+    """集采降价后用量上升(合理): after a volume-based procurement cut a consumable's price, every hospital's ward of
+    its kind bills it on a further 15–25 % of the stays (each hospital ×0.8–1.2), for good."""
+    r = random.Random(f"consumable-price-cut-{sim.cfg.seed}-{t}")
+    ward = r.choice(sorted(cat.CONSUMABLE_USE))
+    code = r.choice([c for c, _ in cat.CONSUMABLE_USE[ward]])
+    units = [i for i in sim.region.of_kind("tertiary", "secondary") if ward in i.departments
+             and (i.id, ward) not in sim.consumable_extra]
+    more = r.uniform(0.15, 0.25)
+    for inst in units:
+        local = more * r.uniform(0.8, 1.2)
+        sim.consumable_extra.setdefault((inst.id, ward), []).append(
+            (code, lambda now, s=t, m=local: m * min(1.0, (now - s) / (4 * DAY)) if s <= now else 0.0))
+        sim.record(sc.name, "department", f"{inst.id}/{ward}", t, t + _days_left(sim, t) * DAY, sc.detectors,
+                   benign=True, institution=inst.id, department=ward, consumable=code, extra_share=round(local, 3))
+
+
 def low_occupancy(sim, t, sc):
     """床位使用率低(合理): a tertiary hospital whose wards stand two-fifths empty all along — its waste per registered bed 60–70 %
     of its peers', a real difference, not the half that points to waste leaving the books."""
@@ -1126,6 +1167,9 @@ LOOK_ALIKES: tuple[Scenario, ...] = (
              "a season across the region: in one department code every hospital's prescribers add one symptomatic "
              "drug to a further 20–30 % of their acute visits for two weeks", earliest_day=10, own_random=True,
              also_entities=("department",)),
+    Scenario("consumable_price_cut", "claim", "集采降价后用量上升(合理)", "department", ("claim.consumable_usage",),
+             1, 14, consumable_price_cut, "after a price cut every hospital's ward of a kind bills a consumable on a "
+             "further 15–25 % of its stays, for good", earliest_day=10, own_random=True),
     Scenario("low_occupancy", "waste", "床位使用率低(合理)", "institution", ("waste.generation_per_bed",), 1, 0,
              low_occupancy, "a tertiary hospital's wards two-fifths empty all along: its waste per bed 60–70 % of its "
              "peers'",

@@ -152,6 +152,10 @@ class RegionTraffic:
         #: institution → the share of its wards' stays given an antimicrobial (scenarios.antimicrobial_overuse)
         self.inpatient_antimicrobial: dict[str, float] = {}
         self.rng_antimicrobial = random.Random(f"inpatient-antimicrobials-{seed}")
+        #: (institution, ward) → [(consumable code, f(t) → a further share of its stays billing it)]: a ward
+        #: implanting more than its patients need, or every ward after a price cut (scenarios.consumable_overuse)
+        self.consumable_extra: dict[tuple[str, str], list[tuple[str, Callable[[float], float]]]] = {}
+        self.rng_consumable = random.Random(f"consumables-{seed}")
         self.waste_factor: dict[str, Callable[[float], float]] = {}
         #: institution → f(t) giving a factor per waste category (a category leaving the books, a campaign's sharps)
         self.waste_mix: dict[str, Callable[[float], dict[str, float]]] = {}
@@ -591,6 +595,7 @@ class RegionTraffic:
         if stay.department == "ONC":
             lines.append(self.service_line("S-CHEMO", 1))
         lines.append(self.service_line("S-IV", min(days * 2, 20)))
+        lines += self.consumable_lines(t, inst, stay.department)
         lines += self.drug_lines([self.item(cat.DRUG_BY_CODE["D-OME20"], days)]
                                  + [it for it in stay.drugs or () if it["drug_code"] != "D-OME20"])
         doctor = r.choice(inst.prescribers)
@@ -602,6 +607,19 @@ class RegionTraffic:
         if stay.department == "ONC" and r.random() < 0.8:  # the next planned chemotherapy cycle
             back = t + r.uniform(14, 21) * 86400
             self._call(back, self._readmit, stay)
+
+    def consumable_lines(self, t: float, inst: Institution, ward: str) -> list[dict[str, Any]]:
+        """The high-value consumables a stay in ``ward`` bills (drawn from a generator of their own, so the rest of
+        the traffic draws as it did before them): the ward's usual share, and any further share a scenario sets."""
+        r, lines = self.rng_consumable, []
+        extra = dict((code, f(t)) for code, f in self.consumable_extra.get((inst.id, ward), ()))
+        for code, share in cat.CONSUMABLE_USE.get(ward, ()):
+            if r.random() < share + extra.pop(code, 0.0) * (1 - share):
+                lines.append(self.service_line(code, 1 if r.random() < 0.75 else 2))
+        for code, more in sorted(extra.items()):  # a consumable the ward does not usually bill
+            if r.random() < more:
+                lines.append(self.service_line(code, 1))
+        return lines
 
     def _seen_today(self, t: float, stay: Stay, again: Callable[[float, Stay], None]) -> bool:
         """A patient back for a stay who was seen there as an outpatient earlier that day comes the next day
