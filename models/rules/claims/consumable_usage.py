@@ -88,6 +88,7 @@ class ConsumableUsageDetector(DrugUsageDetector):
     fields = ("institution_id", "region", "claim_type", "event_time", "items", "discharge_department", "claim_id",
               "original_claim_id", "adjustment", "version")
     max_evidence = 0  # evidence is kept per ward and consumable (counted)
+    watch_kind = "consumable"  # the watch list's entries ``consumable:<code>`` on ``key_monitored`` are listed too
     versioned = True  # a void takes its stay back out; its settlement after counts again (process)
 
     @classmethod
@@ -147,18 +148,6 @@ class ConsumableUsageDetector(DrugUsageDetector):
                                                        and (kept is None or kept[0] < WATCHED_FROM))):
                 continue  # the day's first is always kept: an alert has evidence however fast it came
             ev.append(list(source))
-
-    def _listed(self, ctx: Context, code: str, day: str) -> dict[str, str] | None:
-        """The list's entry of consumable ``code`` ({name, basis}): configured, or on the workbench's watch list
-        (``consumable:<code>``, list ``key_monitored``, up to its ``until`` day); None if neither."""
-        entry = self._key.get(code)
-        if entry is not None:
-            return entry
-        table = ctx.reference.get("watchlist")
-        w = table.get(f"consumable:{code}") if table else None
-        if w is not None and w.get("list") == "key_monitored" and (not w.get("until") or day <= w["until"]):
-            return {"name": w.get("name") or code, "basis": "watch list"}
-        return None
 
     def _chart(self, listed: bool) -> tuple[PeerShareCUSUM, float]:
         c = self.limits

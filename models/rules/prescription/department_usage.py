@@ -196,12 +196,6 @@ class DepartmentUsageDetector(DrugUsageDetector):
         st["weeks"] = weeks.dump()
         return alerts
 
-    def _chart(self, listed: bool) -> tuple[PeerShareCUSUM, float]:
-        c = self.limits
-        if listed:
-            return PeerShareCUSUM(c.key_ratio, min_trials=c.min_prescriptions), c.key_threshold
-        return PeerShareCUSUM(c.ratio, min_trials=c.min_prescriptions), c.threshold
-
     def _department_alert(self, ctx: Context, inst: str, code: str, day: str, listed: dict[str, str] | None,
                           x: dict[str, Any], top: tuple[str | None, int, int], whole: tuple[int, int, int],
                           totals: dict[str, float], model: PeerShareCUSUM, threshold: float, evidence: list[Source],

@@ -95,6 +95,7 @@ class DrugUsageDetector(DailyChart):
     key_field = "institution_id"
     fields = ("institution_id", "department", "prescriber_id", "region", "visit_type", "event_time", "items")
     max_evidence = 0  # evidence is kept per prescriber and drug (counted)
+    watch_kind = "drug"  # the watch list's entries ``drug:<code>`` on ``key_monitored`` are key-monitored too
 
     def __init__(self, limits: DrugUsageLimits | None = None) -> None:
         super().__init__(limits)
@@ -145,7 +146,7 @@ class DrugUsageDetector(DailyChart):
         if entry is not None:
             return entry
         table = ctx.reference.get("watchlist")
-        w = table.get(f"drug:{code}") if table else None
+        w = table.get(f"{self.watch_kind}:{code}") if table else None
         if w is not None and w.get("list") == "key_monitored" and (not w.get("until") or day <= w["until"]):
             return {"name": w.get("name") or code, "basis": "watch list"}
         return None
