@@ -269,8 +269,8 @@ def department_push(sim, t, sc):
 # --- insurance claims 医保结算 ------------------------------------------------------------------
 def consumable_overuse(sim, t, sc):
     """高值医用耗材滥用: a hospital's cardiology or surgical ward bills its high-value consumable (a stent, a stapler)
-    on a further 40–60 % of the stays that did not need it, rising over four days and held to the end of the run
-    (18 days at most)."""
+    on a further 40–60 % of the stays that did not need it, rising over four days and held for 18 days (placed late,
+    it is still running when the run ends: the chart needs a week of the ward's stays first)."""
     r = random.Random(f"consumable-overuse-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
     busy = {key for key in sim.consumable_extra}
     units = [(i, w) for i in sim.region.of_kind("tertiary", "secondary") for w in sorted(cat.CONSUMABLE_USE)
@@ -280,7 +280,7 @@ def consumable_overuse(sim, t, sc):
     inst, ward = r.choice(units)
     code = r.choice([c for c, _ in cat.CONSUMABLE_USE[ward]])
     more, ramp = r.uniform(0.4, 0.6), 4 * DAY
-    span = min(sc.span_days, max(6.0, _days_left(sim, t))) * DAY
+    span = sc.span_days * DAY  # past the run's end when placed late: an incident running at the end
     sim.consumable_extra.setdefault((inst.id, ward), []).append(
         (code, lambda now, s=t, e=t + span: more * min(1.0, (now - s) / ramp) if s <= now < e else 0.0))
     sim.record(sc.name, "department", f"{inst.id}/{ward}", t, t + span, sc.detectors, institution=inst.id,
@@ -845,7 +845,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "days, for two weeks", earliest_day=14, own_random=True, also_entities=("prescriber",)),
     Scenario("consumable_overuse", "claim", "高值医用耗材滥用", "department", ("claim.consumable_usage",), 1, 18,
              consumable_overuse, "a hospital's cardiology or surgical ward bills its high-value consumable on a "
-             "further 40–60 % of its stays, rising over four days, for up to 18 days", earliest_day=12,
+             "further 40–60 % of its stays, rising over four days, for 18 days", earliest_day=12,
              own_random=True),
     Scenario("unlicensed_carrier", "waste", "非法转运", "carrier", ("waste.category_mismatch",), 3, 1,
              unlicensed_carrier, "a clinic's infectious waste handed to a haulier with no transport licence",
