@@ -162,7 +162,7 @@ def test_rule_rates_count_only_alerts_raised_as_a_claim_is_judged():
     from streams.workbench.risk.ledger import LATE_DETECTORS
 
     assert LATE_DETECTORS == {"claim.card_misuse", "claim.entity_anomaly", "claim.group_visits", "claim.impossible_day",
-                              "claim.antimicrobial_stewardship"}
+                              "claim.antimicrobial_stewardship", "claim.consumable_usage"}
     ledger = InstitutionLedger()
     for n, detector in enumerate(("claim.duplicate_charge", "claim.entity_anomaly", "claim.impossible_day")):
         ledger.learn_alert({"alert_id": f"A{n}", "stream": "claim", "institution_id": "K1", "detector": detector,
