@@ -435,13 +435,14 @@ def test_watch_lists_edited_in_the_console_reach_the_worker(broker, worker, brow
         gone = read_topic(bs, "zhijian.watchlist", lambda rs: any(r.value is None for r in rs))
         assert [r.key for r in gone if r.value is None] == [b"doctor:IT-WL-D1"]
 
-        # the key-monitored list 重点监控药品 (issue 23 item 3): a drug code with its name; a doctor cannot be on it
+        # the key-monitored list 重点监控药品 (issue 23 item 3): a drug or consumable code with its name, never a doctor
         applied = worker.metric("zhijian_reference_records_total", table="watchlist", outcome="applied")
         Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text("doctor")
         browser.find_element(By.ID, "entity-id").send_keys("IT-WL-D2")
         Select(browser.find_element(By.ID, "list")).select_by_value("key_monitored")
         submit(browser, "watch-add")
-        assert "only a drug does" in browser.find_element(By.ID, "error").text
+        assert "a drug or a consumable goes on the key_monitored list, and only they do" in browser.find_element(
+            By.ID, "error").text
         Select(browser.find_element(By.ID, "entity-kind")).select_by_visible_text("drug")
         browser.find_element(By.ID, "entity-id").send_keys("IT-KM-OXI")
         Select(browser.find_element(By.ID, "list")).select_by_value("key_monitored")
