@@ -10,7 +10,8 @@ from models.contracts.alert import Alert, Source
 from models.contracts.records import event_id
 from models.engine.runtime import Runtime
 from models.rules import registry
-from streams.lab.scoring import Incident, Report, score
+from streams.lab.evaluate import incidents_from_truth
+from streams.lab.scoring import Report, score
 from streams.lab.simulator import REGION_CONFIG
 from streams.lab.simulator.region import registry_sections
 from streams.settings import load_settings
@@ -44,10 +45,8 @@ def run_rules(sim: Any, stream: str, rules: tuple[str, ...], days: float) -> tup
 def scored(sim: Any, alerts: dict[str, Alert], rules: tuple[str, ...], events: int, days: float,
            incident: Callable[[dict], bool] = lambda x: True) -> Report:
     """The open alerts scored against the incidents of ``rules`` (those ``incident`` keeps)."""
-    truth = [Incident(x["scenario"], x["entity"]["kind"], x["entity"]["id"], x["start_t"], x["end_t"],
-                      tuple(x["detectors"]), bool(x["detail"].get("benign")),
-                      not x["detail"].get("optional"))
-             for x in sim.truth if set(x["detectors"]) & set(rules) and incident(x)]
+    truth = incidents_from_truth([x for x in sim.truth if set(x["detectors"]) & set(rules) and incident(x)],
+                                 lambda ident: ident)  # the events here carry the patient ids as they are
     return score(truth, [{"detector": a.detector, "entity": {"kind": a.entity_kind, "id": a.entity_id},
                           "t": a.event_t} for a in alerts.values() if a.status == "open"], events=events,
                  until=sim.t0 + days * 86400)

@@ -64,8 +64,8 @@ from typing import Any
 from models.contracts.alert import Alert, Source
 from models.engine.detector import Context
 from models.rules.anomaly.cusum import Episode
-from models.rules.anomaly.peer_share import PeerShareCUSUM, WeeklyTotals, successes, trials
-from models.rules.prescription.drug_usage import DrugUsageDetector
+from models.rules.anomaly.peer_share import PeerShareCUSUM, WeeklyTotals
+from models.rules.prescription.drug_usage import DrugUsageDetector, learn_day, learn_trials
 
 EVIDENCE_PER_DAY = 5  # prescriptions kept as evidence per institution, drug and day (one per prescriber)
 WATCHED_FROM = 1.0  # a chart's evidence from which its day's prescriptions are kept (key-monitored drugs: always)
@@ -183,15 +183,9 @@ class DepartmentUsageDetector(DrugUsageDetector):
                 count = k if model.statistic < model.learn_below else n * model.expected
             else:
                 count = k  # not judged today: learned as seen
-            learned[successes(inst, code)] = count
-            learned[successes(f"@{ALL}", code)] = learned.get(successes(f"@{ALL}", code), 0.0) + count
-            if model.statistic == 0 and episode.armed and weeks.base(successes(inst, code)) == 0 and not count:
-                charts.pop(chart_name, None)  # nothing learned and nothing building: no chart to keep
-            else:
-                charts[chart_name] = episode.dump()
+            learn_day(learned, weeks, charts, inst, ALL, code, count, episode)
         for inst, n in whole_n.items():
-            learned[trials(inst)] = n
-            learned[trials(f"@{ALL}")] = learned.get(trials(f"@{ALL}"), 0.0) + n
+            learn_trials(learned, inst, ALL, n)
         weeks.add(learned)
         st["weeks"] = weeks.dump()
         return alerts

@@ -68,6 +68,24 @@ def _pair(name: str) -> tuple[str, str]:
     return doc, code
 
 
+def learn_day(learned: dict[str, float], weeks: WeeklyTotals, charts: dict[str, Any], unit: str, group: str,
+              code: str, count: float, episode: Episode) -> None:
+    """Add a judged day's ``count`` of ``unit``'s trials carrying ``code`` (and its ``group``'s) to ``learned``, and
+    keep the unit's chart of ``code`` in ``charts`` — or drop it when nothing was learned and nothing is building."""
+    learned[successes(unit, code)] = count
+    learned[successes(f"@{group}", code)] = learned.get(successes(f"@{group}", code), 0.0) + count
+    if episode.chart.statistic == 0 and episode.armed and weeks.base(successes(unit, code)) == 0 and not count:
+        charts.pop(f"{unit}\t{code}", None)
+    else:
+        charts[f"{unit}\t{code}"] = episode.dump()
+
+
+def learn_trials(learned: dict[str, float], unit: str, group: str, n: float) -> None:
+    """Add a day's ``n`` trials of ``unit`` (and of its ``group``) to ``learned``."""
+    learned[trials(unit)] = n
+    learned[trials(f"@{group}")] = learned.get(trials(f"@{group}"), 0.0) + n
+
+
 EVIDENCE_PER_DAY = 3  # prescriptions kept as evidence per prescriber, drug and day
 WATCHED_FROM = 1.0  # a chart's evidence from which its day's prescriptions are kept (key-monitored drugs: always)
 
@@ -194,16 +212,9 @@ class DrugUsageDetector(DailyChart):
             if episode.observe(x):
                 alerts.append(self._alert(ctx, doc, dept, code, day, listed, x, totals, model, threshold,
                                           [Source(*s) for s in kept_evidence.get(f"{doc}\t{code}", ())], now))
-            count = model.learned(x)
-            learned[successes(doc, code)] = count
-            learned[successes(f"@{dept}", code)] = learned.get(successes(f"@{dept}", code), 0.0) + count
-            if model.statistic == 0 and episode.armed and weeks.base(successes(doc, code)) == 0 and not count:
-                charts.pop(f"{doc}\t{code}", None)  # nothing learned and nothing building: no chart to keep
-            else:
-                charts[f"{doc}\t{code}"] = episode.dump()
+            learn_day(learned, weeks, charts, doc, dept, code, model.learned(x), episode)
         for doc, n in n_of.items():
-            learned[trials(doc)] = n
-            learned[trials(f"@{dept_of[doc]}")] = learned.get(trials(f"@{dept_of[doc]}"), 0.0) + n
+            learn_trials(learned, doc, dept_of[doc], n)
         weeks.add(learned)
         st["weeks"] = weeks.dump()
         return alerts

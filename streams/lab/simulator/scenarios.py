@@ -234,6 +234,16 @@ def drug_surge(sim, t, sc):
                    key_monitored=key, extra_share=round(top, 3), ramp_days=round(ramp / DAY, 1))
 
 
+def _quiet_departments(sim, names: tuple[str, ...] | None = None) -> list[tuple[Any, str]]:
+    """(hospital, department) of the hospitals' departments (of ``names``; else every one but the emergency
+    department) with three or more prescribers and none of them carrying a planted rise, hospital by hospital."""
+    busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}
+    return [(i, d) for i in sim.region.of_kind("tertiary", "secondary")
+            for d in (names or sorted(set(i.prescriber_dept.values()) - {"ER"}))
+            if sum(1 for x in i.prescriber_dept.values() if x == d) >= 3
+            and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
+
+
 def department_push(sim, t, sc):
     """科室统一推药: a hospital department pushes a drug together (带金销售 arranged for the department, a 科室 target)
     — every one of its prescribers adds it to a further share of their acute visits, rising over four days and held
@@ -241,10 +251,7 @@ def department_push(sim, t, sc):
     chart sees the department rise with them and excuses it; the department against the same department elsewhere
     does not. The push is on every visit, the chronic patients' refills too."""
     r = random.Random(f"department-push-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
-    busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}
-    units = [(i, d) for i in sim.region.of_kind("tertiary", "secondary") for d in sorted(set(i.prescriber_dept.values()))
-             if d != "ER" and sum(1 for x in i.prescriber_dept.values() if x == d) >= 3
-             and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
+    units = _quiet_departments(sim)
     if not units:
         return
     inst, dept = r.choice(units)
@@ -272,9 +279,8 @@ def consumable_overuse(sim, t, sc):
     on a further 40–60 % of the stays that did not need it, rising over four days and held for 18 days (placed late,
     it is still running when the run ends: the chart needs a week of the ward's stays first)."""
     r = random.Random(f"consumable-overuse-{sim.cfg.seed}-{t}")  # its own: the world before it draws as it did
-    busy = {key for key in sim.consumable_extra}
     units = [(i, w) for i in sim.region.of_kind("tertiary", "secondary") for w in sorted(cat.CONSUMABLE_USE)
-             if w in i.departments and (i.id, w) not in busy]
+             if w in i.departments and (i.id, w) not in sim.consumable_extra]
     if not units:
         return
     inst, ward = r.choice(units)
@@ -1059,10 +1065,7 @@ def seasonal_outbreak(sim, t, sc):
     visits for two weeks, each hospital a little more or less (×0.8–1.2). Departments of fewer than three prescribers
     (nobody to compare a prescriber with) and departments with a planted rise stay out."""
     r = random.Random(f"seasonal-outbreak-{sim.cfg.seed}-{t}")
-    busy = {*sim.drug_extra, *sim.drug_push, *sim.antimicrobial_boost}  # not a department with a planted rise
-    units = [(i, d) for i in sim.region.of_kind("tertiary", "secondary") for d in ("IM", "PED", "RESP")
-             if sum(1 for x in i.prescriber_dept.values() if x == d) >= 3
-             and not any(p in busy for p, x in i.prescriber_dept.items() if x == d)]
+    units = _quiet_departments(sim, ("IM", "PED", "RESP"))
     if not units:
         return
     dept = r.choice(sorted({d for _, d in units}))
