@@ -209,8 +209,9 @@ class Runtime:
         self._retention = [d.retention_s for d in self.detectors]
         # what process() walks per event: each detector but the cap (it takes alerts, not events), and the event
         # field holding its key where it keys by one field (KeyedDetector.key_of not overridden)
-        self._steps = [(i, d, d.key_field if type(d).key_of is KeyedDetector.key_of and d.key_field else None)
+        self._steps = [(i, d, d.key_field if d.key is not None and type(d).key_of is KeyedDetector.key_of else None)
                        for i, d in enumerate(self.detectors) if i != self._cap]
+        self._versioned_steps = [step for step in self._steps if step[1].versioned]
         #: reports published by the calls since the caller last took them (Context.publish; take_reports)
         self.reports: list[Report] = []
         self._stateless = Context("", {}, float("-inf"), {}, reference, self.reports)
@@ -230,36 +231,64 @@ class Runtime:
         """Hand one event to every detector that has a key for it, then fire what its time made due."""
         alerts: list[Alert] = []
         t = event["_t"]
-        corrects = event.get("adjustment", "original") != "original"  # a claim's replacement or void
-        enter, settle = self._enter, self._settle
-        for i, detector, field in self._steps:
+        # a claim's replacement or void: judged by versioned detectors only (the others judged its original)
+        steps = self._steps if event.get("adjustment", "original") == "original" else self._versioned_steps
+        # what _enter and _settle do, inline: this loop is the runtime's share of every event's cost
+        store, dirty, capture, watermark = self._store, self._dirty, self._capture, self.watermark
+        reference, reports = self.reference, self.reports
+        pending = capture.pending if capture is not None else ()
+        for i, detector, field in steps:
             try:
-                if corrects and not detector.versioned:
-                    continue  # judged by its original; only a versioned detector takes a correction's place
-                if detector.key is None:  # it keeps no state: judges the event alone
-                    self._stateless.watermark = self.watermark
-                    alerts += detector.process(self._stateless, event, source) or []
-                    continue
                 if field is not None:  # KeyedDetector.key_of, without the call
                     key = event.get(field)
                     if key is None:
                         continue
                     if type(key) is not str:
                         key = str(key)
+                elif detector.key is None:  # it keeps no state: judges the event alone
+                    self._stateless.watermark = watermark
+                    alerts += detector.process(self._stateless, event, source) or []
+                    continue
                 else:
                     key = detector.key_of(event)
                     if key is None:
                         continue
-                entry, ctx, existed = enter(i, key, t)
+                k = (i, key)
+                if k in pending:
+                    capture.take(k)  # type: ignore[union-attr]
+                entry = store.get(k)
+                if entry is None:
+                    entry = store[k] = _Entry()
+                if t > entry.seen:
+                    entry.seen = t
+                state = entry.obj
+                if state is None:
+                    state = entry.state
+                else:
+                    entry.text = None  # about to change: the encoded text is no longer current
+                timers = entry._timers
+                if timers is None:
+                    timers = entry._timers = {}
+                existed = bool(state or timers)
+                ctx = Context(key, state, watermark, timers, reference, reports)
                 out = detector.process(ctx, event, source)
                 if out:
                     alerts += out
-                settle(i, key, entry, ctx, existed)
+                if ctx.set_now:
+                    for tag, due in ctx.set_now:
+                        if timers.get(tag) == due:
+                            heapq.heappush(self._heap, (due, next(self._seq), i, key, tag))
+                if ctx.state or timers:
+                    dirty.add(k)
+                else:  # empty, no timer: dropped
+                    store.pop(k, None)
+                    if existed:
+                        dirty.add(k)
             except Exception as e:  # a detector bug must not stop the others, nor the stream
                 self.failures.append(DetectorFailure(detector.name, e))
         if not self.external_watermark and not event.get(HOLD_CLOCK):
             alerts += self._advance(t)
-        return self._capped(alerts)
+        return self._capped(alerts) if alerts else alerts
 
     def take_reports(self) -> list[Report]:
         """The reports published since the last call (the list is emptied, not replaced: the contexts hold it)."""

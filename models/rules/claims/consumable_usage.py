@@ -113,7 +113,7 @@ class ConsumableUsageDetector(DrugUsageDetector):
             return []  # a price correction: the stay still counts as it did
         return super().process(ctx, event, source)
 
-    def _drugs(self, event: dict[str, Any]) -> dict[str, list[float]]:
+    def _sum_drugs(self, event: dict[str, Any]) -> dict[str, list[float]]:
         """The stay's consumables: item code → [amount, units] over its lines."""
         out: dict[str, list[float]] = {}
         for it in event["items"]:

@@ -123,7 +123,18 @@ class DrugUsageDetector(DailyChart):
     def key_of(self, event: dict[str, Any]) -> str | None:
         return None if event["visit_type"] == "inpatient" else event["institution_id"]
 
+    _last: tuple[dict[str, Any], dict[str, list[float]]] | None = None
+
     def _drugs(self, event: dict[str, Any]) -> dict[str, list[float]]:
+        """:meth:`_sum_drugs` of the event, once per event (``values`` and ``counted`` both ask for it)."""
+        last = self._last
+        if last is not None and last[0] is event:
+            return last[1]
+        drugs = self._sum_drugs(event)
+        self._last = (event, drugs)
+        return drugs
+
+    def _sum_drugs(self, event: dict[str, Any]) -> dict[str, list[float]]:
         """The prescription's drugs but the excluded ones: drug code → [amount, DDDs] over its items."""
         drugs: dict[str, list[float]] = {}
         for it in event["items"]:
