@@ -64,3 +64,35 @@ def test_the_same_alert_a_thousand_times_is_counted_once():
     assert counted._value.get() - before == 1
     per_record = len(outs[0])
     assert metrics.ALERTS_REPEATED.labels("prescription")._value.get() - repeated_before == 999 * per_record
+
+
+def test_the_lag_timer_survives_a_partition_taken_away_while_it_reads():
+    """A broker's death moves partitions mid-call: the consumer then refuses the position of one it no longer owns.
+    The timer raised, and a timer that raises stops the worker (seen killing the controller in the cluster run)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka.errors import IllegalStateError
+    from aiokafka.structs import TopicPartition
+
+    from streams.worker.app import Worker
+
+    kept, gone = TopicPartition("zhijian.claims", 0), TopicPartition("zhijian.claims", 1)
+
+    class Consumer:
+        def assignment(self):
+            return {kept, gone}
+
+        async def highwaters(self, *tps):
+            return {kept: 120, gone: 80}
+
+        async def position(self, tp):
+            if tp == gone:
+                raise IllegalStateError(f"Partition {tp} is not assigned")
+            return 100
+
+    worker = SimpleNamespace(observer=SimpleNamespace(refresh=lambda: None), app=SimpleNamespace(consumer=Consumer()),
+                             consumed={"claim": "zhijian.claims"}, processed={}, reported=set())
+    asyncio.run(Worker.report_lag(worker))
+    assert worker.reported == {("zhijian.claims", 0)}
+    assert metrics.LAG.labels("zhijian.claims", "0")._value.get() == 20

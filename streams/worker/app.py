@@ -370,7 +370,12 @@ class Worker:
         for tp, high in highwaters.items():
             position = self.processed.get((tp.topic, tp.partition))
             if position is None:
-                position = await consumer.position(tp)
+                try:
+                    position = await consumer.position(tp)
+                except Exception as e:  # given up by a rebalance since the high watermarks were read (a timer that
+                    # raises stops the worker: seen when a broker's death moved the partitions mid-call)
+                    log.info("could not read the position of %s[%d]: %s", tp.topic, tp.partition, e)
+                    continue
             if position is not None and high is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
                 self.reported.add((tp.topic, tp.partition))
