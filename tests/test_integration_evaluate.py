@@ -14,6 +14,7 @@ import pytest
 from streams.lab.simulator.scenarios import BY_NAME
 
 
+@pytest.mark.long  # in its own lane, beside the other integration tests (Makefile: test)
 @pytest.mark.timeout(2400)  # the run's own limit below; the suite's 600 s default cut it at 10 min in a fresh clone
 def test_evaluate_thirty_days_with_kills_gives_the_alerts_of_one_worker_and_every_scenario(tmp_path):
     report, truth = tmp_path / "report.json", tmp_path / "truth.jsonl"
