@@ -39,6 +39,7 @@ ENV = {
     "ZHIJIAN_LOG_LEVEL": ("worker", "log_level"),
     "ZHIJIAN_APP_ID": ("worker", "app_id"),
     "ZHIJIAN_DURABLE_STATE": ("worker", "durable_state"),
+    "ZHIJIAN_CHECKPOINT_INTERVAL_S": ("worker", "checkpoint_interval_s"),
     "ZHIJIAN_ALERT_CAP_PER_HOUR": ("worker", "alert_cap_per_hour"),
 }
 
@@ -60,8 +61,14 @@ class WorkerSettings:
     log_level: str = "WARNING"
     fetch_max_wait_ms: int = 100  # bounds idle long-polls; Faust hard-codes 1500 ms
     durable_state: bool = True  # checkpoint keyed detector state to changelogs and restore it (docs/state.md)
+    checkpoint_interval_s: float = 1.0  # a checkpoint (state, forwarding, offsets in one transaction) this often
     alert_cap_per_hour: int = 20  # distinct alerts per entity per hour of event time, then a summary (0: no cap)
     reference_wait_s: float = 60.0  # at start, judge nothing until the reference topics are read (at most this long)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.checkpoint_interval_s <= 60:
+            raise ValueError(f"setting [worker] checkpoint_interval_s = {self.checkpoint_interval_s} must be more than 0 "
+                             "and at most 60 seconds (the default is 1)")
 
 
 @dataclass
@@ -116,6 +123,11 @@ def _typed(cls: type, section: str, values: dict[str, Any]) -> Any:
             value = value.lower() in ("true", "1", "yes")  # from the environment
         if want is int and isinstance(value, str) and value.isdigit():
             value = int(value)
+        if want is float and isinstance(value, str):  # from the environment
+            try:
+                value = float(value)
+            except ValueError:
+                pass  # refused below, by name
         if getattr(defaults, key) is not None and not isinstance(value, want):
             raise ConfigError(f"setting [{section}] {key} = {value!r} should be a {want.__name__}")
         out[key] = value

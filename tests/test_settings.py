@@ -23,6 +23,7 @@ def test_thresholds_from_file_and_env(tmp_path):
     ("[coldchain.excursion]\nheat_above_c = 'warm'\n", "should be a float"),
     ("[kafka\n", "not valid TOML"),
     ('[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "PLAIN"\n', "SASL needs sasl_username"),
+    ("[worker]\ncheckpoint_interval_s = 0\n", "checkpoint_interval_s = 0.0 must be more than 0 and at most 60"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, text, needle):
     cfg = tmp_path / "bad.toml"
@@ -89,3 +90,15 @@ def test_the_documented_configuration_example_loads(tmp_path):
 def test_durable_state_can_be_turned_off_from_the_environment():
     assert load_settings(environ={}).worker.durable_state is True
     assert load_settings(environ={"ZHIJIAN_DURABLE_STATE": "false"}).worker.durable_state is False
+
+
+def test_the_checkpoint_interval_comes_from_the_file_or_the_environment_and_reaches_the_app(tmp_path):
+    from streams.worker.app import faust_app
+
+    assert load_settings(environ={}).worker.checkpoint_interval_s == 1.0
+    cfg = tmp_path / "z.toml"
+    cfg.write_text("[worker]\ncheckpoint_interval_s = 2\n")
+    assert load_settings(cfg, environ={}).worker.checkpoint_interval_s == 2.0
+    s = load_settings(cfg, environ={"ZHIJIAN_CHECKPOINT_INTERVAL_S": "3.5"})
+    assert s.worker.checkpoint_interval_s == 3.5
+    assert faust_app(s).conf.broker_commit_interval == 3.5

@@ -70,7 +70,7 @@ def faust_app(settings: Settings) -> WorkerApp:
         stream_buffer_maxsize=128,
         consumer_max_fetch_size=1024 * 1024,
         broker_commit_every=1000,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.worker.checkpoint_interval_s,
         # a worker killed without leaving its group holds its partitions until the session times out:
         # 10 s (heartbeats every 3 s) instead of Faust's 60 s
         broker_session_timeout=10.0,
