@@ -83,21 +83,16 @@ from models.engine.detector import EMPTY, KeyedDetector
 from models.engine.flood import AlertCap
 from models.engine.runtime import HOLD_CLOCK, PerPartition, Runtime
 
+
 def target_partition(key: str, partitions: int) -> int:
     """The repartition topic's partition of an entity key (stable across processes and versions)."""
     return zlib.crc32(key.encode()) % partitions
 
 
-def project(detectors: list[KeyedDetector], event: dict[str, Any]) -> dict[str, Any]:
-    """The event cut to the fields the detectors use (their ``fields``, and the event time)."""
-    out = {"_t": event["_t"]}
-    if "adjustment" in event:  # a claim's correction: the receiving runtime hands it to versioned detectors only
-        out["adjustment"] = event["adjustment"]
-    for d in detectors:
-        for f in d.fields:
-            if f in event:
-                out[f] = event[f]
-    return out
+def projected_fields(detectors: list[KeyedDetector]) -> tuple[str, ...]:
+    """The fields an event is cut to before it is forwarded: the event time, a claim's adjustment (the receiving
+    runtime hands a correction to versioned detectors only) and every field a detector reads, each once."""
+    return tuple(dict.fromkeys(["_t", "adjustment", *(f for d in detectors for f in d.fields)]))
 
 
 class Forwarder:
@@ -114,6 +109,10 @@ class Forwarder:
         self._sent_watermark: float | None = None
         self._sent_idle: bool | None = None
         self._record = (-1, -1)  # (offset, events of it seen): an event's place in its record
+        self._fields = projected_fields(detectors)
+        # each detector's key: the event field holding it where it keys by one field (KeyedDetector.key_of not
+        # overridden), else the detector (its key_of is called)
+        self._keys = [d.key_field if type(d).key_of is KeyedDetector.key_of and d.key_field else d for d in detectors]
 
     #: Envelopes hold at most this many events (a few hundred kB projected; far below Kafka's record limit).
     MAX_EVENTS = 500
@@ -125,13 +124,16 @@ class Forwarder:
             self.watermark = t
         offset, index = self._record
         self._record = (offset, index + 1) if offset == source.offset else (source.offset, 0)
-        keys = {d.key_of(event) for d in self.detectors}  # None: not wanted
-        keys.discard(None)
-        if not keys:
+        targets = set()
+        for k in self._keys:
+            key = event.get(k) if type(k) is str else k.key_of(event)
+            if key is not None:  # None: not wanted
+                targets.add(target_partition(key if type(key) is str else str(key), self.targets))
+        if not targets:
             return
-        value = project(self.detectors, event)
+        value = {f: event[f] for f in self._fields if f in event}  # cut to what the detectors read
         evidence = [source.offset, self._record[1], source.event_id, source.record_time]
-        for target in {target_partition(k, self.targets) for k in keys}:
+        for target in targets:
             self._buffers.setdefault(target, []).append([*evidence, value])
 
     def pending(self) -> int:
