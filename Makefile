@@ -59,7 +59,7 @@ demo: setup
 # the cores). The long lane's output follows the other's. ARGS go to every lane; a lane that selects no test (exit
 # code 5) is not a failure.
 test: setup
-	$(BIN)/python -m pytest -m "not integration" -n 2 --dist loadfile --durations=15 $(ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -m "not integration" -n 2 --dist worksteal --durations=15 $(ARGS) || [ $$? -eq 5 ]
 	@mkdir -p .zhijian
 	@( $(BIN)/python -m pytest -m "integration and long" --basetemp .zhijian/pytest-long --durations=5 $(ARGS) \
 	    > .zhijian/test-long.log 2>&1; echo $$? > .zhijian/test-long.rc ) & \

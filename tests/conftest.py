@@ -1,15 +1,20 @@
 """Shared fixtures: one embedded broker and one worker for the integration tests of a session."""
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
 
 from connectors.kafka.broker import free_port
 from models.contracts.pseudonym import KEY_ENV
+from models.engine.runtime import GC_THRESHOLDS
 
 # the tests' pseudonymization key, inherited by every worker process they start (there is no default key)
 os.environ.setdefault(KEY_ENV, "zhijian-tests-" + "k" * 40)
+# detectors run here with the collector tuned as in the worker (a third of the conformance checks went to full
+# collections walking the cached simulated streams)
+gc.set_threshold(*GC_THRESHOLDS)
 from tests.kafka_helpers import Worker, broker_with_topics, produce
 
 

@@ -286,10 +286,10 @@ FREE_TEXT_MARKER = "\u202efree text\u001b[0m"
 
 def _mark(value: Any, fields: frozenset[str]) -> Any:
     if isinstance(value, dict):
-        return {k: (FREE_TEXT_MARKER if k in fields and isinstance(v, str) else _mark(v, fields))
-                for k, v in value.items()}
+        return {k: (FREE_TEXT_MARKER if k in fields and isinstance(v, str)
+                    else _mark(v, fields) if isinstance(v, (dict, list)) else v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mark(v, fields) for v in value]
+        return [_mark(v, fields) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

@@ -55,6 +55,12 @@ HOLD_CLOCK = "_hold"
 #: The changelog name of a runtime's own record (its watermark and :attr:`Runtime.meta`).
 META = "_runtime"
 
+#: The cyclic garbage collector's thresholds for a process that keeps runtimes (the worker, the lab's harnesses,
+#: the tests): the state is millions of small long-lived objects and the events make no cycles, so Python's
+#: default (a young collection every 700 allocations, a full one that walks every state object every few seconds
+#: under load) costs more than it frees. Reference counting frees the events. ``gc.set_threshold(*GC_THRESHOLDS)``.
+GC_THRESHOLDS = (50_000, 50, 100)
+
 
 def _json_t(t: float) -> float | None:
     """JSON has no infinity: "before any event" travels as null."""

@@ -13,10 +13,12 @@ imports only when the command runs: ``zhijian worker`` loads none of the workben
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
 from connectors.errors import ZhijianError
+from models.engine.runtime import GC_THRESHOLDS
 from streams.cli import connectors, demo, engine, lab, workbench
 
 WINGS = (demo, engine, connectors, workbench, lab)
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    gc.set_threshold(*GC_THRESHOLDS)  # every command keeps long-lived state (runtimes, simulated regions, alerts)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # kafka-python's retry chatter; errors surface as ours
     try:

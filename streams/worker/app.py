@@ -27,6 +27,7 @@ from connectors.kafka.topics import KEY_FIELD
 from models.contracts.alert import Alert
 from models.contracts.pseudonym import Pseudonymizer
 from models.contracts.report import Report
+from models.engine.runtime import GC_THRESHOLDS
 from streams.settings import Settings
 from streams.worker import metrics, reference, transport
 from streams.worker.checkpoint import Checkpoint
@@ -416,10 +417,6 @@ def create_app(settings: Settings) -> faust.App:
     return Worker(settings).app
 
 
-#: The cyclic garbage collector's thresholds for the worker: the state is millions of small long-lived objects and
-#: the events make no cycles, so Python's default (a young collection every 700 allocations, a full one that walks
-#: every state object every few seconds under load) costs more than it frees. Reference counting frees the events.
-GC_THRESHOLDS = (50_000, 50, 100)
 
 
 def run_worker(settings: Settings) -> int:
