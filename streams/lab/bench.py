@@ -53,6 +53,21 @@ def closing_detectors() -> set[str]:
     return {cls.name for cls in registry.detector_classes() if registry.judges_later(cls)} | {AlertCap.name}
 
 
+def about_an_absence(alert: dict[str, Any], closing: set[str]) -> bool:
+    """Whether an alert record is raised by something later than its last evidence record: a detector that judges
+    later (:func:`closing_detectors`), or an episode closed because its device fell silent (``ended_by_gap``: the
+    reading after the gap closes it, the evidence ends with the last one before).
+
+    >>> closing = {"coldchain.excursion"}
+    >>> about_an_absence({"detector": "coldchain.excursion", "numbers": {}}, closing)
+    True
+    >>> [about_an_absence({"detector": "coldchain.device_status", "numbers": n}, closing)
+    ...  for n in ({"condition": "door_open"}, {"condition": "door_open", "ended_by_gap": True})]
+    [False, True]
+    """
+    return alert["detector"] in closing or bool((alert.get("numbers") or {}).get("ended_by_gap"))
+
+
 def quantile(values: list[float], p: float) -> float:
     """The p-quantile of sorted values (nan for none).
 
@@ -340,7 +355,7 @@ class Bench:
                 alert = orjson.loads(rec.value)
                 src = alert["evidence"][-1].get("record_time")
                 if src and src >= self.phase_start:
-                    kind = "absence" if alert["detector"] in closing else "evidence"
+                    kind = "absence" if about_an_absence(alert, closing) else "evidence"
                     self.latencies[kind].append(rec.timestamp / 1000 - src)
                     self.by_detector.setdefault(alert["detector"], []).append(rec.timestamp / 1000 - src)
         tail.close()
