@@ -102,3 +102,11 @@ def test_the_checkpoint_interval_comes_from_the_file_or_the_environment_and_reac
     s = load_settings(cfg, environ={"ZHIJIAN_CHECKPOINT_INTERVAL_S": "3.5"})
     assert s.worker.checkpoint_interval_s == 3.5
     assert faust_app(s).conf.broker_commit_interval == 3.5
+
+
+def test_every_environment_variable_the_settings_read_is_documented():
+    from pathlib import Path
+
+    from streams.settings import ENV
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert [v for v in ENV if f"`{v}`" not in doc] == []
