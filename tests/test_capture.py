@@ -105,3 +105,41 @@ def test_a_key_rests_as_text_when_unused_for_a_checkpoint_and_decodes_on_use():
     assert rt._store[(0, "B")].obj == {"n": 2}
     rt.process({"patient": "A", "_t": 3.0}, src)
     assert rt.store_of(Tally.name, "A") == {"n": 2} and rt._store[(0, "A")].text is None
+
+
+class Ledger(KeyedDetector):
+    """Keeps a long list per key (a state past LARGE_STATE_CHARS once encoded)."""
+
+    name, version, stream, key, key_field, Limits = "test.ledger", "1", "claim", "patient", "patient", dict
+
+    def process(self, ctx, event, source):
+        ctx.state.setdefault("lines", []).append([event["_t"], "x" * 40])
+        return []
+
+
+def test_a_large_state_rests_only_after_several_idle_checkpoints_and_a_small_one_after_one():
+    from models.engine.runtime import LARGE_STATE_CHARS, LARGE_STATE_IDLE
+    rt = Runtime([Ledger()])
+    n = LARGE_STATE_CHARS // 40
+
+    def src(i):
+        return Source("zhijian.claims", 0, i, f"C{i}")
+    for i in range(n):
+        rt.process({"patient": "BIG", "_t": float(i)}, src(i))
+    rt.process({"patient": "SMALL", "_t": float(n)}, src(n))
+    big, small = rt._store[(0, "BIG")], rt._store[(0, "SMALL")]
+    rt.capture().all()
+    assert len(big.text) >= LARGE_STATE_CHARS > len(small.text)
+    rt.capture().all()
+    assert small.obj is None and big.obj is not None        # the small key rests; the large one waits
+    for _ in range(LARGE_STATE_IDLE - 1):
+        rt.capture().all()
+    assert big.obj is not None
+    rt.capture().all()
+    assert big.obj is None and orjson.loads(big.text)["lines"][-1][0] == float(n - 1)
+    rt.process({"patient": "BIG", "_t": n + 1.0}, src(n + 1))  # used again: decoded, and the count starts over
+    rt.capture().all()
+    rt.capture().all()
+    assert big.obj is not None and big.idle == 1
+    written = dict(((d, k), v) for d, k, v in rt.capture().all())
+    assert (Ledger.name, "BIG") not in written  # waiting unused writes nothing to the changelog
