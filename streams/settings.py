@@ -61,7 +61,7 @@ class WorkerSettings:
     log_level: str = "WARNING"
     fetch_max_wait_ms: int = 100  # bounds idle long-polls; Faust hard-codes 1500 ms
     durable_state: bool = True  # checkpoint keyed detector state to changelogs and restore it (docs/state.md)
-    checkpoint_interval_s: float = 1.0  # a checkpoint (state, forwarding, offsets in one transaction) this often
+    checkpoint_interval_s: float = 1.0  # a checkpoint this often: the changed state in one transaction, then offsets
     alert_cap_per_hour: int = 20  # distinct alerts per entity per hour of event time, then a summary (0: no cap)
     reference_wait_s: float = 60.0  # at start, judge nothing until the reference topics are read (at most this long)
 

@@ -11,7 +11,6 @@ Re-keyed detectors run in the agents of the repartition topics (:mod:`streams.wo
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
 import time
@@ -27,7 +26,6 @@ from connectors.kafka.topics import KEY_FIELD
 from models.contracts.alert import Alert
 from models.contracts.pseudonym import Pseudonymizer
 from models.contracts.report import Report
-from models.engine.runtime import GC_THRESHOLDS
 from streams.settings import Settings
 from streams.worker import metrics, reference, transport
 from streams.worker.checkpoint import Checkpoint
@@ -417,11 +415,8 @@ def create_app(settings: Settings) -> faust.App:
     return Worker(settings).app
 
 
-
-
 def run_worker(settings: Settings) -> int:
     """Run the worker until SIGINT/SIGTERM; returns the exit code."""
-    gc.set_threshold(*GC_THRESHOLDS)
     Path(settings.worker.datadir).mkdir(parents=True, exist_ok=True)
     log.info("pseudonymization key id %s (alerts carry it as pseudonym_key_id)", Pseudonymizer.from_env().key_id)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
