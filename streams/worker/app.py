@@ -27,7 +27,7 @@ from models.contracts.alert import Alert
 from models.contracts.pseudonym import Pseudonymizer
 from models.contracts.report import Report
 from streams.settings import Settings
-from streams.worker import metrics, reference, transport
+from streams.worker import heap, metrics, reference, transport
 from streams.worker.checkpoint import Checkpoint
 from streams.worker.ingest import DeadLetter, Ingest
 from streams.worker.observe import KIND_FIELD, Observer
@@ -271,6 +271,7 @@ class Worker:
         app.timer(interval=30.0)(self.reconcile)
         app.timer(interval=5.0)(self.report_lag)
         app.timer(interval=1.0)(self.read_positions)
+        app.timer(interval=heap.RELEASE_EVERY_S)(self.release_heap)
         if self.plan.rekeying:
             app.task(self.forwarding)
 
@@ -354,6 +355,14 @@ class Worker:
         """Every record read ends as events judged or refused: the counters must agree."""
         check_accounting(self.inputs)
 
+    async def release_heap(self) -> None:
+        """Hand the C heap's free pages back (:mod:`streams.worker.heap`): a burst's buffers leave them behind."""
+        seconds, freed = heap.release()
+        metrics.HEAP_RELEASE_SECONDS.observe(seconds)
+        if seconds > metrics.HEAP_RELEASE_LONGEST._value.get():
+            metrics.HEAP_RELEASE_LONGEST.set(seconds)
+        metrics.HEAP_RELEASED.inc(freed)
+
     async def report_lag(self) -> None:
         """Consumer lag per owned partition: high watermark − next offset to process."""
         self.observer.refresh()
@@ -420,6 +429,7 @@ def run_worker(settings: Settings) -> int:
     Path(settings.worker.datadir).mkdir(parents=True, exist_ok=True)
     log.info("pseudonymization key id %s (alerts carry it as pseudonym_key_id)", Pseudonymizer.from_env().key_id)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
+    heap.configure()
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.worker.log_level, quiet=True, redirect_stdouts=False)
     try:

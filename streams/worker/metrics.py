@@ -92,6 +92,13 @@ REFERENCE_RECORDS = Counter("zhijian_reference_records", "Records of the referen
                             "table and outcome (applied, refused)", ["table", "outcome"], registry=REGISTRY)
 REFERENCE_KEYS = Gauge("zhijian_reference_keys", "Keys of each reference table this worker holds (devices with stock)",
                        ["table"], registry=REGISTRY)
+HEAP_RELEASE_SECONDS = Histogram("zhijian_heap_release_seconds", "Time one hand-back of the C heap's free pages took "
+                                 "(malloc_trim; streams.worker.heap)", buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+                                 registry=REGISTRY)
+HEAP_RELEASE_LONGEST = Gauge("zhijian_heap_release_longest_seconds", "The longest hand-back of the C heap's free pages "
+                             "since the start (it holds the worker's loop)", registry=REGISTRY)
+HEAP_RELEASED = Counter("zhijian_heap_released_bytes", "Resident memory the C heap handed back to the system",
+                        registry=REGISTRY)
 UP = Gauge("zhijian_worker_up", "1 while the worker's agents are running", registry=REGISTRY)
 
 
