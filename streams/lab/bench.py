@@ -398,6 +398,7 @@ class Bench:
                 "checkpoint_pause_max_seconds": round(m.get("zhijian_checkpoint_longest_pause_seconds", 0.0), 5),
                 "alerts": int(m.get("zhijian_alerts_total", 0)),
                 "peak_rss_mib": round(f["rss"], 1),
+                "backpressure_seconds": round(m.get("zhijian_agent_backpressure_seconds_total", 0.0), 3),
                 "heap_released_mib": round(m.get("zhijian_heap_released_bytes_total", 0.0) / 2 ** 20, 1),
                 "heap_release_mean_seconds": round(m.get("zhijian_heap_release_seconds_sum", 0.0)
                                                    / max(1.0, m.get("zhijian_heap_release_seconds_count", 0.0)), 5),
@@ -447,6 +448,8 @@ def print_result(result: dict[str, Any], args: argparse.Namespace) -> None:
           f"{1000 * w['checkpoint_pause_mean_seconds']:.2f} ms on average, {1000 * w['checkpoint_pause_max_seconds']:.1f} "
           f"ms at most; through the preload {w['checkpoint_records_after_preload']:,} changelog records in all "
           f"(every checkpoint until the state settled), settled {w['checkpoint_settle_seconds']:.1f} s after the drain")
+    print(f"back-pressure: the agents waited {w['backpressure_seconds']:.2f} s in all for checkpoints' and forwards' "
+          f"sends")
     print(f"C heap: {w['heap_released_mib']:.0f} MiB of free pages handed back, each time in "
           f"{1000 * w['heap_release_mean_seconds']:.1f} ms on average, {1000 * w['heap_release_max_seconds']:.1f} ms "
           f"at most (streams.worker.heap)")

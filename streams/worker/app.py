@@ -106,6 +106,7 @@ class Worker:
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) → next offset to process
         self.positions: dict[tuple[str, int], int] = {}  # the same, asked of the consumer before any record came
         self.reported: set[tuple[str, int]] = set()  # partitions with a lag series
+        self.backpressure_counted = 0.0  # of Checkpoint.waited, the seconds already in their counter
         self.alerts_topic = self.app.topic(settings.topic("alerts"), **RAW)
         self.dead_topic = self.app.topic(settings.topic("deadletter"), **RAW)
         self.reports_topic = self.app.topic(settings.topic("reports"), **RAW)
@@ -340,7 +341,10 @@ class Worker:
 
     async def read_positions(self) -> None:
         """The consumer's position in each owned input partition nothing has come from yet (an empty one, or one
-        read to its end before this assignment): what :meth:`caught_up` compares with the high watermark."""
+        read to its end before this assignment): what :meth:`caught_up` compares with the high watermark. (And the
+        agents' back-pressure waits, into their counter.)"""
+        metrics.BACKPRESSURE.inc(self.checkpoint.waited - self.backpressure_counted)
+        self.backpressure_counted = self.checkpoint.waited
         for tp in self.app.consumer.assignment():
             key = (tp.topic, tp.partition)
             if tp.topic in self.inputs.values() and key not in self.processed:

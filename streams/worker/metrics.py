@@ -92,6 +92,9 @@ REFERENCE_RECORDS = Counter("zhijian_reference_records", "Records of the referen
                             "table and outcome (applied, refused)", ["table", "outcome"], registry=REGISTRY)
 REFERENCE_KEYS = Gauge("zhijian_reference_keys", "Keys of each reference table this worker holds (devices with stock)",
                        ["table"], registry=REGISTRY)
+BACKPRESSURE = Counter("zhijian_agent_backpressure_seconds", "Time the agents waited between two records for a "
+                       "checkpoint's or a forward's sends to end (back-pressure; agents waiting together each count)",
+                       registry=REGISTRY)
 HEAP_RELEASE_SECONDS = Histogram("zhijian_heap_release_seconds", "Time one hand-back of the C heap's free pages took "
                                  "(malloc_trim; streams.worker.heap)", buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
                                  registry=REGISTRY)
