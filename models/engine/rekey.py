@@ -81,7 +81,7 @@ from typing import Any, Iterable, Mapping
 from models.contracts.alert import Alert, Source
 from models.engine.detector import EMPTY, KeyedDetector
 from models.engine.flood import AlertCap
-from models.engine.runtime import HOLD_CLOCK, PerPartition, Runtime
+from models.engine.runtime import HOLD_CLOCK, STEP_EVENTS, PerPartition, Runtime, Steps, run_to_end
 
 
 def target_partition(key: str, partitions: int) -> int:
@@ -175,16 +175,24 @@ class Receiver:
         return self.runtime.meta.setdefault("sources", {})
 
     def receive(self, envelope: dict[str, Any]) -> list[Alert]:
+        """Apply one envelope: the alerts it raised."""
+        return run_to_end(self.stepwise(envelope))
+
+    def stepwise(self, envelope: dict[str, Any]) -> Steps:
+        """:meth:`receive` a step of :data:`STEP_EVENTS` events at a time (the worker may give its loop a turn
+        between two); returns the alerts."""
         heard = self._heard()
         src = str(envelope["source"])
         wm, last_offset, last_index = heard.get(src, [None, -1, -1])[:3]
         alerts: list[Alert] = []
         topic, partition = envelope["topic"], envelope["source"]
-        for offset, index, event_id, record_time, event in envelope["events"]:
+        for n, (offset, index, event_id, record_time, event) in enumerate(envelope["events"], 1):
             if (offset, index) <= (last_offset, last_index):
                 continue  # forwarded before a worker died, applied already
             last_offset, last_index = offset, index
             alerts += self.runtime.process(event, Source(topic, partition, offset, event_id, record_time))
+            if not n % STEP_EVENTS:
+                yield
         w = envelope["watermark"]
         if w is not None and (wm is None or w > wm):
             wm = w
@@ -280,7 +288,11 @@ class PartitionedReceiver(PerPartition):
         self.sources = sources
 
     def receive(self, partition: int, envelope: dict[str, Any]) -> list[Alert]:
+        return run_to_end(self.stepwise(partition, envelope))
+
+    def stepwise(self, partition: int, envelope: dict[str, Any]) -> Steps:
+        """:meth:`receive` a step at a time (:meth:`Receiver.stepwise`)."""
         r = self.task(partition)
-        alerts = r.receive(envelope)
+        alerts = yield from r.stepwise(envelope)
         self._collect(r.runtime)
         return alerts

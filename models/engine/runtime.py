@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Generator, Iterable, Mapping
 
 import orjson
 
@@ -60,6 +60,31 @@ META = "_runtime"
 #: default (a young collection every 700 allocations, a full one that walks every state object every few seconds
 #: under load) costs more than it frees. Reference counting frees the events. ``gc.set_threshold(*GC_THRESHOLDS)``.
 GC_THRESHOLDS = (50_000, 50, 100)
+
+
+#: Events a record's or an envelope's processing handles between two steps (``Ingest.stepwise``,
+#: ``Receiver.stepwise``): a few milliseconds of work, after which the worker may give its loop a turn.
+STEP_EVENTS = 32
+
+#: Work done a step at a time: a generator that yields (nothing) between steps and returns its result.
+Steps = Generator[None, None, Any]
+
+
+def run_to_end(steps: Steps) -> Any:
+    """The result of work done a step at a time, all steps taken at once.
+
+    >>> def count(n):
+    ...     for i in range(n):
+    ...         yield
+    ...     return n
+    >>> run_to_end(count(3))
+    3
+    """
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _json_t(t: float) -> float | None:

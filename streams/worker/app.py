@@ -170,8 +170,9 @@ class Worker:
                         self.processed[(msg.topic, msg.partition)] = msg.offset + 1
                         continue
                 started = time.perf_counter()
-                async with self.checkpoint.boundary:  # a checkpoint is captured between records, not inside one
-                    out = ingest.handle(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp)
+                async with self.checkpoint.record():  # a checkpoint is captured between records, not inside one
+                    out = await self.checkpoint.steps(
+                        ingest.stepwise(ev.value, msg.topic, msg.partition, msg.offset, msg.timestamp))
                     if out.newest_t is not None:
                         self.observer.event_time(stream, out.newest_t)
                     await self.send_alerts(out.alerts)
@@ -213,10 +214,10 @@ class Worker:
                 if durable and msg.partition not in receiver.tasks:
                     await self.checkpoint.ensure_restored(group, msg.partition, self.app.consumer.assignment())
                 started = time.perf_counter()
-                async with self.checkpoint.boundary:
+                async with self.checkpoint.record():
                     try:
                         envelope = orjson.loads(ev.value)
-                        alerts = receiver.receive(msg.partition, envelope)
+                        alerts = await self.checkpoint.steps(receiver.stepwise(msg.partition, envelope))
                     except Exception as e:  # written by a worker of another version, or damaged
                         log.error("%s[%d]@%d: unreadable envelope: %s", msg.topic, msg.partition, msg.offset, e)
                         envelope, alerts = None, []

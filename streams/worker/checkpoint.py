@@ -13,8 +13,9 @@ consumer calls instead of committing the offsets itself (:mod:`streams.worker.tr
    on the alert topic;
 3. **write** the envelopes to the repartition topics and wait for them, then the changes to
    ``<app id>-<name>-state-changelog`` (partition = the partition the state belongs to), encoded first, then
-   in record batches in **one Kafka transaction** of the checkpoint's own transactional producer, which holds
-   the agents while it is open (so that it never outlives its timeout on a busy loop): a worker killed half-way through a
+   in record batches in **one Kafka transaction** of the checkpoint's own transactional producer, sent beside the
+   agents (they give the loop a turn every few milliseconds meanwhile, so that it never outlives its timeout on a
+   busy loop: :meth:`Checkpoint.steps`): a worker killed half-way through a
    checkpoint of a hundred thousand keys leaves no half of it behind (the runtime's own record — the last input
    offset applied — and the keys it speaks for are read together or not at all);
 4. **commit** the offsets Faust chose before step 1, which are never ahead of the captured state.
@@ -38,7 +39,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -48,6 +49,7 @@ from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
 from connectors.kafka.topics import changelog_name, repartition_name
 from models.engine.rekey import Rekeying
+from models.engine.runtime import Steps
 
 log = logging.getLogger(__name__)
 SEP = "\x1f"  # between detector name and key in a changelog record's key
@@ -75,7 +77,7 @@ class Report:
     keys: dict[str, int] | None = None  # store name → keys it holds now
     restored: str = ""  # the store restored, and its partitions
     partitions: tuple[int, ...] = ()
-    pause: float = 0.0  # how long the capture and the transaction held the agents (a checkpoint)
+    pause: float = 0.0  # how long the capture held the agents (a checkpoint)
 
 
 class Checkpoint:
@@ -106,14 +108,48 @@ class Checkpoint:
         self.sending = asyncio.Lock()
         self.app_id = app_id
         self._state_producer: Any = None  # the transactional producer of the changelogs, started at first use
-        self.held = 0.0  # how long the last checkpoint's transaction held the agents
         self.waited = 0.0  # seconds the agents have waited in pace() for sends to end, since the start
+        self.torn = False  # an agent was stopped inside a record (tear)
         #: the captures being encoded, each with its records so far: [changelog, partition, capture, records]
         self._encoding: list[list[Any]] = []
         #: set while no checkpoint is being taken and no envelopes are being sent (see pace)
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._busy = 0
+
+    @contextlib.asynccontextmanager
+    async def record(self) -> AsyncIterator[None]:
+        """Held by an agent while it handles one record and sends what it caused (:attr:`boundary`). An agent
+        stopped inside it (cancelled as the worker stops, between two of the record's steps or in a send) may
+        leave part of the record applied or its alerts unsent: :meth:`tear`."""
+        async with self.boundary:
+            try:
+                yield
+            except asyncio.CancelledError:
+                self.tear()
+                raise
+
+    async def steps(self, steps: Steps) -> Any:
+        """Take a record's steps (``Ingest.stepwise``, ``PartitionedReceiver.stepwise``), giving the loop a turn
+        between two while a checkpoint or a forward is under way: a record of hundreds of events then holds the
+        loop a few milliseconds at a time instead of tens, so the checkpoint's transaction goes on beside the
+        agents instead of holding them (:meth:`_write_state`). Other agents wait meanwhile (:attr:`boundary`)."""
+        quiet = self._quiet.is_set
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            if not quiet():
+                await asyncio.sleep(0)
+
+    def tear(self) -> None:
+        """An agent was stopped inside a record: the state may hold part of it, and its alerts may not all be sent,
+        so no checkpoint may capture it from now on (the worker is stopping; the next owner restores the last
+        checkpoint and reads the record again, as after a kill)."""
+        if not self.torn:
+            log.warning("stopped inside a record: no further checkpoint is written by this worker")
+        self.torn = True
 
     async def state_producer(self) -> Any:
         """The checkpoint's own transactional producer (one per worker process; its id is unique, so a restarted
@@ -137,8 +173,8 @@ class Checkpoint:
 
         The capture holds the agents (between two records, O(1) per store: it takes the set of changed keys); the
         keys are encoded in slices while the agents run on, each key encoded before an agent changes it
-        (:class:`models.engine.runtime.Capture`); the transaction that sends them holds the agents again, for as
-        long as its bytes take to be acknowledged."""
+        (:class:`models.engine.runtime.Capture`); the transaction that sends them runs beside the agents. An agent
+        stopped inside a record before (:meth:`tear`) leaves nothing more to write."""
         with self._io():
             return await self._commit(producer, commit_offsets)
 
@@ -155,6 +191,8 @@ class Checkpoint:
                 self._quiet.set()
 
     async def _commit(self, producer: Any, commit_offsets: Callable[[], Awaitable[bool]]) -> bool:
+        if self.torn:
+            return False  # see tear(): nothing after it is written, offsets included
         async with self.sending:
             async with self.boundary:
                 paused = time.perf_counter()
@@ -219,22 +257,23 @@ class Checkpoint:
         if pending:
             await asyncio.gather(*pending)  # forwarded before the state that says so
         records_out = 0
-        self.held = 0.0
         if any(not capture.done for _, _, capture in changes):
             records_out = await self._write_state(changes)
         if records_out:
             self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(),
-                               pause=pause + self.held))
+                               pause=pause))
         return written + records_out
 
     async def _write_state(self, changes: list[tuple[str, int, Any]]) -> int:
         """The captured keys of every store, in one transaction of :meth:`state_producer`.
 
-        The keys are encoded first, a slice at a time while the agents run on; then the agents are held (between
-        two records) while the transaction is open, and only then: it lasts as long as sending and acknowledging
-        bytes. Left to share the loop, a transaction lasted as long as its producer's many small steps took, each
-        waiting for every agent's next record — under a backlog on a starved 2-core machine one step took a
-        fifth of a second, a checkpoint 24–27 s, past :data:`TRANSACTION_TIMEOUT_MS`, and the worker crashed. A
+        The keys are encoded first, a slice at a time while the agents run on; then the transaction is opened
+        and sent, the agents running beside it. Its producer takes many small steps, each waiting for the loop:
+        while whole records were handled in one go, under a backlog on a starved 2-core machine one step took a
+        fifth of a second, a checkpoint 24–27 s, past :data:`TRANSACTION_TIMEOUT_MS`, and the worker crashed; then
+        the agents were held (between two records) while the transaction was open, 40–60 ms on average and up to
+        160 ms. Now an agent gives the loop a turn every :data:`~models.engine.runtime.STEP_EVENTS` events while a
+        checkpoint is under way (:meth:`steps`), and the transaction needs no hold. A
         transaction the broker refuses (timed out, fenced, its coordinator or a leader lost with a broker) is
         written again at once, whole, by a fresh producer — up to :data:`WRITE_ATTEMPTS` times; the offsets wait
         for it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
@@ -253,15 +292,12 @@ class Checkpoint:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             producer = await self.state_producer()
             try:
-                async with self.boundary:  # the loop to the producer while the transaction is open (see above)
-                    held = time.perf_counter()
-                    await producer.begin_transaction()
-                    pending = []
-                    for topic, partition, records in encoded:
-                        pending += await _send(producer, topic, partition, records)
-                    await asyncio.gather(*pending)
-                    await producer.commit_transaction()  # acknowledged before the offsets are committed
-                    self.held = time.perf_counter() - held
+                await producer.begin_transaction()
+                pending = []
+                for topic, partition, records in encoded:
+                    pending += await _send(producer, topic, partition, records)
+                await asyncio.gather(*pending)
+                await producer.commit_transaction()  # acknowledged before the offsets are committed
                 return records_out
             except BaseException as e:
                 await self._discard(producer)
@@ -299,7 +335,9 @@ class Checkpoint:
         agents. (Waiting only 20 ms left the loop as busy as before — the agents are not in step, so one of them
         always held it — and a forward of 63,000 events still took 6.7 s.) After the burst, checkpoints come every
         1.5 s and take 0.2–0.5 s, and the peak RSS is 0.5 GiB instead of 1.1–1.4; the agents give up about a
-        tenth of their throughput for it. The time they wait is counted (:attr:`waited`)."""
+        tenth of their throughput for it. Since records are handled a step at a time and give the loop a turn
+        between steps while a checkpoint is under way (:meth:`steps`), the sends no longer wait for whole records,
+        and the wait is at most 50 ms (it was 0.25 s). The time they wait is counted (:attr:`waited`)."""
         if self._quiet.is_set():
             await asyncio.sleep(0)
             return
@@ -382,8 +420,9 @@ class Checkpoint:
 SLICE = 2000
 #: The longest a checkpoint's encoding holds the agents at one time (the writer's slice, or an agent's share).
 SLICE_S = 0.02
-#: The longest an agent waits between two records for a checkpoint or a forward to end (:meth:`Checkpoint.pace`).
-PACE_MAX_S = 0.25
+#: The longest an agent waits between two records for a checkpoint or a forward to end (:meth:`Checkpoint.pace`):
+#: no checkpoint stops an agent longer than this at a time.
+PACE_MAX_S = 0.05
 #: Keys encoded between two looks at the clock.
 KEYS_PER_STEP = 100
 

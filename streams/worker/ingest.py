@@ -17,7 +17,7 @@ import orjson
 from models.contracts.alert import Alert, Source
 from models.contracts.report import Report
 from models.contracts.records import InvalidRecord, decode, event_id, validate
-from models.engine.runtime import HOLD_CLOCK
+from models.engine.runtime import HOLD_CLOCK, STEP_EVENTS, Steps, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,14 @@ class Ingest:
     def handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
                record_time: float | None = None) -> Outcome:
         """Never raises: whatever the record holds ends as judged events and dead letters."""
+        return run_to_end(self.stepwise(raw, topic, partition, offset, record_time))
+
+    def stepwise(self, raw: bytes | None, topic: str, partition: int, offset: int,
+                 record_time: float | None = None) -> Steps:
+        """:meth:`handle` a step of :data:`~models.engine.runtime.STEP_EVENTS` events at a time (the worker gives its
+        loop a turn between two while a checkpoint is being written); returns the :class:`Outcome`."""
         try:
-            return self._handle(raw, topic, partition, offset, record_time)
+            return (yield from self._handle(raw, topic, partition, offset, record_time))
         except Exception as e:  # a case nobody foresaw: the whole record is set aside, with the reason
             log.exception("record %s[%d]@%d could not be processed", topic, partition, offset)
             out = Outcome(read=1, refused=1)
@@ -189,7 +195,7 @@ class Ingest:
             return out
 
     def _handle(self, raw: bytes | None, topic: str, partition: int, offset: int,
-                record_time: float | None = None) -> Outcome:
+                record_time: float | None = None) -> Steps:
         out = Outcome()
         try:
             events = decode(raw)
@@ -201,6 +207,8 @@ class Ingest:
         out.read = len(events)
         now = datetime.now(timezone.utc)  # one clock reading per record: the plausibility bounds of its events
         for i, event in enumerate(events):
+            if i and not i % STEP_EVENTS:
+                yield
             try:
                 validate(self.stream, event, now)
                 clock = self._clocks.get(partition)

@@ -73,7 +73,7 @@ CHECKPOINT_RECORDS = Counter("zhijian_checkpoint_records", "State changelog reco
 CHECKPOINT_SECONDS = Histogram("zhijian_checkpoint_seconds", "Time to encode, write and have acknowledged one "
                                "checkpoint's state changelog records (the agents run meanwhile)",
                                buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=REGISTRY)
-CHECKPOINT_PAUSE = Histogram("zhijian_checkpoint_pause_seconds", "Time a checkpoint held the agents (capture, transaction)",
+CHECKPOINT_PAUSE = Histogram("zhijian_checkpoint_pause_seconds", "Time a checkpoint held the agents (its capture)",
                              buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5), registry=REGISTRY)
 CHECKPOINT_LONGEST = Gauge("zhijian_checkpoint_longest_seconds", "The longest checkpoint write since the start",
                            registry=REGISTRY)
