@@ -91,18 +91,18 @@ def test_an_aborted_write_is_written_again_by_the_next_capture():
     feed(rt, rng, t, 5)
 
 
-def test_a_key_rests_as_text_when_unused_for_a_checkpoint_and_decodes_on_use():
+def test_a_small_key_rests_as_text_once_written_and_decodes_on_use():
     rt = Runtime([Tally()])
     src = Source("zhijian.claims", 0, 0, "C")
     rt.process({"patient": "A", "_t": 0.0}, src)
     rt.process({"patient": "B", "_t": 1.0}, src)
-    rt.capture().all()
-    entry_a = rt._store[(0, "A")]
-    assert entry_a.obj == {"n": 1} and entry_a.text == '{"n":1}'   # both while it may be used again
-    rt.process({"patient": "B", "_t": 2.0}, src)
-    rt.capture().all()
-    assert entry_a.obj is None and entry_a.text == '{"n":1}'        # unused since: rests as its text
-    assert rt._store[(0, "B")].obj == {"n": 2}
+    capture = rt.capture()
+    rt.process({"patient": "B", "_t": 2.0}, src)  # before the capture's slice reaches B: B is encoded first
+    written = {k: orjson.loads(v)[2] for _, k, v in capture.all()}
+    assert written == {"A": {"n": 1}, "B": {"n": 1}}                   # the state at the capture
+    entry_a, entry_b = rt._store[(0, "A")], rt._store[(0, "B")]
+    assert entry_a.obj is None and entry_a.text == '{"n":1}'           # written by the slice: rests as its text
+    assert entry_b.obj == {"n": 2} and entry_b.text is None            # changed since: in use
     rt.process({"patient": "A", "_t": 3.0}, src)
     assert rt.store_of(Tally.name, "A") == {"n": 2} and rt._store[(0, "A")].text is None
 

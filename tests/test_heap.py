@@ -54,3 +54,26 @@ def test_configured_heap_maps_large_buffers_and_returns_them_when_freed() -> Non
     r = burst("configured")
     assert r["grown"] > 50 * 2 ** 20
     assert r["kept"] < 0.1 * r["grown"], r  # each buffer was mapped on its own and unmapped when freed
+
+
+def test_a_checkpoints_records_hold_no_more_memory_than_their_bytes() -> None:
+    """orjson's output keeps the buffer it was written in (8 KiB for a 1 KB record); a checkpoint holds its records
+    until its transaction is sent, so the runtime keeps tight copies."""
+    import ctypes
+
+    import orjson
+
+    from models.contracts.alert import Source
+    from models.engine.runtime import Runtime
+    from tests.test_capture import Ledger
+
+    usable = heap._glibc().malloc_usable_size
+    usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+    raw = orjson.dumps({"lines": ["x" * 40] * 20})
+    assert usable(id(raw)) > 4 * len(raw)  # what the runtime must not keep
+    rt = Runtime([Ledger()])
+    for i in range(400):
+        rt.process({"patient": f"P{i % 20}", "_t": float(i)}, Source("zhijian.claims", 0, i, f"C{i}"))
+    values = [v for _, _, v in rt.capture().all() if v is not None and len(v) > 600]
+    assert len(values) == 20
+    assert all(usable(id(v)) < len(v) + 128 for v in values)

@@ -106,19 +106,22 @@ class DetectorFailure(Exception):
 
 
 #: A state whose text is at least this long (a doctor's table of co-visiting pairs, an institution's daily charts)
-#: rests only after :data:`LARGE_STATE_IDLE` checkpoints without use. Such keys are few and used every few seconds:
-#: resting them after one idle checkpoint decoded the same tens of KiB again and again (0.58 s of the bench's 9 s
-#: paced phase), while the memory resting saves is in the many small keys.
+#: rests only after :data:`LARGE_STATE_IDLE` checkpoints without use; a smaller one as soon as a checkpoint has
+#: written it. Large keys are few and used every few seconds: resting them after one idle checkpoint decoded the
+#: same tens of KiB again and again (0.58 s of the bench's 9 s paced phase), while the memory resting saves is in
+#: the many small keys — a burst touches tens of thousands of them, and keeping each as an object for one more
+#: checkpoint was 70 MiB of the peak (docs/benchmark.md).
 LARGE_STATE_CHARS = 4096
 LARGE_STATE_IDLE = 10
 
 
 class _Entry:
     """One key's state and timers. A state in use is a Python object; a checkpoint encodes it once for the
-    changelog and keeps the text beside it, and a state not touched again by the next checkpoint rests as that
-    text alone until it is next used: a few hundred bytes instead of Python objects several times that size
-    (``zhijian bench --entities``), with no decode for keys in constant use. A large state waits
-    :data:`LARGE_STATE_IDLE` checkpoints before it rests. A key with no timer keeps none."""
+    changelog, and from then on it rests as that text alone until it is next used: a few hundred bytes instead of
+    Python objects several times that size (``zhijian bench --entities``). A large state keeps the object beside its
+    text and rests only after :data:`LARGE_STATE_IDLE` checkpoints without use, and so does a key encoded just
+    before an event changed it (copy on write); a small one in constant use is decoded again once per checkpoint
+    (a few µs). A key with no timer keeps none."""
 
     __slots__ = ("obj", "text", "_timers", "seen", "idle")
 
@@ -209,7 +212,11 @@ class Capture:
             # pop(), not next(iter(pending)): a set's iterator starts at its first slot every time, and walks
             # over the slots already emptied — quadratic in the keys of a large checkpoint (12 s of a 15 s write
             # after the 200k-event burst)
-            take(pending.pop())
+            k = pending.pop()
+            take(k)
+            e = store.get(k)
+            if e is not None and len(e.text) < LARGE_STATE_CHARS:  # type: ignore[arg-type]
+                e.obj = None  # a small state rests as its text at once (see _Entry)
         out, self.records = self.records, []
         if not pending and not self.resting and self.runtime._capture is self:
             self.runtime._capture = None
@@ -520,7 +527,11 @@ class Runtime:
         if e is None:
             return name, k[1], None
         text = e.encode()
-        return name, k[1], orjson.dumps([name, k[1], orjson.Fragment(text or "{}"), e._timers or {}, _json_t(e.seen)])
+        value = orjson.dumps([name, k[1], orjson.Fragment(text or "{}"), e._timers or {}, _json_t(e.seen)])
+        # a tight copy: orjson's bytes keep the buffer they were written in (4 KiB for a 300-byte record, 8 KiB for
+        # 1 KB, 64 KiB for 5 KB), and a checkpoint holds its records until its transaction is sent — after a burst,
+        # tens of thousands of them, scattered between the states in the C heap (docs/benchmark.md)
+        return name, k[1], memoryview(value).tobytes()
 
     def changes(self) -> list[tuple[str, str, list[Any] | None]]:
         """(detector, key, entry or None for a deleted key) of every key changed since the last call: a capture,
