@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import gc
 import multiprocessing
-import os
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from models.contracts.alert import Source, iso
 from models.contracts.records import load_schema
 from models.engine.runtime import SWEEP_EVERY_S
 from streams.settings import load_settings
+from streams.worker import heap
 from streams.worker.plan import build_detectors
 
 STREAMS = ("prescription", "claim", "waste", "telemetry")
@@ -31,9 +31,7 @@ DAY_S = 86400.0
 
 def rss_mib() -> float:
     """Resident memory of this process now."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return heap.resident_bytes() / 2**20
 
 
 def _event(stream: str, base: dict[str, Any], i: int, t: float) -> dict[str, Any]:

@@ -362,11 +362,7 @@ class Worker:
 
     async def release_heap(self) -> None:
         """Hand the C heap's free pages back (:mod:`streams.worker.heap`): a burst's buffers leave them behind."""
-        seconds, freed = heap.release()
-        metrics.HEAP_RELEASE_SECONDS.observe(seconds)
-        if seconds > metrics.HEAP_RELEASE_LONGEST._value.get():
-            metrics.HEAP_RELEASE_LONGEST.set(seconds)
-        metrics.HEAP_RELEASED.inc(freed)
+        metrics.heap_released(*heap.release())
 
     async def report_lag(self) -> None:
         """Consumer lag per owned partition: high watermark − next offset to process."""

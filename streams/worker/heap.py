@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
 import time
 
@@ -60,18 +61,9 @@ def resident_bytes() -> int:
     """This process's resident set now (0 where /proc is not there)."""
     try:
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0
-
-
-_PAGE = 4096
-try:
-    import resource
-
-    _PAGE = resource.getpagesize()
-except ImportError:  # pragma: no cover — not on POSIX
-    pass
 
 
 def release() -> tuple[float, int]:

@@ -111,6 +111,19 @@ def serve(host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=REGISTRY)
 
 
+def _raise_to(gauge: Gauge, value: float) -> None:
+    """A "longest since the start" gauge: raised to ``value`` if that is longer."""
+    if value > gauge._value.get():
+        gauge.set(value)
+
+
+def heap_released(seconds: float, freed: int) -> None:
+    """One hand-back of the C heap's free pages (:func:`streams.worker.heap.release`)."""
+    HEAP_RELEASE_SECONDS.observe(seconds)
+    _raise_to(HEAP_RELEASE_LONGEST, seconds)
+    HEAP_RELEASED.inc(freed)
+
+
 def checkpointed(report: Any) -> None:
     """A checkpoint's or a restore's figures (:class:`streams.worker.checkpoint.Report`)."""
     if report.kind == "checkpoint_retried":
@@ -120,10 +133,8 @@ def checkpointed(report: Any) -> None:
         CHECKPOINT_RECORDS.inc(report.records)
         CHECKPOINT_SECONDS.observe(report.seconds)
         CHECKPOINT_PAUSE.observe(report.pause)
-        if report.seconds > CHECKPOINT_LONGEST._value.get():
-            CHECKPOINT_LONGEST.set(report.seconds)
-        if report.pause > CHECKPOINT_LONGEST_PAUSE._value.get():
-            CHECKPOINT_LONGEST_PAUSE.set(report.pause)
+        _raise_to(CHECKPOINT_LONGEST, report.seconds)
+        _raise_to(CHECKPOINT_LONGEST_PAUSE, report.pause)
     else:
         RESTORE_SECONDS.set(report.seconds)
         RESTORE_SECONDS_ALL.inc(report.seconds)
