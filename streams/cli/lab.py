@@ -42,9 +42,6 @@ def register(sub: Any) -> None:  # long: one flat list of the lab's commands and
                          "a hospital's gate, a transfer…): an alert on one is a false alarm, reported per look-alike")
     ev.add_argument("--reference", metavar="JSON", help="the --json of an earlier one-worker run to compare with "
                                                         "(instead of running it first)")
-    ev.add_argument("--reference-first", action="store_true",
-                    help="run the one-worker reference before the run instead of beside it (each then has the "
-                         "machine to itself: for wall-clock figures; the comparison is the same)")
     ev.set_defaults(func=cmd_evaluate)
 
     si = sub.add_parser("simulate", help="write the simulated region's events (one JSON-lines file per stream) "

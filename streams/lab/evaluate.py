@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -154,22 +153,11 @@ def dead_letter_reasons(conn: Any, topic: str) -> dict[str, int]:
     return dict(reasons)
 
 
-class Cancelled(Exception):
-    """A run stopped because the run beside it failed or was interrupted (its workers and broker are stopped)."""
-
-
-def _check(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
-
-
 def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: float | None, label: str,
-                 on_event: Any = None, brokers: int = 1, broker_faults: bool = False,
-                 cancel: threading.Event | None = None) -> dict:
+                 on_event: Any = None, brokers: int = 1, broker_faults: bool = False) -> dict:
     """The simulation through ``workers`` worker processes on a fresh embedded broker (or a cluster of
     ``brokers``, one of which is killed and restarted twice with ``broker_faults``); the alerts by id
-    (``on_event(stream, event)`` sees every event produced). Setting ``cancel`` stops the run (``Cancelled``)
-    within a simulated hour or a drain poll, its processes stopped."""
+    (``on_event(stream, event)`` sees every event produced)."""
 
     started = time.monotonic()
     produced: Counter[str] = Counter()
@@ -209,7 +197,6 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                     if on_event is not None:
                         on_event(stream, event)
                 producer.flush()
-                _check(cancel)
                 if int((hour - sim.t0) / 3600) % 24 == 0:
                     _progress(f"  [{label}] produced day {(hour - sim.t0) / DAY:.0f}/{args.days:g}: "
                               f"{sum(produced.values()):,} events")
@@ -223,7 +210,7 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
             total = sum(produced.values())
             _progress(f"  [{label}] {total:,} events produced in {time.monotonic() - started:.0f} s; waiting for "
                       f"{workers} worker(s) to commit everything …")
-            _wait_committed(args, settings, fleet, consumed, label, kill_every, last_kill, faults, cancel)
+            _wait_committed(args, settings, fleet, consumed, label, kill_every, last_kill, faults)
             alerts = read_all_alerts(settings.kafka, settings.topic("alerts"))
             dead = dead_letter_reasons(settings.kafka, settings.topic("deadletter"))
             peak_rss = max(peak_rss_mib(p.pid) for p in fleet.procs)
@@ -242,15 +229,13 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
 
 
 def _wait_committed(args: argparse.Namespace, settings: Any, fleet: Fleet, consumed: list[str], label: str,
-                    kill_every: float | None, last_kill: float, faults: BrokerFaults | None,
-                    cancel: threading.Event | None = None) -> None:
+                    kill_every: float | None, last_kill: float, faults: BrokerFaults | None) -> None:
     """Wait until the group has committed every record of ``consumed`` (twice, 2 s apart: forwarding happens at
     commits), killing a worker every ``kill_every`` s meanwhile and letting the broker faults finish first."""
     deadline = time.monotonic() + args.timeout
     calm = 0
     while calm < 2:
         time.sleep(2.0)
-        _check(cancel)
         fleet.check()
         if faults is not None:
             faults.tick(1.0)
@@ -291,8 +276,7 @@ def _print_comparison(c: dict[str, Any], layout: str) -> None:
             print(f"  {kind:7} {alert_id}  {detector:32} {entity:28} {when}")
 
 
-def _reference(args: argparse.Namespace, cancel: threading.Event | None = None
-               ) -> tuple[dict[str, list[str]], dict[str, int] | None]:
+def _reference(args: argparse.Namespace) -> tuple[dict[str, list[str]], dict[str, int] | None]:
     """The alert index and dead letters to compare with: read from ``--reference`` or run (one worker, one broker)."""
     if args.reference:
         try:
@@ -300,42 +284,9 @@ def _reference(args: argparse.Namespace, cancel: threading.Event | None = None
             return earlier["alert_index"], earlier.get("dead_letters")
         except (OSError, ValueError, KeyError) as e:
             raise ZhijianError(f"--reference {args.reference}: not the --json of an evaluate run ({e})") from e
-    first = run_pipeline(args, simulator_from_args(args), 1, None, "reference", cancel=cancel)
+    _progress("  first the reference: one worker on one broker, uninterrupted")
+    first = run_pipeline(args, simulator_from_args(args), 1, None, "reference")
     return alert_index(first["alerts"]), first["dead_letters"]
-
-
-class ReferenceBeside:
-    """The one-worker reference run in a thread beside the run under test, on its own broker: the two share the
-    machine instead of taking turns (most of a run is waiting for brokers, commits and restarts). A failure of
-    either stops the other: ``cancel`` is set, and the run that sees it raises ``Cancelled``."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.cancel = threading.Event()
-        self._result: tuple[dict[str, list[str]], dict[str, int] | None] | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(args,), name="evaluate-reference", daemon=True)
-        self._thread.start()
-
-    def _run(self, args: argparse.Namespace) -> None:
-        try:
-            self._result = _reference(args, self.cancel)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread by result()
-            self._error = e
-            self.cancel.set()
-
-    def result(self) -> tuple[dict[str, list[str]], dict[str, int] | None]:
-        """The reference's alert index and dead letters, once it has finished; its error if it failed."""
-        self._thread.join()
-        if self._error is not None and not isinstance(self._error, Cancelled):
-            raise self._error
-        if self._result is None:
-            raise Cancelled()
-        return self._result
-
-    def abandon(self) -> None:
-        """Stop the reference (the run beside it failed or was interrupted) and wait for its processes to stop."""
-        self.cancel.set()
-        self._thread.join(timeout=120)
 
 
 def _compared(result: dict[str, Any], reference: dict[str, list[str]] | None, reference_dead: dict[str, int] | None,
@@ -361,33 +312,6 @@ def _compared(result: dict[str, Any], reference: dict[str, list[str]] | None, re
     return status
 
 
-def _run_and_reference(args: argparse.Namespace, sim: Any, plain: bool, learn: Any, brokers: int,
-                       broker_faults: bool) -> tuple[dict[str, Any], tuple[Any, Any], bool]:
-    """The run under test and the reference to compare it with (none for a plain run): read from ``--reference``,
-    run first with ``--reference-first``, else run beside it; whether it ran beside."""
-    if plain:
-        return run_pipeline(args, sim, args.workers, args.kill_every, "run", learn, brokers, broker_faults), \
-            (None, None), False
-    if args.reference or getattr(args, "reference_first", False):
-        if not args.reference:
-            _progress("  first the reference: one worker on one broker, uninterrupted")
-        reference = _reference(args)
-        return run_pipeline(args, sim, args.workers, args.kill_every, "run", learn, brokers, broker_faults), \
-            reference, False
-    _progress("  the reference beside the run: one worker on its own broker, uninterrupted")
-    beside = ReferenceBeside(args)
-    try:
-        run = run_pipeline(args, sim, args.workers, args.kill_every, "run", learn, brokers, broker_faults,
-                           beside.cancel)
-    except Cancelled:  # the reference failed: its error is the one to report
-        beside.result()
-        raise
-    except BaseException:
-        beside.abandon()
-        raise
-    return run, beside.result(), True
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     if args.days <= 0 or args.scale <= 0:
         raise ZhijianError("--days and --scale must be positive")
@@ -407,6 +331,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if brokers > 1:
         layout += f", {brokers} brokers" + (", the controller and a partition leader killed once each"
                                             if broker_faults else "")
+    reference, reference_dead = (None, None) if plain else _reference(args)
     pseudonymize = Pseudonymizer.from_env()
     ledger = InstitutionLedger()  # the institution risk score's view of the same claims
 
@@ -414,7 +339,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if stream == "claim":
             ledger.learn_claim({**event, "patient": pseudonymize(event["patient_id"])})
 
-    run, (reference, reference_dead), beside = _run_and_reference(args, sim, plain, learn, brokers, broker_faults)
+    run = run_pipeline(args, sim, args.workers, args.kill_every, "run", learn, brokers, broker_faults)
     produced, alerts = run["produced"], run["alerts"]
     # institution-wide fraud is ranked by the risk score (below), not matched to alerts
     truth = [i for i in incidents_from_truth(sim.truth, pseudonymize) if i.detectors != (RISK_SCORE,)]
@@ -423,7 +348,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     enabled = list(BY_NAME) if sim.cfg.scenarios is None else list(sim.cfg.scenarios)
     result = {
         "seed": args.seed, "days": args.days, "scale": args.scale, "workers": args.workers,
-        "kill_every": args.kill_every, "kills": run["kills"], "reference_beside": beside,
+        "kill_every": args.kill_every, "kills": run["kills"],
         "events": dict(produced), "alerts": len(alerts), "wall_seconds": round(run["wall"], 1),
         "worker_peak_rss_mib": round(run["peak_rss"], 1), "brokers": brokers,
         "dead_letters": run["dead_letters"], "broker_faults": run["broker_faults"],
