@@ -489,13 +489,14 @@ def test_payment_restrictions_by_diagnosis_level_and_visit_type_and_a_bad_table_
         load_settings([str(bad)], environ={})
 
 
-def _visits(rt, plan, order=None):
-    """plan: (patient, day, minute) settlements at K04; fed in ``order`` (a permutation) when given."""
+def _visits(rt, plan, order=None, start=0, claim_id=lambda n: f"C{n:03d}"):
+    """plan: (patient, day, minute) settlements at K04; fed in ``order`` (a permutation) when given; ``start``: the
+    number of the plan's first settlement (a plan continued)."""
     from datetime import datetime
 
     events = []
-    for n, (patient, day, minute) in enumerate(plan):
-        e = {"claim_id": f"C{n:03d}", "institution_id": "K04", "patient": patient, "claim_type": "outpatient",
+    for n, (patient, day, minute) in enumerate(plan, start):
+        e = {"claim_id": claim_id(n), "institution_id": "K04", "patient": patient, "claim_type": "outpatient",
              "event_time": f"2026-10-{day:02d}T09:{minute:02d}:00+08:00", "total_amount": 50.0}
         e["_t"] = datetime.fromisoformat(e["event_time"]).timestamp()
         events.append((e, Source("zhijian.claims", n % 3, n, e["claim_id"])))
@@ -559,3 +560,41 @@ def test_a_couple_and_a_family_twice_are_not_a_group_and_the_table_keeps_what_re
     # a first sighting the crowd outlasts is forgotten: found with the room to remember it, not without
     assert found(group((1, 9, 10)) + crowd, 40) == set()
     assert found(group((1, 9, 10)) + crowd, 8000) == {"K04@2026-10-01"}
+
+
+def test_a_pair_table_written_as_lists_and_claim_ids_with_separators_give_the_same_group():
+    """claim.group_visits keeps a pair's days as one text (a fraction of the objects to encode at each checkpoint);
+    a table restored from a state written before that (lists), and a claim id holding "," or ";", give the alerts
+    the text gives: the same id, members, days, claims and money."""
+    import orjson
+
+    from models.rules.claims.group_visits import GroupVisitsDetector, pair_days
+
+    plan = [(p, day, m) for day in (1, 8, 15) for m, p in enumerate(("Pa", "Pb", "Pc"))] + [("Pz", 16, 0)]
+
+    def seen(alerts):
+        return [(a.alert_id, a.numbers["members"], a.numbers["days"], a.numbers["amount"], a.numbers["claims"])
+                for a in alerts]
+
+    want = seen(_visits(Runtime([GroupVisitsDetector()]), plan))
+    assert len(want) == 1 and want[0][1] == ["Pa", "Pb", "Pc"] and want[0][3] == 450.0
+    # two days in (the first day's pairs in the table), the table is taken to the old form (each pair a list of
+    # lists) through a snapshot and restored; the next days are appended to those lists
+    rt = Runtime([GroupVisitsDetector()])
+    first = _visits(rt, plan[:6])
+    snap = rt.snapshot()
+    texts = [v for entry in snap["entries"] for v in entry[2].get("pairs", {}).values()]
+    assert texts and all(isinstance(v, str) for v in texts)  # what the checkpoints now write
+    for entry in snap["entries"]:
+        entry[2]["pairs"] = {k: pair_days(v) for k, v in entry[2].get("pairs", {}).items()}
+    old = Runtime([GroupVisitsDetector()])
+    old.restore(orjson.loads(orjson.dumps(snap)))
+    assert first == [] and seen(_visits(old, plan[6:], None, start=6)) == want
+
+    # claim ids with the separators in them: the pairs keep lists, the group is the same
+    def odd(n):
+        return f"C,{n:03d};x"
+    got = _visits(Runtime([GroupVisitsDetector()]), plan, claim_id=odd)
+    assert [(a.numbers["members"], a.numbers["days"], a.numbers["amount"]) for a in got] == [
+        (w[1], w[2], w[3]) for w in want]
+    assert {c["claim_id"] for c in got[0].numbers["claims"]} == {odd(n) for n in range(9)}

@@ -30,7 +30,7 @@ import orjson
 from models.contracts.alert import Source
 from models.engine.detector import KeyedDetector
 from models.engine.runtime import Runtime
-from models.rules.claims.group_visits import GroupVisitsConfig, GroupVisitsDetector
+from models.rules.claims.group_visits import Days, GroupVisitsConfig, GroupVisitsDetector, day_count, first_day
 
 TZ = timezone(timedelta(hours=8))
 START = datetime(2026, 10, 1, tzinfo=TZ)
@@ -113,8 +113,8 @@ def _run(detector: KeyedDetector, claims: list[tuple[float, dict[str, Any]]]) ->
     return time.perf_counter() - t0, rt, alerts
 
 
-def _reach_days(pairs: dict[str, list[list[Any]]], today: int) -> float | None:
-    once = [v[0][0] for v in pairs.values() if len(v) == 1]
+def _reach_days(pairs: dict[str, Days], today: int) -> float | None:
+    once = [first_day(v) for v in pairs.values() if day_count(v) == 1]
     return None if not once else today - min(once)
 
 

@@ -81,6 +81,80 @@ def _day(ordinal: int) -> str:
     return date.fromordinal(ordinal).isoformat()
 
 
+# A pair's days, as its table keeps them: one text "day,a's claim,b's claim,a's amount,b's amount" a day, joined by
+# ";" — one string a pair instead of a list of five-item lists. A doctor's table holds up to ``max_pairs`` pairs and is
+# encoded whole at every checkpoint after a settlement changed it; walking seven objects a pair, scattered over a
+# long-running worker's heap, made that encoding the largest share of the bench's steady phase (docs/benchmark.md).
+# A day whose claim ids hold the separators, and a table written before the text, keep the lists: every reader takes
+# both (:func:`pair_days`).
+Days = str | list[list[Any]]
+
+
+def _text(entry: list[Any]) -> str | None:
+    day, claim_a, claim_b, amount_a, amount_b = entry
+    if "," in claim_a or ";" in claim_a or "," in claim_b or ";" in claim_b:
+        return None
+    return f"{day},{claim_a},{claim_b},{amount_a!r},{amount_b!r}"
+
+
+def pair_days(value: Days | None) -> list[list[Any]]:
+    """A pair's days as [day ordinal, a's claim, b's claim, a's amount, b's amount], oldest first.
+
+    >>> pair_days("739901,C1,C2,5.04,8.4;739908,C7,C9,5.0,1.25")
+    [[739901, 'C1', 'C2', 5.04, 8.4], [739908, 'C7', 'C9', 5.0, 1.25]]
+    >>> pair_days([[739901, "C1,x", "C2", 5.04, 8.4]]) == [[739901, "C1,x", "C2", 5.04, 8.4]]
+    True
+    """
+    if not value:
+        return []
+    if not isinstance(value, str):
+        return value
+    out = []
+    for text in value.split(";"):
+        day, claim_a, claim_b, amount_a, amount_b = text.split(",")
+        out.append([int(day), claim_a, claim_b, float(amount_a), float(amount_b)])
+    return out
+
+
+def _joined(entries: list[list[Any]]) -> Days | None:
+    texts = [_text(e) for e in entries]
+    if not entries:
+        return None
+    return ";".join(texts) if None not in texts else entries  # type: ignore[arg-type]
+
+
+def _appended(value: Days | None, entry: list[Any]) -> Days:
+    text = _text(entry)
+    if value is None:
+        return text if text is not None else [entry]
+    if isinstance(value, str) and text is not None:
+        return f"{value};{text}"
+    return [*pair_days(value), entry]
+
+
+def day_count(value: Days) -> int:
+    return value.count(";") + 1 if isinstance(value, str) else len(value)
+
+
+def first_day(value: Days) -> int:
+    return int(value[:value.index(",")]) if isinstance(value, str) else value[0][0]
+
+
+def last_day(value: Days) -> int:
+    if not isinstance(value, str):
+        return value[-1][0]
+    start = value.rfind(";") + 1
+    return int(value[start:value.index(",", start)])
+
+
+def _day_set(value: Days | None) -> set[int]:
+    if not value:
+        return set()
+    if isinstance(value, str):
+        return {int(text[:text.index(",")]) for text in value.split(";")}
+    return {e[0] for e in value}
+
+
 class GroupVisitsDetector(KeyedDetector):
     name = "claim.group_visits"
     version = "1"
@@ -158,8 +232,8 @@ class GroupVisitsDetector(KeyedDetector):
             today = self._ordinals[day] = date.fromisoformat(day).toordinal()
         # the settlements just before this one (at this doctor): [t, patient, claim id, amount]
         recent = [r for r in st.get("recent", ()) if t - r[0] <= cfg.window_minutes * 60]
-        # pair "a|b" (a < b) → [[day, a's claim, b's claim, a's amount, b's amount], …], one per day
-        pairs: dict[str, list[list[Any]]] = st.setdefault("pairs", {})
+        # pair "a|b" (a < b) → its days, one per day (see Days)
+        pairs: dict[str, Days] = st.setdefault("pairs", {})
         ripe = []
         for r in recent[-cfg.neighbours:]:
             other = r[1]
@@ -168,16 +242,16 @@ class GroupVisitsDetector(KeyedDetector):
             a, b = (patient, other) if patient < other else (other, patient)
             entry = [today, claim, r[2], amount, r[3]] if a == patient else [today, r[2], claim, r[3], amount]
             k = f"{a}|{b}"
-            days = pairs.get(k)
+            days: Days | None = pairs.get(k)
             if days is None:  # most co-visits: a first sighting
-                pairs[k] = [entry]
+                pairs[k] = _appended(None, entry)
                 continue
-            if days[-1][0] == today:  # settled in time order: the last day is the newest
+            if last_day(days) == today:  # settled in time order: the last day is the newest
                 continue
-            if days[0][0] <= today - cfg.horizon_days:
-                days[:] = [x for x in days if x[0] > today - cfg.horizon_days]
-            days.append(entry)
-            if len(days) >= cfg.min_days:
+            if first_day(days) <= today - cfg.horizon_days:
+                days = _joined([x for x in pair_days(days) if x[0] > today - cfg.horizon_days])
+            days = pairs[k] = _appended(days, entry)
+            if day_count(days) >= cfg.min_days:
                 ripe.append((a, b))
         recent.append([t, patient, claim, amount])
         st["recent"] = recent[-cfg.neighbours:]
@@ -189,30 +263,30 @@ class GroupVisitsDetector(KeyedDetector):
             out += self._grow(ctx, st, pairs, a, b, t, Source(*source))
         return out
 
-    def _forget(self, pairs: dict[str, list[list[Any]]], today: int) -> None:
+    def _forget(self, pairs: dict[str, Days], today: int) -> None:
         """Down to three quarters of the cap: first what fell out of the horizon, then the one-off co-visits, the
         oldest first (the table's order is first sighting, the only day of a one-off), then — a table of recurring
         pairs only — those of fewest days. Amortised: once per quarter of the table."""
         cfg = self.config
-        for k in [k for k, v in pairs.items() if v[-1][0] <= today - cfg.horizon_days]:
+        for k in [k for k, v in pairs.items() if last_day(v) <= today - cfg.horizon_days]:
             del pairs[k]
         keep = int(cfg.max_pairs * 0.75)
         excess = len(pairs) - keep
         if excess > 0:
-            once = [k for k, v in pairs.items() if len(v) == 1][:excess]
+            once = [k for k, v in pairs.items() if day_count(v) == 1][:excess]
             for k in once:
                 del pairs[k]
             excess -= len(once)
         if excess > 0:
-            for k in sorted(pairs, key=lambda k: (len(pairs[k]), pairs[k][-1][0], k))[:excess]:
+            for k in sorted(pairs, key=lambda k: (day_count(pairs[k]), last_day(pairs[k]), k))[:excess]:
                 del pairs[k]
 
-    def _grow(self, ctx: Context, st: dict[str, Any], pairs: dict[str, list[list[Any]]], a: str, b: str,
+    def _grow(self, ctx: Context, st: dict[str, Any], pairs: dict[str, Days], a: str, b: str,
               t: float, source: Source) -> list[Alert]:
         cfg = self.config
 
         def days_of(x: str, y: str) -> set[int]:
-            return {e[0] for e in pairs.get("|".join(sorted((x, y))), ())}
+            return _day_set(pairs.get("|".join(sorted((x, y)))))
 
         members, shared = [a, b], days_of(a, b)
         partners: dict[str, int] = {}
@@ -249,11 +323,11 @@ class GroupVisitsDetector(KeyedDetector):
                             st.get("region", "unknown"), source)]
 
     def _alert(self, institution: str, gid: str, members: list[str], days: list[int],
-               pairs: dict[str, list[list[Any]]], t: float, region: str, source: Source) -> Alert:
+               pairs: dict[str, Days], t: float, region: str, source: Source) -> Alert:
         claims: dict[tuple[str, int], tuple[str, float]] = {}
         for i, x in enumerate(members):
             for y in members[i + 1:]:
-                for e in pairs.get(f"{x}|{y}", ()):
+                for e in pair_days(pairs.get(f"{x}|{y}")):
                     if e[0] in days:
                         claims[(x, e[0])] = (e[1], e[3])
                         claims[(y, e[0])] = (e[2], e[4])
