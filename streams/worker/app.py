@@ -190,12 +190,13 @@ class Worker:
                 counters["EVENTS"].inc(out.events)
                 self.observer.events(stream, out.kinds)
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                if msg.timestamp:
-                    counters["LATENCY"].observe(max(0.0, time.time() - msg.timestamp))
+                age = max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
+                if age is not None:
+                    counters["LATENCY"].observe(age)
                 # under a backlog the stream never waits: yield once a record, so that the commit timer (the
                 # checkpoint) runs on time and the repartition topics' agents work while the inputs drain; while a
                 # checkpoint is written, encode a share of it and give its sends the loop (Checkpoint.pace)
-                await self.checkpoint.pace(time.perf_counter() - started)
+                await self.checkpoint.pace(time.perf_counter() - started, age)
 
         process.__name__ = f"process_{stream}"
         process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
@@ -232,7 +233,8 @@ class Worker:
                 if envelope is not None:
                     forwarded.inc(len(envelope.get("events", ())))
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                await self.checkpoint.pace(time.perf_counter() - started)  # as the input agents do
+                age = max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
+                await self.checkpoint.pace(time.perf_counter() - started, age)  # as the input agents do
 
         process.__name__ = f"process_{group.replace('-', '_')}"
         process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
