@@ -190,7 +190,7 @@ class Worker:
                 counters["EVENTS"].inc(out.events)
                 self.observer.events(stream, out.kinds)
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                age = max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
+                age = _age(msg)
                 if age is not None:
                     counters["LATENCY"].observe(age)
                 # under a backlog the stream never waits: yield once a record, so that the commit timer (the
@@ -233,8 +233,7 @@ class Worker:
                 if envelope is not None:
                     forwarded.inc(len(envelope.get("events", ())))
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                age = max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
-                await self.checkpoint.pace(time.perf_counter() - started, age)  # as the input agents do
+                await self.checkpoint.pace(time.perf_counter() - started, _age(msg))  # as the input agents do
 
         process.__name__ = f"process_{group.replace('-', '_')}"
         process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
@@ -390,6 +389,11 @@ class Worker:
             if position is not None and high is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
                 self.reported.add((tp.topic, tp.partition))
+
+
+def _age(msg: Any) -> float | None:
+    """Seconds since a record's Kafka timestamp (None when it has none)."""
+    return max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
 
 
 def dead_reference(topic: str, partition: int, offset: int, value: bytes, reason: str) -> bytes:

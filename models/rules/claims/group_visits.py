@@ -117,9 +117,9 @@ def pair_days(value: Days | None) -> list[list[Any]]:
 
 
 def _joined(entries: list[list[Any]]) -> Days | None:
-    texts = [_text(e) for e in entries]
     if not entries:
         return None
+    texts = [_text(e) for e in entries]
     return ";".join(texts) if None not in texts else entries  # type: ignore[arg-type]
 
 
