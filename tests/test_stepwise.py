@@ -126,24 +126,3 @@ def test_an_agent_stopped_between_two_steps_leaves_no_checkpoint_behind() -> Non
     torn, wrote, log = asyncio.run(run())
     assert 0 < len(log) < 1000   # stopped inside the record
     assert torn and not wrote     # nothing captured, no offsets committed after it
-
-
-@pytest.mark.parametrize("age_s, waits", [(0.05, False), (None, True), (5.0, True)])
-def test_back_pressure_holds_an_agent_working_through_a_backlog_not_one_keeping_up(age_s, waits) -> None:
-    """While a checkpoint's sends are under way, an agent whose record was old (a backlog) waits for them, up to
-    PACE_MAX_S, and its wait is counted; one handling live records (younger than BEHIND_S) only yields."""
-    from streams.worker.checkpoint import BEHIND_S, PACE_MAX_S
-
-    async def run() -> tuple[float, float]:
-        cp = _checkpoint()
-        cp._quiet.clear()  # a checkpoint's sends are under way, and stay so
-        started = asyncio.get_running_loop().time()
-        await cp.pace(0.001, age_s)
-        return asyncio.get_running_loop().time() - started, cp.waited
-
-    assert BEHIND_S > 0.05
-    took, waited = asyncio.run(run())
-    if waits:
-        assert took >= PACE_MAX_S * 0.9 and waited >= PACE_MAX_S * 0.9
-    else:
-        assert took < PACE_MAX_S / 2 and waited == 0

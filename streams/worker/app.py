@@ -190,13 +190,12 @@ class Worker:
                 counters["EVENTS"].inc(out.events)
                 self.observer.events(stream, out.kinds)
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                age = _age(msg)
-                if age is not None:
-                    counters["LATENCY"].observe(age)
+                if msg.timestamp:
+                    counters["LATENCY"].observe(max(0.0, time.time() - msg.timestamp))
                 # under a backlog the stream never waits: yield once a record, so that the commit timer (the
                 # checkpoint) runs on time and the repartition topics' agents work while the inputs drain; while a
                 # checkpoint is written, encode a share of it and give its sends the loop (Checkpoint.pace)
-                await self.checkpoint.pace(time.perf_counter() - started, age)
+                await self.checkpoint.pace(time.perf_counter() - started)
 
         process.__name__ = f"process_{stream}"
         process.__doc__ = f"Validate {stream} records ({KEY_FIELD[stream]} keys one entity to a partition) and detect."
@@ -233,7 +232,7 @@ class Worker:
                 if envelope is not None:
                     forwarded.inc(len(envelope.get("events", ())))
                 self.processed[(msg.topic, msg.partition)] = msg.offset + 1
-                await self.checkpoint.pace(time.perf_counter() - started, _age(msg))  # as the input agents do
+                await self.checkpoint.pace(time.perf_counter() - started)  # as the input agents do
 
         process.__name__ = f"process_{group.replace('-', '_')}"
         process.__doc__ = f"Run the detectors re-keyed as {group} over the events forwarded to them."
@@ -389,11 +388,6 @@ class Worker:
             if position is not None and high is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
                 self.reported.add((tp.topic, tp.partition))
-
-
-def _age(msg: Any) -> float | None:
-    """Seconds since a record's Kafka timestamp (None when it has none)."""
-    return max(0.0, time.time() - msg.timestamp) if msg.timestamp else None
 
 
 def dead_reference(topic: str, partition: int, offset: int, value: bytes, reason: str) -> bytes:

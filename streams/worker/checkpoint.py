@@ -321,7 +321,7 @@ class Checkpoint:
                     return False
         return True
 
-    async def pace(self, worked_s: float, age_s: float | None = None) -> None:
+    async def pace(self, worked_s: float) -> None:
         """An agent's turn between two records, after one that took it ``worked_s``: a yield to the loop, and while
         a checkpoint is being taken or envelopes are being sent, the agent's share of it and back-pressure.
 
@@ -337,13 +337,8 @@ class Checkpoint:
         1.5 s and take 0.2–0.5 s, and the peak RSS is 0.5 GiB instead of 1.1–1.4; the agents give up about a
         tenth of their throughput for it. Since records are handled a step at a time and give the loop a turn
         between steps while a checkpoint is under way (:meth:`steps`), the sends no longer wait for whole records,
-        and the wait is at most 50 ms (it was 0.25 s). The time they wait is counted (:attr:`waited`).
-
-        Back-pressure is for a backlog: a record handled within :data:`BEHIND_S` of its timestamp (``age_s``) means
-        the agent keeps up with its input, and it only yields. In steady flow a checkpoint is written in about a
-        quarter of a second, and an agent that waited after each record meanwhile let the records arriving behind
-        it queue for as long (docs/benchmark.md, session 5)."""
-        if self._quiet.is_set() or (age_s is not None and age_s < BEHIND_S):
+        and the wait is at most 50 ms (it was 0.25 s). The time they wait is counted (:attr:`waited`)."""
+        if self._quiet.is_set():
             await asyncio.sleep(0)
             return
         if self._encoding:
@@ -428,9 +423,6 @@ SLICE_S = 0.02
 #: The longest an agent waits between two records for a checkpoint or a forward to end (:meth:`Checkpoint.pace`):
 #: no checkpoint stops an agent longer than this at a time.
 PACE_MAX_S = 0.05
-#: A record older than this when handled (by its Kafka timestamp) is part of a backlog, and its agent yields to a
-#: checkpoint's or a forward's sends (:meth:`Checkpoint.pace`); a younger one is live traffic, which does not wait
-BEHIND_S = 1.0
 #: Keys encoded between two looks at the clock.
 KEYS_PER_STEP = 100
 
