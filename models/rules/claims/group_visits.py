@@ -147,14 +147,6 @@ def last_day(value: Days) -> int:
     return int(value[start:value.index(",", start)])
 
 
-def _day_set(value: Days | None) -> set[int]:
-    if not value:
-        return set()
-    if isinstance(value, str):
-        return {int(text[:text.index(",")]) for text in value.split(";")}
-    return {e[0] for e in value}
-
-
 class GroupVisitsDetector(KeyedDetector):
     name = "claim.group_visits"
     version = "1"
@@ -286,7 +278,7 @@ class GroupVisitsDetector(KeyedDetector):
         cfg = self.config
 
         def days_of(x: str, y: str) -> set[int]:
-            return _day_set(pairs.get("|".join(sorted((x, y)))))
+            return {e[0] for e in pair_days(pairs.get("|".join(sorted((x, y)))))}
 
         members, shared = [a, b], days_of(a, b)
         partners: dict[str, int] = {}
