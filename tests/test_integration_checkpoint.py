@@ -149,3 +149,97 @@ def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_a
         assert counts(heir) == (10, {1})
 
     asyncio.run(run())
+
+
+def test_a_checkpoint_whose_producer_cannot_find_its_coordinator_waits_and_is_written(own_broker, monkeypatch):
+    """aiokafka gives up finding a transactional producer's coordinator when the connection to it closes (a broker
+    killed mid-request): ``start()`` raises ``KafkaError``. A worker crashed on it in the broker-fault run (CI,
+    2026-12-07). The checkpoint must wait and try again with a fresh producer, then write the state whole and only
+    then commit the offsets — and stop every producer that failed to start."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    monkeypatch.setattr(checkpoint_module, "RETRY_FIRST_S", 0.05)
+    made: list[Any] = []
+
+    class LosingCoordinator(AIOKafkaProducer):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.stopped = False
+            made.append(self)
+
+        async def start(self) -> None:
+            if len(made) <= 2:  # the first two producers lose the connection while finding their coordinator
+                raise KafkaError(repr(KafkaConnectionError("Connection at 127.0.0.1:9 closed")))
+            await super().start()
+
+        async def stop(self) -> None:
+            self.stopped = True
+            await super().stop()
+
+    monkeypatch.setattr(checkpoint_module, "AIOKafkaProducer", LosingCoordinator)
+
+    class FaustProducer:
+        _producer = None
+
+        async def flush(self) -> None:
+            return None
+
+    async def run() -> None:
+        live = store()
+        reports: list[Any] = []
+        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
+        feed(live, 3)
+        committed: list[int] = []
+
+        async def commit_offsets() -> bool:
+            committed.append(3)
+            return True
+
+        assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [3]
+        assert [r.kind for r in reports] == ["checkpoint_retried", "checkpoint_retried", "checkpoint"]
+        assert len(made) == 3 and made[0].stopped and made[1].stopped and cp._state_producer is made[2]
+        await cp.close()
+        heir = store()
+        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        assert counts(heir) == (3, {1})
+
+    asyncio.run(run())
+
+
+def test_a_checkpoint_gives_up_after_its_retry_time_and_commits_no_offset(own_broker, monkeypatch):
+    """A coordinator that never comes back: the broker's error after ``WRITE_RETRY_S``, and no offset committed."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
+    monkeypatch.setattr(checkpoint_module, "RETRY_FIRST_S", 0.05)
+    monkeypatch.setattr(checkpoint_module, "WRITE_RETRY_S", 0.5)
+
+    class NeverStarts(AIOKafkaProducer):
+        async def start(self) -> None:
+            raise KafkaError("KafkaConnectionError('Connection at 127.0.0.1:9 closed')")
+
+    monkeypatch.setattr(checkpoint_module, "AIOKafkaProducer", NeverStarts)
+
+    class FaustProducer:
+        _producer = None
+
+        async def flush(self) -> None:
+            return None
+
+    async def run() -> None:
+        live = store()
+        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP)
+        feed(live, 1)
+        committed: list[int] = []
+
+        async def commit_offsets() -> bool:
+            committed.append(1)
+            return True
+
+        started = time.monotonic()
+        with pytest.raises(KafkaError, match="Connection at 127.0.0.1:9 closed"):
+            await cp.commit(FaustProducer(), commit_offsets)
+        assert committed == [] and 0.2 < time.monotonic() - started < 5
+
+    asyncio.run(run())

@@ -124,13 +124,13 @@ class Worker:
         # lost them)
         for alert in alerts:
             alert.pseudonym_key_id = self.pseudonymize.key_id
-            await self.alerts_topic.send(key=alert.key, value=alert.to_json(), force=True)
+            self.checkpoint.watch(await self.alerts_topic.send(key=alert.key, value=alert.to_json(), force=True))
             self.observer.alert(alert)
 
     async def send_reports(self, reports: list[Report]) -> None:
         """A period's figures (models.contracts.report), sent as the alerts are: before the checkpoint covers them."""
         for report in reports:
-            await self.reports_topic.send(key=report.key, value=report.to_json(), force=True)
+            self.checkpoint.watch(await self.reports_topic.send(key=report.key, value=report.to_json(), force=True))
             metrics.REPORTS.labels(report.kind).inc()
 
     async def send_dead(self, stream: str, msg: Any, dead: DeadLetter, value: bytes | None = None) -> None:
@@ -140,7 +140,7 @@ class Worker:
             value = dead_reference(msg.topic, msg.partition, msg.offset, value, dead.reason)
             headers.append(("zhijian.error.reference", b"1"))
             metrics.DEAD_REFERENCES.labels(stream).inc()
-        await self.dead_topic.send(key=msg.key, value=value, headers=headers, force=True)
+        self.checkpoint.watch(await self.dead_topic.send(key=msg.key, value=value, headers=headers, force=True))
         metrics.INVALID.labels(stream, dead.reason).inc()
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, dead.reason)
 

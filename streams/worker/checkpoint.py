@@ -59,8 +59,18 @@ TRANSACTION_TIMEOUT_MS = 20_000
 #: How long a restore waits for open transactions on its changelog partitions to end before it reads what is
 #: committed anyway (the broker's abort of a dead worker's transaction, plus its clean-up interval)
 SETTLE_TIMEOUT_S = 90.0
-#: Times one checkpoint's transaction is written before the worker gives up and stops with the broker's error
-WRITE_ATTEMPTS = 4
+#: How long one checkpoint's transaction is tried again (a fresh producer each time, waits doubling from
+#: :data:`RETRY_FIRST_S` to :data:`RETRY_MAX_S` between tries) before the worker gives up and stops with the
+#: broker's error: longer than a broker's failover — its session timeout, then a new leader for the transaction
+#: coordinator's partition — which a three-broker cluster rides out in well under a minute
+WRITE_RETRY_S = 120.0
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+
+
+class DeliveryFailed(RuntimeError):
+    """A send the checkpoint must cover (an alert, a report, a dead letter, an envelope) was refused for good: no
+    checkpoint may say its record was handled."""
 
 
 def record_key(detector: str, key: str) -> bytes:
@@ -116,6 +126,8 @@ class Checkpoint:
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._busy = 0
+        #: the first send refused for good since the start (see watch): no checkpoint is written after it
+        self.lost: BaseException | None = None
 
     @contextlib.asynccontextmanager
     async def record(self) -> AsyncIterator[None]:
@@ -143,6 +155,22 @@ class Checkpoint:
             if not quiet():
                 await asyncio.sleep(0)
 
+    def watch(self, delivery: Any) -> None:
+        """The future of a send whose loss no checkpoint may cover: an alert, a report or a dead letter (the worker's
+        sends) or an envelope. aiokafka retries what can heal (a leader moving, a broker away) and fails the future
+        only for what cannot — a refused ACL, a record too large, an expired batch — and Faust only logs it, while
+        the producer's flush returns all the same. Such a failure stops every later checkpoint (:meth:`_commit`
+        raises :class:`DeliveryFailed`): the worker stops, and its successor reads the records again from the
+        last checkpoint, instead of one that says they were handled while their alert never reached the topic."""
+        delivery.add_done_callback(self._delivered)
+
+    def _delivered(self, delivery: Any) -> None:
+        error = None if delivery.cancelled() else delivery.exception()
+        if error is not None and self.lost is None:
+            self.lost = error
+            log.error("a send was refused for good (%s: %s): no checkpoint will be written after it",
+                      type(self.lost).__name__, self.lost)
+
     def tear(self) -> None:
         """An agent was stopped inside a record: the state may hold part of it, and its alerts may not all be sent,
         so no checkpoint may capture it from now on (the worker is stopping; the next owner restores the last
@@ -159,7 +187,12 @@ class Checkpoint:
                                         transactional_id=f"{self.app_id}-checkpoint-{uuid.uuid4().hex[:16]}",
                                         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
                                         max_batch_size=512 * 1024, linger_ms=5, max_request_size=4 * 1024 * 1024)
-            await producer.start()
+            try:
+                await producer.start()  # finds the transaction coordinator: fails while a broker fails over
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(producer.stop(), 5.0)
+                raise
             self._state_producer = producer
         return self._state_producer
 
@@ -200,6 +233,12 @@ class Checkpoint:
                 pause = time.perf_counter() - paused
             try:
                 await producer.flush()
+                if self.lost is not None:  # every send of the captured records has ended: was one refused?
+                    raise DeliveryFailed(
+                        f"a send was refused by Kafka ({type(self.lost).__name__}: {self.lost}), so no checkpoint "
+                        "may cover its record: the worker stops, and the next one reads the records again from the "
+                        "last checkpoint; fix the cause (the topic's ACLs, message.max.bytes) and restart it"
+                    ) from self.lost
                 await self.write(producer._producer, captured, pause)
             except BaseException:
                 for _, _, capture in captured[1]:
@@ -220,7 +259,9 @@ class Checkpoint:
             if not forward:
                 return 0
             with self._io():
-                _, sent = await _send_envelopes(producer, forward)
+                pending, sent = await _send_envelopes(producer, forward)
+            for delivery in pending:  # acknowledged before the next checkpoint (its flush), or it stops
+                self.watch(delivery)
         return sent
 
     def capture(self) -> tuple[list[tuple[str, int, list[Any]]], list[tuple[str, int, Any]]]:
@@ -274,9 +315,11 @@ class Checkpoint:
         the agents were held (between two records) while the transaction was open, 40–60 ms on average and up to
         160 ms. Now an agent gives the loop a turn every :data:`~models.engine.runtime.STEP_EVENTS` events while a
         checkpoint is under way (:meth:`steps`), and the transaction needs no hold. A
-        transaction the broker refuses (timed out, fenced, its coordinator or a leader lost with a broker) is
-        written again at once, whole, by a fresh producer — up to :data:`WRITE_ATTEMPTS` times; the offsets wait
-        for it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
+        transaction the broker refuses (timed out, fenced, its coordinator or a leader lost with a broker), or a
+        producer that cannot start (aiokafka gives up finding the transaction coordinator when its connection
+        closes: a worker crashed on it while a broker was killed in CI), is written again, whole, by a fresh
+        producer — after 0.2 s, then waits doubling to 5 s, for up to :data:`WRITE_RETRY_S`; the offsets wait for
+        it. (Returning "not committed" to Faust instead stalls the group for good: Faust has already taken the
         acknowledged offsets off its list and waits for a gap that never closes.) An authorization error is
         raised at once: a missing ACL does not heal by trying again."""
         self._encoding = [[topic, partition, capture, []] for topic, partition, capture in changes]
@@ -289,9 +332,11 @@ class Checkpoint:
         records_out = sum(len(records) for _, _, records in encoded)
         if not records_out:
             return 0
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            producer = await self.state_producer()
+        give_up, wait, attempt = time.monotonic() + WRITE_RETRY_S, RETRY_FIRST_S, 1
+        while True:
+            producer = None
             try:
+                producer = await self.state_producer()  # a lost coordinator fails its start: tried again too
                 await producer.begin_transaction()
                 pending = []
                 for topic, partition, records in encoded:
@@ -301,12 +346,15 @@ class Checkpoint:
                 return records_out
             except BaseException as e:
                 await self._discard(producer)
-                if attempt == WRITE_ATTEMPTS or not isinstance(e, KafkaError) or "Authorization" in type(e).__name__:
+                if (time.monotonic() + wait > give_up or not isinstance(e, KafkaError)
+                        or "Authorization" in type(e).__name__):
                     raise
-                log.warning("checkpoint transaction refused (%s: %s); writing it again with a fresh producer "
-                            "(attempt %d of %d)", type(e).__name__, e, attempt + 1, WRITE_ATTEMPTS)
+                attempt += 1
+                log.warning("checkpoint transaction refused (%s: %s); writing it again with a fresh producer in "
+                            "%.1f s (attempt %d)", type(e).__name__, e, wait, attempt)
                 self.report(Report("checkpoint_retried", records_out))
-        return records_out  # not reached: the last attempt returns or raises
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_MAX_S)
 
     def encode(self, budget_s: float) -> bool:
         """Encode the captured keys of the checkpoint being written for about ``budget_s``; whether all are.
@@ -352,8 +400,11 @@ class Checkpoint:
 
     async def _discard(self, producer: Any) -> None:
         """Abort a failed transaction at once (a restore of its partitions waits for it to end; if the abort fails
-        the broker's timeout does it) and drop its producer: the next write starts a fresh one."""
+        the broker's timeout does it) and drop its producer: the next write starts a fresh one. (None: the producer
+        failed to start, and :meth:`state_producer` has stopped it.)"""
         self._state_producer = None
+        if producer is None:
+            return
         try:
             await asyncio.wait_for(producer.abort_transaction(), 5.0)
         except BaseException:  # noqa: BLE001 — the write's own error is the one that counts
