@@ -27,7 +27,7 @@ from connectors.kafka.follower import read_topics
 from connectors.kafka.producer import EnvelopeProducer
 from models.contracts.pseudonym import Pseudonymizer
 from streams.lab.faults import BrokerFaults, CommitWatch
-from streams.lab.processes import (ensure_run_key, last_error, peak_rss_mib, simulated_region_configs,
+from streams.lab.processes import (ensure_run_key, last_error, log_digest, peak_rss_mib, simulated_region_configs,
                                    simulator_from_args, start_worker_process, stop_process)
 from streams.lab.rank import RISK_SCORE, compare_rankings, positives, registry
 from streams.lab.rank import markdown as rank_markdown
@@ -225,7 +225,8 @@ def run_pipeline(args: argparse.Namespace, sim: Any, workers: int, kill_every: f
                 watch.stop()
     _progress(f"  [{label}] {len(alerts)} alerts after {time.monotonic() - started:.0f} s")
     return {"produced": produced, "alerts": alerts, "peak_rss": peak_rss, "kills": fleet.kills,
-            "wall": time.monotonic() - started, "dead_letters": dead, "broker_faults": fault_figures}
+            "wall": time.monotonic() - started, "dead_letters": dead, "broker_faults": fault_figures,
+            "worker_logs": [STATE_DIR / f"evaluate-worker-{label}-{i}.log" for i in range(fleet.started)]}
 
 
 def _wait_committed(args: argparse.Namespace, settings: Any, fleet: Fleet, consumed: list[str], label: str,
@@ -303,6 +304,10 @@ def _compared(result: dict[str, Any], reference: dict[str, list[str]] | None, re
             if reference_dead != run["dead_letters"]:
                 print(f"dead letters DIFFER from the reference run: {run['dead_letters']} against {reference_dead}")
                 status = 1
+    if status:  # what the workers went through, for a CI log whose machine and worker logs are gone
+        print(f"\nthe run's workers logged ({', '.join(str(p) for p in run['worker_logs'])}):")
+        for line in log_digest(run["worker_logs"]) or ["      nothing above INFO"]:
+            print(line)
     if run["broker_faults"]:
         print("\n| broker killed | down | longest commit stall (kill → a minute after restart) | first alert after "
               "the kill |\n|---|---|---|---|")

@@ -66,6 +66,39 @@ def last_error(log_path: Path) -> str:
     return ""
 
 
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def log_digest(log_paths: list[Path], limit: int = 12) -> list[str]:
+    """The WARNING and ERROR lines of processes' logs, counted by kind (numbers, ports and offsets folded, the
+    first 110 characters of the message kept), most frequent first: what a lab tool prints when a run's result is
+    wrong, so that the CI log alone says what the workers went through (their log files go with the machine).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "w.log").write_text("[2026-12-07 18:41:55,059] [16987] [ERROR] Unable connect to node with id 1\\n"
+    ...                              "[2026-12-07 18:41:56,001] [16987] [ERROR] Unable connect to node with id 2\\n"
+    ...                              "[2026-12-07 18:41:57,001] [16987] [INFO] fine\\n")
+    >>> log_digest([d / "w.log"])
+    ['      2 × [ERROR] Unable connect to node with id #']
+    """
+    kinds: dict[str, int] = {}
+    for path in log_paths:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            for level in ("[WARNING]", "[ERROR]"):
+                at = line.find(level)
+                if at >= 0:
+                    kind = level + " " + _NUMBERS.sub("#", line[at + len(level):].strip())[:110]
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                    break
+    ranked = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [f"{n:7d} × {kind}" for kind, n in ranked]
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
