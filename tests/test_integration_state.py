@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Any
 
+import orjson
 import pytest
 
 from connectors.kafka.broker import free_port
@@ -71,6 +73,57 @@ def test_state_is_restored_after_kill_9(own_broker, tmp_path):
         [overdue] = alerts_about(bs, "H-STATE", lambda a: any(x["detector"] == "waste.storage_overdue" for x in a))
         assert overdue["numbers"]["manifest_id"] == "STATE-M1" and not overdue["numbers"]["handed_over"]
         assert second.metric("zhijian_state_restore_seconds") > 0
+    finally:
+        second.proc.terminate()
+        second.proc.wait(30)
+
+
+def test_a_restored_state_behind_the_committed_offsets_is_logged_and_counted(own_broker, tmp_path):
+    """A checkpoint that lands after a newer one (written late by a worker the group had dropped) leaves the
+    changelog behind the group's offsets: the records between never reach the detectors after the next restore.
+    Nothing else would say so; the replacement must log the partition and offsets and count it. Here the late
+    write is replayed by hand: the runtime's record of an earlier checkpoint, written again after the last."""
+    from kafka import KafkaProducer
+
+    from connectors.kafka.topics import changelog_name
+    from models.engine.runtime import META
+    from streams.worker.checkpoint import record_key
+
+    bs = own_broker.bootstrap_servers
+    env = {"ZHIJIAN_APP_ID": APP}
+    changelog, meta_key = changelog_name(APP, "telemetry"), record_key(META, "")
+    part = partition_for("GAP-F1", 4)
+
+    def runtime_records() -> list[Any]:
+        return [r for r in read_topic(bs, changelog, lambda rs: True, timeout=10)
+                if r.key == meta_key and r.partition == part]
+
+    first = Worker(bs, free_port(), tmp_path / "first.log", env=env).start()
+    try:
+        produce(bs, "zhijian.telemetry", [reading("GAP-F1", m, 5.0) for m in (0, 1, 2)], key="GAP-F1")
+        first.wait_metric("zhijian_events_total", 3, stream="telemetry")
+        deadline = time.monotonic() + 60
+        while not (early := [r for r in runtime_records() if orjson.loads(r.value)["meta"].get("applied") == 2]):
+            assert time.monotonic() < deadline, "no checkpoint of the first three records"
+            time.sleep(0.5)
+        produce(bs, "zhijian.telemetry", [reading("GAP-F1", m, 5.0) for m in (3, 4, 5, 6)], key="GAP-F1")
+        first.wait_metric("zhijian_events_total", 7, stream="telemetry")
+        time.sleep(3)  # two commit intervals: the state of all seven, then their offsets
+    finally:
+        first.proc.terminate()  # a clean stop: its last checkpoint and offsets are committed
+        first.proc.wait(30)
+    assert orjson.loads(runtime_records()[-1].value)["meta"]["applied"] == 6
+    late = KafkaProducer(bootstrap_servers=bs)
+    late.send(changelog, key=meta_key, value=early[-1].value, partition=part).get(10)  # the late, older checkpoint
+    late.close()
+
+    second = Worker(bs, free_port(), tmp_path / "second.log", env=env).start()
+    try:
+        produce(bs, "zhijian.telemetry", [reading("GAP-F1", 7, 5.0)], key="GAP-F1")
+        assert second.wait_metric("zhijian_state_gaps_total", 1, stream="telemetry", timeout=60) == 1
+        line = next(x for x in (tmp_path / "second.log").read_text().splitlines() if "never applied" in x)
+        assert (f"zhijian.telemetry[{part}]: the restored state has applied records up to offset 2, but the group "
+                f"had committed 7: 4 records were never applied to it") in line and "[ERROR]" in line
     finally:
         second.proc.terminate()
         second.proc.wait(30)

@@ -153,6 +153,7 @@ class Worker:
         wait_s = self.settings.worker.reference_wait_s
         counters = {name: getattr(metrics, name).labels(stream)
                     for name in ("RECORDS", "REPLAYED", "EVENTS_READ", "EVENTS_REFUSED", "EVENTS", "LATENCY")}
+        restored: set[int] = set()  # partitions restored whose first record has not come yet (state_gap)
 
         async def process(records: faust.StreamT) -> None:
             async for ev in records.events():
@@ -161,8 +162,12 @@ class Worker:
                 task = None
                 if durable:
                     if msg.partition not in runtime.tasks:
-                        await self.checkpoint.ensure_restored(stream, msg.partition, self.app.consumer.assignment())
+                        restored.update(await self.checkpoint.ensure_restored(
+                            stream, msg.partition, self.app.consumer.assignment()))
                     task = runtime.task(msg.partition)
+                    if restored and msg.partition in restored:  # its first record since the restore
+                        restored.discard(msg.partition)
+                        state_gap(stream, msg.topic, msg.partition, task.meta, msg.offset)
                     if msg.offset <= task.meta.get("applied", -1):
                         # in the restored state already: its alerts and forwarded events went out before the
                         # checkpoint was written, so it is not applied twice
@@ -418,6 +423,29 @@ def _forget_lag(topic: str, partition: int) -> None:
         metrics.LAG.remove(topic, str(partition))
     except KeyError:
         pass
+
+
+def state_gap(stream: str, topic: str, partition: int, meta: dict[str, Any], first: int) -> int:
+    """The records a partition's restored state never applied, seen at the first record read after the restore
+    (``first``, the group's committed offset): none when the state is at or past it (the records it has applied are
+    skipped), ``first - applied - 1`` when it is behind. A checkpoint commits offsets only after the state that
+    covers them, so a gap means a checkpoint landed after a newer one — written late by a worker the group had
+    already dropped — and the detectors of that partition missed those records: an ERROR line and
+    ``zhijian_state_gaps_total``. (The input topics are written without transactions: their offsets have no holes.)
+
+    >>> state_gap("telemetry", "zhijian.telemetry", 3, {"applied": 41}, 42)
+    0
+    >>> state_gap("telemetry", "zhijian.telemetry", 3, {}, 42)  # no state yet: nothing to compare
+    0
+    """
+    applied = meta.get("applied", -1)
+    missed = first - applied - 1 if applied >= 0 else 0
+    if missed > 0:
+        metrics.STATE_GAPS.labels(stream).inc()
+        log.error("%s[%d]: the restored state has applied records up to offset %d, but the group had committed %d: "
+                  "%d records were never applied to it (a checkpoint written late by a worker the group had dropped)",
+                  topic, partition, applied, first, missed)
+    return max(missed, 0)
 
 
 def create_app(settings: Settings) -> faust.App:

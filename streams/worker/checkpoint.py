@@ -61,9 +61,11 @@ TRANSACTION_TIMEOUT_MS = 20_000
 SETTLE_TIMEOUT_S = 90.0
 #: How long one checkpoint's transaction is tried again (a fresh producer each time, waits doubling from
 #: :data:`RETRY_FIRST_S` to :data:`RETRY_MAX_S` between tries) before the worker gives up and stops with the
-#: broker's error: longer than a broker's failover — its session timeout, then a new leader for the transaction
-#: coordinator's partition — which a three-broker cluster rides out in well under a minute
-WRITE_RETRY_S = 120.0
+#: broker's error. Longer than a broker's failover (the cluster notices a dead broker in 6 s, then elects new
+#: leaders); well under Faust's rebalance timeout (60 s): a revocation waits for the checkpoint being written
+#: (Faust commits before it gives partitions up), and a member that has not rejoined by then is dropped from the
+#: group while its write goes on, so an old checkpoint could land after its partitions' new owner had written one
+WRITE_RETRY_S = 30.0
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 
@@ -417,13 +419,13 @@ class Checkpoint:
     def keys(self) -> dict[str, int]:
         return {name: len(store) for name, store in self.all_stores.items()}
 
-    async def ensure_restored(self, name: str, partition: int, assignment: Any) -> None:
+    async def ensure_restored(self, name: str, partition: int, assignment: Any) -> list[int]:
         """Before a partition's first record is processed: restore it, and every other owned partition of the
-        store not restored yet, from the changelog (one read for all of them). The agent calls it only for a
-        partition it has no state task for, so the hot path pays a dict look-up."""
+        store not restored yet, from the changelog (one read for all of them); the partitions restored. The agent
+        calls it only for a partition it has no state task for, so the hot path pays a dict look-up."""
         store = self.stores.get(name)
         if store is None:
-            return
+            return []
         started = time.perf_counter()
         topic = self.store_topics[name]
         owned = sorted({tp.partition for tp in assignment if tp.topic == topic} | {partition})
@@ -432,6 +434,7 @@ class Checkpoint:
         seconds = time.perf_counter() - started
         self.report(Report("restore", read, seconds, self.keys(), name, tuple(new)))
         log.info("%s: restored partitions %s from %d changelog records in %.2f s", name, new, read, seconds)
+        return new
 
     async def restore(self, name: str, partitions: list[int]) -> int:
         """Read the changelog partitions of ``partitions`` into fresh runtimes; return the records read."""

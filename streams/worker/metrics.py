@@ -80,6 +80,10 @@ CHECKPOINT_LONGEST = Gauge("zhijian_checkpoint_longest_seconds", "The longest ch
 CHECKPOINT_RETRIES = Counter("zhijian_checkpoint_retries", "Checkpoint transactions the broker refused (timed out, "
                              "fenced, a coordinator or leader lost) and the worker wrote again with a fresh producer",
                              registry=REGISTRY)
+STATE_GAPS = Counter("zhijian_state_gaps", "Partitions whose restored state had applied fewer records than the group "
+                     "had committed: the records between were never applied to it (a checkpoint written late by a "
+                     "worker the group had dropped); each is also an ERROR line in the log", ["stream"],
+                     registry=REGISTRY)
 CHECKPOINT_LONGEST_PAUSE = Gauge("zhijian_checkpoint_longest_pause_seconds", "The longest time a capture held the "
                                  "agents since the start", registry=REGISTRY)
 RESTORE_SECONDS = Gauge("zhijian_state_restore_seconds", "Time the last assignment took to restore state from "
