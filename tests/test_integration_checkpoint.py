@@ -56,6 +56,32 @@ def counts(runtime: PartitionedRuntime) -> tuple[int, set[int]]:
     return task.meta.get("applied", -1), {task.store_of("test.count", f"F{i:05d}")["n"] for i in range(KEYS)}
 
 
+async def restored(broker: Any) -> PartitionedRuntime:
+    """What a new owner of partition 0 restores from the changelog."""
+    heir = store()
+    await Checkpoint(broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+    return heir
+
+
+class FaustProducer:
+    """What the worker's consumer hands the checkpoint: flush() and the aiokafka producer beneath (unused here)."""
+    _producer = None
+
+    async def flush(self) -> None:
+        return None
+
+
+def offsets_committer(offset: int) -> tuple[list[int], Any]:
+    """The offset commit a checkpoint calls last, and the list of what it committed."""
+    committed: list[int] = []
+
+    async def commit_offsets() -> bool:
+        committed.append(offset)
+        return True
+
+    return committed, commit_offsets
+
+
 @pytest.fixture
 def own_broker(tmp_path):
     with broker_with_topics(tmp_path / "broker.log", app_id=APP) as b:
@@ -82,8 +108,7 @@ def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_bro
         cp._state_producer = None  # abandoned, neither committed nor aborted
 
         started = time.monotonic()
-        heir = store()
-        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        heir = await restored(own_broker)
         waited = time.monotonic() - started
         assert counts(heir) == (10, {1}), "a half-written checkpoint must not be restored"
         assert waited >= 2.0, f"the restore read at once ({waited:.1f} s), before the open transaction ended"
@@ -96,8 +121,7 @@ def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_bro
         await cp2.write(None, cp2.capture())
         await cp2.close()
         await dying.stop()
-        again = store()
-        await Checkpoint(own_broker.connection, {STORE: again}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        again = await restored(own_broker)
         assert counts(again) == (30, {3})
 
     asyncio.run(run())
@@ -106,7 +130,7 @@ def test_a_checkpoint_killed_half_way_is_not_restored_and_a_whole_one_is(own_bro
 def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_are_committed(own_broker, monkeypatch):
     """A checkpoint transaction slower than its timeout (a starved 2-core machine once took 24 s in CI) is aborted
     and fenced by the broker. The worker must neither crash nor commit offsets past state that is not written: the
-    same captured keys go out again at once with a fresh producer, the offsets are committed after that, and the
+    same captured keys go out again with a fresh producer, the offsets are committed after that, and the
     changelog restores the checkpoint whole — with nothing of the refused transaction counted twice."""
     monkeypatch.setattr(checkpoint_module, "TRANSACTION_TIMEOUT_MS", 2000)
     real_send, slow = checkpoint_module._send, {"calls": 0}
@@ -120,23 +144,13 @@ def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_a
 
     monkeypatch.setattr(checkpoint_module, "_send", slow_send)
 
-    class FaustProducer:  # what the worker's consumer hands the checkpoint: flush() and the aiokafka producer
-        _producer = None
-
-        async def flush(self) -> None:
-            return None
-
     async def run() -> None:
         live = store()
         reports: list[Any] = []
         cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
         feed(live, 10)
         first = await cp.state_producer()
-        committed: list[int] = []
-
-        async def commit_offsets() -> bool:
-            committed.append(10)
-            return True
+        committed, commit_offsets = offsets_committer(10)
 
         assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [10]
         kinds = [r.kind for r in reports]
@@ -144,8 +158,7 @@ def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_a
         assert reports[-1].records == KEYS + 1  # every key and the runtime's record, once
         assert cp._state_producer is not first  # the refused producer was dropped
         await cp.close()
-        heir = store()
-        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        heir = await restored(own_broker)
         assert counts(heir) == (10, {1})
 
     asyncio.run(run())
@@ -179,29 +192,18 @@ def test_a_checkpoint_whose_producer_cannot_find_its_coordinator_waits_and_is_wr
 
     monkeypatch.setattr(checkpoint_module, "AIOKafkaProducer", LosingCoordinator)
 
-    class FaustProducer:
-        _producer = None
-
-        async def flush(self) -> None:
-            return None
-
     async def run() -> None:
         live = store()
         reports: list[Any] = []
         cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
         feed(live, 3)
-        committed: list[int] = []
-
-        async def commit_offsets() -> bool:
-            committed.append(3)
-            return True
+        committed, commit_offsets = offsets_committer(3)
 
         assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [3]
         assert [r.kind for r in reports] == ["checkpoint_retried", "checkpoint_retried", "checkpoint"]
         assert len(made) == 3 and made[0].stopped and made[1].stopped and cp._state_producer is made[2]
         await cp.close()
-        heir = store()
-        await Checkpoint(own_broker.connection, {STORE: heir}, {STORE: TOPIC}, APP).restore(STORE, [0])
+        heir = await restored(own_broker)
         assert counts(heir) == (3, {1})
 
     asyncio.run(run())
@@ -221,21 +223,11 @@ def test_a_checkpoint_gives_up_after_its_retry_time_and_commits_no_offset(own_br
 
     monkeypatch.setattr(checkpoint_module, "AIOKafkaProducer", NeverStarts)
 
-    class FaustProducer:
-        _producer = None
-
-        async def flush(self) -> None:
-            return None
-
     async def run() -> None:
         live = store()
         cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP)
         feed(live, 1)
-        committed: list[int] = []
-
-        async def commit_offsets() -> bool:
-            committed.append(1)
-            return True
+        committed, commit_offsets = offsets_committer(1)
 
         started = time.monotonic()
         with pytest.raises(KafkaError, match="Connection at 127.0.0.1:9 closed"):
