@@ -235,3 +235,42 @@ def test_a_checkpoint_gives_up_after_its_retry_time_and_commits_no_offset(own_br
         assert committed == [] and 0.2 < time.monotonic() - started < 5
 
     asyncio.run(run())
+
+
+def test_a_checkpoint_of_a_worker_dropped_from_its_group_is_not_written(own_broker):
+    """The fence against a checkpoint written late: a worker the group has dropped may not know it yet, while its
+    partitions' new owners restore them; its checkpoint must not land after theirs. Before it commits, the
+    transaction asks the group coordinator whether the member the worker was at the capture is still listed.
+    Here a real consumer is the worker's member: a checkpoint while it is in the group is written; once it has left
+    (as when the coordinator drops it), the next is refused with the reason, aborted, and commits no offset."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.worker.checkpoint import GroupMembershipLost
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(TOPIC, **own_broker.connection.aiokafka(), group_id=APP)
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not consumer.assignment():
+                assert time.monotonic() < deadline, "the consumer never joined its group"
+                await consumer.getmany(timeout_ms=200)
+            member = consumer._coordinator.member_id
+            assert member
+            live = store()
+            cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, member=lambda: member)
+            feed(live, 5)
+            committed, commit_offsets = offsets_committer(5)
+            assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [5]
+        finally:
+            await consumer.stop()  # it leaves the group: its id is no longer listed, as after being dropped
+        feed(live, 6)
+        committed, commit_offsets = offsets_committer(6)
+        with pytest.raises(GroupMembershipLost, match=f"dropped from consumer group {APP}"):
+            await cp.commit(FaustProducer(), commit_offsets)
+        assert committed == []
+        await cp.close()
+        heir = await restored(own_broker)
+        assert counts(heir) == (5, {1})  # the first checkpoint, not the refused one
+
+    asyncio.run(run())

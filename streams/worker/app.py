@@ -97,7 +97,7 @@ class Worker:
         self.app.checkpoint = Checkpoint(settings.kafka, {**self.plan.runtimes, **self.plan.receivers},
                                          self.consumed, settings.worker.app_id, self.plan.rekeying,
                                          durable=settings.worker.durable_state, report=metrics.checkpointed,
-                                         caught_up=self.caught_up)
+                                         caught_up=self.caught_up, member=self.member_id)
         self.checkpoint = self.app.checkpoint
         self.pseudonymize = Pseudonymizer.from_env()
         self.plan.reference.pseudonymize = self.pseudonymize  # beneficiaries kept under the claims' pseudonyms
@@ -115,6 +115,16 @@ class Worker:
         for group, topic in self.group_topics.items():
             self.app.agent(self.app.topic(topic, **RAW), name=f"zhijian.{group}")(self._group_agent(group))
         self._services()
+
+    def member_id(self) -> str | None:
+        """This worker's member id in its consumer group, as its aiokafka consumer knows it ("" once the group has
+        dropped it, until it joins again; None before the consumer runs): what a checkpoint confirms with the
+        coordinator before it commits (:meth:`Checkpoint._confirm`). Faust runs the consumer on a thread of its
+        own; reading a string attribute from here is safe."""
+        thread = getattr(self.app.consumer, "_thread", None)
+        coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+        member = getattr(coordinator, "member_id", None)
+        return member if isinstance(member, str) else None
 
     # -- what every agent sends
 

@@ -17,7 +17,9 @@ consumer calls instead of committing the offsets itself (:mod:`streams.worker.tr
    agents (they give the loop a turn every few milliseconds meanwhile, so that it never outlives its timeout on a
    busy loop: :meth:`Checkpoint.steps`): a worker killed half-way through a
    checkpoint of a hundred thousand keys leaves no half of it behind (the runtime's own record — the last input
-   offset applied — and the keys it speaks for are read together or not at all);
+   offset applied — and the keys it speaks for are read together or not at all); before it commits, the group
+   coordinator must still list the worker's member id of the capture (:meth:`Checkpoint._confirm`: a worker the
+   group has dropped writes nothing over its partitions' new owners);
 4. **commit** the offsets Faust chose before step 1, which are never ahead of the captured state.
 
 After a kill the new owner **restores** a partition's state from its changelog before the partition's first
@@ -43,7 +45,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.client import CoordinationType
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.admin import DescribeGroupsRequest
 
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.follower import TopicFollower
@@ -68,6 +72,11 @@ SETTLE_TIMEOUT_S = 90.0
 WRITE_RETRY_S = 30.0
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
+
+
+class GroupMembershipLost(RuntimeError):
+    """The group no longer lists the member this worker was when it captured a checkpoint: its partitions may have a
+    new owner, whose state the checkpoint must not overwrite."""
 
 
 class DeliveryFailed(RuntimeError):
@@ -99,7 +108,8 @@ class Checkpoint:
     def __init__(self, conn: KafkaConnection, stores: dict[str, Any], store_topics: dict[str, str], app_id: str,
                  rekeying: dict[str, Rekeying] | None = None, durable: bool = True,
                  report: Callable[[Report], None] = lambda report: None,
-                 caught_up: Callable[[str, int], bool] = lambda topic, partition: False) -> None:
+                 caught_up: Callable[[str, int], bool] = lambda topic, partition: False,
+                 member: Callable[[], str | None] = lambda: None) -> None:
         self.conn = conn
         self.all_stores = stores
         self.stores = stores if durable else {}  # nothing checkpointed or restored when not durable
@@ -111,6 +121,9 @@ class Checkpoint:
         self.report = report
         #: whether an input partition is read to its log end: its forwarders then tell the receivers it is idle
         self.caught_up = caught_up
+        #: the worker's member id in its consumer group now ("" once dropped, None outside a group): see _confirm
+        self.member = member
+        self._group_node: int | None = None  # the group coordinator's node, looked up at the first confirmation
         #: held by an agent while it handles one record and sends what it caused: the state is captured only
         #: between records, so a captured state never holds a record whose alerts are not yet sent
         self.boundary = asyncio.Lock()
@@ -232,6 +245,7 @@ class Checkpoint:
             async with self.boundary:
                 paused = time.perf_counter()
                 captured = self.capture()
+                member = self.member()  # who the worker was in its group when the state was captured
                 pause = time.perf_counter() - paused
             try:
                 await producer.flush()
@@ -241,7 +255,7 @@ class Checkpoint:
                         "may cover its record: the worker stops, and the next one reads the records again from the "
                         "last checkpoint; fix the cause (the topic's ACLs, message.max.bytes) and restart it"
                     ) from self.lost
-                await self.write(producer._producer, captured, pause)
+                await self.write(producer._producer, captured, pause, member)
             except BaseException:
                 for _, _, capture in captured[1]:
                     capture.abort()  # the next checkpoint writes these keys again
@@ -285,7 +299,8 @@ class Checkpoint:
             forward += [(topic, p, envelopes) for (topic, p), envelopes in per_target.items()]
         return forward
 
-    async def write(self, producer: Any, captured: tuple[list[Any], list[Any]], pause: float = 0.0) -> int:
+    async def write(self, producer: Any, captured: tuple[list[Any], list[Any]], pause: float = 0.0,
+                    member: str | None = None) -> int:
         """The envelopes first, then the state: a state that says a record was applied is never on the
         changelog before what the record forwarded (a kill between the two forwards it again, and the
         receiver knows its offsets). Encoded a slice at a time, yielding to the agents between slices.
@@ -301,13 +316,13 @@ class Checkpoint:
             await asyncio.gather(*pending)  # forwarded before the state that says so
         records_out = 0
         if any(not capture.done for _, _, capture in changes):
-            records_out = await self._write_state(changes)
+            records_out = await self._write_state(changes, member)
         if records_out:
             self.report(Report("checkpoint", records_out, time.perf_counter() - started, self.keys(),
                                pause=pause))
         return written + records_out
 
-    async def _write_state(self, changes: list[tuple[str, int, Any]]) -> int:
+    async def _write_state(self, changes: list[tuple[str, int, Any]], member: str | None = None) -> int:
         """The captured keys of every store, in one transaction of :meth:`state_producer`.
 
         The keys are encoded first, a slice at a time while the agents run on; then the transaction is opened
@@ -344,6 +359,8 @@ class Checkpoint:
                 for topic, partition, records in encoded:
                     pending += await _send(producer, topic, partition, records)
                 await asyncio.gather(*pending)
+                if member is not None:
+                    await self._confirm(producer, member)  # its partitions are in the open transaction by now
                 await producer.commit_transaction()  # acknowledged before the offsets are committed
                 return records_out
             except BaseException as e:
@@ -357,6 +374,42 @@ class Checkpoint:
                 self.report(Report("checkpoint_retried", records_out))
             await asyncio.sleep(wait)
             wait = min(wait * 2, RETRY_MAX_S)
+
+    async def _confirm(self, producer: Any, member: str) -> None:
+        """Raise :class:`GroupMembershipLost` unless the group coordinator still lists ``member``, the member this
+        worker was when it captured the checkpoint — asked while the transaction is open, just before its commit.
+
+        The fence against a checkpoint written late. A worker the group has dropped (its session expired while the
+        coordinator was away) does not know it until its next heartbeat, and meanwhile its partitions' new owners
+        restore them; if its transaction opened after such a restore and committed after the owner's own
+        checkpoint, the changelog would end with the older state while the group's offsets are the owner's, and
+        the next restore would never apply the records between (``zhijian_state_gaps_total``). A new owner gets
+        a partition only once a rebalance has completed without the dropped member, and aiokafka gives a dropped
+        member a new id when it joins again; so if the coordinator still lists the id, no owner has restored
+        since, and a restore that comes later waits for this open transaction and reads what it commits. (A
+        revocation commits its last checkpoint before the member joins again, still listed.) The check is one
+        round trip to the coordinator, beside the agents; a coordinator that cannot answer is a refused
+        transaction (written again)."""
+        client = producer.client
+        if self._group_node is None:
+            self._group_node = await client.coordinator_lookup(CoordinationType.GROUP, self.app_id)
+        try:
+            response = await client.send(self._group_node, DescribeGroupsRequest([self.app_id]))
+            [group] = response.groups
+            if group[0]:
+                raise for_code(group[0])(f"describing group {self.app_id}")
+        except BaseException:
+            self._group_node = None  # look the coordinator up again next time: it may have moved
+            raise
+        members = {m[0] for m in group[5]}
+        if not member or member not in members:
+            log.error("this worker (member %r) is no longer in group %s (members now: %d): its checkpoint is not "
+                      "written, and the worker stops; its partitions' new owners carry on from their own",
+                      member, self.app_id, len(members))
+            raise GroupMembershipLost(
+                f"the worker was dropped from consumer group {self.app_id} (member {member!r} not among its "
+                f"{len(members)} members) while a checkpoint was being written: the checkpoint is not written, "
+                "since its partitions may have new owners; the worker stops, and a restarted one joins again")
 
     def encode(self, budget_s: float) -> bool:
         """Encode the captured keys of the checkpoint being written for about ``budget_s``; whether all are.
