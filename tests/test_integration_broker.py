@@ -122,3 +122,35 @@ def test_transactions_and_a_fast_first_group_join(broker):
     print(f"first consumer-group join: {joined:.2f} s")
     assert c.assignment() or joined < 60
     assert joined < 20, f"the first group join took {joined:.1f} s (group.initial.rebalance.delay.ms not 0?)"
+
+
+def test_a_port_taken_between_its_choice_and_the_bind_starts_the_broker_on_fresh_ones(tmp_path, monkeypatch, caplog):
+    """Ports are chosen free and bound by the JVM a moment later; with tests and lab runs starting brokers and
+    workers side by side, another process can take one in between (CI, 2026-12-07: a cluster node "exited at
+    start"). A broker whose ports were chosen for it starts again on fresh ones instead of failing. Here the
+    controller port it is given is already listening."""
+    import socket
+
+    from connectors.kafka import broker as broker_module
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real, calls = broker_module.free_port, []
+
+    def chosen(host: str = "127.0.0.1") -> int:
+        calls.append(host)
+        return taken.getsockname()[1] if len(calls) == 2 else real(host)  # the first attempt's controller port
+
+    monkeypatch.setattr(broker_module, "free_port", chosen)
+    try:
+        with caplog.at_level("WARNING", logger="connectors.kafka.broker"):
+            with EmbeddedBroker(log_path=tmp_path / "broker.log") as b:
+                admin = KafkaAdminClient(bootstrap_servers=b.bootstrap_servers)
+                assert len(admin.describe_cluster()["brokers"]) == 1
+                admin.close()
+                assert b.controller_port != taken.getsockname()[1]
+    finally:
+        taken.close()
+    assert len(calls) == 4  # client and controller ports twice
+    assert any("was taken by another process as it started" in r.getMessage() for r in caplog.records)

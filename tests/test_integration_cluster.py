@@ -18,11 +18,19 @@ import time
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from connectors.kafka.broker import free_port
+from connectors.kafka.broker import free_port, port_is_free
+
+
+def three_free_ports() -> int:
+    """A port whose next two are free as well: the cluster's clients listen on port, port + 1 and port + 2."""
+    while True:
+        port = free_port()
+        if port + 2 < 65536 and port_is_free(port + 1) and port_is_free(port + 2):
+            return port
 
 
 def test_broker_nodes_3_replicates_every_topic_three_times(tmp_path):
-    port = free_port()
+    port = three_free_ports()
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--nodes", "3", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             start_new_session=True)

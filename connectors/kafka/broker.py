@@ -14,6 +14,7 @@ each principal only what its role needs (:func:`role_acls`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -107,6 +108,14 @@ def check_libs() -> Path:
         raise BrokerError(f"the Apache Kafka {KAFKA_VERSION} jars are not in {libs}: {SETUP_HINT} "
                           f"(or set {LIBS_ENV} to a folder holding them)")
     return libs
+
+
+class PortTaken(BrokerError):
+    """A port chosen free was taken by another process before the broker's JVM bound it."""
+
+
+#: Times a broker (or a cluster) whose ports were chosen for it is started on fresh ones after a port was taken.
+PORT_ATTEMPTS = 3
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -527,7 +536,21 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 90.0, wait: bool = True) -> "EmbeddedBroker":
         """Start the JVM and (``wait``) wait until it answers; a cluster's members are launched first and waited
-        for after (a KRaft quorum answers once a majority runs)."""
+        for after (a KRaft quorum answers once a majority runs). A broker alone whose ports were chosen here is
+        started again on fresh ones, up to :data:`PORT_ATTEMPTS` times, when another process took one of them
+        between the choice and the JVM's bind (:class:`PortTaken`: tests and lab runs start many side by side)."""
+        auto = self.port is None and self.quorum is None
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start(timeout, wait)
+            except PortTaken as e:
+                if not auto or not wait or attempt == PORT_ATTEMPTS:
+                    raise
+                log.warning("%s; starting again on fresh ports", e)
+                self.port = None
+        raise AssertionError("not reached")
+
+    def _start(self, timeout: float, wait: bool) -> "EmbeddedBroker":
         java = find_java()
         libs = check_libs()
         if self.port is not None and not port_is_free(self.port, self.host):
@@ -572,6 +595,14 @@ class EmbeddedBroker:
         try:
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
+                    said = ""
+                    for path in (self.log_path or self.data_dir / "broker.log", self.data_dir / "broker.out"):
+                        with contextlib.suppress(OSError):
+                            said += Path(path).read_text(errors="replace")[-20_000:]
+                    if "Address already in use" in said:  # read before stop() removes an ephemeral folder
+                        raise PortTaken(f"a port of the embedded broker (client {self.port}, controller "
+                                        f"{self.controller_port}) was taken by another process as it started: start it again, or pass "
+                                        "another --port")
                     raise BrokerError(f"the embedded broker exited at start (code {self._proc.returncode}); see "
                                       f"{self.log_path or self.data_dir / 'broker.log'} and {self.data_dir / 'broker.out'}")
                 try:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from connectors.kafka.broker import BrokerError, EmbeddedBroker, _cluster_id, ensure_topics, free_port
+from connectors.kafka.broker import (PORT_ATTEMPTS, BrokerError, EmbeddedBroker, PortTaken, _cluster_id, ensure_topics,
+                                     free_port)
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.topics import TopicSpec
 
@@ -85,6 +86,19 @@ class EmbeddedCluster:
         self.wait_topics([t.name for t in specs])
 
     def start(self, timeout: float = 120.0) -> "EmbeddedCluster":
+        """Launch every node, then wait for all; started again on fresh controller ports (and client ports unless
+        ``base_port`` fixes them) when another process took one as it started (:class:`PortTaken`)."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start(timeout)
+            except PortTaken as e:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                log.warning("%s; starting the cluster again on fresh ports", e)
+                self.nodes = {}
+        raise AssertionError("not reached")
+
+    def _start(self, timeout: float) -> "EmbeddedCluster":
         quorum = {i: free_port() for i in range(1, self.n + 1)}
         cid = _cluster_id()
         props = cluster_properties(self.n)
