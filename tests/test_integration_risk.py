@@ -94,7 +94,13 @@ def test_the_daily_scores_follow_the_worker_and_rank_the_fraud_first(broker, tmp
         commit(bs, claims_topic, ends)  # the worker has judged day 4's claims: day 3 is complete
         records = [orjson.loads(r.value) for r in read_topic(bs, scores_topic, lambda rs: len(rs) >= 14, timeout=90)]
         assert {r["day"] for r in records[7:]} == {"2026-11-03"}
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        # the scorer counts a day's records once its producer's flush returns: a moment after a reader sees them
+        deadline = time.monotonic() + 10
+        while True:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            if "zhijian_institution_scores_published_total 14.0" in metrics or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert "zhijian_institution_scores_published_total 14.0" in metrics
         assert 'zhijian_institutions_graded{grade="blue"} 6.0' in metrics
         assert "K9" not in metrics and "C0" not in metrics  # no institution in a label
