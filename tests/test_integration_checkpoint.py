@@ -56,6 +56,14 @@ def counts(runtime: PartitionedRuntime) -> tuple[int, set[int]]:
     return task.meta.get("applied", -1), {task.store_of("test.count", f"F{i:05d}")["n"] for i in range(KEYS)}
 
 
+def fed_checkpoint(broker: Any, offset: int) -> tuple[PartitionedRuntime, Checkpoint, list[Any]]:
+    """A store fed one event for every key at ``offset``, its checkpoint, and the list its reports go to."""
+    live, reports = store(), []
+    cp = Checkpoint(broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
+    feed(live, offset)
+    return live, cp, reports
+
+
 async def restored(broker: Any) -> PartitionedRuntime:
     """What a new owner of partition 0 restores from the changelog."""
     heir = store()
@@ -145,10 +153,7 @@ def test_a_checkpoint_the_broker_times_out_is_written_again_before_the_offsets_a
     monkeypatch.setattr(checkpoint_module, "_send", slow_send)
 
     async def run() -> None:
-        live = store()
-        reports: list[Any] = []
-        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
-        feed(live, 10)
+        live, cp, reports = fed_checkpoint(own_broker, 10)
         first = await cp.state_producer()
         committed, commit_offsets = offsets_committer(10)
 
@@ -193,10 +198,7 @@ def test_a_checkpoint_whose_producer_cannot_find_its_coordinator_waits_and_is_wr
     monkeypatch.setattr(checkpoint_module, "AIOKafkaProducer", LosingCoordinator)
 
     async def run() -> None:
-        live = store()
-        reports: list[Any] = []
-        cp = Checkpoint(own_broker.connection, {STORE: live}, {STORE: TOPIC}, APP, report=reports.append)
-        feed(live, 3)
+        live, cp, reports = fed_checkpoint(own_broker, 3)
         committed, commit_offsets = offsets_committer(3)
 
         assert await cp.commit(FaustProducer(), commit_offsets) is True and committed == [3]
