@@ -28,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType, KafkaAdminClient,
                          NewTopic, ResourcePattern, ResourcePatternFilter, ResourceType)
@@ -39,6 +40,7 @@ from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The one Apache Kafka version of the project: the POM, the embedded broker and docker-compose agree
 #: (tests/test_broker_setup.py checks). 3.9.x still serves every protocol version aiokafka (Faust),
@@ -116,6 +118,20 @@ class PortTaken(BrokerError):
 
 #: Times a broker (or a cluster) whose ports were chosen for it is started on fresh ones after a port was taken.
 PORT_ATTEMPTS = 3
+
+
+def on_fresh_ports(start: Callable[[], T], forget_ports: Callable[[], None], what: str) -> T:
+    """``start()``, and after a :class:`PortTaken` ``forget_ports()`` and ``start()`` again, up to
+    :data:`PORT_ATTEMPTS` times in all (the last one's error is raised)."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return start()
+        except PortTaken as e:
+            if attempt == PORT_ATTEMPTS:
+                raise
+            log.warning("%s; starting %s again on fresh ports", e, what)
+            forget_ports()
+    raise AssertionError("not reached")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -539,16 +555,9 @@ class EmbeddedBroker:
         for after (a KRaft quorum answers once a majority runs). A broker alone whose ports were chosen here is
         started again on fresh ones, up to :data:`PORT_ATTEMPTS` times, when another process took one of them
         between the choice and the JVM's bind (:class:`PortTaken`: tests and lab runs start many side by side)."""
-        auto = self.port is None and self.quorum is None
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            try:
-                return self._start(timeout, wait)
-            except PortTaken as e:
-                if not auto or not wait or attempt == PORT_ATTEMPTS:
-                    raise
-                log.warning("%s; starting again on fresh ports", e)
-                self.port = None
-        raise AssertionError("not reached")
+        if self.port is not None or self.quorum is not None or not wait:  # ports given, or waited for elsewhere
+            return self._start(timeout, wait)
+        return on_fresh_ports(lambda: self._start(timeout, wait), lambda: setattr(self, "port", None), "the broker")
 
     def _start(self, timeout: float, wait: bool) -> "EmbeddedBroker":
         java = find_java()
@@ -601,8 +610,8 @@ class EmbeddedBroker:
                             said += Path(path).read_text(errors="replace")[-20_000:]
                     if "Address already in use" in said:  # read before stop() removes an ephemeral folder
                         raise PortTaken(f"a port of the embedded broker (client {self.port}, controller "
-                                        f"{self.controller_port}) was taken by another process as it started: start it again, or pass "
-                                        "another --port")
+                                        f"{self.controller_port}) was taken by another process as it started: "
+                                        "start it again, or pass another --port")
                     raise BrokerError(f"the embedded broker exited at start (code {self._proc.returncode}); see "
                                       f"{self.log_path or self.data_dir / 'broker.log'} and {self.data_dir / 'broker.out'}")
                 try:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from connectors.kafka.broker import (PORT_ATTEMPTS, BrokerError, EmbeddedBroker, PortTaken, _cluster_id, ensure_topics,
-                                     free_port)
+from connectors.kafka.broker import BrokerError, EmbeddedBroker, _cluster_id, ensure_topics, free_port, on_fresh_ports
 from connectors.kafka.connection import KafkaConnection
 from connectors.kafka.topics import TopicSpec
 
@@ -88,15 +87,7 @@ class EmbeddedCluster:
     def start(self, timeout: float = 120.0) -> "EmbeddedCluster":
         """Launch every node, then wait for all; started again on fresh controller ports (and client ports unless
         ``base_port`` fixes them) when another process took one as it started (:class:`PortTaken`)."""
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            try:
-                return self._start(timeout)
-            except PortTaken as e:
-                if attempt == PORT_ATTEMPTS:
-                    raise
-                log.warning("%s; starting the cluster again on fresh ports", e)
-                self.nodes = {}
-        raise AssertionError("not reached")
+        return on_fresh_ports(lambda: self._start(timeout), lambda: setattr(self, "nodes", {}), "the cluster")
 
     def _start(self, timeout: float) -> "EmbeddedCluster":
         quorum = {i: free_port() for i in range(1, self.n + 1)}
