@@ -205,8 +205,7 @@ class Checkpoint:
             try:
                 await producer.start()  # finds the transaction coordinator: fails while a broker fails over
             except BaseException:
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(producer.stop(), 5.0)
+                await _quietly(producer.stop())
                 raise
             self._state_producer = producer
         return self._state_producer
@@ -460,14 +459,8 @@ class Checkpoint:
         self._state_producer = None
         if producer is None:
             return
-        try:
-            await asyncio.wait_for(producer.abort_transaction(), 5.0)
-        except BaseException:  # noqa: BLE001 — the write's own error is the one that counts
-            pass
-        try:
-            await asyncio.wait_for(producer.stop(), 5.0)
-        except BaseException:  # noqa: BLE001
-            pass
+        await _quietly(producer.abort_transaction())
+        await _quietly(producer.stop())
 
     def keys(self) -> dict[str, int]:
         return {name: len(store) for name, store in self.all_stores.items()}
@@ -532,6 +525,13 @@ SLICE_S = 0.02
 PACE_MAX_S = 0.05
 #: Keys encoded between two looks at the clock.
 KEYS_PER_STEP = 100
+
+
+async def _quietly(step: Awaitable[Any]) -> None:
+    """A clean-up step after a failed write, given 5 s; its own error is dropped (the write's is the one that
+    counts)."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(step, 5.0)
 
 
 async def _send_envelopes(producer: Any, forward: list[tuple[str, int, list[Any]]]) -> tuple[list[Any], int]:
